@@ -1,0 +1,241 @@
+/*
+ * danests.h - public interface of libdanests
+ *
+ * libdanests decides, for a destination mail domain, how each of its MX
+ * hosts must be reached: with DANE (RFC 7672), with MTA-STS (RFC 8461),
+ * opportunistically, or not at all.  Adapters for Exim, Postfix and
+ * OpenSMTPD and the danests(1) tool are thin layers over this interface.
+ *
+ * Conventions:
+ *  - Every function that can fail returns a danests_status and, where
+ *    useful, a human-readable reason in a caller-supplied buffer ("why").
+ *  - The library never prints and never exits.
+ *  - Every *_new has its *_free; ownership is stated per function.
+ *  - Contexts are not thread-safe; use one per thread.  They are safe to
+ *    use in several processes at once (the policy cache is shared).
+ */
+#ifndef DANESTS_H
+#define DANESTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DANESTS_VERSION "0.1.0"
+
+/* One status for every layer; maps 1:1 to socketmap OK/NOTFOUND/TEMP/PERM,
+ * LMTP 2xx/-/4xx/5xx and Exim OK/FAIL_FORCED/DEFER/FAIL. */
+typedef enum danests_status {
+	DANESTS_OK = 0,
+	DANESTS_NOTFOUND = 1,
+	DANESTS_TEMP = 2,
+	DANESTS_PERM = 3,
+} danests_status;
+
+/* DNSSEC status of one lookup, as reported by a validating resolver. */
+typedef enum danests_dnssec {
+	DANESTS_SEC_SECURE = 0,
+	DANESTS_SEC_INSECURE,
+	DANESTS_SEC_BOGUS,		/* SERVFAIL from a validating resolver */
+	DANESTS_SEC_INDETERMINATE,	/* timeout, network or local error */
+} danests_dnssec;
+
+typedef enum danests_verdict {
+	DANESTS_DELIVER = 0,	/* at least one usable host */
+	DANESTS_TEMPFAIL,	/* defer, try again later */
+	DANESTS_PERMFAIL,	/* bounce: NXDOMAIN, null MX */
+} danests_verdict;
+
+/* Per-host policy, strongest first. */
+typedef enum danests_policy {
+	DANESTS_POLICY_DANE = 0,	/* TLS + usable TLSA records */
+	DANESTS_POLICY_ENCRYPT,		/* TLS, unauthenticated */
+	DANESTS_POLICY_STS_ENFORCE,	/* TLS + PKIX + MX name in policy */
+	DANESTS_POLICY_STS_TESTING,	/* try as enforce, deliver anyway */
+	DANESTS_POLICY_MAY,		/* opportunistic TLS */
+	DANESTS_POLICY_SKIP,		/* never connect to this host */
+} danests_policy;
+
+typedef enum danests_sts_mode {
+	DANESTS_STS_NONE = 0,
+	DANESTS_STS_TESTING,
+	DANESTS_STS_ENFORCE,
+} danests_sts_mode;
+
+const char *danests_status_name(danests_status);
+const char *danests_dnssec_name(danests_dnssec);
+const char *danests_verdict_name(danests_verdict);
+const char *danests_policy_name(danests_policy);
+const char *danests_sts_mode_name(danests_sts_mode);
+
+/* danests_reason_result_type - RFC 8460 result type for a reason code, or
+ * NULL when the reason is not a failure. */
+const char *danests_reason_result_type(const char *reason);
+
+/* One usable TLSA record (RFC 6698 2.1). */
+struct danests_tlsa {
+	uint8_t usage;
+	uint8_t selector;
+	uint8_t mtype;
+	size_t len;
+	unsigned char *data;
+};
+
+/* An MTA-STS policy (RFC 8461 3.2). */
+#define DANESTS_STS_ID_MAX 32
+#define DANESTS_STS_MAX_AGE_MAX 31557600u
+struct danests_sts_policy {
+	danests_sts_mode mode;
+	uint32_t max_age;
+	size_t nmx;
+	char **mx;		/* patterns as written, lower case */
+};
+
+/* The MTA-STS part of a decision.  Present only when a policy applies. */
+struct danests_sts {
+	struct danests_sts_policy policy;
+	char id[DANESTS_STS_ID_MAX + 1];
+	const char *source;	/* "fetched" or "cache" */
+	time_t fetched;		/* when the policy was fetched */
+	time_t expires;		/* fetched + max_age */
+	char *error;		/* last refresh error kept while a cached
+				 * policy stays in force, or NULL */
+};
+
+/* The decision for one MX host.  Read-only; owned by the decision. */
+struct danests_host {
+	char *name;		/* MX exchange, lower case, no trailing dot */
+	int priority;		/* MX preference (0 for implicit MX) */
+	danests_policy policy;
+	const char *reason;	/* static reason code, see README */
+	bool mx_insecure;	/* dane from an insecure MX RRset */
+	danests_dnssec addr_security;
+	danests_dnssec tlsa_security;	/* meaningful when a TLSA lookup ran */
+	char *tlsa_base;	/* TLSA base domain (RFC 7672 2.2.3) or NULL */
+	size_t naddrs;
+	char **addrs;		/* textual addresses, IPv4 first */
+	size_t ntlsa;
+	struct danests_tlsa *tlsa;	/* usable records only */
+	size_t nunusable;	/* secure records that were not usable */
+};
+
+/* The decision for one destination domain. */
+struct danests_decision {
+	char *domain;		/* as asked, lower case, no trailing dot */
+	danests_verdict verdict;
+	const char *reason;	/* static reason code */
+	danests_dnssec mx_security;
+	bool implicit_mx;
+	char *mx_cname;		/* canonical name when the MX lookup
+				 * followed a CNAME, else NULL */
+	struct danests_sts *sts;	/* NULL: no MTA-STS policy applies */
+	char *sts_error;	/* why no policy applies (fetch or parse
+				 * failure), for reporting; or NULL */
+	size_t nhosts;
+	struct danests_host *hosts;	/* delivery order */
+	time_t decided;		/* when the decision was made */
+	time_t expires;		/* when it may no longer be reused */
+	bool from_cache;
+};
+
+void danests_decision_free(struct danests_decision *);
+
+/* danests_decision_to_json - one-line JSON text (the `danests check --json`
+ * contract).  Returns a malloc'ed string the caller frees, or NULL. */
+char *danests_decision_to_json(const struct danests_decision *);
+
+/* danests_decision_from_json - inverse of danests_decision_to_json.  On
+ * DANESTS_OK, *out is a new decision the caller frees. */
+danests_status danests_decision_from_json(const char *json,
+    struct danests_decision **out);
+
+/* Configuration shared by the tool and the adapters. */
+struct danests_config;
+
+struct danests_config *danests_config_new(void);
+void danests_config_free(struct danests_config *);
+
+/* "ADDR" or "ADDR@PORT"; IPv4 or IPv6.  Default: first nameserver of
+ * /etc/resolv.conf, port 53. */
+danests_status danests_config_set_resolver(struct danests_config *,
+    const char *spec, char *why, size_t whylen);
+/* Per DNS query timeout, and the bound on a whole decision. */
+void danests_config_set_dns_timeout(struct danests_config *, unsigned ms);
+void danests_config_set_decision_timeout(struct danests_config *, unsigned ms);
+/* CA bundle for MTA-STS PKIX checks (default: the system store). */
+danests_status danests_config_set_ca_file(struct danests_config *,
+    const char *path, char *why, size_t whylen);
+/* Cache directory; NULL disables the persistent cache. */
+danests_status danests_config_set_cache_dir(struct danests_config *,
+    const char *dir, char *why, size_t whylen);
+/* Minimum seconds between re-checks of a cached policy's TXT id. */
+void danests_config_set_sts_recheck(struct danests_config *, unsigned secs);
+/* Connect and total timeouts of a policy fetch. */
+void danests_config_set_fetch_timeout(struct danests_config *, unsigned ms);
+/* TCP port of policy hosts (443; only tests change it). */
+void danests_config_set_sts_port(struct danests_config *, unsigned port);
+/* Upper bound on how long a decision is reused from the cache. */
+void danests_config_set_decision_ttl(struct danests_config *, unsigned secs);
+/* Enable or disable MTA-STS lookups (default on). */
+void danests_config_set_sts(struct danests_config *, bool on);
+
+/* Read a configuration file of "key value" lines (see danests.conf(5)).
+ * Settings override what was set before. */
+danests_status danests_config_load(struct danests_config *, const char *path,
+    char *why, size_t whylen);
+
+/* A resolution context: a DNS client, an HTTPS fetcher and the cache. */
+struct danests_ctx;
+struct event_base;
+
+/* danests_ctx_new - make a context from a configuration (copied).  When base
+ * is not NULL, every asynchronous operation runs on that libevent loop,
+ * which the caller owns and drives; otherwise the context owns a private
+ * loop used by the synchronous calls. */
+danests_status danests_ctx_new(const struct danests_config *,
+    struct event_base *base, struct danests_ctx **out, char *why,
+    size_t whylen);
+void danests_ctx_free(struct danests_ctx *);
+
+/* Flags for danests_decide*. */
+#define DANESTS_F_NO_CACHE	0x01	/* neither read nor write the cache */
+#define DANESTS_F_REFRESH	0x02	/* ignore cached decisions, re-resolve */
+#define DANESTS_F_CACHE_ONLY	0x04	/* answer from the cache or TEMP */
+
+/* Called once per request with the status and, when status is DANESTS_OK,
+ * a decision owned by the callee (free it with danests_decision_free).  A
+ * decision may itself say tempfail or permfail; status is DANESTS_TEMP only
+ * when no decision could be made at all (e.g. out of memory). */
+typedef void danests_decide_cb(void *arg, danests_status,
+    struct danests_decision *, const char *why);
+
+/* danests_decide_async - start deciding for domain; cb is never called
+ * before this returns.  Returns DANESTS_OK when started, DANESTS_PERM for
+ * a malformed domain (why says so). */
+danests_status danests_decide_async(struct danests_ctx *, const char *domain,
+    unsigned flags, danests_decide_cb *cb, void *arg, char *why,
+    size_t whylen);
+
+/* danests_decide - the synchronous twin; runs the context's loop until
+ * done.  On DANESTS_OK, *out is a new decision the caller frees. */
+danests_status danests_decide(struct danests_ctx *, const char *domain,
+    unsigned flags, struct danests_decision **out, char *why, size_t whylen);
+
+/* Number of requests still in progress on a context. */
+size_t danests_ctx_pending(const struct danests_ctx *);
+
+/* danests_domain_normalize - lower-case a domain, drop one trailing dot,
+ * check it is a syntactically valid host name (A-labels).  Writes into out
+ * (at least 256 bytes).  DANESTS_PERM when not a valid domain. */
+danests_status danests_domain_normalize(const char *in, char *out,
+    size_t outlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DANESTS_H */

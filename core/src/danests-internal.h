@@ -1,0 +1,278 @@
+/*
+ * danests-internal.h - declarations shared by the core's modules and its
+ * unit tests.  Not installed; adapters use danests.h only.
+ *
+ * File name = module = prefix: dns.c -> dns_*, tlsa.c -> tlsa_*, ...
+ */
+#ifndef DANESTS_INTERNAL_H
+#define DANESTS_INTERNAL_H
+
+#include "danests.h"
+
+#include <event2/event.h>
+#include <stdarg.h>
+
+#define DANESTS_NAME_MAX 256	/* presentation name incl. NUL */
+#define DANESTS_WHY_MAX 256
+
+/* util.c - small helpers */
+void *xcalloc(size_t n, size_t sz);	/* NULL only on overflow/ENOMEM */
+char *xstrdup(const char *);
+void why_set(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* name_eq - case-insensitive DNS name compare, trailing dots ignored */
+bool name_eq(const char *a, const char *b);
+/* name_lower - copy lower-cased name without trailing dot */
+danests_status name_lower(const char *in, char *out, size_t outlen);
+
+/*
+ * dns.c - DNS lookups with DNSSEC status.
+ *
+ * A resolver is a small table of function pointers so the unit tests can
+ * feed canned answers (dns_mock.c) while production uses getdns in stub
+ * mode, trusting the AD bit of a validating resolver.
+ */
+#define DNS_T_A		1
+#define DNS_T_CNAME	5
+#define DNS_T_MX	15
+#define DNS_T_TXT	16
+#define DNS_T_AAAA	28
+#define DNS_T_TLSA	52
+
+enum dns_rcode {
+	DNS_R_OK = 0,		/* records of the asked type present */
+	DNS_R_NODATA,		/* name exists, no record of that type */
+	DNS_R_NXDOMAIN,
+	DNS_R_SERVFAIL,		/* bogus (validating resolver) */
+	DNS_R_TIMEOUT,		/* no answer in time */
+	DNS_R_ERROR,		/* network, local or malformed answer */
+};
+
+struct dns_rr {
+	uint16_t type;
+	uint32_t ttl;
+	uint16_t pref;		/* MX preference */
+	char *target;		/* MX exchange or CNAME target: lower case,
+				 * no trailing dot ("" for the root) */
+	size_t rdlen;
+	unsigned char *rdata;	/* raw RDATA (A, AAAA, TXT, TLSA) */
+};
+
+struct dns_answer {
+	char *qname;
+	uint16_t qtype;
+	enum dns_rcode rcode;
+	danests_dnssec sec;	/* status of the whole answer incl. CNAMEs */
+	char *cname;		/* final owner after a CNAME chain, or NULL */
+	uint32_t min_ttl;	/* smallest TTL seen (0 when none) */
+	size_t nrr;
+	struct dns_rr *rr;	/* records of qtype at the final owner */
+	char why[128];
+};
+
+void dns_answer_free(struct dns_answer *);
+
+/* Called once per query; the callee owns ans. */
+typedef void dns_cb(void *arg, struct dns_answer *ans);
+
+struct dns_ops {
+	/* start a query; returns 0 when started (cb will be called later,
+	 * never before query() returns), -1 when it could not start */
+	int (*query)(void *impl, const char *name, uint16_t type, dns_cb *cb,
+	    void *arg);
+	void (*free)(void *impl);
+};
+
+struct dns {
+	const struct dns_ops *ops;
+	void *impl;
+};
+
+/* dns_getdns_new - stub resolver over getdns on base. */
+danests_status dns_getdns_new(struct event_base *base, const char *addr,
+    unsigned port, unsigned timeout_ms, struct dns **out, char *why,
+    size_t whylen);
+int dns_query(struct dns *, const char *name, uint16_t type, dns_cb *cb,
+    void *arg);
+void dns_free(struct dns *);
+
+/* dns_resolvconf_first - first nameserver of a resolv.conf file. */
+danests_status dns_resolvconf_first(const char *path, char *addr,
+    size_t addrlen);
+
+/* dns_mock.c (unit tests only): answers from a table. */
+struct dns_mock_entry {
+	const char *name;
+	uint16_t type;
+	enum dns_rcode rcode;
+	danests_dnssec sec;
+	const char *cname;	/* final owner or NULL */
+	/* records in presentation form of their RDATA:
+	 * MX "10 mx.example", A "192.0.2.1", AAAA "2001:db8::1",
+	 * TXT "v=STSv1; id=1" (one string), TLSA "3 1 1 <hex>" */
+	const char *rdata[8];
+};
+danests_status dns_mock_new(struct event_base *base,
+    const struct dns_mock_entry *table, size_t n, struct dns **out);
+
+/*
+ * tlsa.c - TLSA RDATA (RFC 6698 2.1) and usability (RFC 7672 3.1).
+ */
+enum tlsa_check {
+	TLSA_USABLE = 0,	/* DANE-TA(2)/DANE-EE(3), sel 0/1, mtype 0/1/2 */
+	TLSA_UNUSABLE,		/* well formed, parameters we can't use */
+	TLSA_MALFORMED,		/* too short, or digest length wrong */
+};
+/* tlsa_parse - parse raw RDATA into out (data copied, caller frees
+ * out->data).  Returns TLSA_USABLE/UNUSABLE/MALFORMED; *why on failure. */
+enum tlsa_check tlsa_parse(const unsigned char *rdata, size_t len,
+    struct danests_tlsa *out, const char **why);
+
+/*
+ * sts_txt.c - "_mta-sts" TXT record (RFC 8461 3.1).
+ */
+/* sts_txt_parse - one TXT record (strings already concatenated).
+ * DANESTS_OK: a valid STSv1 record, id copied to id[33].
+ * DANESTS_NOTFOUND: not an STSv1 record (does not start "v=STSv1").
+ * DANESTS_PERM: starts like STSv1 but malformed (why says how). */
+danests_status sts_txt_parse(const char *txt, size_t len,
+    char id[DANESTS_STS_ID_MAX + 1], const char **why);
+/* sts_txt_select - from all TXT records of _mta-sts.D (each as a
+ * concatenated string), pick the single STSv1 record (RFC 8461 3.1:
+ * several -> no policy).  Same returns as sts_txt_parse. */
+danests_status sts_txt_select(const char *const *txts, const size_t *lens,
+    size_t n, char id[DANESTS_STS_ID_MAX + 1], const char **why);
+/* txt_rdata_join - concatenate the character-strings of one TXT RDATA
+ * into a new NUL-terminated string (NULs inside rejected). */
+char *txt_rdata_join(const unsigned char *rdata, size_t len, size_t *outlen);
+
+/*
+ * sts_policy.c - policy body (RFC 8461 3.2) and MX patterns (4.1).
+ */
+#define STS_BODY_MAX (64 * 1024)
+/* sts_policy_parse - parse a body; on DANESTS_OK out is filled (free with
+ * sts_policy_clear); DANESTS_PERM with why on an invalid policy. */
+danests_status sts_policy_parse(const char *body, size_t len,
+    struct danests_sts_policy *out, const char **why);
+void sts_policy_clear(struct danests_sts_policy *);
+danests_status sts_policy_copy(const struct danests_sts_policy *src,
+    struct danests_sts_policy *dst);
+/* sts_policy_mx_match - does host (an MX name) match pattern? */
+bool sts_policy_mx_match(const char *pattern, const char *host);
+/* sts_policy_match - does host match any mx pattern of p? */
+bool sts_policy_match(const struct danests_sts_policy *p, const char *host);
+
+/*
+ * sts_fetch.c - HTTPS policy fetch over the curl multi interface, driven
+ * by the same libevent loop as DNS.
+ */
+struct sts_fetcher;
+struct sts_fetch_result {
+	danests_status status;	/* OK: body holds a 200 text/plain body */
+	const char *reason;	/* "sts-policy-fetch-error" or
+				 * "sts-webpki-invalid" on failure */
+	long http_code;
+	char *body;		/* NUL-terminated, owned by the result */
+	size_t len;
+	char why[DANESTS_WHY_MAX];
+};
+typedef void sts_fetch_cb(void *arg, struct sts_fetch_result *res);
+
+danests_status sts_fetcher_new(struct event_base *base, const char *ca_file,
+    unsigned timeout_ms, unsigned port, struct sts_fetcher **out, char *why,
+    size_t whylen);
+void sts_fetcher_free(struct sts_fetcher *);
+/* sts_fetch_start - GET https://mta-sts.<domain>/.well-known/mta-sts.txt
+ * connecting to the given addresses (textual; from the core's resolver).
+ * cb is called exactly once, never before this returns; the callee owns
+ * nothing: res is valid during the callback only. */
+danests_status sts_fetch_start(struct sts_fetcher *, const char *domain,
+    const char *const *addrs, size_t naddrs, sts_fetch_cb *cb, void *arg);
+
+/*
+ * cache.c - the persistent cache shared by all processes (LMDB).
+ */
+struct cache;
+struct cache_sts {
+	struct danests_sts_policy policy;
+	char id[DANESTS_STS_ID_MAX + 1];
+	time_t fetched;
+	time_t expires;
+	time_t last_check;	/* last TXT id check */
+	char last_error[DANESTS_WHY_MAX];	/* "" when none */
+};
+/* cache_open - open or create the environment under dir; a corrupt one is
+ * moved aside and rebuilt (why says so, status DANESTS_OK).  DANESTS_TEMP
+ * when the cache can't be used at all. */
+danests_status cache_open(const char *dir, struct cache **out, char *why,
+    size_t whylen);
+void cache_close(struct cache *);
+/* DANESTS_OK (entry filled, free with cache_sts_clear), DANESTS_NOTFOUND,
+ * or DANESTS_TEMP when the cache could not be read. */
+danests_status cache_sts_get(struct cache *, const char *domain,
+    struct cache_sts *out, char *why, size_t whylen);
+danests_status cache_sts_put(struct cache *, const char *domain,
+    const struct cache_sts *, char *why, size_t whylen);
+danests_status cache_sts_del(struct cache *, const char *domain, char *why,
+    size_t whylen);
+void cache_sts_clear(struct cache_sts *);
+/* cache_sts_each - call fn for every entry (a read snapshot); stop when fn
+ * returns non-zero. */
+typedef int cache_sts_each_fn(void *arg, const char *domain,
+    const struct cache_sts *);
+danests_status cache_sts_each(struct cache *, cache_sts_each_fn *fn,
+    void *arg, char *why, size_t whylen);
+/* Decisions (JSON text) reused until their expiry. */
+danests_status cache_decision_get(struct cache *, const char *domain,
+    time_t now, char **json, char *why, size_t whylen);
+danests_status cache_decision_put(struct cache *, const char *domain,
+    const char *json, time_t expires, char *why, size_t whylen);
+danests_status cache_decision_del(struct cache *, const char *domain,
+    char *why, size_t whylen);
+
+/*
+ * config.c - the configuration object (fields read by ctx.c).
+ */
+struct danests_config {
+	char resolver[64];	/* "" = from /etc/resolv.conf */
+	unsigned resolver_port;
+	unsigned dns_timeout_ms;
+	unsigned decision_timeout_ms;
+	char *ca_file;
+	char *cache_dir;	/* NULL: no persistent cache */
+	unsigned sts_recheck_s;
+	unsigned fetch_timeout_ms;
+	unsigned sts_port;
+	unsigned decision_ttl_s;
+	bool sts;
+};
+
+/*
+ * decide.c - the decision engine (DESIGN.md rules 1-7).
+ */
+struct decide;
+struct danests_ctx {
+	struct danests_config cfg;
+	struct event_base *base;
+	bool own_base;
+	struct dns *dns;
+	struct sts_fetcher *fetcher;
+	struct cache *cache;
+	size_t pending;
+};
+
+/* decide_finish_host_policy etc. are static in decide.c; the unit tests
+ * drive the engine through danests_ctx_new_with_dns. */
+danests_status danests_ctx_new_with_dns(const struct danests_config *,
+    struct event_base *base, struct dns *dns, struct danests_ctx **out,
+    char *why, size_t whylen);
+
+/* Reason codes (static strings), see reason.c. */
+extern const char R_OK[], R_NULL_MX[], R_NXDOMAIN[], R_DNSSEC_INVALID[],
+    R_DNS_ERROR[], R_DNS_TIMEOUT[], R_NO_ADDRESS[], R_NO_USABLE_HOST[],
+    R_DANE[], R_TLSA_UNUSABLE[], R_TLSA_INVALID[], R_NO_TLSA[],
+    R_ADDR_INSECURE[], R_TLSA_INSECURE[], R_STS_MX_MATCH[],
+    R_STS_MX_MISMATCH[], R_STS_TESTING[], R_STS_NONE[], R_NO_POLICY[],
+    R_CACHE_ERROR[], R_DECISION_TIMEOUT[];
+
+#endif /* DANESTS_INTERNAL_H */

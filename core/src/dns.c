@@ -1,0 +1,1 @@
+/* dns.c - (in progress) */

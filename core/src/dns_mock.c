@@ -1,0 +1,1 @@
+/* dns_mock.c - (in progress) */

@@ -1,0 +1,1 @@
+/* sts_fetch.c - (in progress) */

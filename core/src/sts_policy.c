@@ -1,0 +1,1 @@
+/* sts_policy.c - (in progress) */

@@ -1,0 +1,1 @@
+/* sts_txt.c - (in progress) */

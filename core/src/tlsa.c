@@ -1,0 +1,1 @@
+/* tlsa.c - (in progress) */

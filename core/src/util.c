@@ -1,0 +1,108 @@
+/*
+ * util.c - small helpers shared by the core's modules
+ */
+#include "danests-internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* xcalloc - calloc that refuses n * sz overflow */
+void *
+xcalloc(size_t n, size_t sz)
+{
+	if (n == 0 || sz == 0)
+		n = sz = 1;
+	return calloc(n, sz);
+}
+
+/* xstrdup - strdup that passes NULL through */
+char *
+xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* why_set - format a reason into a caller's buffer, if it gave one */
+void
+why_set(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why == NULL || whylen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+/* name_eq - case-insensitive DNS name compare, one trailing dot ignored */
+bool
+name_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 1 && a[la - 1] == '.')
+		la--;
+	if (lb > 1 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/* name_lower - copy a lower-cased name without its trailing dot */
+danests_status
+name_lower(const char *in, char *out, size_t outlen)
+{
+	size_t n = strlen(in), i;
+
+	if (n > 1 && in[n - 1] == '.')
+		n--;
+	if (n + 1 > outlen)
+		return DANESTS_PERM;
+	for (i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)in[i]);
+	out[n] = '\0';
+	return DANESTS_OK;
+}
+
+/*
+ * danests_domain_normalize - lower-case, drop one trailing dot, and check
+ * the result is a host name in A-label form (RFC 1123 2.1, RFC 5890):
+ * labels of 1-63 letters, digits and hyphens, not starting or ending with a
+ * hyphen, at least two labels, 253 octets at most.  Underscores are allowed
+ * inside labels so that service names (_mta-sts) can be normalised too.
+ */
+danests_status
+danests_domain_normalize(const char *in, char *out, size_t outlen)
+{
+	size_t n, i, lablen = 0, labels = 1;
+	char c;
+
+	if (in == NULL || out == NULL)
+		return DANESTS_PERM;
+	n = strlen(in);
+	if (n > 0 && in[n - 1] == '.')
+		n--;
+	if (n == 0 || n > 253 || n + 1 > outlen)
+		return DANESTS_PERM;
+	for (i = 0; i < n; i++) {
+		c = (char)tolower((unsigned char)in[i]);
+		if (c == '.') {
+			if (lablen == 0 || out[i - 1] == '-')
+				return DANESTS_PERM;
+			lablen = 0;
+			labels++;
+		} else if (isalnum((unsigned char)c) || c == '_' ||
+		    (c == '-' && lablen > 0)) {
+			if (++lablen > 63)
+				return DANESTS_PERM;
+		} else
+			return DANESTS_PERM;
+		out[i] = c;
+	}
+	if (out[n - 1] == '-' || labels < 2)
+		return DANESTS_PERM;
+	out[n] = '\0';
+	return DANESTS_OK;
+}
