@@ -184,6 +184,11 @@ void danests_config_set_decision_ttl(struct danests_config *, unsigned secs);
 /* Enable or disable MTA-STS lookups (default on). */
 void danests_config_set_sts(struct danests_config *, bool on);
 
+/* Apply one setting by name (the keys of danests.conf(5)); DANESTS_NOTFOUND
+ * for a key the library does not know, DANESTS_PERM for a bad value. */
+danests_status danests_config_apply(struct danests_config *, const char *key,
+    const char *value, char *why, size_t whylen);
+
 /* Read a configuration file of "key value" lines (see danests.conf(5)).
  * Settings override what was set before. */
 danests_status danests_config_load(struct danests_config *, const char *path,

@@ -72,7 +72,8 @@ struct dns_answer {
 
 void dns_answer_free(struct dns_answer *);
 
-/* Called once per query; the callee owns ans. */
+/* Called once per query; the callee owns ans, which is NULL only when
+ * memory ran out (treat as indeterminate). */
 typedef void dns_cb(void *arg, struct dns_answer *ans);
 
 struct dns_ops {
@@ -122,6 +123,8 @@ enum tlsa_check {
 	TLSA_USABLE = 0,	/* DANE-TA(2)/DANE-EE(3), sel 0/1, mtype 0/1/2 */
 	TLSA_UNUSABLE,		/* well formed, parameters we can't use */
 	TLSA_MALFORMED,		/* too short, or digest length wrong */
+	TLSA_NOMEM,		/* out of memory: the caller must not
+				 * read this as "no usable record" */
 };
 /* tlsa_parse - parse raw RDATA into out (data copied, caller frees
  * out->data).  Returns TLSA_USABLE/UNUSABLE/MALFORMED; *why on failure. */
