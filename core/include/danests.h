@@ -234,6 +234,10 @@ danests_status danests_decide(struct danests_ctx *, const char *domain,
 /* Number of requests still in progress on a context. */
 size_t danests_ctx_pending(const struct danests_ctx *);
 
+/* What opening the cache reported (e.g. that a corrupt cache was moved
+ * aside and rebuilt), or "" when nothing is worth logging. */
+const char *danests_ctx_cache_note(const struct danests_ctx *);
+
 /* danests_domain_normalize - lower-case a domain, drop one trailing dot,
  * check it is a syntactically valid host name (A-labels).  Writes into out
  * (at least 256 bytes).  DANESTS_PERM when not a valid domain. */

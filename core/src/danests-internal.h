@@ -232,6 +232,41 @@ danests_status cache_decision_put(struct cache *, const char *domain,
     const char *json, time_t expires, char *why, size_t whylen);
 danests_status cache_decision_del(struct cache *, const char *domain,
     char *why, size_t whylen);
+/* cache_decision_each - like cache_sts_each, for cached decisions. */
+typedef int cache_decision_each_fn(void *arg, const char *domain,
+    const char *json, time_t expires);
+danests_status cache_decision_each(struct cache *, cache_decision_each_fn *fn,
+    void *arg, char *why, size_t whylen);
+/* cache_was_rebuilt - the environment was found corrupt and rebuilt (by
+ * this or another process; recorded in the cache), so policies may have
+ * been lost: STS lookups should tempfail rather than read "no policy"
+ * during a grace period after cache_rebuilt_at (0 when never rebuilt). */
+bool cache_was_rebuilt(const struct cache *);
+time_t cache_rebuilt_at(const struct cache *);
+
+/*
+ * sts.c - the MTA-STS policy that applies to a domain: TXT, fetch, cache.
+ */
+struct danests_ctx;
+enum sts_state {
+	STS_NONE = 0,		/* no policy applies (error may say why) */
+	STS_POLICY,		/* sts is set (mode may be none) */
+	STS_DNS_FAIL,		/* TXT lookup failed and nothing cached */
+	STS_FAIL,		/* a policy may apply but can't be known */
+};
+struct sts_result {
+	enum sts_state state;
+	struct danests_sts *sts;	/* the callee may take it (set NULL) */
+	const char *fail_reason;	/* STS_DNS_FAIL: R_* code */
+	char error[DANESTS_WHY_MAX];	/* "" or "reason: detail" */
+};
+typedef void sts_lookup_cb(void *arg, struct sts_result *res);
+#define STS_F_FORCE	0x100	/* refetch even when the id is unchanged */
+/* sts_lookup_start - cb is called exactly once, never before this returns
+ * DANESTS_OK; nothing is called when it returns anything else. */
+danests_status sts_lookup_start(struct danests_ctx *, const char *domain,
+    unsigned flags, sts_lookup_cb *cb, void *arg, char *why, size_t whylen);
+void sts_result_clear(struct sts_result *);
 
 /*
  * config.c - the configuration object (fields read by ctx.c).
@@ -261,8 +296,12 @@ struct danests_ctx {
 	struct dns *dns;
 	struct sts_fetcher *fetcher;
 	struct cache *cache;
-	size_t pending;
+	char cache_note[DANESTS_WHY_MAX];	/* e.g. "rebuilt" */
+	size_t pending;		/* requests alive (callbacks may be due) */
 };
+
+/* decision_free_hosts - release the host array of a decision */
+void decision_free_hosts(struct danests_decision *);
 
 /* decide_finish_host_policy etc. are static in decide.c; the unit tests
  * drive the engine through danests_ctx_new_with_dns. */
@@ -271,7 +310,7 @@ danests_status danests_ctx_new_with_dns(const struct danests_config *,
     char *why, size_t whylen);
 
 /* Reason codes (static strings), see reason.c. */
-extern const char R_OK[], R_NULL_MX[], R_NXDOMAIN[], R_DNSSEC_INVALID[],
+extern const char R_DELIVER[], R_NULL_MX[], R_NXDOMAIN[], R_DNSSEC_INVALID[],
     R_DNS_ERROR[], R_DNS_TIMEOUT[], R_NO_ADDRESS[], R_NO_USABLE_HOST[],
     R_DANE[], R_TLSA_UNUSABLE[], R_TLSA_INVALID[], R_NO_TLSA[],
     R_ADDR_INSECURE[], R_TLSA_INSECURE[], R_STS_MX_MATCH[],

@@ -1,1 +1,861 @@
-/* decide.c - (in progress) */
+/*
+ * decide.c - the decision engine (DESIGN.md, RFC 7672, RFC 8461)
+ *
+ * For a destination domain: look up the MX RRset (RFC 7672 2.2.1, RFC
+ * 7505), the addresses of every MX host, the TLSA RRset of every host whose
+ * addresses are secure (RFC 7672 2.2.2-2.2.3), and the MTA-STS policy, all
+ * in parallel on the context's loop; then merge them with DANE first (RFC
+ * 8461 2) and reduce the hosts to a domain verdict.  Any DNS failure makes
+ * the affected host or domain fail (skip/tempfail); nothing degrades to a
+ * weaker policy because a lookup failed.
+ */
+#include "danests-internal.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MX_HOSTS_MAX	32	/* more MX hosts than this are ignored */
+#define ADDRS_MAX	16	/* per family and host */
+
+struct hstate {
+	struct decide *q;
+	size_t idx;		/* index into q->d->hosts */
+	struct dns_answer *a, *aaaa;
+	char expanded[DANESTS_NAME_MAX];	/* CNAME-expanded name or "" */
+	int tlsa_try;		/* 1: expanded name, 2: original name */
+	bool done;
+};
+
+struct decide {
+	struct danests_ctx *ctx;
+	unsigned flags;
+	danests_decide_cb *cb;
+	void *arg;
+	struct danests_decision *d;	/* owned until handed to cb */
+	struct hstate *hs;
+	size_t nhs;
+	size_t hosts_left;
+	bool mx_done;
+	bool sts_wait;
+	struct sts_result sts;
+	struct event *timer;
+	uint32_t min_ttl;
+	int outstanding;
+	bool done;
+	bool nomem;
+};
+
+static void host_next(struct hstate *);
+static void maybe_finish(struct decide *);
+
+/* ttl_note - keep the smallest TTL that bounds the decision's reuse */
+static void
+ttl_note(struct decide *q, const struct dns_answer *a)
+{
+	if (a != NULL && a->min_ttl > 0 && (q->min_ttl == 0 ||
+	    a->min_ttl < q->min_ttl))
+		q->min_ttl = a->min_ttl;
+}
+
+/* host_free - release what one host decision owns */
+static void
+host_free(struct danests_host *h)
+{
+	size_t i;
+
+	free(h->name);
+	free(h->tlsa_base);
+	for (i = 0; i < h->naddrs; i++)
+		free(h->addrs[i]);
+	free(h->addrs);
+	for (i = 0; i < h->ntlsa; i++)
+		free(h->tlsa[i].data);
+	free(h->tlsa);
+}
+
+/* decision_free_hosts - used by danests_decision_free (json.c) too */
+void
+decision_free_hosts(struct danests_decision *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nhosts; i++)
+		host_free(&d->hosts[i]);
+	free(d->hosts);
+	d->hosts = NULL;
+	d->nhosts = 0;
+}
+
+/* req_unref - drop one reference; the last one frees the request */
+static void
+req_unref(struct decide *q)
+{
+	size_t i;
+
+	if (--q->outstanding > 0)
+		return;
+	for (i = 0; i < q->nhs; i++) {
+		dns_answer_free(q->hs[i].a);
+		dns_answer_free(q->hs[i].aaaa);
+	}
+	free(q->hs);
+	if (q->timer != NULL)
+		event_free(q->timer);
+	sts_result_clear(&q->sts);
+	danests_decision_free(q->d);
+	q->ctx->pending--;
+	free(q);
+}
+
+/* skip_host - never connect to this host, for reason */
+static void
+skip_host(struct danests_host *h, const char *reason)
+{
+	h->policy = DANESTS_POLICY_SKIP;
+	h->reason = reason;
+}
+
+/* dns_reason - the reason code of a failed lookup */
+static const char *
+dns_reason(const struct dns_answer *a)
+{
+	if (a == NULL)
+		return R_DNS_ERROR;
+	switch (a->rcode) {
+	case DNS_R_SERVFAIL:
+		return R_DNSSEC_INVALID;
+	case DNS_R_TIMEOUT:
+		return R_DNS_TIMEOUT;
+	default:
+		return R_DNS_ERROR;
+	}
+}
+
+/* failed_lookup - a lookup that says nothing about the data */
+static bool
+failed_lookup(const struct dns_answer *a)
+{
+	return a == NULL || a->rcode == DNS_R_SERVFAIL ||
+	    a->rcode == DNS_R_TIMEOUT || a->rcode == DNS_R_ERROR;
+}
+
+/* host_finish - one host is decided */
+static void
+host_finish(struct hstate *hs)
+{
+	if (hs->done)
+		return;
+	hs->done = true;
+	hs->q->hosts_left--;
+	maybe_finish(hs->q);
+}
+
+/* tlsa_cb - the TLSA RRset of one host (RFC 7672 2.2.3, RFC 7671 7) */
+static void
+tlsa_cb(void *arg, struct dns_answer *ans)
+{
+	struct hstate *hs = arg;
+	struct decide *q = hs->q;
+	struct danests_host *h;
+	struct danests_tlsa t, *nt;
+	const char *why;
+	size_t i;
+
+	if (q->done)
+		goto out;
+	h = &q->d->hosts[hs->idx];
+	ttl_note(q, ans);
+	if (failed_lookup(ans)) {
+		/* RFC 7672 2.2.3: a failed TLSA lookup makes the host
+		 * unusable; it must not become "no TLSA". */
+		h->tlsa_security = ans && ans->rcode == DNS_R_SERVFAIL ?
+		    DANESTS_SEC_BOGUS : DANESTS_SEC_INDETERMINATE;
+		skip_host(h, ans && ans->rcode == DNS_R_SERVFAIL ?
+		    R_TLSA_INVALID : dns_reason(ans));
+		host_finish(hs);
+		goto out;
+	}
+	h->tlsa_security = ans->sec;
+	if (ans->rcode != DNS_R_OK) {
+		/* Secure denial at the expanded name: try the original
+		 * name (RFC 7672 2.2.3). */
+		if (hs->tlsa_try == 1 && ans->sec == DANESTS_SEC_SECURE) {
+			hs->tlsa_try = 2;
+			host_next(hs);
+			goto out;
+		}
+		h->policy = DANESTS_POLICY_MAY;
+		h->reason = ans->sec == DANESTS_SEC_SECURE ? R_NO_TLSA :
+		    R_TLSA_INSECURE;
+		host_finish(hs);
+		goto out;
+	}
+	if (ans->sec != DANESTS_SEC_SECURE) {
+		/* RFC 7672 2.2: only secure TLSA records count. */
+		h->policy = DANESTS_POLICY_MAY;
+		h->reason = R_TLSA_INSECURE;
+		host_finish(hs);
+		goto out;
+	}
+	free(h->tlsa_base);
+	h->tlsa_base = strdup(hs->tlsa_try == 1 ? hs->expanded : h->name);
+	for (i = 0; i < ans->nrr; i++) {
+		switch (tlsa_parse(ans->rr[i].rdata, ans->rr[i].rdlen, &t,
+		    &why)) {
+		case TLSA_USABLE:
+			nt = realloc(h->tlsa, (h->ntlsa + 1) * sizeof(*nt));
+			if (nt == NULL) {
+				free(t.data);
+				q->nomem = true;
+				break;
+			}
+			h->tlsa = nt;
+			h->tlsa[h->ntlsa++] = t;
+			break;
+		case TLSA_NOMEM:
+			q->nomem = true;
+			break;
+		default:
+			h->nunusable++;
+			break;
+		}
+	}
+	if (h->tlsa_base == NULL)
+		q->nomem = true;
+	if (h->ntlsa > 0) {
+		h->policy = DANESTS_POLICY_DANE;
+		h->reason = R_DANE;
+		h->mx_insecure = q->d->mx_security != DANESTS_SEC_SECURE;
+	} else {
+		/* RFC 7672 2.2: TLSA records exist but none is usable:
+		 * TLS is mandatory, unauthenticated. */
+		h->policy = DANESTS_POLICY_ENCRYPT;
+		h->reason = R_TLSA_UNUSABLE;
+	}
+	host_finish(hs);
+out:
+	dns_answer_free(ans);
+	req_unref(q);
+}
+
+/* addrs_add - textual addresses of one A or AAAA answer */
+static void
+addrs_add(struct decide *q, struct danests_host *h,
+    const struct dns_answer *a)
+{
+	char buf[INET6_ADDRSTRLEN];
+	char **n;
+	size_t i, k = 0;
+	int af = a->qtype == DNS_T_A ? AF_INET : AF_INET6;
+
+	if (a->rcode != DNS_R_OK)
+		return;
+	for (i = 0; i < a->nrr && k < ADDRS_MAX; i++) {
+		if (a->rr[i].rdlen != (af == AF_INET ? 4u : 16u) ||
+		    inet_ntop(af, a->rr[i].rdata, buf, sizeof(buf)) == NULL)
+			continue;
+		if ((n = realloc(h->addrs, (h->naddrs + 1) * sizeof(*n))) ==
+		    NULL || (n[h->naddrs] = strdup(buf)) == NULL) {
+			if (n != NULL)
+				h->addrs = n;
+			q->nomem = true;
+			return;
+		}
+		h->addrs = n;
+		h->naddrs++;
+		k++;
+	}
+}
+
+/* host_addrs_done - both address lookups answered (RFC 7672 2.2.2) */
+static void
+host_addrs_done(struct hstate *hs)
+{
+	struct decide *q = hs->q;
+	struct danests_host *h = &q->d->hosts[hs->idx];
+	struct dns_answer *as[2] = { hs->a, hs->aaaa };
+	bool any_fail = false, all_secure = true;
+	const char *fail = NULL;
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		ttl_note(q, as[k]);
+		if (failed_lookup(as[k])) {
+			any_fail = true;
+			if (fail == NULL || (as[k] && as[k]->rcode ==
+			    DNS_R_SERVFAIL))
+				fail = dns_reason(as[k]);
+			continue;
+		}
+		addrs_add(q, h, as[k]);
+		if (as[k]->sec != DANESTS_SEC_SECURE)
+			all_secure = false;
+		if (as[k]->cname != NULL && hs->expanded[0] == '\0')
+			strlcpy(hs->expanded, as[k]->cname,
+			    sizeof(hs->expanded));
+	}
+	/* A bogus address RRset may be an attack on this host. */
+	if (fail == R_DNSSEC_INVALID) {
+		h->addr_security = DANESTS_SEC_BOGUS;
+		skip_host(h, R_DNSSEC_INVALID);
+		host_finish(hs);
+		return;
+	}
+	if (h->naddrs == 0) {
+		h->addr_security = any_fail ? DANESTS_SEC_INDETERMINATE :
+		    as[0]->sec;
+		skip_host(h, any_fail ? fail : R_NO_ADDRESS);
+		host_finish(hs);
+		return;
+	}
+	h->addr_security = all_secure ? DANESTS_SEC_SECURE :
+	    DANESTS_SEC_INSECURE;
+	if (!all_secure) {
+		/* RFC 7672 2.2.2: no TLSA lookup for insecure addresses. */
+		h->policy = DANESTS_POLICY_MAY;
+		h->reason = R_ADDR_INSECURE;
+		host_finish(hs);
+		return;
+	}
+	hs->tlsa_try = hs->expanded[0] != '\0' &&
+	    !name_eq(hs->expanded, h->name) ? 1 : 2;
+	host_next(hs);
+}
+
+/* host_next - start the next TLSA lookup of a host */
+static void
+host_next(struct hstate *hs)
+{
+	struct decide *q = hs->q;
+	struct danests_host *h = &q->d->hosts[hs->idx];
+	char qname[DANESTS_NAME_MAX + 16];
+
+	snprintf(qname, sizeof(qname), "_25._tcp.%s",
+	    hs->tlsa_try == 1 ? hs->expanded : h->name);
+	q->outstanding++;
+	if (dns_query(q->ctx->dns, qname, DNS_T_TLSA, tlsa_cb, hs) != 0) {
+		q->outstanding--;
+		skip_host(h, R_DNS_ERROR);
+		host_finish(hs);
+	}
+}
+
+/* addr_cb - A or AAAA of one host */
+static void
+addr_cb(void *arg, struct dns_answer *ans)
+{
+	struct hstate *hs = arg;
+	struct decide *q = hs->q;
+
+	if (q->done) {
+		dns_answer_free(ans);
+		req_unref(q);
+		return;
+	}
+	if (ans == NULL) {
+		q->nomem = true;
+		if ((ans = xcalloc(1, sizeof(*ans))) == NULL) {
+			req_unref(q);
+			return;
+		}
+		ans->rcode = DNS_R_ERROR;
+		ans->qtype = hs->a == NULL ? DNS_T_A : DNS_T_AAAA;
+	}
+	if (ans->qtype == DNS_T_AAAA)
+		hs->aaaa = ans;
+	else
+		hs->a = ans;
+	if (hs->a != NULL && hs->aaaa != NULL)
+		host_addrs_done(hs);
+	req_unref(q);
+}
+
+/* host_cmp - MX preference order; names break ties for stable output */
+static int
+host_cmp(const void *a, const void *b)
+{
+	const struct danests_host *x = a, *y = b;
+
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* start_hosts - look up every MX host */
+static void
+start_hosts(struct decide *q)
+{
+	struct danests_decision *d = q->d;
+	size_t i;
+
+	qsort(d->hosts, d->nhosts, sizeof(*d->hosts), host_cmp);
+	if ((q->hs = xcalloc(d->nhosts, sizeof(*q->hs))) == NULL) {
+		q->nomem = true;
+		return;
+	}
+	q->nhs = d->nhosts;
+	q->hosts_left = d->nhosts;
+	for (i = 0; i < d->nhosts; i++) {
+		struct hstate *hs = &q->hs[i];
+
+		hs->q = q;
+		hs->idx = i;
+		d->hosts[i].policy = DANESTS_POLICY_SKIP;
+		d->hosts[i].reason = R_DNS_TIMEOUT;
+		d->hosts[i].addr_security = DANESTS_SEC_INDETERMINATE;
+		d->hosts[i].tlsa_security = DANESTS_SEC_INDETERMINATE;
+		q->outstanding += 2;
+		if (dns_query(q->ctx->dns, d->hosts[i].name, DNS_T_A, addr_cb,
+		    hs) != 0) {
+			q->outstanding -= 2;
+			skip_host(&d->hosts[i], R_DNS_ERROR);
+			hs->done = true;
+			q->hosts_left--;
+			continue;
+		}
+		if (dns_query(q->ctx->dns, d->hosts[i].name, DNS_T_AAAA,
+		    addr_cb, hs) != 0) {
+			q->outstanding--;
+			if ((hs->aaaa = xcalloc(1, sizeof(*hs->aaaa))) != NULL) {
+				hs->aaaa->rcode = DNS_R_ERROR;
+				hs->aaaa->qtype = DNS_T_AAAA;
+			} else
+				q->nomem = true;
+		}
+	}
+}
+
+/* host_add - one more MX host, unless its name is already listed */
+static int
+host_add(struct danests_decision *d, const char *name, int prio)
+{
+	struct danests_host *n;
+	size_t i;
+
+	for (i = 0; i < d->nhosts; i++)
+		if (name_eq(d->hosts[i].name, name)) {
+			if (prio < d->hosts[i].priority)
+				d->hosts[i].priority = prio;
+			return 0;
+		}
+	if (d->nhosts >= MX_HOSTS_MAX)
+		return 0;
+	if ((n = realloc(d->hosts, (d->nhosts + 1) * sizeof(*n))) == NULL)
+		return -1;
+	d->hosts = n;
+	memset(&n[d->nhosts], 0, sizeof(*n));
+	if ((n[d->nhosts].name = strdup(name)) == NULL)
+		return -1;
+	n[d->nhosts].priority = prio;
+	d->nhosts++;
+	return 0;
+}
+
+/* mx_cb - the MX RRset (RFC 7672 2.2.1, RFC 7505, RFC 5321 5.1) */
+static void
+mx_cb(void *arg, struct dns_answer *ans)
+{
+	struct decide *q = arg;
+	struct danests_decision *d;
+	size_t i, nnull = 0;
+
+	if (q->done)
+		goto out;
+	d = q->d;
+	q->mx_done = true;
+	ttl_note(q, ans);
+	if (failed_lookup(ans)) {
+		d->mx_security = ans && ans->rcode == DNS_R_SERVFAIL ?
+		    DANESTS_SEC_BOGUS : DANESTS_SEC_INDETERMINATE;
+		d->verdict = DANESTS_TEMPFAIL;
+		d->reason = dns_reason(ans);
+		goto done;
+	}
+	d->mx_security = ans->sec;
+	if (ans->cname != NULL)
+		d->mx_cname = strdup(ans->cname);
+	switch (ans->rcode) {
+	case DNS_R_NXDOMAIN:
+		d->verdict = DANESTS_PERMFAIL;
+		d->reason = R_NXDOMAIN;
+		goto done;
+	case DNS_R_NODATA:
+		/* RFC 5321 5.1: no MX, the domain itself is the host;
+		 * after a CNAME, its target. */
+		d->implicit_mx = true;
+		if (host_add(d, ans->cname ? ans->cname : d->domain, 0) != 0)
+			q->nomem = true;
+		break;
+	default:
+		for (i = 0; i < ans->nrr; i++)
+			if (ans->rr[i].target[0] == '\0')
+				nnull++;
+		/* RFC 7505 3: a single MX with root target and preference
+		 * 0 or any: the domain accepts no mail. */
+		if (nnull > 0 && nnull == ans->nrr) {
+			d->verdict = DANESTS_PERMFAIL;
+			d->reason = R_NULL_MX;
+			goto done;
+		}
+		for (i = 0; i < ans->nrr; i++)
+			if (ans->rr[i].target[0] != '\0' && host_add(d,
+			    ans->rr[i].target, ans->rr[i].pref) != 0)
+				q->nomem = true;
+		break;
+	}
+	if (!q->nomem)
+		start_hosts(q);
+done:
+	maybe_finish(q);
+out:
+	dns_answer_free(ans);
+	req_unref(q);
+}
+
+/* sts_cb - the MTA-STS lookup is over */
+static void
+sts_cb(void *arg, struct sts_result *res)
+{
+	struct decide *q = arg;
+
+	q->sts_wait = false;
+	if (!q->done) {
+		q->sts.state = res->state;
+		q->sts.sts = res->sts;
+		res->sts = NULL;
+		q->sts.fail_reason = res->fail_reason;
+		strlcpy(q->sts.error, res->error, sizeof(q->sts.error));
+		maybe_finish(q);
+	}
+	req_unref(q);
+}
+
+/*
+ * merge - apply the MTA-STS result to the DNS/DANE host decisions
+ * (DESIGN.md rule 4): a dane host stays dane whatever the policy says
+ * (RFC 8461 2); a skipped host stays skipped; enforce keeps only hosts
+ * matching an mx pattern (RFC 8461 4.1); testing marks the rest.
+ */
+static void
+merge(struct decide *q)
+{
+	struct danests_decision *d = q->d;
+	struct danests_host *h;
+	const struct danests_sts_policy *p = NULL;
+	size_t i;
+
+	if (q->sts.state == STS_POLICY && q->sts.sts != NULL) {
+		d->sts = q->sts.sts;
+		q->sts.sts = NULL;
+		p = &d->sts->policy;
+	} else if (q->sts.error[0] != '\0' && (d->sts_error =
+	    strdup(q->sts.error)) == NULL)
+		q->nomem = true;
+	for (i = 0; i < d->nhosts; i++) {
+		h = &d->hosts[i];
+		if (h->policy == DANESTS_POLICY_SKIP ||
+		    h->policy == DANESTS_POLICY_DANE)
+			continue;
+		if (q->sts.state == STS_DNS_FAIL || q->sts.state == STS_FAIL) {
+			/* A policy may exist but can't be known: do not
+			 * read that as "no policy" for unprotected hosts. */
+			skip_host(h, q->sts.fail_reason ? q->sts.fail_reason :
+			    R_CACHE_ERROR);
+			continue;
+		}
+		if (p == NULL || p->mode == DANESTS_STS_NONE)
+			continue;
+		if (p->mode == DANESTS_STS_ENFORCE) {
+			if (sts_policy_match(p, h->name)) {
+				h->policy = DANESTS_POLICY_STS_ENFORCE;
+				h->reason = R_STS_MX_MATCH;
+			} else
+				skip_host(h, R_STS_MX_MISMATCH);
+		} else if (h->policy == DANESTS_POLICY_MAY) {
+			h->policy = DANESTS_POLICY_STS_TESTING;
+			h->reason = R_STS_TESTING;
+		}
+	}
+}
+
+/* verdict - reduce the hosts to the domain verdict */
+static void
+verdict(struct danests_decision *d)
+{
+	size_t i, mismatch = 0;
+
+	for (i = 0; i < d->nhosts; i++) {
+		if (d->hosts[i].policy != DANESTS_POLICY_SKIP) {
+			d->verdict = DANESTS_DELIVER;
+			d->reason = R_DELIVER;
+			return;
+		}
+		if (d->hosts[i].reason == R_STS_MX_MISMATCH)
+			mismatch++;
+	}
+	d->verdict = DANESTS_TEMPFAIL;
+	d->reason = mismatch == d->nhosts && mismatch > 0 ?
+	    R_STS_MX_MISMATCH : R_NO_USABLE_HOST;
+}
+
+/* finish - the decision is complete (or timed out): hand it over */
+static void
+finish(struct decide *q, bool timed_out)
+{
+	struct danests_decision *d = q->d;
+	char *json, why[DANESTS_WHY_MAX];
+	uint32_t ttl;
+
+	if (q->done)
+		return;
+	q->done = true;
+	if (q->timer != NULL)
+		event_del(q->timer);
+	if (timed_out && !q->mx_done) {
+		d->verdict = DANESTS_TEMPFAIL;
+		d->reason = R_DECISION_TIMEOUT;
+		d->mx_security = DANESTS_SEC_INDETERMINATE;
+	} else if (d->verdict == DANESTS_DELIVER) {
+		if (timed_out && q->sts_wait) {
+			q->sts.state = STS_DNS_FAIL;
+			q->sts.fail_reason = R_DECISION_TIMEOUT;
+			strlcpy(q->sts.error, "decision-timeout: MTA-STS "
+			    "lookup did not finish", sizeof(q->sts.error));
+		}
+		merge(q);
+		verdict(d);
+	}
+	if (q->nomem) {
+		q->d = NULL;
+		q->cb(q->arg, DANESTS_TEMP, NULL, "out of memory");
+		danests_decision_free(d);
+		req_unref(q);
+		return;
+	}
+	ttl = q->ctx->cfg.decision_ttl_s;
+	if (q->min_ttl > 0 && q->min_ttl < ttl)
+		ttl = q->min_ttl;
+	d->expires = d->decided + ttl;
+	if (d->sts != NULL && d->sts->expires < d->expires)
+		d->expires = d->sts->expires;
+	/* A tempfail is not reused: the next attempt asks again. */
+	if (q->ctx->cache != NULL && !(q->flags & DANESTS_F_NO_CACHE) &&
+	    d->verdict != DANESTS_TEMPFAIL && ttl > 0 &&
+	    (json = danests_decision_to_json(d)) != NULL) {
+		(void)cache_decision_put(q->ctx->cache, d->domain, json,
+		    d->expires, why, sizeof(why));
+		free(json);
+	}
+	q->d = NULL;
+	q->cb(q->arg, DANESTS_OK, d, NULL);
+	req_unref(q);
+}
+
+/* maybe_finish - finish once every part has answered */
+static void
+maybe_finish(struct decide *q)
+{
+	if (q->done || !q->mx_done)
+		return;
+	if (q->d->verdict != DANESTS_DELIVER || q->nomem) {
+		finish(q, false);	/* permfail/tempfail: STS moot */
+		return;
+	}
+	if (q->hosts_left == 0 && !q->sts_wait)
+		finish(q, false);
+}
+
+/* timer_cb - the bound on a whole decision was reached */
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	finish(arg, true);
+}
+
+/* cached_cb - deliver a decision read from the cache */
+static void
+cached_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct decide *q = arg;
+	struct danests_decision *d = q->d;
+
+	(void)fd;
+	(void)what;
+	q->done = true;
+	q->d = NULL;
+	if (d == NULL)
+		q->cb(q->arg, DANESTS_TEMP, NULL, "not in the cache");
+	else
+		q->cb(q->arg, DANESTS_OK, d, NULL);
+	req_unref(q);
+}
+
+/* from_cache - a reusable cached decision, or NULL */
+static struct danests_decision *
+from_cache(struct danests_ctx *ctx, const char *domain)
+{
+	struct danests_decision *d = NULL;
+	char *json = NULL, why[DANESTS_WHY_MAX];
+	time_t now = time(NULL);
+
+	if (cache_decision_get(ctx->cache, domain, now, &json, why,
+	    sizeof(why)) != DANESTS_OK)
+		return NULL;
+	if (danests_decision_from_json(json, &d) != DANESTS_OK ||
+	    d->expires <= now || strcmp(d->domain, domain) != 0) {
+		danests_decision_free(d);
+		d = NULL;
+	} else
+		d->from_cache = true;
+	free(json);
+	return d;
+}
+
+/* danests_decide_async - start a decision; see danests.h */
+danests_status
+danests_decide_async(struct danests_ctx *ctx, const char *domain,
+    unsigned flags, danests_decide_cb *cb, void *arg, char *why,
+    size_t whylen)
+{
+	struct decide *q;
+	struct danests_decision *d;
+	char name[DANESTS_NAME_MAX];
+	struct timeval tv;
+	danests_status st;
+
+	if (danests_domain_normalize(domain, name, sizeof(name)) !=
+	    DANESTS_OK) {
+		why_set(why, whylen, "not a valid domain name: \"%.64s\"",
+		    domain);
+		return DANESTS_PERM;
+	}
+	if ((q = xcalloc(1, sizeof(*q))) == NULL ||
+	    (d = xcalloc(1, sizeof(*d))) == NULL ||
+	    (d->domain = strdup(name)) == NULL) {
+		if (q != NULL)
+			free(q->d);
+		free(q);
+		why_set(why, whylen, "out of memory");
+		return DANESTS_TEMP;
+	}
+	q->ctx = ctx;
+	q->flags = flags;
+	q->cb = cb;
+	q->arg = arg;
+	q->d = d;
+	q->outstanding = 1;	/* the request itself, dropped by finish */
+	ctx->pending++;
+	d->decided = time(NULL);
+	d->verdict = DANESTS_DELIVER;
+	d->reason = R_DELIVER;
+	d->mx_security = DANESTS_SEC_INDETERMINATE;
+
+	if (ctx->cache != NULL && !(flags & (DANESTS_F_NO_CACHE |
+	    DANESTS_F_REFRESH))) {
+		struct danests_decision *c = from_cache(ctx, name);
+
+		if (c != NULL || (flags & DANESTS_F_CACHE_ONLY)) {
+			danests_decision_free(d);
+			q->d = c;
+			if (event_base_once(ctx->base, -1, EV_TIMEOUT,
+			    cached_cb, q, NULL) != 0) {
+				q->done = true;
+				req_unref(q);
+				why_set(why, whylen, "cannot schedule event");
+				return DANESTS_TEMP;
+			}
+			return DANESTS_OK;
+		}
+	}
+	if (flags & DANESTS_F_CACHE_ONLY) {
+		q->done = true;
+		req_unref(q);
+		why_set(why, whylen, "not in the cache");
+		return DANESTS_TEMP;
+	}
+	tv.tv_sec = ctx->cfg.decision_timeout_ms / 1000;
+	tv.tv_usec = (ctx->cfg.decision_timeout_ms % 1000) * 1000;
+	if ((q->timer = evtimer_new(ctx->base, timer_cb, q)) == NULL ||
+	    evtimer_add(q->timer, &tv) != 0)
+		goto fail;
+	if (ctx->fetcher != NULL) {
+		q->outstanding++;
+		q->sts_wait = true;
+		st = sts_lookup_start(ctx, name, flags & DANESTS_F_NO_CACHE,
+		    sts_cb, q, why, whylen);
+		if (st != DANESTS_OK) {
+			q->outstanding--;
+			q->sts_wait = false;
+			/* The policy cache can't be read: tempfail rather
+			 * than risk reading it as "no policy". */
+			q->sts.state = STS_FAIL;
+			q->sts.fail_reason = R_CACHE_ERROR;
+			why_set(q->sts.error, sizeof(q->sts.error), "%s: %s",
+			    R_CACHE_ERROR, why ? why : "policy lookup failed");
+		}
+	}
+	q->outstanding++;
+	if (dns_query(ctx->dns, name, DNS_T_MX, mx_cb, q) != 0) {
+		q->outstanding--;
+		goto fail;
+	}
+	return DANESTS_OK;
+fail:
+	/* Nothing was handed to a callback yet except possibly the STS
+	 * lookup, which holds its own reference. */
+	q->done = true;
+	req_unref(q);
+	why_set(why, whylen, "cannot start DNS lookups");
+	return DANESTS_TEMP;
+}
+
+struct sync_result {
+	bool done;
+	danests_status st;
+	struct danests_decision *d;
+	char why[DANESTS_WHY_MAX];
+};
+
+/* sync_cb - store the result of a synchronous decision */
+static void
+sync_cb(void *arg, danests_status st, struct danests_decision *d,
+    const char *why)
+{
+	struct sync_result *r = arg;
+
+	r->done = true;
+	r->st = st;
+	r->d = d;
+	if (why != NULL)
+		strlcpy(r->why, why, sizeof(r->why));
+}
+
+/* danests_decide - the synchronous twin of danests_decide_async */
+danests_status
+danests_decide(struct danests_ctx *ctx, const char *domain, unsigned flags,
+    struct danests_decision **out, char *why, size_t whylen)
+{
+	struct sync_result r;
+	danests_status st;
+
+	memset(&r, 0, sizeof(r));
+	*out = NULL;
+	if ((st = danests_decide_async(ctx, domain, flags, sync_cb, &r, why,
+	    whylen)) != DANESTS_OK)
+		return st;
+	while (!r.done)
+		if (event_base_loop(ctx->base, EVLOOP_ONCE) != 0 && !r.done) {
+			why_set(why, whylen, "event loop stopped");
+			return DANESTS_TEMP;
+		}
+	if (r.st != DANESTS_OK) {
+		why_set(why, whylen, "%s", r.why);
+		return r.st;
+	}
+	*out = r.d;
+	return DANESTS_OK;
+}

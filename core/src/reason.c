@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-const char R_OK[] = "ok";
+const char R_DELIVER[] = "ok";
 const char R_NULL_MX[] = "null-mx";
 const char R_NXDOMAIN[] = "nxdomain";
 const char R_DNSSEC_INVALID[] = "dnssec-invalid";

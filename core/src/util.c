@@ -101,7 +101,7 @@ danests_domain_normalize(const char *in, char *out, size_t outlen)
 			return DANESTS_PERM;
 		out[i] = c;
 	}
-	if (out[n - 1] == '-' || labels < 2)
+	if (lablen == 0 || out[n - 1] == '-' || labels < 2)
 		return DANESTS_PERM;
 	out[n] = '\0';
 	return DANESTS_OK;

@@ -1,0 +1,424 @@
+/*
+ * sts.c - find the MTA-STS policy that applies to a domain (RFC 8461 3-5)
+ *
+ * Combines the TXT lookup, the HTTPS fetch and the shared cache:
+ *   - a cached, unexpired policy is used; its TXT id is re-checked at most
+ *     every sts_recheck seconds; a new id triggers a refetch; when the
+ *     TXT lookup or the refetch fails the cached policy stays (5.1: no
+ *     downgrade) and the error is recorded with it;
+ *   - without a cached policy, a failed fetch or an invalid policy means
+ *     no policy (trust on first use), the failure kept for reporting;
+ *   - a TXT lookup that fails (bogus, SERVFAIL, timeout) with nothing
+ *     cached is reported as STS_DNS_FAIL: the engine then refuses the
+ *     hosts DANE does not protect instead of reading it as "no policy";
+ *   - mode none replaces a cached policy; expired entries are removed.
+ */
+#include "danests-internal.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sts_req {
+	struct danests_ctx *ctx;
+	char domain[DANESTS_NAME_MAX];
+	char host[DANESTS_NAME_MAX + 8];	/* mta-sts.<domain> */
+	char txtname[DANESTS_NAME_MAX + 9];	/* _mta-sts.<domain> */
+	unsigned flags;
+	sts_lookup_cb *cb;
+	void *arg;
+	int outstanding;
+	bool have_cache;
+	struct cache_sts cached;
+	char txt_id[DANESTS_STS_ID_MAX + 1];
+	struct dns_answer *a, *aaaa;
+	struct sts_result res;
+	bool done;
+};
+
+/* sts_result_clear - release what a result owns */
+void
+sts_result_clear(struct sts_result *r)
+{
+	if (r->sts != NULL) {
+		sts_policy_clear(&r->sts->policy);
+		free(r->sts->error);
+		free(r->sts);
+		r->sts = NULL;
+	}
+}
+
+/* req_unref - drop one outstanding operation; free when none is left */
+static void
+req_unref(struct sts_req *q)
+{
+	if (--q->outstanding > 0)
+		return;
+	if (q->have_cache)
+		cache_sts_clear(&q->cached);
+	dns_answer_free(q->a);
+	dns_answer_free(q->aaaa);
+	sts_result_clear(&q->res);
+	q->ctx->pending--;
+	free(q);
+}
+
+/* finish - report once */
+static void
+finish(struct sts_req *q)
+{
+	if (q->done)
+		return;
+	q->done = true;
+	q->cb(q->arg, &q->res);
+}
+
+/* sts_from_entry - a decision's sts object from a cache entry */
+static struct danests_sts *
+sts_from_entry(const struct cache_sts *e, const char *source)
+{
+	struct danests_sts *s;
+
+	if ((s = xcalloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	if (sts_policy_copy(&e->policy, &s->policy) != DANESTS_OK) {
+		free(s);
+		return NULL;
+	}
+	strlcpy(s->id, e->id, sizeof(s->id));
+	s->source = source;
+	s->fetched = e->fetched;
+	s->expires = e->expires;
+	if (e->last_error[0] != '\0')
+		s->error = strdup(e->last_error);
+	return s;
+}
+
+/* use_cached - answer with the cached policy, recording err if any */
+static void
+use_cached(struct sts_req *q, const char *err)
+{
+	char why[DANESTS_WHY_MAX];
+
+	if (err != NULL)
+		strlcpy(q->cached.last_error, err,
+		    sizeof(q->cached.last_error));
+	q->cached.last_check = time(NULL);
+	if (q->ctx->cache != NULL)
+		(void)cache_sts_put(q->ctx->cache, q->domain, &q->cached, why,
+		    sizeof(why));
+	q->res.state = STS_POLICY;
+	if ((q->res.sts = sts_from_entry(&q->cached, "cache")) == NULL)
+		q->res.state = STS_FAIL;
+	finish(q);
+}
+
+/* no_policy - no policy applies; keep why for reporting */
+static void
+no_policy(struct sts_req *q, const char *reason, const char *detail)
+{
+	q->res.state = STS_NONE;
+	if (reason != NULL)
+		snprintf(q->res.error, sizeof(q->res.error), "%s: %s", reason,
+		    detail);
+	finish(q);
+}
+
+/* failed - the lookup itself failed: with a cache keep it, else report */
+static void
+failed(struct sts_req *q, const char *reason, const char *detail)
+{
+	char err[DANESTS_WHY_MAX];
+
+	snprintf(err, sizeof(err), "%s: %s", reason, detail);
+	if (q->have_cache) {
+		use_cached(q, err);
+		return;
+	}
+	if (q->ctx->cache != NULL && cache_was_rebuilt(q->ctx->cache)) {
+		/* The cache was lost: this domain may have had a policy.
+		 * Refuse to read the failure as "no policy". */
+		q->res.state = STS_FAIL;
+		snprintf(q->res.error, sizeof(q->res.error), "%.200s "
+		    "(policy cache was rebuilt)", err);
+		finish(q);
+		return;
+	}
+	no_policy(q, reason, detail);
+}
+
+/* fetch_done - a policy body arrived, or the fetch failed */
+static void
+fetch_done(void *arg, struct sts_fetch_result *fr)
+{
+	struct sts_req *q = arg;
+	struct cache_sts e;
+	const char *why = NULL;
+	char cwhy[DANESTS_WHY_MAX];
+	time_t now = time(NULL);
+
+	if (q->done) {
+		req_unref(q);
+		return;
+	}
+	if (fr->status != DANESTS_OK) {
+		failed(q, fr->reason ? fr->reason : "sts-policy-fetch-error",
+		    fr->why);
+		req_unref(q);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	if (sts_policy_parse(fr->body, fr->len, &e.policy, &why) !=
+	    DANESTS_OK) {
+		failed(q, "sts-policy-invalid", why ? why : "invalid policy");
+		req_unref(q);
+		return;
+	}
+	strlcpy(e.id, q->txt_id, sizeof(e.id));
+	e.fetched = e.last_check = now;
+	e.expires = now + (time_t)e.policy.max_age;
+	if (q->ctx->cache != NULL && !(q->flags & DANESTS_F_NO_CACHE)) {
+		/* RFC 8461 5: mode none and max_age 0 replace what was
+		 * cached; an expired policy is simply not kept. */
+		if (e.policy.max_age == 0)
+			(void)cache_sts_del(q->ctx->cache, q->domain, cwhy,
+			    sizeof(cwhy));
+		else
+			(void)cache_sts_put(q->ctx->cache, q->domain, &e, cwhy,
+			    sizeof(cwhy));
+	}
+	q->res.state = STS_POLICY;
+	if ((q->res.sts = sts_from_entry(&e, "fetched")) == NULL)
+		q->res.state = STS_FAIL;
+	sts_policy_clear(&e.policy);
+	finish(q);
+	req_unref(q);
+}
+
+/* host_done - the policy host's addresses are known: fetch */
+static void
+host_done(struct sts_req *q)
+{
+	const char *addrs[32];
+	char buf[32][64];
+	size_t n = 0, i;
+	struct dns_answer *as[2] = { q->a, q->aaaa };
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		if (as[k] == NULL || as[k]->rcode != DNS_R_OK)
+			continue;
+		for (i = 0; i < as[k]->nrr && n < 32; i++) {
+			if (as[k]->rr[i].rdlen != (k ? 16u : 4u) ||
+			    inet_ntop(k ? AF_INET6 : AF_INET,
+			    as[k]->rr[i].rdata, buf[n], sizeof(buf[n])) == NULL)
+				continue;
+			addrs[n] = buf[n];
+			n++;
+		}
+	}
+	if ((q->a && q->a->rcode == DNS_R_SERVFAIL) ||
+	    (q->aaaa && q->aaaa->rcode == DNS_R_SERVFAIL)) {
+		failed(q, "sts-policy-fetch-error",
+		    "policy host address lookup failed DNSSEC validation");
+		return;
+	}
+	if (n == 0) {
+		failed(q, "sts-policy-fetch-error", q->a && q->a->rcode ==
+		    DNS_R_NXDOMAIN ? "policy host does not exist" :
+		    "policy host has no address");
+		return;
+	}
+	q->outstanding++;
+	if (sts_fetch_start(q->ctx->fetcher, q->domain, addrs, n, fetch_done,
+	    q) != DANESTS_OK) {
+		q->outstanding--;
+		failed(q, "sts-policy-fetch-error", "cannot start fetch");
+	}
+}
+
+/* addr_cb - A or AAAA of mta-sts.<domain> */
+static void
+addr_cb(void *arg, struct dns_answer *ans)
+{
+	struct sts_req *q = arg;
+
+	if (ans != NULL && ans->qtype == DNS_T_AAAA)
+		q->aaaa = ans;
+	else if (ans != NULL)
+		q->a = ans;
+	if (!q->done && q->a != NULL && q->aaaa != NULL)
+		host_done(q);
+	else if (!q->done && ans == NULL)
+		failed(q, "sts-policy-fetch-error", "out of memory");
+	req_unref(q);
+}
+
+/* start_fetch - look up the policy host, then fetch */
+static void
+start_fetch(struct sts_req *q)
+{
+	q->outstanding += 2;
+	if (dns_query(q->ctx->dns, q->host, DNS_T_A, addr_cb, q) != 0) {
+		q->outstanding -= 2;
+		failed(q, "sts-policy-fetch-error", "cannot start DNS lookup");
+		return;
+	}
+	if (dns_query(q->ctx->dns, q->host, DNS_T_AAAA, addr_cb, q) != 0) {
+		/* the A callback will still come: let it find no AAAA */
+		q->outstanding--;
+		if ((q->aaaa = xcalloc(1, sizeof(*q->aaaa))) != NULL) {
+			q->aaaa->rcode = DNS_R_ERROR;
+			q->aaaa->qtype = DNS_T_AAAA;
+		}
+	}
+}
+
+/* txt_cb - the _mta-sts TXT RRset (RFC 8461 3.1) */
+static void
+txt_cb(void *arg, struct dns_answer *ans)
+{
+	struct sts_req *q = arg;
+	char *txts[16] = { NULL };
+	size_t lens[16] = { 0 }, n = 0, i;
+	const char *why = NULL;
+	danests_status st;
+
+	if (q->done)
+		goto out;
+	if (ans == NULL || ans->rcode == DNS_R_SERVFAIL ||
+	    ans->rcode == DNS_R_TIMEOUT || ans->rcode == DNS_R_ERROR) {
+		const char *r = ans && ans->rcode == DNS_R_SERVFAIL ?
+		    R_DNSSEC_INVALID : ans && ans->rcode == DNS_R_TIMEOUT ?
+		    R_DNS_TIMEOUT : R_DNS_ERROR;
+
+		if (q->have_cache) {
+			char err[DANESTS_WHY_MAX];
+
+			snprintf(err, sizeof(err), "%s: TXT lookup failed",
+			    r);
+			use_cached(q, err);
+		} else {
+			q->res.state = STS_DNS_FAIL;
+			q->res.fail_reason = r;
+			snprintf(q->res.error, sizeof(q->res.error),
+			    "%s: _mta-sts TXT lookup: %s", r,
+			    ans ? ans->why : "out of memory");
+			finish(q);
+		}
+		goto out;
+	}
+	for (i = 0; ans->rcode == DNS_R_OK && i < ans->nrr && n < 16; i++) {
+		txts[n] = txt_rdata_join(ans->rr[i].rdata, ans->rr[i].rdlen,
+		    &lens[n]);
+		if (txts[n] != NULL)
+			n++;
+	}
+	st = sts_txt_select((const char *const *)txts, lens, n, q->txt_id,
+	    &why);
+	for (i = 0; i < n; i++)
+		free(txts[i]);
+	if (st != DANESTS_OK) {
+		/* RFC 8461 5.1: no valid TXT but a cached policy: keep
+		 * using it. */
+		if (q->have_cache)
+			use_cached(q, NULL);
+		else if (st == DANESTS_NOTFOUND)
+			no_policy(q, NULL, NULL);
+		else
+			no_policy(q, "sts-policy-invalid", why ? why :
+			    "invalid TXT record");
+		goto out;
+	}
+	if (q->have_cache && strcmp(q->txt_id, q->cached.id) == 0 &&
+	    !(q->flags & STS_F_FORCE)) {
+		q->cached.last_error[0] = '\0';
+		use_cached(q, NULL);
+		goto out;
+	}
+	start_fetch(q);
+out:
+	dns_answer_free(ans);
+	req_unref(q);
+}
+
+/* deferred_cached - answer from a cached policy checked recently */
+static void
+deferred_cached(evutil_socket_t fd, short what, void *arg)
+{
+	struct sts_req *q = arg;
+
+	(void)fd;
+	(void)what;
+	if (!q->done) {
+		q->res.state = STS_POLICY;
+		if ((q->res.sts = sts_from_entry(&q->cached, "cache")) == NULL)
+			q->res.state = STS_FAIL;
+		finish(q);
+	}
+	req_unref(q);
+}
+
+/* sts_lookup_start - find the policy for domain; cb is called once */
+danests_status
+sts_lookup_start(struct danests_ctx *ctx, const char *domain, unsigned flags,
+    sts_lookup_cb *cb, void *arg, char *why, size_t whylen)
+{
+	struct sts_req *q;
+	char cwhy[DANESTS_WHY_MAX];
+	danests_status st;
+	time_t now = time(NULL);
+
+	if ((q = xcalloc(1, sizeof(*q))) == NULL) {
+		why_set(why, whylen, "out of memory");
+		return DANESTS_TEMP;
+	}
+	q->ctx = ctx;
+	q->flags = flags;
+	q->cb = cb;
+	q->arg = arg;
+	strlcpy(q->domain, domain, sizeof(q->domain));
+	snprintf(q->host, sizeof(q->host), "mta-sts.%s", domain);
+	snprintf(q->txtname, sizeof(q->txtname), "_mta-sts.%s", domain);
+	if (ctx->cache != NULL && !(flags & DANESTS_F_NO_CACHE)) {
+		st = cache_sts_get(ctx->cache, domain, &q->cached, cwhy,
+		    sizeof(cwhy));
+		if (st == DANESTS_TEMP) {
+			/* never read an unreadable cache as "no policy" */
+			free(q);
+			why_set(why, whylen, "policy cache: %s", cwhy);
+			return DANESTS_TEMP;
+		}
+		if (st == DANESTS_OK && q->cached.expires <= now) {
+			(void)cache_sts_del(ctx->cache, domain, cwhy,
+			    sizeof(cwhy));
+			cache_sts_clear(&q->cached);
+		} else if (st == DANESTS_OK)
+			q->have_cache = true;
+	}
+	ctx->pending++;
+	q->outstanding = 1;
+	if (q->have_cache && !(flags & STS_F_FORCE) &&
+	    now - q->cached.last_check < (time_t)ctx->cfg.sts_recheck_s) {
+		/* fresh enough: answer from the loop's next turn */
+		q->outstanding++;
+		if (event_base_once(ctx->base, -1, EV_TIMEOUT, deferred_cached,
+		    q, NULL) != 0) {
+			q->outstanding = 0;
+			cache_sts_clear(&q->cached);
+			ctx->pending--;
+			free(q);
+			why_set(why, whylen, "cannot schedule event");
+			return DANESTS_TEMP;
+		}
+		req_unref(q);
+		return DANESTS_OK;
+	}
+	if (dns_query(ctx->dns, q->txtname, DNS_T_TXT, txt_cb, q) != 0) {
+		req_unref(q);
+		why_set(why, whylen, "cannot start DNS lookup");
+		return DANESTS_TEMP;
+	}
+	return DANESTS_OK;
+}
