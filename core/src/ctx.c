@@ -41,6 +41,10 @@ danests_ctx_new_with_dns(const struct danests_config *cfg,
 	}
 	c->base = base;
 	c->dns = dns;
+	/* A policy fetch must end before the decision's own bound, so
+	 * that a slow policy host reads as a fetch error, not a timeout. */
+	if (c->cfg.fetch_timeout_ms > c->cfg.decision_timeout_ms * 2 / 3)
+		c->cfg.fetch_timeout_ms = c->cfg.decision_timeout_ms * 2 / 3 + 1;
 	if (c->cfg.sts && (st = sts_fetcher_new(base, c->cfg.ca_file,
 	    c->cfg.fetch_timeout_ms, c->cfg.sts_port, &c->fetcher, why,
 	    whylen)) != DANESTS_OK)

@@ -1,0 +1,142 @@
+#!/bin/bash
+# tests/run.sh - build danests and run every test suite:
+#   unit (cmocka), fuzz (libFuzzer, bounded time), integration (against the
+#   loopback test bed) and e2e (real MTAs), then print
+#   "N passed, N failed, N skipped" and exit non-zero on any failure.
+#
+# Environment:
+#   FUZZ_SECONDS   seconds per fuzz target (default 30; 0 skips fuzzing)
+#   SUITES         space-separated subset of: unit fuzz integration e2e
+set -u
+cd "$(dirname "$0")/.."
+top=$PWD
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+SUITES=${SUITES:-"unit fuzz integration e2e"}
+logdir=$top/build/test-logs
+pass=0 fail=0 skip=0
+failed_names=()
+
+want() { case " $SUITES " in *" $1 "*) return 0 ;; esac; return 1; }
+
+note() { printf '== %s\n' "$*"; }
+
+# record RESULT NAME - count one result
+record() {
+	case $1 in
+	ok) pass=$((pass + 1)) ;;
+	skip) skip=$((skip + 1)) ;;
+	*) fail=$((fail + 1)); failed_names+=("$2") ;;
+	esac
+}
+
+# run_tap NAME CMD... - run a script that prints "ok X" / "not ok X" /
+# "skip X" lines; a non-zero exit without a "not ok" line is one failure.
+run_tap() {
+	local name=$1 log rc line n=0 nf=0
+	shift
+	log=$logdir/$name.log
+	"$@" >"$log" 2>&1
+	rc=$?
+	while IFS= read -r line; do
+		case $line in
+		"not ok "*) record fail "$name: ${line#not ok }"; n=$((n + 1)); nf=$((nf + 1)) ;;
+		"ok "*"# SKIP"*|"skip "*) record skip "$name"; n=$((n + 1)) ;;
+		"ok "*) record ok "$name"; n=$((n + 1)) ;;
+		esac
+	done <"$log"
+	if [ $rc -ne 0 ] && [ $nf -eq 0 ]; then
+		record fail "$name (exit $rc)"
+	fi
+	if [ $rc -ne 0 ] || [ $nf -ne 0 ]; then
+		echo "-- $name: FAILED (exit $rc), log $log:"
+		tail -n 40 "$log"
+	else
+		echo "-- $name: $n results"
+	fi
+}
+
+note "setup and build"
+if ! tests/setup.sh; then
+	echo "setup failed"
+	echo "0 passed, 1 failed, 0 skipped"
+	exit 1
+fi
+mkdir -p "$logdir"
+
+if want unit; then
+	note "unit tests"
+	meson test -C build --suite unit --print-errorlogs >"$logdir/unit.log" 2>&1
+	if [ -f build/meson-logs/testlog.json ]; then
+		while IFS=$'\t' read -r tname tres; do
+			case $tres in
+			OK) record ok "$tname" ;;
+			SKIP) record skip "$tname" ;;
+			*) record fail "unit: $tname ($tres)" ;;
+			esac
+			echo "-- unit $tname: $tres"
+		done < <(jq -r 'select(.name != null) | [.name, .result] | @tsv' build/meson-logs/testlog.json)
+	else
+		record fail "unit: no test log"
+	fi
+	grep -q "^Fail: *0" "$logdir/unit.log" || tail -n 60 "$logdir/unit.log"
+fi
+
+if want fuzz && [ "$FUZZ_SECONDS" != 0 ]; then
+	note "fuzzers ($FUZZ_SECONDS s each, ASan+UBSan)"
+	if [ ! -d build-fuzz ]; then
+		CC=clang meson setup build-fuzz -Dfuzz=true \
+		    -Db_sanitize=address,undefined -Db_lundef=false \
+		    >"$logdir/fuzz-setup.log" 2>&1
+	fi
+	if ninja -C build-fuzz >"$logdir/fuzz-build.log" 2>&1; then
+		for t in build-fuzz/tests/fuzz/fuzz_*; do
+			[ -x "$t" ] || continue
+			n=$(basename "$t")
+			corpus=$(mktemp -d)
+			[ -d "tests/fuzz/corpus/$n" ] && cp -r "tests/fuzz/corpus/$n/." "$corpus/"
+			if UBSAN_OPTIONS=halt_on_error=1 "$t" -max_total_time="$FUZZ_SECONDS" \
+			    -timeout=10 -rss_limit_mb=1024 "$corpus" >"$logdir/$n.log" 2>&1; then
+				record ok "$n"
+				echo "-- $n: $(grep -o 'Done [0-9]* runs' "$logdir/$n.log" | tail -1)"
+			else
+				record fail "$n"
+				echo "-- $n: FAILED, log $logdir/$n.log"
+				tail -n 30 "$logdir/$n.log"
+			fi
+			rm -rf "$corpus"
+		done
+	else
+		record fail "fuzz build"
+		tail -n 30 "$logdir/fuzz-build.log"
+	fi
+fi
+
+if want integration || want e2e; then
+	note "test bed"
+	trap 'tests/testbed/down.sh >/dev/null 2>&1' EXIT
+	if ! tests/testbed/up.sh >"$logdir/testbed-up.log" 2>&1; then
+		record fail "testbed up"
+		tail -n 40 "$logdir/testbed-up.log"
+	else
+		if want integration; then
+			note "integration tests"
+			for s in tests/integration/*.sh; do
+				run_tap "$(basename "$s" .sh)" "$s" "$top/build"
+			done
+		fi
+		if want e2e; then
+			note "e2e tests (real MTAs)"
+			for s in tests/e2e/*/run.sh; do
+				[ -x "$s" ] || continue
+				run_tap "e2e-$(basename "$(dirname "$s")")" "$s" "$top/build"
+			done
+		fi
+	fi
+fi
+
+if [ $fail -gt 0 ]; then
+	echo "failures:"
+	printf '  %s\n' "${failed_names[@]}"
+fi
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
