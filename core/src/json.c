@@ -31,7 +31,7 @@
 
 /* Every reason code a decision may carry, mapped back to static storage. */
 static const char *const known_reasons[] = {
-	R_OK, R_NULL_MX, R_NXDOMAIN, R_DNSSEC_INVALID, R_DNS_ERROR,
+	R_DELIVER, R_NULL_MX, R_NXDOMAIN, R_DNSSEC_INVALID, R_DNS_ERROR,
 	R_DNS_TIMEOUT, R_NO_ADDRESS, R_NO_USABLE_HOST, R_DANE,
 	R_TLSA_UNUSABLE, R_TLSA_INVALID, R_NO_TLSA, R_ADDR_INSECURE,
 	R_TLSA_INSECURE, R_STS_MX_MATCH, R_STS_MX_MISMATCH, R_STS_TESTING,

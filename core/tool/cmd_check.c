@@ -1,1 +1,500 @@
-/* cmd_check.c - (in progress) */
+/*
+ * cmd_check.c - "danests check": decide for domains and print the decisions
+ *
+ *	danests check [--resolver ADDR[@PORT]] [--ca-file FILE]
+ *	    [--cache-dir DIR | --no-cache] [--json] [--timeout SECONDS]
+ *	    DOMAIN...
+ *
+ * Every domain is decided at once on one event loop; the results are
+ * printed in the order the domains were given, as text or as JSON lines
+ * (danests_decision_to_json).  Exit status: 0 when every domain can be
+ * delivered to, 75 when any must be deferred or could not be decided,
+ * else 69 when any bounces; 64 for a usage error.
+ */
+#include "danests.h"
+#include "cmds.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_USAGE	64	/* EX_USAGE */
+#define EXIT_PERM	69	/* EX_UNAVAILABLE */
+#define EXIT_TEMP	75	/* EX_TEMPFAIL */
+
+#ifndef DANESTS_CACHE_DIR
+#define DANESTS_CACHE_DIR "/var/lib/danests"
+#endif
+
+#define NAME_BUF	256	/* danests_domain_normalize output */
+#define WHY_BUF		256
+#define TIMEOUT_MAX_S	300	/* as decision_timeout of danests.conf */
+#define DNS_TIMEOUT_MS	5000	/* per query, at most */
+#define FETCH_TIMEOUT_MS 10000	/* per policy fetch, at most */
+#define TLSA_HEX_SHOWN	16	/* hex digits of TLSA data in text output */
+
+static const char check_help[] =
+"NAME\n"
+"     danests check - decide how mail to domains must be delivered\n"
+"\n"
+"SYNOPSIS\n"
+"     danests check [--resolver ADDR[@PORT]] [--ca-file FILE]\n"
+"                   [--cache-dir DIR | --no-cache] [--json]\n"
+"                   [--timeout SECONDS] DOMAIN...\n"
+"\n"
+"DESCRIPTION\n"
+"     Resolves every DOMAIN at once, the way a sending MTA must: its MX\n"
+"     hosts with their DNSSEC status, the TLSA records of each host\n"
+"     (RFC 7672) and the MTA-STS policy of the domain (RFC 8461).  For each\n"
+"     domain it prints the verdict (deliver, tempfail or permfail) and, for\n"
+"     every MX host in delivery order, the policy a sender must apply:\n"
+"\n"
+"     dane         TLS, authenticated by the host's TLSA records\n"
+"     encrypt      TLS required, unauthenticated (no usable TLSA record)\n"
+"     sts-enforce  TLS, PKIX certificate valid for the MX name\n"
+"     sts-testing  as sts-enforce, but deliver anyway on failure\n"
+"     may          opportunistic TLS\n"
+"     skip         never connect to this host\n"
+"\n"
+"     Results are printed in the order the domains were given.  DNSSEC\n"
+"     status is taken from the AD bit of the resolver, which must validate\n"
+"     and be local or on a trusted path.\n"
+"\n"
+"OPTIONS\n"
+"     --resolver ADDR[@PORT]\n"
+"             Validating resolver to ask (IPv4 or IPv6 address, port 53 by\n"
+"             default).  Default: the first nameserver of /etc/resolv.conf.\n"
+"\n"
+"     --ca-file FILE\n"
+"             CA bundle for the PKIX checks of MTA-STS (default: the system\n"
+"             store).\n"
+"\n"
+"     --cache-dir DIR\n"
+"             Policy and decision cache shared with the MTA adapters\n"
+"             (default " DANESTS_CACHE_DIR ").\n"
+"\n"
+"     --no-cache\n"
+"             Neither read nor write any cache: resolve everything afresh.\n"
+"\n"
+"     --json  Print one line of JSON per domain (JSON Lines) instead of\n"
+"             text.  The fields are described in danests(1).\n"
+"\n"
+"     --timeout SECONDS\n"
+"             Bound on the whole decision of a domain, 1 to 300 (default\n"
+"             15).  A single DNS query waits at most 5 seconds.\n"
+"\n"
+"     --help, -h\n"
+"             Show this text and exit.\n"
+"\n"
+"OUTPUT\n"
+"     Text: per domain a line\n"
+"         DOMAIN: VERDICT (REASON)  mx: SECURITY[ implicit][ via CNAME X]\n"
+"     the MTA-STS policy or why there is none, then one line per MX host\n"
+"     (HOST PRIO POLICY REASON) with its TLSA records indented below.\n"
+"\n"
+"EXIT STATUS\n"
+"     0   every domain can be delivered to\n"
+"     64  usage error (unknown option, malformed domain, ...)\n"
+"     69  a domain fails permanently (NXDOMAIN, null MX) and none\n"
+"         temporarily\n"
+"     75  a domain fails temporarily, or could not be decided at all\n"
+"\n"
+"EXAMPLES\n"
+"     danests check example.org\n"
+"     danests check --json --no-cache --resolver 127.0.0.1@5353 a.test b.test\n";
+
+/* One domain being decided. */
+struct job {
+	const char *arg;		/* as given */
+	char domain[NAME_BUF];		/* normalized */
+	bool done;
+	danests_status status;
+	struct danests_decision *d;
+	char why[WHY_BUF];
+	size_t *outstanding;
+};
+
+/* usage - one-line usage error with a hint; returns EX_USAGE */
+static int
+usage(const char *what, const char *arg)
+{
+	fprintf(stderr, "danests: check: %s%s%s (see 'danests check --help')\n",
+	    what, arg ? ": " : "", arg ? arg : "");
+	return EXIT_USAGE;
+}
+
+/* parse_seconds - 1..TIMEOUT_MAX_S, digits only */
+static bool
+parse_seconds(const char *s, unsigned *out)
+{
+	unsigned long n;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*end != '\0' || errno != 0 || n < 1 || n > TIMEOUT_MAX_S)
+		return false;
+	*out = (unsigned)n;
+	return true;
+}
+
+/* decided - completion callback of one domain */
+static void
+decided(void *arg, danests_status st, struct danests_decision *d,
+    const char *why)
+{
+	struct job *j = arg;
+
+	if (j->done) {		/* never twice; keep the first answer */
+		danests_decision_free(d);
+		return;
+	}
+	j->done = true;
+	j->status = st;
+	if (st == DANESTS_OK && d != NULL)
+		j->d = d;
+	else {
+		danests_decision_free(d);
+		if (st == DANESTS_OK)
+			j->status = DANESTS_TEMP;
+	}
+	snprintf(j->why, sizeof(j->why), "%s",
+	    why && *why ? why : danests_status_name(j->status));
+	(*j->outstanding)--;
+}
+
+/* orstr - s, or "-" for nothing */
+static const char *
+orstr(const char *s)
+{
+	return s != NULL && *s != '\0' ? s : "-";
+}
+
+/* print_tlsa - one TLSA record, data shortened */
+static void
+print_tlsa(const struct danests_tlsa *t)
+{
+	size_t i, n;
+
+	printf("    tlsa %u %u %u ", t->usage, t->selector, t->mtype);
+	n = t->len;
+	if (n * 2 > TLSA_HEX_SHOWN)
+		n = TLSA_HEX_SHOWN / 2;
+	for (i = 0; i < n; i++)
+		printf("%02x", t->data[i]);
+	printf("%s\n", n < t->len ? "..." : "");
+}
+
+/* print_sts - the MTA-STS line(s) of a decision */
+static void
+print_sts(const struct danests_decision *d)
+{
+	const struct danests_sts *s = d->sts;
+	size_t i;
+
+	if (s == NULL) {
+		if (d->sts_error != NULL)
+			printf("  mta-sts: no policy (%s)\n", d->sts_error);
+		return;
+	}
+	printf("  mta-sts: mode %s id %s max_age %u source %s, mx:",
+	    danests_sts_mode_name(s->policy.mode), s->id, s->policy.max_age,
+	    orstr(s->source));
+	for (i = 0; i < s->policy.nmx; i++)
+		printf(" %s", s->policy.mx[i]);
+	if (s->policy.nmx == 0)
+		printf(" -");
+	printf("\n");
+	if (s->error != NULL)
+		printf("  mta-sts: refresh failed, policy kept (%s)\n",
+		    s->error);
+}
+
+/* print_text - a decision as a header, the policy and a host table */
+static void
+print_text(const struct danests_decision *d)
+{
+	const struct danests_host *h;
+	int wname = (int)strlen("HOST"), wpol = (int)strlen("POLICY");
+	int wprio = (int)strlen("PRIO"), n;
+	size_t i, k;
+	char prio[16];
+
+	printf("%s: %s (%s)  mx: %s%s", d->domain,
+	    danests_verdict_name(d->verdict), orstr(d->reason),
+	    danests_dnssec_name(d->mx_security),
+	    d->implicit_mx ? " implicit" : "");
+	if (d->mx_cname != NULL)
+		printf(" via CNAME %s", d->mx_cname);
+	printf("%s\n", d->from_cache ? "  (cached)" : "");
+	print_sts(d);
+	if (d->nhosts == 0)
+		return;
+	for (i = 0; i < d->nhosts; i++) {
+		h = &d->hosts[i];
+		if ((n = (int)strlen(h->name)) > wname)
+			wname = n;
+		if ((n = (int)strlen(danests_policy_name(h->policy))) > wpol)
+			wpol = n;
+		if ((n = snprintf(prio, sizeof(prio), "%d", h->priority)) >
+		    wprio)
+			wprio = n;
+	}
+	printf("  %-*s  %*s  %-*s  %s\n", wname, "HOST", wprio, "PRIO", wpol,
+	    "POLICY", "REASON");
+	for (i = 0; i < d->nhosts; i++) {
+		h = &d->hosts[i];
+		printf("  %-*s  %*d  %-*s  %s", wname, h->name, wprio,
+		    h->priority, wpol, danests_policy_name(h->policy),
+		    orstr(h->reason));
+		if (h->mx_insecure)
+			printf("  (mx insecure)");
+		if (h->nunusable > 0)
+			printf("  (%zu unusable tlsa)", h->nunusable);
+		printf("\n");
+		for (k = 0; k < h->ntlsa; k++)
+			print_tlsa(&h->tlsa[k]);
+	}
+}
+
+/* run_jobs - decide every job concurrently on one loop; 0, or -1 when
+ * the context could not be made (why says so) */
+static int
+run_jobs(const struct danests_config *cfg, struct job *jobs, size_t n,
+    unsigned flags, char *why, size_t whylen)
+{
+	struct event_base *base;
+	struct danests_ctx *ctx;
+	const char *note;
+	size_t i, outstanding = 0;
+
+	if ((base = event_base_new()) == NULL) {
+		snprintf(why, whylen, "cannot create an event loop");
+		return -1;
+	}
+	if (danests_ctx_new(cfg, base, &ctx, why, whylen) != DANESTS_OK) {
+		event_base_free(base);
+		return -1;
+	}
+	if ((note = danests_ctx_cache_note(ctx)) != NULL && *note != '\0')
+		fprintf(stderr, "danests: warning: cache: %s\n", note);
+	for (i = 0; i < n; i++) {
+		jobs[i].outstanding = &outstanding;
+		outstanding++;
+		if (danests_decide_async(ctx, jobs[i].domain, flags, decided,
+		    &jobs[i], jobs[i].why, sizeof(jobs[i].why)) !=
+		    DANESTS_OK) {
+			jobs[i].done = true;
+			jobs[i].status = DANESTS_TEMP;
+			outstanding--;
+		}
+	}
+	/* EVLOOP_ONCE returns 1 when nothing is left to wait for: a
+	 * request that never completes must not hang the tool */
+	while (outstanding > 0)
+		if (event_base_loop(base, EVLOOP_ONCE) != 0)
+			break;
+	danests_ctx_free(ctx);
+	event_base_free(base);
+	for (i = 0; i < n; i++) {
+		if (!jobs[i].done) {
+			jobs[i].done = true;
+			jobs[i].status = DANESTS_TEMP;
+			snprintf(jobs[i].why, sizeof(jobs[i].why),
+			    "the decision did not complete");
+		}
+	}
+	return 0;
+}
+
+/* report - print every job in order; returns the exit status */
+static int
+report(struct job *jobs, size_t n, bool json)
+{
+	bool temp = false, perm = false;
+	char *text;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (jobs[i].d == NULL) {
+			fprintf(stderr, "danests: %s: cannot decide: %s\n",
+			    jobs[i].arg, jobs[i].why);
+			temp = true;
+			continue;
+		}
+		if (jobs[i].d->verdict == DANESTS_TEMPFAIL)
+			temp = true;
+		else if (jobs[i].d->verdict == DANESTS_PERMFAIL)
+			perm = true;
+		if (json) {
+			if ((text = danests_decision_to_json(jobs[i].d)) ==
+			    NULL) {
+				fprintf(stderr, "danests: %s: cannot render "
+				    "the decision as JSON\n", jobs[i].arg);
+				temp = true;
+				continue;
+			}
+			printf("%s\n", text);
+			free(text);
+		} else {
+			if (i > 0)
+				printf("\n");
+			print_text(jobs[i].d);
+		}
+	}
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "danests: write error: %s\n", strerror(errno));
+		return EXIT_TEMP;
+	}
+	return temp ? EXIT_TEMP : perm ? EXIT_PERM : 0;
+}
+
+/* cmd_check - the check command; argv[0] is "check" */
+int
+cmd_check(int argc, char **argv)
+{
+	enum { O_RESOLVER = 256, O_CA_FILE, O_CACHE_DIR, O_NO_CACHE, O_JSON,
+	    O_TIMEOUT };
+	static const struct option opts[] = {
+		{ "resolver", required_argument, NULL, O_RESOLVER },
+		{ "ca-file", required_argument, NULL, O_CA_FILE },
+		{ "cache-dir", required_argument, NULL, O_CACHE_DIR },
+		{ "no-cache", no_argument, NULL, O_NO_CACHE },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct danests_config *cfg;
+	struct job *jobs = NULL;
+	const char *cache_dir = NULL;
+	char why[WHY_BUF] = "", opt[3];
+	bool json = false, no_cache = false;
+	unsigned secs = 0, flags = 0;
+	size_t i, n = 0;
+	int c, rc = EXIT_USAGE;
+
+	if ((cfg = danests_config_new()) == NULL) {
+		fprintf(stderr, "danests: out of memory\n");
+		return EXIT_TEMP;
+	}
+	opterr = 0;
+	optind = 0;		/* glibc: start afresh after main's getopt */
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(check_help, stdout);
+			rc = 0;
+			goto out;
+		case O_RESOLVER:
+			if (danests_config_set_resolver(cfg, optarg, why,
+			    sizeof(why)) != DANESTS_OK) {
+				usage(why, NULL);
+				goto out;
+			}
+			break;
+		case O_CA_FILE:
+			if (danests_config_set_ca_file(cfg, optarg, why,
+			    sizeof(why)) != DANESTS_OK) {
+				usage(why, NULL);
+				goto out;
+			}
+			break;
+		case O_CACHE_DIR:
+			if (*optarg == '\0') {
+				usage("empty cache directory", NULL);
+				goto out;
+			}
+			cache_dir = optarg;
+			break;
+		case O_NO_CACHE:
+			no_cache = true;
+			break;
+		case O_JSON:
+			json = true;
+			break;
+		case O_TIMEOUT:
+			if (!parse_seconds(optarg, &secs)) {
+				usage("--timeout: expected seconds from 1 to "
+				    "300", optarg);
+				goto out;
+			}
+			break;
+		case ':':
+			usage("option needs a value", argv[optind - 1]);
+			goto out;
+		default:
+			/* optopt: 0 for an unknown long option, the value
+			 * of a known one given "=VALUE", else the letter */
+			if (optopt == 0)
+				usage("unknown option", argv[optind - 1]);
+			else if (optopt >= 256 || optopt == 'h')
+				usage("option takes no value",
+				    argv[optind - 1]);
+			else {
+				snprintf(opt, sizeof(opt), "-%c", optopt);
+				usage("unknown option", opt);
+			}
+			goto out;
+		}
+	}
+	if (cache_dir != NULL && no_cache) {
+		usage("--cache-dir and --no-cache exclude each other", NULL);
+		goto out;
+	}
+	if ((n = (size_t)(argc - optind)) == 0) {
+		usage("missing domain", NULL);
+		goto out;
+	}
+	if ((jobs = calloc(n, sizeof(*jobs))) == NULL) {
+		fprintf(stderr, "danests: out of memory\n");
+		rc = EXIT_TEMP;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		jobs[i].arg = argv[optind + i];
+		if (danests_domain_normalize(jobs[i].arg, jobs[i].domain,
+		    sizeof(jobs[i].domain)) != DANESTS_OK) {
+			usage("malformed domain", jobs[i].arg);
+			goto out;
+		}
+	}
+
+	if (no_cache) {
+		flags |= DANESTS_F_NO_CACHE;
+		cache_dir = NULL;
+	} else if (cache_dir == NULL)
+		cache_dir = DANESTS_CACHE_DIR;
+	if (danests_config_set_cache_dir(cfg, cache_dir, why, sizeof(why)) !=
+	    DANESTS_OK) {
+		fprintf(stderr, "danests: check: %s\n", why);
+		rc = EXIT_TEMP;
+		goto out;
+	}
+	if (secs > 0) {
+		danests_config_set_decision_timeout(cfg, secs * 1000);
+		danests_config_set_dns_timeout(cfg, secs * 1000 < DNS_TIMEOUT_MS ?
+		    secs * 1000 : DNS_TIMEOUT_MS);
+		danests_config_set_fetch_timeout(cfg,
+		    secs * 1000 < FETCH_TIMEOUT_MS ? secs * 1000 :
+		    FETCH_TIMEOUT_MS);
+	}
+
+	if (run_jobs(cfg, jobs, n, flags, why, sizeof(why)) != 0) {
+		fprintf(stderr, "danests: %s\n", why);
+		rc = EXIT_TEMP;
+		goto out;
+	}
+	rc = report(jobs, n, json);
+out:
+	for (i = 0; jobs != NULL && i < n; i++)
+		danests_decision_free(jobs[i].d);
+	free(jobs);
+	danests_config_free(cfg);
+	return rc;
+}

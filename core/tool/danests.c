@@ -1,1 +1,143 @@
-int main(void){return 0;}
+/*
+ * danests.c - main of danests(1): global options and subcommand dispatch
+ *
+ *	danests [--version] [--help] COMMAND [ARGS]
+ *
+ * Each command parses its own options (cmd_*.c) and returns the exit
+ * status: 0 success, 64 usage error, 69 permanent failure, 75 temporary
+ * failure (sysexits(3) EX_USAGE, EX_UNAVAILABLE, EX_TEMPFAIL).
+ */
+#include "danests.h"
+#include "cmds.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#define EXIT_USAGE	64
+
+#ifndef DANESTS_CACHE_DIR
+#define DANESTS_CACHE_DIR "/var/lib/danests"
+#endif
+
+static const char usage_text[] =
+"NAME\n"
+"     danests - decide how mail to a domain must be delivered: DANE, MTA-STS\n"
+"     or opportunistic TLS\n"
+"\n"
+"SYNOPSIS\n"
+"     danests [--version] [--help] COMMAND [ARGS]\n"
+"\n"
+"DESCRIPTION\n"
+"     danests resolves a destination mail domain the way a sending MTA must:\n"
+"     its MX hosts and their DNSSEC status, TLSA records (RFC 7672) and the\n"
+"     MTA-STS policy (RFC 8461), and says for every MX host whether it must\n"
+"     be reached with DANE, with MTA-STS, opportunistically, or not at all.\n"
+"\n"
+"COMMANDS\n"
+"     check DOMAIN...\n"
+"             Decide for each DOMAIN and print the decision, as text or as\n"
+"             JSON lines.\n"
+"\n"
+"     cache list | show DOMAIN | purge DOMAIN | refresh\n"
+"             Inspect and maintain the MTA-STS policy cache shared by every\n"
+"             process on the machine (default " DANESTS_CACHE_DIR ").\n"
+"\n"
+"     help [COMMAND]\n"
+"             Show this text, or the help of COMMAND.\n"
+"\n"
+"     Run 'danests COMMAND --help' for the options of a command.\n"
+"\n"
+"OPTIONS\n"
+"     --help, -h      Show this text and exit.\n"
+"     --version, -V   Print the version and exit.\n"
+"\n"
+"EXIT STATUS\n"
+"     0   success: every domain can be delivered to\n"
+"     64  usage error\n"
+"     69  a domain fails permanently (bounce)\n"
+"     75  a domain fails temporarily (defer), or could not be decided\n"
+"\n"
+"SEE ALSO\n"
+"     danests(1)\n";
+
+/* usage_error - one line on stderr with a hint; returns EX_USAGE */
+static int
+usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "danests: %s%s%s (see 'danests --help')\n", what,
+	    arg ? ": " : "", arg ? arg : "");
+	return EXIT_USAGE;
+}
+
+/* run - dispatch one command; argv[0] is its name */
+static int
+run(int argc, char **argv)
+{
+	if (strcmp(argv[0], "check") == 0)
+		return cmd_check(argc, argv);
+	if (strcmp(argv[0], "cache") == 0)
+		return cmd_cache(argc, argv, DANESTS_CACHE_DIR);
+	return usage_error("unknown command", argv[0]);
+}
+
+/* help - "danests help [COMMAND]" */
+static int
+help(int argc, char **argv)
+{
+	char *hargv[3];
+
+	if (argc < 2) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (argc > 2)
+		return usage_error("help takes one command", NULL);
+	hargv[0] = argv[1];
+	hargv[1] = (char *)"--help";
+	hargv[2] = NULL;
+	return run(2, hargv);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char opt[3];
+	int c;
+
+	opterr = 0;
+	/* '+': stop at the command; its options are its own */
+	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("danests %s\n", DANESTS_VERSION);
+			return 0;
+		default:
+			/* optopt: 0 for an unknown long option, the value
+			 * of a known one given "=VALUE", else the letter */
+			if (optopt == 0)
+				return usage_error("unknown option",
+				    argv[optind - 1]);
+			if (optopt == 'h' || optopt == 'V')
+				return usage_error("option takes no value",
+				    argv[optind - 1]);
+			snprintf(opt, sizeof(opt), "-%c", optopt);
+			return usage_error("unknown option", opt);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0)
+		return usage_error("missing command", NULL);
+	if (strcmp(argv[0], "help") == 0)
+		return help(argc, argv);
+	return run(argc, argv);
+}

@@ -129,7 +129,7 @@ shape_dane(void)
 	struct danests_decision *d;
 	struct danests_host *h;
 
-	d = mk_decision("dane-ee.test", DANESTS_DELIVER, R_OK,
+	d = mk_decision("dane-ee.test", DANESTS_DELIVER, R_DELIVER,
 	    DANESTS_SEC_SECURE, 2);
 	d->mx_cname = strdup("real.dane-ee.test");
 	h = set_host(d, 0, "mx.dane-ee.test", 10, DANESTS_POLICY_DANE, R_DANE,
@@ -157,7 +157,7 @@ shape_sts(void)
 	struct danests_decision *d;
 	struct danests_host *h;
 
-	d = mk_decision("sts-wild.test", DANESTS_DELIVER, R_OK,
+	d = mk_decision("sts-wild.test", DANESTS_DELIVER, R_DELIVER,
 	    DANESTS_SEC_INSECURE, 2);
 	mk_sts(d, DANESTS_STS_ENFORCE, "20240101T000000", "cache",
 	    "sts-policy-fetch-error: HTTP 404", mx, NELEM(mx));
@@ -201,7 +201,7 @@ shape_misc(void)
 	struct danests_decision *d;
 	struct danests_host *h;
 
-	d = mk_decision("sts-testing.test", DANESTS_DELIVER, R_OK,
+	d = mk_decision("sts-testing.test", DANESTS_DELIVER, R_DELIVER,
 	    DANESTS_SEC_INDETERMINATE, 3);
 	mk_sts(d, DANESTS_STS_TESTING, "a1", "fetched", NULL, mx, NELEM(mx));
 	h = set_host(d, 0, "mx.sts-testing.test", 10, DANESTS_POLICY_ENCRYPT,
@@ -613,7 +613,7 @@ test_reason_static(void **state)
 	(void)state;
 	text = danests_decision_to_json(d);
 	assert_int_equal(danests_decision_from_json(text, &back), DANESTS_OK);
-	assert_ptr_equal(back->reason, R_OK);
+	assert_ptr_equal(back->reason, R_DELIVER);
 	assert_ptr_equal(back->hosts[0].reason, R_DANE);
 	assert_ptr_equal(back->hosts[1].reason, R_TLSA_INVALID);
 	free(text);

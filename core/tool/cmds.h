@@ -1,0 +1,15 @@
+/*
+ * cmds.h - the subcommands of danests(1)
+ *
+ * Each gets its own arguments with argv[0] the command name and returns
+ * the process exit status.
+ */
+#ifndef DANESTS_CMDS_H
+#define DANESTS_CMDS_H
+
+int cmd_cache(int argc, char **argv, const char *cache_dir);
+int cmd_check(int argc, char **argv);
+/* cache_dir as for cmd_cache; argv[0] is "refresh" */
+int cmd_cache_refresh(int argc, char **argv, const char *cache_dir);
+
+#endif /* DANESTS_CMDS_H */
