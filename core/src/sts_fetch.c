@@ -337,7 +337,7 @@ sts_fetch_finish_result(struct sts_fetch *fe, CURLcode rc)
 		return;
 	}
 	r->status = DANESTS_OK;
-	r->reason = R_OK;
+	r->reason = R_DELIVER;
 	r->body = fe->body;
 	r->len = fe->len;
 	r->why[0] = '\0';
