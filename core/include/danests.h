@@ -238,11 +238,94 @@ size_t danests_ctx_pending(const struct danests_ctx *);
  * aside and rebuilt), or "" when nothing is worth logging. */
 const char *danests_ctx_cache_note(const struct danests_ctx *);
 
+/* Refresh ahead of expiry: refetch every cached MTA-STS policy that
+ * expires within window_s seconds, at most parallel fetches at a time.
+ * A failed refetch keeps the cached policy (and records the error).  cb
+ * gets the number of policies due, refreshed and failed; it is never called
+ * before danests_refresh_async returns DANESTS_OK. */
+typedef void danests_refresh_cb(void *arg, size_t due, size_t refreshed,
+    size_t failed);
+danests_status danests_refresh_async(struct danests_ctx *, unsigned window_s,
+    unsigned parallel, danests_refresh_cb *cb, void *arg, char *why,
+    size_t whylen);
+danests_status danests_refresh(struct danests_ctx *, unsigned window_s,
+    unsigned parallel, size_t *due, size_t *refreshed, size_t *failed,
+    char *why, size_t whylen);
+
 /* danests_domain_normalize - lower-case a domain, drop one trailing dot,
  * check it is a syntactically valid host name (A-labels).  Writes into out
  * (at least 256 bytes).  DANESTS_PERM when not a valid domain. */
 danests_status danests_domain_normalize(const char *in, char *out,
     size_t outlen);
+
+/*
+ * Verification of an MX host's certificate chain against its decision
+ * (verify.c), with OpenSSL's DANE API doing the TLSA matching.  The
+ * OpenSSL types are named by their struct tags so that this header does
+ * not need <openssl/ssl.h>: struct ssl_ctx_st is SSL_CTX, struct ssl_st is
+ * SSL, struct x509_st is X509, struct stack_st_X509 is STACK_OF(X509).
+ */
+struct ssl_ctx_st;
+struct ssl_st;
+struct x509_st;
+struct stack_st_X509;
+
+/* The outcome of one check.  reason is a static string. */
+struct danests_verify_result {
+	bool verified;		/* authenticated as the host's policy asks;
+				 * for encrypt/may: what PKIX to the CA
+				 * store with the MX name would give */
+	const char *reason;	/* NULL when verified, else an RFC 8460
+				 * result type: "certificate-host-mismatch",
+				 * "certificate-expired",
+				 * "certificate-not-trusted", "tlsa-invalid"
+				 * (no TLSA record matched),
+				 * "validation-failure" */
+	int depth;		/* chain depth of the TLSA match, or -1 */
+	int usage, selector, mtype;	/* the matching TLSA record, or -1 */
+	char peername[256];	/* reference name the certificate matched
+				 * ("" for DANE-EE, which ignores names) */
+	char detail[256];	/* human-readable, for logs */
+};
+
+/* danests_tls_ctx_new - a TLS client context for SMTP with DANE enabled
+ * and a trust store for PKIX (ca_file, or the system store when NULL).
+ * The caller frees it with danests_tls_ctx_free.  NULL with why set on
+ * failure. */
+struct ssl_ctx_st *danests_tls_ctx_new(const char *ca_file, char *why,
+    size_t whylen);
+void danests_tls_ctx_free(struct ssl_ctx_st *);
+
+/* danests_tls_prepare - set up a new SSL (from danests_tls_ctx_new) for a
+ * connection to host before the handshake: SNI, reference names, TLSA
+ * records, verify mode and protocol floor as the host's policy asks.  For
+ * dane and sts-enforce the handshake fails when authentication fails; for
+ * the other policies it completes and danests_tls_result tells.  host is
+ * only read during the call.  DANESTS_PERM for a skip host or a dane host
+ * without a record OpenSSL can use; DANESTS_TEMP on internal errors. */
+danests_status danests_tls_prepare(struct ssl_st *,
+    const struct danests_host *host, char *why, size_t whylen);
+
+/* danests_tls_result - after the handshake (completed or failed), what
+ * authentication gave.  Fills res; DANESTS_OK when res is meaningful. */
+danests_status danests_tls_result(struct ssl_st *,
+    const struct danests_host *host, struct danests_verify_result *res);
+
+/* danests_verify_chain - offline: check a peer's chain (leaf, then the
+ * rest as the peer sent it, may be NULL) against host's policy, as
+ * danests_tls_prepare + handshake + danests_tls_result would.  ca_file
+ * as for danests_tls_ctx_new.  Nothing passed in is kept or freed.
+ * DANESTS_OK with res->verified true or false for a completed check;
+ * DANESTS_TEMP/PERM (res->detail says why) for errors and bad arguments. */
+danests_status danests_verify_chain(const struct danests_host *host,
+    struct x509_st *leaf, struct stack_st_X509 *untrusted,
+    const char *ca_file, struct danests_verify_result *res);
+
+/* danests_verify_chain_ctx - the same with a context from
+ * danests_tls_ctx_new, to check many chains against one trust store. */
+danests_status danests_verify_chain_ctx(struct ssl_ctx_st *,
+    const struct danests_host *host, struct x509_st *leaf,
+    struct stack_st_X509 *untrusted, struct danests_verify_result *res);
 
 #ifdef __cplusplus
 }

@@ -422,3 +422,191 @@ sts_lookup_start(struct danests_ctx *ctx, const char *domain, unsigned flags,
 	}
 	return DANESTS_OK;
 }
+
+/*
+ * Refresh ahead of expiry (RFC 8461 5.1: senders should refresh policies
+ * before they expire so that a short outage of the policy host does not
+ * remove protection).  Every cached policy expiring within the window is
+ * refetched, at most `parallel` at a time; a failed refetch keeps the
+ * cached policy and records the error with it.
+ */
+struct refresh {
+	struct danests_ctx *ctx;
+	char **domains;
+	size_t n, next, running, refreshed, failed;
+	unsigned parallel;
+	danests_refresh_cb *cb;
+	void *arg;
+};
+
+static void refresh_pump(struct refresh *);
+
+struct due_list {
+	char **domains;
+	size_t n;
+	time_t before;
+	bool nomem;
+};
+
+/* collect_due - cache_sts_each callback: entries expiring soon */
+static int
+collect_due(void *arg, const char *domain, const struct cache_sts *e)
+{
+	struct due_list *l = arg;
+	char **nd;
+
+	if (e->expires > l->before)
+		return 0;
+	if ((nd = realloc(l->domains, (l->n + 1) * sizeof(*nd))) == NULL ||
+	    (nd[l->n] = strdup(domain)) == NULL) {
+		if (nd != NULL)
+			l->domains = nd;
+		l->nomem = true;
+		return 1;
+	}
+	l->domains = nd;
+	l->n++;
+	return 0;
+}
+
+/* refresh_one_done - one policy refetched (or kept) */
+static void
+refresh_one_done(void *arg, struct sts_result *res)
+{
+	struct refresh *r = arg;
+
+	if (res->state == STS_POLICY && res->sts != NULL &&
+	    strcmp(res->sts->source, "fetched") == 0)
+		r->refreshed++;
+	else
+		r->failed++;
+	r->running--;
+	refresh_pump(r);
+}
+
+/* refresh_pump - keep up to `parallel` refetches running */
+static void
+refresh_pump(struct refresh *r)
+{
+	size_t i;
+	char why[DANESTS_WHY_MAX];
+
+	while (r->running < r->parallel && r->next < r->n) {
+		const char *d = r->domains[r->next++];
+
+		if (sts_lookup_start(r->ctx, d, STS_F_FORCE, refresh_one_done,
+		    r, why, sizeof(why)) == DANESTS_OK)
+			r->running++;
+		else
+			r->failed++;
+	}
+	if (r->running > 0 || r->next < r->n)
+		return;
+	r->cb(r->arg, r->n, r->refreshed, r->failed);
+	for (i = 0; i < r->n; i++)
+		free(r->domains[i]);
+	free(r->domains);
+	free(r);
+}
+
+/* refresh_empty - report a refresh that found nothing due */
+static void
+refresh_empty(evutil_socket_t fd, short what, void *arg)
+{
+	struct refresh *r = arg;
+
+	(void)fd;
+	(void)what;
+	r->running = 0;
+	refresh_pump(r);
+}
+
+/* danests_refresh_async - refetch every policy due within window_s */
+danests_status
+danests_refresh_async(struct danests_ctx *ctx, unsigned window_s,
+    unsigned parallel, danests_refresh_cb *cb, void *arg, char *why,
+    size_t whylen)
+{
+	struct refresh *r;
+	struct due_list l;
+	danests_status st;
+	size_t i;
+
+	if (ctx->cache == NULL || ctx->fetcher == NULL) {
+		why_set(why, whylen, "refresh needs the policy cache and "
+		    "MTA-STS enabled");
+		return DANESTS_PERM;
+	}
+	memset(&l, 0, sizeof(l));
+	l.before = time(NULL) + (time_t)window_s;
+	if ((st = cache_sts_each(ctx->cache, collect_due, &l, why, whylen)) !=
+	    DANESTS_OK || l.nomem || (r = xcalloc(1, sizeof(*r))) == NULL) {
+		for (i = 0; i < l.n; i++)
+			free(l.domains[i]);
+		free(l.domains);
+		if (st == DANESTS_OK)
+			why_set(why, whylen, "out of memory");
+		return st == DANESTS_OK ? DANESTS_TEMP : st;
+	}
+	r->ctx = ctx;
+	r->domains = l.domains;
+	r->n = l.n;
+	r->parallel = parallel ? parallel : 1;
+	r->cb = cb;
+	r->arg = arg;
+	if (r->n == 0) {
+		/* report from the loop, never before returning */
+		r->next = r->n;
+		r->running = 1;
+		if (event_base_once(ctx->base, -1, EV_TIMEOUT,
+		    refresh_empty, r, NULL) != 0) {
+			free(r);
+			why_set(why, whylen, "cannot schedule event");
+			return DANESTS_TEMP;
+		}
+		return DANESTS_OK;
+	}
+	refresh_pump(r);
+	return DANESTS_OK;
+}
+
+struct refresh_sync {
+	bool done;
+	size_t checked, refreshed, failed;
+};
+
+/* refresh_sync_cb - store the counts of a synchronous refresh */
+static void
+refresh_sync_cb(void *arg, size_t checked, size_t refreshed, size_t failed)
+{
+	struct refresh_sync *s = arg;
+
+	s->done = true;
+	s->checked = checked;
+	s->refreshed = refreshed;
+	s->failed = failed;
+}
+
+/* danests_refresh - the synchronous twin of danests_refresh_async */
+danests_status
+danests_refresh(struct danests_ctx *ctx, unsigned window_s, unsigned parallel,
+    size_t *checked, size_t *refreshed, size_t *failed, char *why,
+    size_t whylen)
+{
+	struct refresh_sync s;
+	danests_status st;
+
+	memset(&s, 0, sizeof(s));
+	if ((st = danests_refresh_async(ctx, window_s, parallel,
+	    refresh_sync_cb, &s, why, whylen)) != DANESTS_OK)
+		return st;
+	while (!s.done)
+		if (event_base_loop(ctx->base, EVLOOP_ONCE) != 0 && !s.done) {
+			why_set(why, whylen, "event loop stopped");
+			return DANESTS_TEMP;
+		}
+	*checked = s.checked;
+	*refreshed = s.refreshed;
+	*failed = s.failed;
+	return DANESTS_OK;
+}
