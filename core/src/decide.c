@@ -167,6 +167,12 @@ tlsa_cb(void *arg, struct dns_answer *ans)
 		goto out;
 	h = &q->d->hosts[hs->idx];
 	ttl_note(q, ans);
+	/* The base of the lookup that answered last: its status is what
+	 * tlsa_security reports. */
+	free(h->tlsa_base);
+	if ((h->tlsa_base = strdup(hs->tlsa_try == 1 ? hs->expanded :
+	    h->name)) == NULL)
+		q->nomem = true;
 	if (failed_lookup(ans)) {
 		/* RFC 7672 2.2.3: a failed TLSA lookup makes the host
 		 * unusable; it must not become "no TLSA". */
@@ -199,8 +205,6 @@ tlsa_cb(void *arg, struct dns_answer *ans)
 		host_finish(hs);
 		goto out;
 	}
-	free(h->tlsa_base);
-	h->tlsa_base = strdup(hs->tlsa_try == 1 ? hs->expanded : h->name);
 	for (i = 0; i < ans->nrr; i++) {
 		switch (tlsa_parse(ans->rr[i].rdata, ans->rr[i].rdlen, &t,
 		    &why)) {
@@ -222,8 +226,6 @@ tlsa_cb(void *arg, struct dns_answer *ans)
 			break;
 		}
 	}
-	if (h->tlsa_base == NULL)
-		q->nomem = true;
 	if (h->ntlsa > 0) {
 		h->policy = DANESTS_POLICY_DANE;
 		h->reason = R_DANE;

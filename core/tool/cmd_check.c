@@ -43,7 +43,7 @@ static const char check_help[] =
 "SYNOPSIS\n"
 "     danests check [--resolver ADDR[@PORT]] [--ca-file FILE]\n"
 "                   [--cache-dir DIR | --no-cache] [--json]\n"
-"                   [--timeout SECONDS] DOMAIN...\n"
+"                   [--timeout SECONDS] [--config FILE] DOMAIN...\n"
 "\n"
 "DESCRIPTION\n"
 "     Resolves every DOMAIN at once, the way a sending MTA must: its MX\n"
@@ -81,6 +81,12 @@ static const char check_help[] =
 "\n"
 "     --json  Print one line of JSON per domain (JSON Lines) instead of\n"
 "             text.  The fields are described in danests(1).\n"
+"\n"
+"     --config FILE\n"
+"             Read settings from FILE (see danests(1), CONFIGURATION:\n"
+"             resolver, ca_file, cache_dir, dns_timeout, decision_timeout,\n"
+"             sts_recheck, decision_ttl, ...).  Options given after it\n"
+"             override its settings.\n"
 "\n"
 "     --timeout SECONDS\n"
 "             Bound on the whole decision of a domain, 1 to 300 (default\n"
@@ -359,7 +365,7 @@ int
 cmd_check(int argc, char **argv)
 {
 	enum { O_RESOLVER = 256, O_CA_FILE, O_CACHE_DIR, O_NO_CACHE, O_JSON,
-	    O_TIMEOUT };
+	    O_TIMEOUT, O_CONFIG };
 	static const struct option opts[] = {
 		{ "resolver", required_argument, NULL, O_RESOLVER },
 		{ "ca-file", required_argument, NULL, O_CA_FILE },
@@ -367,6 +373,7 @@ cmd_check(int argc, char **argv)
 		{ "no-cache", no_argument, NULL, O_NO_CACHE },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "config", required_argument, NULL, O_CONFIG },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -379,7 +386,10 @@ cmd_check(int argc, char **argv)
 	size_t i, n = 0;
 	int c, rc = EXIT_USAGE;
 
-	if ((cfg = danests_config_new()) == NULL) {
+	if ((cfg = danests_config_new()) == NULL ||
+	    danests_config_set_cache_dir(cfg, DANESTS_CACHE_DIR, why,
+	    sizeof(why)) != DANESTS_OK) {
+		danests_config_free(cfg);
 		fprintf(stderr, "danests: out of memory\n");
 		return EXIT_TEMP;
 	}
@@ -400,6 +410,14 @@ cmd_check(int argc, char **argv)
 			break;
 		case O_CA_FILE:
 			if (danests_config_set_ca_file(cfg, optarg, why,
+			    sizeof(why)) != DANESTS_OK) {
+				usage(why, NULL);
+				goto out;
+			}
+			break;
+		case O_CONFIG:
+			/* settings of the file; options after it override */
+			if (danests_config_load(cfg, optarg, why,
 			    sizeof(why)) != DANESTS_OK) {
 				usage(why, NULL);
 				goto out;
@@ -465,13 +483,11 @@ cmd_check(int argc, char **argv)
 		}
 	}
 
-	if (no_cache) {
+	if (no_cache)
 		flags |= DANESTS_F_NO_CACHE;
-		cache_dir = NULL;
-	} else if (cache_dir == NULL)
-		cache_dir = DANESTS_CACHE_DIR;
-	if (danests_config_set_cache_dir(cfg, cache_dir, why, sizeof(why)) !=
-	    DANESTS_OK) {
+	/* default, then --config, then --cache-dir or --no-cache */
+	if ((no_cache || cache_dir != NULL) && danests_config_set_cache_dir(cfg,
+	    no_cache ? NULL : cache_dir, why, sizeof(why)) != DANESTS_OK) {
 		fprintf(stderr, "danests: check: %s\n", why);
 		rc = EXIT_TEMP;
 		goto out;

@@ -4,10 +4,11 @@
 # and their exit status.  Needs no network: every case fails or ends
 # before the first lookup.
 #
-# usage: cli_usage.sh PATH-TO-danests
+# usage: cli_usage.sh PATH-TO-danests | BUILD_DIR
 # Prints "ok NAME" or "not ok NAME" per case; exits 1 when any failed.
 
 bin=${1:?usage: cli_usage.sh PATH-TO-danests}
+[ -d "$bin" ] && bin=$bin/core/danests
 [ -x "$bin" ] || { echo "cli_usage.sh: $bin: not executable" >&2; exit 1; }
 
 tmp=$(mktemp -d) || exit 1
