@@ -317,4 +317,35 @@ extern const char R_DELIVER[], R_NULL_MX[], R_NXDOMAIN[], R_DNSSEC_INVALID[],
     R_STS_MX_MISMATCH[], R_STS_TESTING[], R_STS_NONE[], R_NO_POLICY[],
     R_CACHE_ERROR[], R_DECISION_TIMEOUT[];
 
+/*
+ * smtp_reply.c, smtp.c - SMTP client (RFC 5321) used by danests-relay and
+ * "danests probe".  The reply parser is pure, for tables and fuzzing.
+ */
+#define SMTP_REPLY_LINE_MAX	2048	/* RFC 5321 4.5.3.1.5 says 512 */
+#define SMTP_REPLY_LINES_MAX	64
+#define SMTP_REPLY_TEXT_MAX	4096
+
+struct smtp_reply {
+	int code;			/* 200..559 */
+	char enh[16];			/* RFC 3463 code or "" */
+	size_t nlines;
+	size_t textlen;
+	char text[SMTP_REPLY_TEXT_MAX];	/* lines after the code, '\n'
+					 * between them, printable */
+};
+
+/* EHLO extensions we act on */
+#define SMTP_EXT_STARTTLS	0x01
+#define SMTP_EXT_PIPELINING	0x02
+#define SMTP_EXT_SIZE		0x04
+#define SMTP_EXT_8BITMIME	0x08
+#define SMTP_EXT_SMTPUTF8	0x10
+#define SMTP_EXT_ENHANCED	0x20
+
+long smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *r,
+    const char **why);
+void smtp_reply_enhanced(struct smtp_reply *r);
+unsigned smtp_ehlo_parse(const struct smtp_reply *r,
+    unsigned long long *size);
+
 #endif /* DANESTS_INTERNAL_H */
