@@ -347,6 +347,40 @@ reply_line(const struct smtp_reply *r, const char *dflt, const char *who,
 	    who, r->code, (int)(n > 300 ? 300 : n), t);
 }
 
+/* verify_failed - RFC 8460 4.3 result type of a verification error that
+ * ended the handshake (as verify.c maps a completed one) */
+static void
+verify_failed(const struct danests_host *h, long err,
+    struct danests_verify_result *vr)
+{
+	switch (err) {
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		vr->reason = "certificate-host-mismatch";
+		break;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		vr->reason = "certificate-expired";
+		break;
+	case X509_V_ERR_DANE_NO_MATCH:
+		vr->reason = "tlsa-invalid";
+		break;
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		/* with DANE no trust anchor means no DANE-TA match */
+		vr->reason = h->policy == DANESTS_POLICY_DANE ?
+		    "tlsa-invalid" : "certificate-not-trusted";
+		break;
+	default:
+		vr->reason = RT_VALIDATION;
+	}
+	vr->verified = false;
+	snprintf(vr->detail, sizeof(vr->detail), "%s (X509 error %ld)",
+	    X509_verify_cert_error_string(err), err);
+}
+
 /* tls_handshake - STARTTLS done: set up ssl for host and shake hands */
 static enum step_rc
 tls_handshake(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
@@ -378,11 +412,18 @@ tls_handshake(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 			continue;
 		}
 		danests_tls_result(c->ssl, h, vr);
-		if (vr->reason != NULL && SSL_get0_peer_certificate(c->ssl) !=
-		    NULL && SSL_get_verify_result(c->ssl) != X509_V_OK)
-			return conn_fail(c, vr->reason,
-			    "TLS authentication failed: %s: %s", vr->reason,
+		if (SSL_get_verify_result(c->ssl) != X509_V_OK) {
+			long verr = SSL_get_verify_result(c->ssl);
+
+			/* a handshake that failed verification keeps no
+			 * peer certificate: name the failure here */
+			if (SSL_get0_peer_certificate(c->ssl) == NULL)
+				verify_failed(h, verr, vr);
+			return conn_fail(c, vr->reason ? vr->reason :
+			    RT_VALIDATION, "TLS authentication failed: %s: %s",
+			    vr->reason ? vr->reason : RT_VALIDATION,
 			    vr->detail);
+		}
 		{
 			char ebuf[160];
 			unsigned long err = ERR_peek_error();
@@ -419,6 +460,7 @@ auth_required(danests_policy p)
 /* struct session - what one connection learnt, up to the secured EHLO */
 struct session {
 	unsigned ext;
+	unsigned ext_plain;	/* offered before STARTTLS */
 	unsigned long long size;
 	bool tls;
 	char tls_desc[128];
@@ -476,6 +518,7 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 		goto out;
 	}
 	s->ext = smtp_ehlo_parse(r, &s->size);
+	s->ext_plain = s->ext;
 	if (plain || (!(s->ext & SMTP_EXT_STARTTLS) &&
 	    !tls_required(h->policy))) {
 		/* RFC 8461 5 / RFC 7435: testing and may go on in the
@@ -772,8 +815,8 @@ mail_reply:
 	 * on the message may have been taken: no other host is tried. */
 	if ((rc = conn_read_reply(c, r, conn_deadline(c, o->dot_ms))) !=
 	    STEP_OK) {
-		snprintf(text, sizeof(text), "4.4.2 %s: %s after the end "
-		    "of data", who, c->why);
+		snprintf(text, sizeof(text), "4.4.2 %.200s: %.200s after "
+		    "the end of data", who, c->why);
 		all_set(tx, 451, text);
 		rc = STEP_DONE;
 		goto out;
@@ -852,7 +895,7 @@ try_address(struct smtp_run *run, const struct danests_host *h,
 			run->expired = true;
 		/* RFC 3463: 4.7.5 cryptographic failure, 4.7.4 security
 		 * feature missing, 4.4.1 no answer from host */
-		snprintf(run->last, sizeof(run->last), "%s %s: %s",
+		snprintf(run->last, sizeof(run->last), "%s %.200s: %.250s",
 		    c->rtype != NULL && c->rtype != RT_STARTTLS ? "4.7.5" :
 		    c->rtype == RT_STARTTLS ? "4.7.4" : "4.4.1", who, c->why);
 		run_log(run, true, "%s: policy %s: %s%s%s%s", who,
@@ -1055,7 +1098,7 @@ danests_smtp_probe(SSL_CTX *tls, const struct danests_host *h,
 		snprintf(out->addr, sizeof(out->addr), "%s", h->addrs[k]);
 		rc = session_open(c, tls, h, h->addrs[k], o, helo, false, &s);
 		snprintf(out->banner, sizeof(out->banner), "%s", s.banner);
-		out->ext = s.ext;
+		out->ext = s.ext_plain | s.ext;
 		out->size = s.size;
 		if (c->ssl != NULL) {
 			out->tls = rc == STEP_OK || s.tls;

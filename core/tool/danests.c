@@ -39,6 +39,11 @@ static const char usage_text[] =
 "             Decide for each DOMAIN and print the decision, as text or as\n"
 "             JSON lines.\n"
 "\n"
+"     probe DOMAIN\n"
+"             Connect to the MX hosts of DOMAIN as their policy asks, up to\n"
+"             a verified TLS session, and show what was offered, negotiated\n"
+"             and verified.  No mail is sent.\n"
+"\n"
 "     cache list | show DOMAIN | purge DOMAIN | refresh\n"
 "             Inspect and maintain the MTA-STS policy cache shared by every\n"
 "             process on the machine (default " DANESTS_CACHE_DIR ").\n"
@@ -76,6 +81,8 @@ run(int argc, char **argv)
 {
 	if (strcmp(argv[0], "check") == 0)
 		return cmd_check(argc, argv);
+	if (strcmp(argv[0], "probe") == 0)
+		return cmd_probe(argc, argv);
 	if (strcmp(argv[0], "cache") == 0)
 		return cmd_cache(argc, argv, DANESTS_CACHE_DIR);
 	return usage_error("unknown command", argv[0]);
