@@ -8,9 +8,9 @@
 #                  (127.10.0.2); when already up, stop first
 #   dns.sh down    stop all of them (no error when nothing runs)
 #   dns.sh status  say what runs
-#   dns.sh edit ZONE [-t TEMPLATE] [--reset] [VAR=VALUE...]
-#                  re-render ZONE with extra variables (kept for later
-#                  edits until --reset), re-sign it with its key, reload
+#   dns.sh edit ZONE [-t TEMPLATE] [VAR=VALUE...]
+#                  re-render ZONE from its template (or TEMPLATE) with
+#                  these variables only, re-sign it with its key, reload
 #                  nsd and flush the zone from unbound (see dnsedit.sh)
 #
 # Needs run/vars from pki.sh.  All state lives in run/dns/.
@@ -502,7 +502,7 @@ status() {
 
 # edit - see usage; used by dnsedit.sh
 edit() {
-	[ $# -ge 1 ] || die "usage: dns.sh edit ZONE [-t TEMPLATE] [--reset] [VAR=VALUE...]"
+	[ $# -ge 1 ] || die "usage: dns.sh edit ZONE [-t TEMPLATE] [VAR=VALUE...]"
 	zone=${1%.}
 	shift
 	[ -f "$RUN/vars" ] || die "no $RUN/vars: is the test bed up?"
@@ -515,34 +515,30 @@ edit() {
 	esac
 	[ "$kind" != parent ] || die "edit of the parent zone is not supported"
 	tmpl=$ZT/$zone.zone
-	[ -f "$D/overrides/$zone.template" ] && tmpl=$(cat "$D/overrides/$zone.template")
+	# every edit starts from the template: earlier edits are dropped
+	f=$D/overrides/$zone
+	: > "$f.tmp"
 	while [ $# -gt 0 ]; do
 		case $1 in
 		-t)	[ $# -ge 2 ] || die "-t needs a file"
 			[ -f "$2" ] || die "no template $2"
-			tmpl=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
-			echo "$tmpl" > "$D/overrides/$zone.template"
+			tmpl=$2
 			shift 2 ;;
-		--reset)
-			rm -f "$D/overrides/$zone" "$D/overrides/$zone.template"
-			tmpl=$ZT/$zone.zone
-			shift ;;
 		[A-Z]*=*)
 			k=${1%%=*}
 			case $k in
 			*[!A-Z0-9_]*) die "bad variable name $k" ;;
 			esac
-			grep -q "@$k@" "$tmpl" ||
-			    echo "dns.sh: warning: $tmpl does not use @$k@" >&2
-			f=$D/overrides/$zone
-			touch "$f"
-			grep -v "^$k=" "$f" > "$f.tmp" || true
 			printf '%s\n' "$1" >> "$f.tmp"
-			mv "$f.tmp" "$f"
 			shift ;;
-		*)	die "bad argument $1 (VAR=VALUE, -t FILE or --reset)" ;;
+		*)	die "bad argument $1 (VAR=VALUE or -t FILE)" ;;
 		esac
 	done
+	while IFS= read -r l; do
+		grep -q "@${l%%=*}@" "$tmpl" ||
+		    echo "dns.sh: warning: $tmpl does not use @${l%%=*}@" >&2
+	done < "$f.tmp"
+	mv "$f.tmp" "$f"
 	build_zone "$zone" "$tmpl"
 	serial=$(cat "$D/serial/$zone")
 	nsd-control -c "$D/nsd.conf" reload "$zone." >/dev/null ||

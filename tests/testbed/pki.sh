@@ -229,6 +229,7 @@ init() {
 	# the MITM stand-in: same names, self-signed, another key
 	# shellcheck disable=SC2086
 	selfsigned bad $names localhost IP:127.0.0.1
+	# shellcheck disable=SC2086
 	printf '%s\n' $names > "$PKI/mx-names"
 
 	v=$RUN/vars.new
