@@ -267,7 +267,7 @@ init)		init ;;
 ca)		[ $# -eq 3 ] || die "usage: pki.sh ca NAME CN"; make_ca "$2" "$3" ;;
 issue)		shift; issue "$@" ;;
 selfsigned)	shift; selfsigned "$@" ;;
-tlsa)		shift; tlsa "$@"; echo ;;
+tlsa)		shift; printf "%s\n" "$(tlsa "$@")" ;;
 names)		mx_names ;;
 *)		die "unknown command $1 (init|ca|issue|selfsigned|tlsa|names)" ;;
 esac
