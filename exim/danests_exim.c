@@ -1,0 +1,536 @@
+/*
+ * danests_exim.c - Exim ${dlfunc} module: DANE and MTA-STS decisions
+ *
+ * Loaded by Exim with ${dlfunc{/usr/lib/exim4/danests_exim.so}{FUNC}{ARG}...}.
+ * Every function takes the destination domain first and, as an optional
+ * last argument, the path of a danests.conf(5) file (default
+ * /etc/danests/danests.conf; when that default file does not exist, the
+ * built-in defaults with the cache in /var/lib/danests apply).
+ *
+ *   check DOMAIN [CONF]
+ *	":defer: ..." for a tempfail verdict, ":fail: ..." for a permfail
+ *	verdict (for a redirect router with allow_defer and allow_fail),
+ *	forced failure when the domain may be delivered to.
+ *   route DOMAIN CLASS [CONF]
+ *	"HOST:HOST... bydns" (route_data of a manualroute router): the hosts
+ *	the core allows, in delivery order, when the domain is of CLASS
+ *	("sts", "dane" or "testing"); forced failure otherwise, so that the
+ *	next router takes the domain.
+ *   class DOMAIN [CONF]
+ *	"sts" (some host is sts-enforce), "dane" (some host needs DANE or
+ *	TLS, or must be skipped), "testing" (MTA-STS testing), "may".
+ *   hosts DOMAIN [CONF]
+ *	address_data for the transports: dane="H:H" tls="H:H" pkix="H:H"
+ *	testing="H:H" (hosts that need DANE; TLS; WebPKI; testing checks).
+ *   decision DOMAIN [CONF]
+ *	short text for logs and headers, e.g. "deliver sts-enforce=1 skip=1".
+ *   policy DOMAIN HOST [CONF]
+ *	the host's policy ("dane", "encrypt", "sts-enforce", ..., "skip"
+ *	for a host the decision does not list).
+ *   require_dane DOMAIN HOST [CONF]
+ *	"yes" when the host must be authenticated by DANE, else "no".
+ *   report DOMAIN HOST VERIFIED [CONF]
+ *	logs an MTA-STS testing failure when VERIFIED is not "1"; yields "".
+ *
+ * Errors of any kind (bad arguments, a configuration that does not load,
+ * a cache that cannot be opened, no decision within the bound) make the
+ * expansion fail (not forced): a router whose expansion fails defers the
+ * address, so the module fails closed.  A decision is the core's: this
+ * file only renders it.  Answers come from the shared LMDB cache; on a
+ * miss the core resolves in-process within its decision_timeout and
+ * stores the result for the next Exim process.
+ */
+#define DLFUNC_IMPL
+#include <local_scan.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "danests.h"
+
+#define EXIM_DEFAULT_CONF	"/etc/danests/danests.conf"
+#define EXIM_DEFAULT_CACHE	"/var/lib/danests"
+#define EXIM_MEMO_N		8	/* decisions kept per process */
+#define EXIM_MEMO_S		10	/* ... for at most this long */
+#define EXIM_OUT_MAX		8192	/* cap on any yielded string */
+#define EXIM_WHY_MAX		512
+
+/* The context of this process, made on first use. */
+static struct danests_ctx *exim_ctx;
+static pid_t exim_ctx_pid;
+static char exim_ctx_conf[1024];
+
+static struct {
+	char domain[256];
+	char conf[1024];
+	struct danests_decision *d;
+	time_t until;
+} exim_memo[EXIM_MEMO_N];
+
+int check(uschar **, int, uschar *[]);
+int route(uschar **, int, uschar *[]);
+int class(uschar **, int, uschar *[]);
+int hosts(uschar **, int, uschar *[]);
+int decision(uschar **, int, uschar *[]);
+int policy(uschar **, int, uschar *[]);
+int require_dane(uschar **, int, uschar *[]);
+int report(uschar **, int, uschar *[]);
+
+/* exim_yield - copy s into Exim's store as *yield; returns rc */
+static int
+exim_yield(uschar **yield, int rc, const char *s)
+{
+	size_t n = strlen(s);
+	uschar *p;
+
+	if (n >= EXIM_OUT_MAX)
+		n = EXIM_OUT_MAX - 1;
+	p = store_get((int)n + 1, GET_UNTAINTED);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	*yield = p;
+	return rc;
+}
+
+/* exim_fail - a non-forced failure with a message; the router defers */
+static int
+exim_fail(uschar **yield, const char *fmt, ...)
+{
+	char buf[EXIM_WHY_MAX];
+	int n;
+	va_list ap;
+
+	n = snprintf(buf, sizeof(buf), "danests: ");
+	va_start(ap, fmt);
+	vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+	va_end(ap);
+	return exim_yield(yield, FAIL, buf);
+}
+
+/* exim_forced - a forced failure: the router declines */
+static int
+exim_forced(uschar **yield)
+{
+	return exim_yield(yield, FAIL_FORCED, "");
+}
+
+/* exim_ctx_get - this process's context for conf; NULL with why set */
+static struct danests_ctx *
+exim_ctx_get(const char *conf, bool dflt, char *why, size_t whylen)
+{
+	struct danests_config *cfg;
+	struct stat sb;
+	char cwhy[EXIM_WHY_MAX];
+	danests_status st;
+
+	if (exim_ctx != NULL && exim_ctx_pid == getpid() &&
+	    strcmp(exim_ctx_conf, conf) == 0)
+		return exim_ctx;
+	if (exim_ctx != NULL && exim_ctx_pid == getpid())
+		danests_ctx_free(exim_ctx);
+	/* A context inherited over fork() is left alone: its LMDB
+	 * environment and sockets belong to the parent. */
+	exim_ctx = NULL;
+	memset(exim_memo, 0, sizeof(exim_memo));
+	if (strlen(conf) >= sizeof(exim_ctx_conf)) {
+		snprintf(why, whylen, "configuration path too long");
+		return NULL;
+	}
+	if ((cfg = danests_config_new()) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	if (danests_config_set_cache_dir(cfg, EXIM_DEFAULT_CACHE, cwhy,
+	    sizeof(cwhy)) != DANESTS_OK) {
+		snprintf(why, whylen, "%s", cwhy);
+		danests_config_free(cfg);
+		return NULL;
+	}
+	if (!(dflt && stat(conf, &sb) == -1 && errno == ENOENT) &&
+	    danests_config_load(cfg, conf, cwhy, sizeof(cwhy)) != DANESTS_OK) {
+		snprintf(why, whylen, "configuration: %s", cwhy);
+		danests_config_free(cfg);
+		return NULL;
+	}
+	st = danests_ctx_new(cfg, NULL, &exim_ctx, cwhy, sizeof(cwhy));
+	danests_config_free(cfg);
+	if (st != DANESTS_OK) {
+		exim_ctx = NULL;
+		snprintf(why, whylen, "%s", cwhy);
+		return NULL;
+	}
+	exim_ctx_pid = getpid();
+	strlcpy(exim_ctx_conf, conf, sizeof(exim_ctx_conf));
+	if (danests_ctx_cache_note(exim_ctx)[0] != '\0')
+		log_write(0, LOG_MAIN, "danests: cache: %s",
+		    danests_ctx_cache_note(exim_ctx));
+	return exim_ctx;
+}
+
+/* exim_decide - the decision for domain: from this process's memo, the
+ * shared cache, or a resolution bounded by decision_timeout.  The
+ * decision stays owned by the memo.  NULL with why set on any error. */
+static const struct danests_decision *
+exim_decide(const char *domain, const char *conf, bool dflt, char *why,
+    size_t whylen)
+{
+	struct danests_ctx *ctx;
+	struct danests_decision *d = NULL;
+	char name[256], dwhy[EXIM_WHY_MAX];
+	time_t now = time(NULL);
+	danests_status st;
+	int i, slot = 0;
+
+	if (danests_domain_normalize(domain, name, sizeof(name)) !=
+	    DANESTS_OK) {
+		snprintf(why, whylen, "not a valid domain name: \"%.64s\"",
+		    domain);
+		return NULL;
+	}
+	if ((ctx = exim_ctx_get(conf, dflt, why, whylen)) == NULL)
+		return NULL;
+	for (i = 0; i < EXIM_MEMO_N; i++) {
+		if (exim_memo[i].d != NULL && exim_memo[i].until > now &&
+		    strcmp(exim_memo[i].domain, name) == 0 &&
+		    strcmp(exim_memo[i].conf, conf) == 0)
+			return exim_memo[i].d;
+		if (exim_memo[i].until < exim_memo[slot].until)
+			slot = i;
+	}
+	st = danests_decide(ctx, name, 0, &d, dwhy, sizeof(dwhy));
+	if (st != DANESTS_OK || d == NULL) {
+		snprintf(why, whylen, "%s: no decision: %s", name, dwhy);
+		return NULL;
+	}
+	danests_decision_free(exim_memo[slot].d);
+	strlcpy(exim_memo[slot].domain, name, sizeof(exim_memo[slot].domain));
+	strlcpy(exim_memo[slot].conf, conf, sizeof(exim_memo[slot].conf));
+	exim_memo[slot].d = d;
+	/* A tempfail is asked again by the next call. */
+	exim_memo[slot].until = d->verdict == DANESTS_TEMPFAIL ? 0 :
+	    now + EXIM_MEMO_S;
+	return d;
+}
+
+/* exim_args - check the argument count: nfixed, plus an optional
+ * configuration path; sets *conf and *dflt */
+static bool
+exim_args(int argc, uschar *argv[], int nfixed, const char **conf,
+    bool *dflt)
+{
+	int i;
+
+	if (argc != nfixed && argc != nfixed + 1)
+		return false;
+	for (i = 0; i < argc; i++)
+		if (argv[i] == NULL)
+			return false;
+	if (argc == nfixed + 1 && argv[nfixed][0] != '\0') {
+		*conf = (const char *)argv[nfixed];
+		*dflt = false;
+	} else {
+		*conf = EXIM_DEFAULT_CONF;
+		*dflt = true;
+	}
+	return true;
+}
+
+/* exim_name_ok - is s a host name we may hand to Exim as it is? */
+static bool
+exim_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 253)
+		return false;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		    *s == '-' || *s == '.' || *s == '_'))
+			return false;
+	return true;
+}
+
+/* exim_class - the router class of a deliverable decision */
+static const char *
+exim_class(const struct danests_decision *d)
+{
+	bool dane = false, testing = false;
+	size_t i;
+
+	for (i = 0; i < d->nhosts; i++)
+		switch (d->hosts[i].policy) {
+		case DANESTS_POLICY_STS_ENFORCE:
+			return "sts";
+		case DANESTS_POLICY_DANE:
+		case DANESTS_POLICY_ENCRYPT:
+		case DANESTS_POLICY_SKIP:
+			dane = true;
+			break;
+		case DANESTS_POLICY_STS_TESTING:
+			testing = true;
+			break;
+		case DANESTS_POLICY_MAY:
+			break;
+		}
+	if (dane)
+		return "dane";
+	return testing ? "testing" : "may";
+}
+
+/* exim_list - append to out the hosts whose policy is in mask (bits of
+ * danests_policy), colon separated; false when a name is unusable or the
+ * list does not fit */
+static bool
+exim_list(const struct danests_decision *d, unsigned mask, char *out,
+    size_t outlen)
+{
+	size_t i;
+
+	out[0] = '\0';
+	for (i = 0; i < d->nhosts; i++) {
+		if (!(mask & (1u << d->hosts[i].policy)))
+			continue;
+		if (!exim_name_ok(d->hosts[i].name))
+			return false;
+		if ((out[0] != '\0' && strlcat(out, ":", outlen) >= outlen) ||
+		    strlcat(out, d->hosts[i].name, outlen) >= outlen)
+			return false;
+	}
+	return true;
+}
+
+/* exim_host - the decision's entry for host, or NULL */
+static const struct danests_host *
+exim_host(const struct danests_decision *d, const char *host)
+{
+	char name[256];
+	size_t i;
+
+	if (danests_domain_normalize(host, name, sizeof(name)) != DANESTS_OK)
+		return NULL;
+	for (i = 0; i < d->nhosts; i++)
+		if (strcmp(d->hosts[i].name, name) == 0)
+			return &d->hosts[i];
+	return NULL;
+}
+
+#define P(x)	(1u << DANESTS_POLICY_##x)
+
+/* check - verdict for a redirect router: :defer:, :fail: or forced fail */
+int
+check(uschar **yield, int argc, uschar *argv[])
+{
+	const struct danests_decision *d;
+	const char *conf;
+	char why[EXIM_WHY_MAX], buf[EXIM_WHY_MAX];
+	bool dflt;
+
+	if (!exim_args(argc, argv, 1, &conf, &dflt))
+		return exim_fail(yield, "check: expected DOMAIN [CONFIG]");
+	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
+	    sizeof(why))) == NULL)
+		return exim_fail(yield, "%s", why);
+	switch (d->verdict) {
+	case DANESTS_DELIVER:
+		return exim_forced(yield);
+	case DANESTS_PERMFAIL:
+		snprintf(buf, sizeof(buf), ":fail: danests: %s: %s (%s)",
+		    d->domain, d->reason,
+		    strcmp(d->reason, "null-mx") == 0 ?
+		    "domain does not accept mail" : "domain does not exist");
+		return exim_yield(yield, OK, buf);
+	case DANESTS_TEMPFAIL:
+	default:
+		snprintf(buf, sizeof(buf), ":defer: danests: %s: tempfail "
+		    "(%s)", d->domain, d->reason);
+		return exim_yield(yield, OK, buf);
+	}
+}
+
+/* route - route_data for a manualroute router, or forced failure */
+int
+route(uschar **yield, int argc, uschar *argv[])
+{
+	const struct danests_decision *d;
+	const char *conf, *want;
+	char why[EXIM_WHY_MAX], list[EXIM_OUT_MAX - 16];
+	bool dflt;
+
+	if (!exim_args(argc, argv, 2, &conf, &dflt))
+		return exim_fail(yield, "route: expected DOMAIN CLASS "
+		    "[CONFIG]");
+	want = (const char *)argv[1];
+	if (strcmp(want, "sts") != 0 && strcmp(want, "dane") != 0 &&
+	    strcmp(want, "testing") != 0)
+		return exim_fail(yield, "route: unknown class \"%.32s\" "
+		    "(sts, dane or testing)", want);
+	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
+	    sizeof(why))) == NULL)
+		return exim_fail(yield, "%s", why);
+	if (d->verdict != DANESTS_DELIVER)
+		return exim_fail(yield, "%s: %s (%s)", d->domain,
+		    danests_verdict_name(d->verdict), d->reason);
+	if (strcmp(exim_class(d), want) != 0)
+		return exim_forced(yield);
+	if (!exim_list(d, ~P(SKIP), list, sizeof(list)))
+		return exim_fail(yield, "%s: host list unusable", d->domain);
+	if (list[0] == '\0')
+		return exim_fail(yield, "%s: no usable host", d->domain);
+	strlcat(list, " bydns", sizeof(list));
+	return exim_yield(yield, OK, list);
+}
+
+/* class - the domain's router class */
+int
+class(uschar **yield, int argc, uschar *argv[])
+{
+	const struct danests_decision *d;
+	const char *conf;
+	char why[EXIM_WHY_MAX];
+	bool dflt;
+
+	if (!exim_args(argc, argv, 1, &conf, &dflt))
+		return exim_fail(yield, "class: expected DOMAIN [CONFIG]");
+	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
+	    sizeof(why))) == NULL)
+		return exim_fail(yield, "%s", why);
+	if (d->verdict != DANESTS_DELIVER)
+		return exim_fail(yield, "%s: %s (%s)", d->domain,
+		    danests_verdict_name(d->verdict), d->reason);
+	return exim_yield(yield, OK, exim_class(d));
+}
+
+/* hosts - address_data: the host lists the transports need */
+int
+hosts(uschar **yield, int argc, uschar *argv[])
+{
+	const struct danests_decision *d;
+	const char *conf;
+	char why[EXIM_WHY_MAX], dane[2048], tls[2048], pkix[2048];
+	char testing[2048], buf[EXIM_OUT_MAX];
+	bool dflt;
+
+	if (!exim_args(argc, argv, 1, &conf, &dflt))
+		return exim_fail(yield, "hosts: expected DOMAIN [CONFIG]");
+	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
+	    sizeof(why))) == NULL)
+		return exim_fail(yield, "%s", why);
+	if (d->verdict != DANESTS_DELIVER)
+		return exim_fail(yield, "%s: %s (%s)", d->domain,
+		    danests_verdict_name(d->verdict), d->reason);
+	if (!exim_list(d, P(DANE), dane, sizeof(dane)) ||
+	    !exim_list(d, P(DANE) | P(ENCRYPT) | P(STS_ENFORCE), tls,
+	    sizeof(tls)) ||
+	    !exim_list(d, P(STS_ENFORCE), pkix, sizeof(pkix)) ||
+	    !exim_list(d, P(STS_TESTING), testing, sizeof(testing)))
+		return exim_fail(yield, "%s: host list unusable", d->domain);
+	snprintf(buf, sizeof(buf), "dane=\"%s\" tls=\"%s\" pkix=\"%s\" "
+	    "testing=\"%s\"", dane, tls, pkix, testing);
+	return exim_yield(yield, OK, buf);
+}
+
+/* decision - a short text for logs and headers */
+int
+decision(uschar **yield, int argc, uschar *argv[])
+{
+	const struct danests_decision *d;
+	const char *conf;
+	char why[EXIM_WHY_MAX], buf[EXIM_WHY_MAX], part[64];
+	size_t count[DANESTS_POLICY_SKIP + 1] = { 0 }, i;
+	bool dflt;
+
+	if (!exim_args(argc, argv, 1, &conf, &dflt))
+		return exim_fail(yield, "decision: expected DOMAIN [CONFIG]");
+	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
+	    sizeof(why))) == NULL)
+		return exim_fail(yield, "%s", why);
+	snprintf(buf, sizeof(buf), "%s", danests_verdict_name(d->verdict));
+	for (i = 0; i < d->nhosts; i++)
+		if (d->hosts[i].policy <= DANESTS_POLICY_SKIP)
+			count[d->hosts[i].policy]++;
+	for (i = 0; i <= DANESTS_POLICY_SKIP; i++) {
+		if (count[i] == 0)
+			continue;
+		snprintf(part, sizeof(part), " %s=%zu",
+		    danests_policy_name((danests_policy)i), count[i]);
+		strlcat(buf, part, sizeof(buf));
+	}
+	snprintf(part, sizeof(part), " (%s%s)", d->reason,
+	    d->from_cache ? ", cached" : "");
+	strlcat(buf, part, sizeof(buf));
+	return exim_yield(yield, OK, buf);
+}
+
+/* policy_common - the policy of host argv[1] for domain argv[0] */
+static int
+policy_common(uschar **yield, int argc, uschar *argv[], const char *fn,
+    danests_policy *out)
+{
+	const struct danests_decision *d;
+	const struct danests_host *h;
+	const char *conf;
+	char why[EXIM_WHY_MAX];
+	bool dflt;
+
+	if (!exim_args(argc, argv, 2, &conf, &dflt))
+		return exim_fail(yield, "%s: expected DOMAIN HOST [CONFIG]",
+		    fn);
+	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
+	    sizeof(why))) == NULL)
+		return exim_fail(yield, "%s", why);
+	if (d->verdict != DANESTS_DELIVER)
+		return exim_fail(yield, "%s: %s (%s)", d->domain,
+		    danests_verdict_name(d->verdict), d->reason);
+	h = exim_host(d, (const char *)argv[1]);
+	*out = h != NULL ? h->policy : DANESTS_POLICY_SKIP;
+	return OK;
+}
+
+/* policy - the policy of one host of the domain */
+int
+policy(uschar **yield, int argc, uschar *argv[])
+{
+	danests_policy p;
+	int rc;
+
+	if ((rc = policy_common(yield, argc, argv, "policy", &p)) != OK)
+		return rc;
+	return exim_yield(yield, OK, danests_policy_name(p));
+}
+
+/* require_dane - "yes" when the host must be authenticated by DANE */
+int
+require_dane(uschar **yield, int argc, uschar *argv[])
+{
+	danests_policy p;
+	int rc;
+
+	if ((rc = policy_common(yield, argc, argv, "require_dane", &p)) != OK)
+		return rc;
+	return exim_yield(yield, OK, p == DANESTS_POLICY_DANE ? "yes" : "no");
+}
+
+/* report - log an MTA-STS testing failure (RFC 8461 5: deliver anyway) */
+int
+report(uschar **yield, int argc, uschar *argv[])
+{
+	const char *conf, *v;
+	bool dflt;
+
+	if (!exim_args(argc, argv, 3, &conf, &dflt))
+		return exim_fail(yield, "report: expected DOMAIN HOST VERIFIED "
+		    "[CONFIG]");
+	v = (const char *)argv[2];
+	if (strcmp(v, "1") != 0)
+		log_write(0, LOG_MAIN, "danests: %.253s: MTA-STS testing "
+		    "policy not met by %.253s (%s); delivered anyway",
+		    argv[0], argv[1], v[0] == '\0' ? "no TLS" :
+		    "certificate-host-mismatch or certificate-not-trusted");
+	return exim_yield(yield, OK, "");
+}
