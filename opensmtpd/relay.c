@@ -1,0 +1,706 @@
+/*
+ * relay.c - main of danests-relay(8): configuration, listener, signals,
+ * privilege drop, and the decision service on the main thread's loop.
+ *
+ *	danests-relay [-dn] [-f FILE]
+ *
+ * OpenSMTPD (6.8) has neither DANE nor MTA-STS and its filters cannot act
+ * on outbound mail, so it hands its outbound mail to this relay over LMTP
+ * (action "out" relay host lmtp://127.0.0.1:PORT) and the relay delivers
+ * it as the core decides (session.c).
+ */
+#include "relay.h"
+#include "lmtp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+/* One decision asked for by a session thread. */
+struct dreq {
+	char domain[LMTP_DOMAIN_MAX];
+	int refs;		/* the asker and the loop; under lock */
+	bool done;
+	struct danests_decision *d;
+	char why[256];
+	pthread_cond_t cond;
+	struct dreq *next;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct relay_conf conf;		/* under lock */
+static struct dreq *queue;		/* under lock */
+static unsigned sessions;		/* under lock */
+static bool debug;
+
+static struct event_base *base;
+static struct event *ev_queue, *ev_listen, *ev_tick;
+static struct danests_ctx *ctx, *old_ctx;
+static struct ssl_ctx_st *tls;
+static const char *conf_path = RELAY_CONF;
+static int listen_fd = -1;
+static bool stopping;
+static time_t stop_by;
+
+/* relay_log - syslog, and stderr with -d */
+void
+relay_log(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsyslog(prio, fmt, ap);
+	va_end(ap);
+}
+
+/* parse_num - decimal within lo..hi */
+static bool
+parse_num(const char *s, unsigned long long lo, unsigned long long hi,
+    unsigned long long *out)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return *end == '\0' && errno == 0 && *out >= lo && *out <= hi;
+}
+
+/* relay_conf_defaults - the values of danests-relay(8) */
+static int
+relay_conf_defaults(struct relay_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->listen, sizeof(c->listen), "127.0.0.1:10026");
+	snprintf(c->user, sizeof(c->user), "danests");
+	if (gethostname(c->helo, sizeof(c->helo)) != 0 || *c->helo == '\0')
+		snprintf(c->helo, sizeof(c->helo), "localhost");
+	c->helo[sizeof(c->helo) - 1] = '\0';
+	snprintf(c->tmpdir, sizeof(c->tmpdir), "/var/tmp");
+	c->max_sessions = 200;
+	c->parallel = 8;
+	c->max_rcpts = 1000;
+	c->size_max = 50ULL * 1024 * 1024;
+	c->mem_max = 1024 * 1024;
+	/* below OpenSMTPD's 300 s I/O timeout (MTA-NOTES) */
+	c->transaction_s = 240;
+	c->idle_s = 300;
+	danests_smtp_opts_default(&c->smtp);
+	/* each step bounded well inside the transaction bound */
+	c->smtp.connect_ms = 20 * 1000;
+	c->smtp.greeting_ms = 60 * 1000;
+	c->smtp.tls_ms = 60 * 1000;
+	c->smtp.mail_ms = 60 * 1000;
+	c->smtp.rcpt_ms = 60 * 1000;
+	c->smtp.data_ms = 60 * 1000;
+	c->smtp.block_ms = 60 * 1000;
+	c->smtp.dot_ms = 120 * 1000;
+	if ((c->core = danests_config_new()) == NULL)
+		return -1;
+	return 0;
+}
+
+/* relay_conf_clear - free what a configuration owns */
+void
+relay_conf_clear(struct relay_conf *c)
+{
+	danests_config_free(c->core);
+	c->core = NULL;
+}
+
+/* relay_conf_key - one "key value" line; 0 or -1 with why */
+static int
+relay_conf_key(struct relay_conf *c, const char *key, const char *val,
+    char *why, size_t whylen)
+{
+	static const struct {
+		const char *key;
+		unsigned long long lo, hi;
+		int what;
+	} nums[] = {
+		{ "max_sessions", 1, 10000, 0 },
+		{ "parallel_domains", 1, 256, 1 },
+		{ "max_recipients", 1, 100000, 2 },
+		{ "message_size_max", 1024, 1ULL << 36, 3 },
+		{ "memory_max", 0, 1ULL << 30, 4 },
+		{ "transaction_timeout", 10, 3600, 5 },
+		{ "idle_timeout", 5, 3600, 6 },
+		{ "smtp_port", 1, 65535, 7 },
+		{ "connect_timeout", 1, 600, 8 },
+		{ "greeting_timeout", 1, 600, 9 },
+		{ "tls_timeout", 1, 600, 10 },
+		{ "mail_timeout", 1, 600, 11 },
+		{ "rcpt_timeout", 1, 600, 12 },
+		{ "data_timeout", 1, 600, 13 },
+		{ "block_timeout", 1, 600, 14 },
+		{ "dot_timeout", 1, 1200, 15 },
+	};
+	unsigned long long v;
+	size_t i;
+	danests_status st;
+
+	if (strcmp(key, "listen") == 0 && *val != '\0') {
+		snprintf(c->listen, sizeof(c->listen), "%s", val);
+		return 0;
+	}
+	if (strcmp(key, "user") == 0) {
+		snprintf(c->user, sizeof(c->user), "%s", val);
+		return 0;
+	}
+	if (strcmp(key, "helo_name") == 0) {
+		char n[256];
+
+		if (danests_domain_normalize(val, n, sizeof(n)) != DANESTS_OK) {
+			snprintf(why, whylen, "helo_name: not a host name");
+			return -1;
+		}
+		snprintf(c->helo, sizeof(c->helo), "%s", n);
+		return 0;
+	}
+	if (strcmp(key, "tmpdir") == 0 && *val == '/') {
+		snprintf(c->tmpdir, sizeof(c->tmpdir), "%s", val);
+		return 0;
+	}
+	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		if (strcmp(key, nums[i].key) != 0)
+			continue;
+		if (!parse_num(val, nums[i].lo, nums[i].hi, &v)) {
+			snprintf(why, whylen, "%s: expected %llu to %llu", key,
+			    nums[i].lo, nums[i].hi);
+			return -1;
+		}
+		switch (nums[i].what) {
+		case 0: c->max_sessions = (unsigned)v; break;
+		case 1: c->parallel = (unsigned)v; break;
+		case 2: c->max_rcpts = (unsigned)v; break;
+		case 3: c->size_max = v; break;
+		case 4: c->mem_max = (size_t)v; break;
+		case 5: c->transaction_s = (unsigned)v; break;
+		case 6: c->idle_s = (unsigned)v; break;
+		case 7: c->smtp.port = (unsigned)v; break;
+		case 8: c->smtp.connect_ms = (unsigned)v * 1000; break;
+		case 9: c->smtp.greeting_ms = (unsigned)v * 1000; break;
+		case 10: c->smtp.tls_ms = (unsigned)v * 1000; break;
+		case 11: c->smtp.mail_ms = (unsigned)v * 1000; break;
+		case 12: c->smtp.rcpt_ms = (unsigned)v * 1000; break;
+		case 13: c->smtp.data_ms = (unsigned)v * 1000; break;
+		case 14: c->smtp.block_ms = (unsigned)v * 1000; break;
+		case 15: c->smtp.dot_ms = (unsigned)v * 1000; break;
+		}
+		return 0;
+	}
+	if (strcmp(key, "ca_file") == 0)
+		snprintf(c->ca_file, sizeof(c->ca_file), "%s", val);
+	/* the core's keys (danests.conf(5)): resolver, cache_dir, ... */
+	st = danests_config_apply(c->core, key, val, why, whylen);
+	if (st == DANESTS_NOTFOUND) {
+		snprintf(why, whylen, "unknown key %s", key);
+		return -1;
+	}
+	return st == DANESTS_OK ? 0 : -1;
+}
+
+/* relay_conf_load - defaults, then the file's "key value" lines */
+int
+relay_conf_load(const char *path, struct relay_conf *c, char *why,
+    size_t whylen)
+{
+	char line[1024], ewhy[256], *k, *v, *e;
+	unsigned lineno = 0;
+	FILE *fp;
+
+	if (relay_conf_defaults(c) != 0) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(fp)) {
+			snprintf(why, whylen, "%s:%u: line too long", path,
+			    lineno);
+			fclose(fp);
+			goto fail;
+		}
+		for (k = line; *k == ' ' || *k == '\t'; k++)
+			;
+		if (*k == '#' || *k == '\n' || *k == '\0')
+			continue;
+		for (v = k; *v && *v != ' ' && *v != '\t' && *v != '\n'; v++)
+			;
+		if (*v != '\0' && *v != '\n')
+			*v++ = '\0';
+		else
+			*v = '\0';
+		while (*v == ' ' || *v == '\t')
+			v++;
+		for (e = v + strlen(v); e > v && (e[-1] == '\n' ||
+		    e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'); e--)
+			;
+		*e = '\0';
+		*ewhy = '\0';
+		if (relay_conf_key(c, k, v, ewhy, sizeof(ewhy)) != 0) {
+			snprintf(why, whylen, "%s:%u: %s", path, lineno, ewhy);
+			fclose(fp);
+			goto fail;
+		}
+	}
+	fclose(fp);
+	if (c->smtp.total_ms == 0 && c->transaction_s >= 300)
+		relay_log(LOG_WARNING, "transaction_timeout %u s is not below "
+		    "OpenSMTPD's 300 s", c->transaction_s);
+	return 0;
+fail:
+	relay_conf_clear(c);
+	return -1;
+}
+
+/* relay_conf_get - a snapshot for a session */
+void
+relay_conf_get(struct relay_conf *out)
+{
+	pthread_mutex_lock(&lock);
+	*out = conf;
+	out->core = NULL;
+	pthread_mutex_unlock(&lock);
+}
+
+/* relay_tls - the TLS client context (thread-safe for SSL_new) */
+struct ssl_ctx_st *
+relay_tls(void)
+{
+	return tls;
+}
+
+/* dreq_unref - drop one reference; the last frees */
+static void
+dreq_unref(struct dreq *r)
+{
+	bool last;
+
+	pthread_mutex_lock(&lock);
+	last = --r->refs == 0;
+	pthread_mutex_unlock(&lock);
+	if (last) {
+		danests_decision_free(r->d);
+		pthread_cond_destroy(&r->cond);
+		free(r);
+	}
+}
+
+/* decided - the core's answer, on the main thread */
+static void
+decided(void *arg, danests_status st, struct danests_decision *d,
+    const char *why)
+{
+	struct dreq *r = arg;
+
+	pthread_mutex_lock(&lock);
+	if (st == DANESTS_OK && d != NULL)
+		r->d = d;
+	else {
+		danests_decision_free(d);
+		snprintf(r->why, sizeof(r->why), "%s", why && *why ? why :
+		    danests_status_name(st));
+	}
+	r->done = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&lock);
+	dreq_unref(r);
+}
+
+/* queue_cb - start the decisions session threads asked for */
+static void
+queue_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct dreq *r, *list;
+	char why[256];
+
+	pthread_mutex_lock(&lock);
+	list = queue;
+	queue = NULL;
+	pthread_mutex_unlock(&lock);
+	while ((r = list) != NULL) {
+		list = r->next;
+		*why = '\0';
+		if (danests_decide_async(ctx, r->domain, 0, decided, r, why,
+		    sizeof(why)) != DANESTS_OK)
+			decided(r, DANESTS_TEMP, NULL, why);
+	}
+}
+
+/* relay_decide - ask the main thread for a decision and wait */
+struct danests_decision *
+relay_decide(const char *domain, unsigned timeout_ms, char *why,
+    size_t whylen)
+{
+	struct danests_decision *d = NULL;
+	struct timespec ts;
+	struct dreq *r;
+	int rc = 0;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	snprintf(r->domain, sizeof(r->domain), "%s", domain);
+	pthread_cond_init(&r->cond, NULL);
+	r->refs = 2;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&lock);
+	r->next = queue;
+	queue = r;
+	pthread_mutex_unlock(&lock);
+	event_active(ev_queue, EV_READ, 0);
+	pthread_mutex_lock(&lock);
+	while (!r->done && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&r->cond, &lock, &ts);
+	if (r->done && r->d != NULL) {
+		d = r->d;
+		r->d = NULL;
+	} else
+		snprintf(why, whylen, "%s", r->done ? r->why :
+		    "decision timed out");
+	pthread_mutex_unlock(&lock);
+	dreq_unref(r);
+	return d;
+}
+
+/* relay_session_done - a session thread ends */
+void
+relay_session_done(void)
+{
+	pthread_mutex_lock(&lock);
+	sessions--;
+	pthread_mutex_unlock(&lock);
+}
+
+/* accept_cb - a new LMTP connection gets a thread */
+static void
+accept_cb(evutil_socket_t lfd, short ev, void *arg)
+{
+	static const char busy[] = "421 4.3.2 too many connections, try "
+	    "later\r\n";
+	pthread_attr_t attr;
+	pthread_t tid;
+	int fd, *p;
+	bool full;
+
+	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		return;
+	pthread_mutex_lock(&lock);
+	full = sessions >= conf.max_sessions;
+	if (!full)
+		sessions++;
+	pthread_mutex_unlock(&lock);
+	if (full) {
+		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL |
+		    MSG_DONTWAIT);
+		close(fd);
+		relay_log(LOG_WARNING, "max_sessions reached, connection "
+		    "refused");
+		return;
+	}
+	if ((p = malloc(sizeof(*p))) == NULL)
+		goto fail;
+	*p = fd;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	if (pthread_create(&tid, &attr, session_main, p) != 0) {
+		pthread_attr_destroy(&attr);
+		free(p);
+		goto fail;
+	}
+	pthread_attr_destroy(&attr);
+	return;
+fail:
+	close(fd);
+	relay_session_done();
+}
+
+/* tick_cb - retire an old context after SIGHUP; end after SIGTERM */
+static void
+tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	unsigned n;
+
+	if (old_ctx != NULL && danests_ctx_pending(old_ctx) == 0) {
+		danests_ctx_free(old_ctx);
+		old_ctx = NULL;
+	}
+	if (!stopping)
+		return;
+	pthread_mutex_lock(&lock);
+	n = sessions;
+	pthread_mutex_unlock(&lock);
+	if (n == 0 || time(NULL) >= stop_by) {
+		if (n > 0)
+			relay_log(LOG_WARNING, "exiting with %u sessions "
+			    "still open", n);
+		event_base_loopbreak(base);
+	}
+}
+
+/* reload - SIGHUP: read the file again; sessions started from now on
+ * use the new settings, decisions a new context once the old is idle */
+static void
+reload(void)
+{
+	struct relay_conf nc;
+	struct danests_ctx *nctx;
+	char why[256];
+
+	if (relay_conf_load(conf_path, &nc, why, sizeof(why)) != 0) {
+		relay_log(LOG_ERR, "reload: %s; keeping the old settings", why);
+		return;
+	}
+	if (strcmp(nc.listen, conf.listen) != 0 ||
+	    strcmp(nc.user, conf.user) != 0)
+		relay_log(LOG_WARNING, "reload: listen and user need a "
+		    "restart; kept");
+	snprintf(nc.listen, sizeof(nc.listen), "%s", conf.listen);
+	snprintf(nc.user, sizeof(nc.user), "%s", conf.user);
+	if (danests_ctx_new(nc.core, base, &nctx, why, sizeof(why)) !=
+	    DANESTS_OK) {
+		relay_log(LOG_ERR, "reload: %s; keeping the old settings", why);
+		relay_conf_clear(&nc);
+		return;
+	}
+	if (old_ctx != NULL)	/* a second reload before the first ended */
+		danests_ctx_free(old_ctx);
+	old_ctx = ctx;
+	ctx = nctx;
+	pthread_mutex_lock(&lock);
+	relay_conf_clear(&conf);
+	conf = nc;
+	pthread_mutex_unlock(&lock);
+	relay_log(LOG_INFO, "configuration reloaded from %s", conf_path);
+}
+
+/* signal_cb - SIGHUP reloads; SIGTERM/SIGINT stop accepting and end
+ * once the open sessions are done (bounded) */
+static void
+signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	if (sig == SIGHUP) {
+		reload();
+		return;
+	}
+	if (stopping)
+		return;
+	relay_log(LOG_INFO, "signal %d: no new connections, finishing",
+	    (int)sig);
+	stopping = true;
+	stop_by = time(NULL) + conf.transaction_s + 10;
+	if (ev_listen != NULL)
+		event_del(ev_listen);
+	if (listen_fd >= 0)
+		close(listen_fd);
+	listen_fd = -1;
+}
+
+/* listen_on - bind the LMTP socket: HOST:PORT, [V6]:PORT, unix:/path */
+static int
+listen_on(const char *spec, char *why, size_t whylen)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+	char host[128];
+	const char *port;
+	unsigned long long p;
+	socklen_t slen;
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strncmp(spec, "unix:", 5) == 0) {
+		if (strlen(spec + 5) >= sizeof(su->sun_path)) {
+			snprintf(why, whylen, "socket path too long");
+			return -1;
+		}
+		su->sun_family = AF_UNIX;
+		snprintf(su->sun_path, sizeof(su->sun_path), "%s", spec + 5);
+		unlink(su->sun_path);
+		slen = sizeof(*su);
+	} else {
+		if ((port = strrchr(spec, ':')) == NULL ||
+		    !parse_num(port + 1, 1, 65535, &p)) {
+			snprintf(why, whylen, "listen: expected HOST:PORT");
+			return -1;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)(port - spec), spec);
+		if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+			memmove(host, host + 1, strlen(host));
+			host[strlen(host) - 1] = '\0';
+		}
+		if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons((uint16_t)p);
+			slen = sizeof(*s4);
+		} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons((uint16_t)p);
+			slen = sizeof(*s6);
+		} else {
+			snprintf(why, whylen, "listen: %s is not an address",
+			    host);
+			return -1;
+		}
+	}
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(why, whylen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (ss.ss_family != AF_UNIX)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, slen) != 0 ||
+	    listen(fd, 128) != 0) {
+		snprintf(why, whylen, "%s: %s", spec, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (ss.ss_family == AF_UNIX)
+		(void)chmod(su->sun_path, 0660);
+	return fd;
+}
+
+/* drop_privileges - become user (after binding, before the cache) */
+static int
+drop_privileges(const char *user, char *why, size_t whylen)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0 || *user == '\0')
+		return 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		snprintf(why, whylen, "user %s does not exist", user);
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) != 0 || setresgid(pw->pw_gid,
+	    pw->pw_gid, pw->pw_gid) != 0 || setresuid(pw->pw_uid, pw->pw_uid,
+	    pw->pw_uid) != 0) {
+		snprintf(why, whylen, "cannot become %s: %s", user,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: %s [-dn] [-f file]\n", RELAY_NAME);
+	exit(64);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct event *ev_sig[4];
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	struct timeval tv = { 0, 200000 };
+	bool check_only = false;
+	char why[256];
+	size_t i;
+	int c;
+
+	while ((c = getopt(argc, argv, "df:n")) != -1) {
+		switch (c) {
+		case 'd':
+			debug = true;
+			break;
+		case 'f':
+			conf_path = optarg;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	openlog(RELAY_NAME, LOG_PID | LOG_NDELAY | (debug ? LOG_PERROR : 0),
+	    LOG_MAIL);
+	if (relay_conf_load(conf_path, &conf, why, sizeof(why)) != 0) {
+		fprintf(stderr, "%s: %s\n", RELAY_NAME, why);
+		return 78;	/* EX_CONFIG */
+	}
+	if (check_only) {
+		printf("%s: configuration OK\n", conf_path);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0 || (base = event_base_new()) ==
+	    NULL) {
+		relay_log(LOG_ERR, "cannot create the event loop");
+		return 71;
+	}
+	if ((listen_fd = listen_on(conf.listen, why, sizeof(why))) < 0 ||
+	    drop_privileges(conf.user, why, sizeof(why)) != 0) {
+		relay_log(LOG_ERR, "%s", why);
+		return 71;
+	}
+	/* MTA-STS hosts are checked against the CA store of the policy
+	 * fetch (ca_file) */
+	if ((tls = danests_tls_ctx_new(*conf.ca_file ? conf.ca_file : NULL,
+	    why, sizeof(why))) == NULL ||
+	    danests_ctx_new(conf.core, base, &ctx, why, sizeof(why)) !=
+	    DANESTS_OK) {
+		relay_log(LOG_ERR, "%s", why);
+		return 71;
+	}
+	if (*danests_ctx_cache_note(ctx) != '\0')
+		relay_log(LOG_WARNING, "cache: %s", danests_ctx_cache_note(ctx));
+	ev_queue = event_new(base, -1, 0, queue_cb, NULL);
+	ev_listen = event_new(base, listen_fd, EV_READ | EV_PERSIST,
+	    accept_cb, NULL);
+	ev_tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	if (ev_queue == NULL || ev_listen == NULL || ev_tick == NULL ||
+	    event_add(ev_listen, NULL) != 0 || event_add(ev_tick, &tv) != 0) {
+		relay_log(LOG_ERR, "cannot set up events");
+		return 71;
+	}
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		ev_sig[i] = evsignal_new(base, sigs[i], signal_cb, NULL);
+		if (ev_sig[i] == NULL || event_add(ev_sig[i], NULL) != 0) {
+			relay_log(LOG_ERR, "cannot catch signals");
+			return 71;
+		}
+	}
+	relay_log(LOG_INFO, "listening on %s (LMTP), %s", conf.listen,
+	    DANESTS_VERSION);
+	event_base_dispatch(base);
+	relay_log(LOG_INFO, "exiting");
+	return 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * relay.h - danests-relay: an enforcing LMTP relay for OpenSMTPD.
+ *
+ * The main thread owns the libevent loop: the listener, signals and the
+ * core's decision context (danests_decide_async).  Each LMTP connection is
+ * a thread of its own with bounded blocking I/O (session.c); after DATA it
+ * delivers each recipient domain in a worker thread with the core's SMTP
+ * client, and asks the main thread for decisions (relay_decide).
+ */
+#ifndef DANESTS_RELAY_H
+#define DANESTS_RELAY_H
+
+#include "danests.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define RELAY_NAME	"danests-relay"
+#define RELAY_CONF	"/etc/danests/relay.conf"
+
+struct relay_conf {
+	char listen[256];	/* HOST:PORT, [V6]:PORT or unix:/path */
+	char user[64];		/* "" = stay as started */
+	char helo[256];		/* our name in LHLO/EHLO replies */
+	char tmpdir[256];	/* spill directory for large messages */
+	char ca_file[512];	/* CA bundle for PKIX ("" system store) */
+	unsigned max_sessions;	/* concurrent LMTP connections */
+	unsigned parallel;	/* domains delivered at once per message */
+	unsigned max_rcpts;	/* per transaction (RFC 5321 4.5.3.1.8) */
+	unsigned long long size_max;	/* SIZE limit (RFC 1870) */
+	size_t mem_max;		/* held in memory up to this, then a file */
+	unsigned transaction_s;	/* bound from end of DATA to the replies */
+	unsigned idle_s;	/* wait for an LMTP command or data line */
+	struct danests_smtp_opts smtp;
+	struct danests_config *core;	/* the core's settings */
+};
+
+/* relay.c */
+int relay_conf_load(const char *path, struct relay_conf *c, char *why,
+    size_t whylen);
+void relay_conf_clear(struct relay_conf *c);
+void relay_log(int prio, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* relay_decide - a decision for domain from the main thread's context,
+ * waiting at most timeout_ms.  NULL (why set) when none came in time.
+ * The caller frees the decision. */
+struct danests_decision *relay_decide(const char *domain, unsigned timeout_ms,
+    char *why, size_t whylen);
+/* relay_tls - the shared TLS client context */
+struct ssl_ctx_st *relay_tls(void);
+/* relay_conf_get - a snapshot of the current configuration (copied; its
+ * core pointer is not to be used) */
+void relay_conf_get(struct relay_conf *out);
+void relay_session_done(void);
+
+/* session.c */
+void *session_main(void *arg);	/* arg: malloc'ed int fd */
+
+#endif /* DANESTS_RELAY_H */
