@@ -1,1 +1,1022 @@
-/* cache.c - (in progress) */
+/*
+ * cache.c - the persistent cache shared by every process on the machine
+ *
+ * One LMDB environment under the cache directory (data.mdb, lock.mdb) with
+ * three named databases:
+ *
+ *   sts       MTA-STS policies, keyed by lower-case domain; the value is a
+ *             JSON object carrying a format version ("v").
+ *   decision  decisions, keyed by lower-case domain; the value is a 12-byte
+ *             header ("DEC1" + expiry as a little-endian int64) followed by
+ *             the decision's JSON text.
+ *   meta      "format" (the layout version) and "rebuilt" (when a corrupt
+ *             environment was last moved aside and rebuilt).
+ *
+ * Readers never block writers (LMDB MVCC).  Commits are LMDB's default
+ * durable commits, so a process killed at any point leaves the last
+ * committed state.  The map starts at CACHE_MAP_SIZE and doubles on
+ * MDB_MAP_FULL up to CACHE_MAP_MAX; other processes pick the new size up
+ * through MDB_MAP_RESIZED.  MDB_NOTLS lets a handle be used by different
+ * threads in turn, and a handle inherited over fork() is reopened in the
+ * child (LMDB environments must not cross fork()).
+ *
+ * A value that fails to decode is reported as DANESTS_TEMP, never as
+ * DANESTS_NOTFOUND: a corrupt entry must not read as "no policy".  A
+ * corrupt environment (bad header, wrong version) is moved aside at open
+ * and rebuilt empty; the time is kept in "meta" so that every process
+ * knows, through cache_was_rebuilt, that policies may have been lost.
+ * Damage found later inside the B-tree (MDB_CORRUPTED on a read) is only
+ * reported as DANESTS_TEMP: other processes have the file open.
+ */
+#include "danests-internal.h"
+
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef CACHE_MAP_SIZE
+#define CACHE_MAP_SIZE	((size_t)256 << 20)	/* initial map: 256 MiB */
+#endif
+#ifndef CACHE_MAP_MAX
+#define CACHE_MAP_MAX	((size_t)4 << 30)	/* growth stops here */
+#endif
+#ifndef CACHE_REBUILD_GRACE
+#define CACHE_REBUILD_GRACE (24 * 3600)	/* see cache_was_rebuilt */
+#endif
+#define CACHE_MAXREADERS 512	/* one slot per concurrent reader */
+#define CACHE_FORMAT	1	/* value layout version */
+#define CACHE_STS_MAX	(256 * 1024)	/* encoded policy cap */
+#define CACHE_DEC_MAX	(1024 * 1024)	/* decision JSON cap */
+#define CACHE_MX_MAX	1024	/* mx patterns per policy */
+#define DEC_MAGIC	"DEC1"
+#define DEC_HDR		12
+
+struct cache {
+	MDB_env *env;
+	MDB_dbi sts;
+	MDB_dbi dec;
+	MDB_dbi meta;
+	pid_t pid;		/* process that opened env */
+	time_t rebuilt_at;	/* 0: never rebuilt */
+	char dir[PATH_MAX];
+};
+
+/* cache_path - join the cache directory and a file name */
+static int
+cache_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	int n;
+
+	n = snprintf(buf, len, "%s/%s", dir, name);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* cache_key - normalise a domain into a key: lower case, no trailing dot */
+static danests_status
+cache_key(const char *domain, char *key, size_t keylen, MDB_val *k,
+    char *why, size_t whylen)
+{
+	if (domain == NULL || *domain == '\0' ||
+	    name_lower(domain, key, keylen) != DANESTS_OK || *key == '\0') {
+		why_set(why, whylen, "cache: invalid domain");
+		return DANESTS_PERM;
+	}
+	k->mv_data = key;
+	k->mv_size = strlen(key);
+	return DANESTS_OK;
+}
+
+/* put_le64 - store a signed 64-bit value little-endian */
+static void
+put_le64(unsigned char *p, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(u >> (8 * i));
+}
+
+/* get_le64 - load a signed 64-bit little-endian value */
+static int64_t
+get_le64(const unsigned char *p)
+{
+	uint64_t u = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		u |= (uint64_t)p[i] << (8 * i);
+	return (int64_t)u;
+}
+
+/* mode_name - policy mode as stored */
+static const char *
+mode_name(danests_sts_mode m)
+{
+	switch (m) {
+	case DANESTS_STS_NONE:
+		return "none";
+	case DANESTS_STS_TESTING:
+		return "testing";
+	case DANESTS_STS_ENFORCE:
+		return "enforce";
+	}
+	return NULL;
+}
+
+/* sts_encode - versioned JSON encoding of a policy entry (malloc'ed) */
+static char *
+sts_encode(const struct cache_sts *e)
+{
+	json_t *o, *mx;
+	char *s = NULL;
+	const char *mode;
+	size_t i;
+
+	if ((mode = mode_name(e->policy.mode)) == NULL ||
+	    e->policy.nmx > CACHE_MX_MAX ||
+	    strnlen(e->id, sizeof(e->id)) >= sizeof(e->id) ||
+	    strnlen(e->last_error, sizeof(e->last_error)) >=
+	    sizeof(e->last_error))
+		return NULL;
+	if ((mx = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < e->policy.nmx; i++) {
+		if (e->policy.mx[i] == NULL ||
+		    json_array_append_new(mx, json_string(e->policy.mx[i]))) {
+			json_decref(mx);
+			return NULL;
+		}
+	}
+	o = json_pack("{s:i, s:s, s:I, s:o, s:s, s:I, s:I, s:I, s:s}",
+	    "v", CACHE_FORMAT,
+	    "mode", mode,
+	    "max_age", (json_int_t)e->policy.max_age,
+	    "mx", mx,
+	    "id", e->id,
+	    "fetched", (json_int_t)e->fetched,
+	    "expires", (json_int_t)e->expires,
+	    "last_check", (json_int_t)e->last_check,
+	    "last_error", e->last_error);
+	if (o == NULL)
+		return NULL;
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+/* get_int - required integer member */
+static int
+get_int(json_t *o, const char *name, json_int_t *v)
+{
+	json_t *j = json_object_get(o, name);
+
+	if (!json_is_integer(j))
+		return -1;
+	*v = json_integer_value(j);
+	return 0;
+}
+
+/* get_str - required string member */
+static const char *
+get_str(json_t *o, const char *name)
+{
+	json_t *j = json_object_get(o, name);
+
+	return json_is_string(j) ? json_string_value(j) : NULL;
+}
+
+/* sts_decode - strict inverse of sts_encode; -1 with *err on any defect */
+static int
+sts_decode(const void *buf, size_t len, struct cache_sts *e,
+    const char **err)
+{
+	json_t *o, *mx;
+	json_error_t jerr;
+	json_int_t v, max_age, fetched, expires, last_check;
+	const char *mode, *id, *lerr;
+	size_t i;
+
+	memset(e, 0, sizeof(*e));
+	*err = "not JSON";
+	if (len == 0 || len > CACHE_STS_MAX ||
+	    (o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		return -1;
+	*err = "malformed entry";
+	if (!json_is_object(o))
+		goto bad;
+	if (get_int(o, "v", &v) < 0)
+		goto bad;
+	if (v != CACHE_FORMAT) {
+		*err = "unsupported format version";
+		goto bad;
+	}
+	mode = get_str(o, "mode");
+	id = get_str(o, "id");
+	lerr = get_str(o, "last_error");
+	mx = json_object_get(o, "mx");
+	if (mode == NULL || id == NULL || lerr == NULL || !json_is_array(mx) ||
+	    get_int(o, "max_age", &max_age) < 0 ||
+	    get_int(o, "fetched", &fetched) < 0 ||
+	    get_int(o, "expires", &expires) < 0 ||
+	    get_int(o, "last_check", &last_check) < 0)
+		goto bad;
+	if (strcmp(mode, "none") == 0)
+		e->policy.mode = DANESTS_STS_NONE;
+	else if (strcmp(mode, "testing") == 0)
+		e->policy.mode = DANESTS_STS_TESTING;
+	else if (strcmp(mode, "enforce") == 0)
+		e->policy.mode = DANESTS_STS_ENFORCE;
+	else
+		goto bad;
+	if (max_age < 0 || max_age > UINT32_MAX ||
+	    strlen(id) >= sizeof(e->id) ||
+	    strlen(lerr) >= sizeof(e->last_error) ||
+	    json_array_size(mx) > CACHE_MX_MAX)
+		goto bad;
+	e->policy.max_age = (uint32_t)max_age;
+	strlcpy(e->id, id, sizeof(e->id));
+	strlcpy(e->last_error, lerr, sizeof(e->last_error));
+	e->fetched = (time_t)fetched;
+	e->expires = (time_t)expires;
+	e->last_check = (time_t)last_check;
+	if (json_array_size(mx) > 0) {
+		e->policy.mx = xcalloc(json_array_size(mx), sizeof(char *));
+		if (e->policy.mx == NULL) {
+			*err = "out of memory";
+			goto bad;
+		}
+	}
+	for (i = 0; i < json_array_size(mx); i++) {
+		json_t *p = json_array_get(mx, i);
+
+		if (!json_is_string(p))
+			goto bad;
+		if ((e->policy.mx[i] = strdup(json_string_value(p))) == NULL) {
+			*err = "out of memory";
+			goto bad;
+		}
+		e->policy.nmx++;
+	}
+	json_decref(o);
+	return 0;
+bad:
+	json_decref(o);
+	cache_sts_clear(e);
+	return -1;
+}
+
+/* cache_sts_clear - free what cache_sts_get put into an entry */
+void
+cache_sts_clear(struct cache_sts *e)
+{
+	size_t i;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < e->policy.nmx; i++)
+		free(e->policy.mx[i]);
+	free(e->policy.mx);
+	e->policy.mx = NULL;
+	e->policy.nmx = 0;
+}
+
+/* env_is_corrupt - does an LMDB error say the files are not a usable env? */
+static bool
+env_is_corrupt(int rc)
+{
+	return rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
+	    rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+	    rc == MDB_INCOMPATIBLE;
+}
+
+/* dbis_open - open (creating when missing) the named databases */
+static int
+dbis_open(struct cache *c)
+{
+	static const char *const names[] = { "sts", "decision", "meta" };
+	MDB_dbi *dbis[] = { &c->sts, &c->dec, &c->meta };
+	MDB_txn *txn;
+	MDB_val k, v;
+	unsigned flags = MDB_RDONLY;
+	int rc, i;
+
+again:
+	if ((rc = mdb_txn_begin(c->env, NULL, flags, &txn)) != 0)
+		return rc;
+	for (i = 0; i < 3; i++) {
+		rc = mdb_dbi_open(txn, names[i], flags ? 0 : MDB_CREATE,
+		    dbis[i]);
+		if (rc == MDB_NOTFOUND && flags) {
+			/* first use: create them in a write transaction */
+			mdb_txn_abort(txn);
+			flags = 0;
+			goto again;
+		}
+		if (rc != 0) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+	}
+	if (flags == 0) {
+		unsigned char fmt[8];
+
+		put_le64(fmt, CACHE_FORMAT);
+		k.mv_data = "format";
+		k.mv_size = 6;
+		v.mv_data = fmt;
+		v.mv_size = sizeof(fmt);
+		if ((rc = mdb_put(txn, c->meta, &k, &v, 0)) != 0) {
+			mdb_txn_abort(txn);
+			return rc;
+		}
+	}
+	k.mv_data = "rebuilt";
+	k.mv_size = 7;
+	rc = mdb_get(txn, c->meta, &k, &v);
+	if (rc == 0 && v.mv_size == 8)
+		c->rebuilt_at = (time_t)get_le64(v.mv_data);
+	else if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	/* commit, also for a read transaction: it keeps the handles */
+	return mdb_txn_commit(txn);
+}
+
+/* env_open - open the environment in c->dir; c->env set on success */
+static int
+env_open(struct cache *c)
+{
+	MDB_env *env;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)) != 0)
+		return rc;
+	if ((rc = mdb_env_set_mapsize(env, CACHE_MAP_SIZE)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(env, CACHE_MAXREADERS)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(env, 4)) != 0 ||
+	    (rc = mdb_env_open(env, c->dir, MDB_NOTLS, 0600)) != 0) {
+		mdb_env_close(env);
+		return rc;
+	}
+	c->env = env;
+	c->pid = getpid();
+	/* slots left by readers that died (Exim processes are killed) */
+	(void)mdb_reader_check(env, NULL);
+	if ((rc = dbis_open(c)) != 0) {
+		mdb_env_close(env);
+		c->env = NULL;
+	}
+	return rc;
+}
+
+/* env_rebuild - move a corrupt environment aside and start afresh */
+static int
+env_rebuild(struct cache *c, time_t now, char *why, size_t whylen)
+{
+	char path[PATH_MAX], aside[PATH_MAX], suffix[64];
+	MDB_txn *txn;
+	MDB_val k, v;
+	unsigned char t[8];
+	int rc;
+
+	snprintf(suffix, sizeof(suffix), "data.mdb.corrupt-%lld",
+	    (long long)now);
+	if (cache_path(path, sizeof(path), c->dir, "data.mdb") < 0 ||
+	    cache_path(aside, sizeof(aside), c->dir, suffix) < 0)
+		return ENAMETOOLONG;
+	if (rename(path, aside) < 0 && errno != ENOENT)
+		return errno;
+	/* the lock file's transaction ids belong to the old data file */
+	if (cache_path(path, sizeof(path), c->dir, "lock.mdb") < 0)
+		return ENAMETOOLONG;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return errno;
+	if ((rc = env_open(c)) != 0)
+		return rc;
+	put_le64(t, (int64_t)now);
+	k.mv_data = "rebuilt";
+	k.mv_size = 7;
+	v.mv_data = t;
+	v.mv_size = sizeof(t);
+	if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_put(txn, c->meta, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return rc;
+	c->rebuilt_at = now;
+	why_set(why, whylen, "cache: corrupt environment moved aside to %s; "
+	    "rebuilt empty, cached policies were lost", aside);
+	return 0;
+}
+
+/* cache_open - open or create the cache under dir (see the header) */
+danests_status
+cache_open(const char *dir, struct cache **out, char *why, size_t whylen)
+{
+	struct cache *c;
+	struct stat st;
+	char lockpath[PATH_MAX];
+	int rc, lockfd;
+
+	*out = NULL;
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';	/* stays empty unless rebuilt or failed */
+	if (dir == NULL || *dir == '\0') {
+		why_set(why, whylen, "cache: no directory");
+		return DANESTS_TEMP;
+	}
+	if ((c = xcalloc(1, sizeof(*c))) == NULL) {
+		why_set(why, whylen, "cache: out of memory");
+		return DANESTS_TEMP;
+	}
+	if (strlcpy(c->dir, dir, sizeof(c->dir)) >= sizeof(c->dir) ||
+	    cache_path(lockpath, sizeof(lockpath), dir, "rebuild.lock") < 0) {
+		why_set(why, whylen, "cache: directory name too long");
+		free(c);
+		return DANESTS_TEMP;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		why_set(why, whylen, "cache: mkdir %s: %s", dir,
+		    strerror(errno));
+		free(c);
+		return DANESTS_TEMP;
+	}
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		why_set(why, whylen, "cache: %s: not a directory", dir);
+		free(c);
+		return DANESTS_TEMP;
+	}
+	if ((rc = env_open(c)) == 0) {
+		*out = c;
+		return DANESTS_OK;
+	}
+	if (!env_is_corrupt(rc)) {
+		why_set(why, whylen, "cache: open %s: %s", dir,
+		    mdb_strerror(rc));
+		free(c);
+		return DANESTS_TEMP;
+	}
+
+	/*
+	 * Corrupt.  Serialise the repair so that two processes never both
+	 * move aside, one of them the other's fresh environment: whoever
+	 * comes second finds a good one and just uses it.
+	 */
+	if ((lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 ||
+	    flock(lockfd, LOCK_EX) < 0) {
+		why_set(why, whylen, "cache: %s: %s", lockpath,
+		    strerror(errno));
+		if (lockfd >= 0)
+			close(lockfd);
+		free(c);
+		return DANESTS_TEMP;
+	}
+	if ((rc = env_open(c)) != 0 && env_is_corrupt(rc))
+		rc = env_rebuild(c, time(NULL), why, whylen);
+	close(lockfd);
+	if (rc != 0) {
+		why_set(why, whylen, "cache: rebuild %s: %s", dir,
+		    mdb_strerror(rc));
+		if (c->env != NULL)
+			mdb_env_close(c->env);
+		free(c);
+		return DANESTS_TEMP;
+	}
+	*out = c;
+	return DANESTS_OK;
+}
+
+/*
+ * Environments inherited over fork() and given up in the child.  They are
+ * never closed there: mdb_env_close would clear the parent's reader slots
+ * and, by closing a descriptor of lock.mdb, drop the fcntl locks of the
+ * child's own environment.  They stay referenced here so that they are
+ * not mistaken for leaks; past the last slot they are simply dropped.
+ */
+static MDB_env *inherited[8];
+
+/* env_forget - give up an environment inherited over fork() */
+static void
+env_forget(struct cache *c)
+{
+	size_t i;
+
+	for (i = 0; c->env != NULL && i < sizeof(inherited) /
+	    sizeof(inherited[0]); i++)
+		if (__sync_bool_compare_and_swap(&inherited[i], NULL,
+		    c->env))
+			break;
+	c->env = NULL;
+}
+
+/* cache_ready - make sure the environment belongs to this process */
+static int
+cache_ready(struct cache *c)
+{
+	if (c->env != NULL && c->pid == getpid())
+		return 0;
+	env_forget(c);
+	return env_open(c);
+}
+
+/* cache_close - release the environment (not one inherited over fork) */
+void
+cache_close(struct cache *c)
+{
+	if (c == NULL)
+		return;
+	if (c->env != NULL && c->pid == getpid())
+		mdb_env_close(c->env);
+	else
+		env_forget(c);	/* inherited over fork() */
+	free(c);
+}
+
+/*
+ * cache_was_rebuilt - was a corrupt environment replaced lately?  True for
+ * CACHE_REBUILD_GRACE seconds after the rebuild: long enough for policies
+ * of reachable domains to be fetched again, short enough that mail to a
+ * domain whose policy host is down is deferred, not held forever.
+ */
+bool
+cache_was_rebuilt(const struct cache *c)
+{
+	time_t now = time(NULL);
+
+	return c != NULL && c->rebuilt_at != 0 &&
+	    now - c->rebuilt_at < CACHE_REBUILD_GRACE &&
+	    now >= c->rebuilt_at - 300;	/* tolerate a clock step back */
+}
+
+/* cache_rebuilt_at - when it was replaced, 0 when never */
+time_t
+cache_rebuilt_at(const struct cache *c)
+{
+	return c != NULL ? c->rebuilt_at : 0;
+}
+
+/* txn_begin - begin a transaction, adopting a map grown elsewhere */
+static int
+txn_begin(struct cache *c, unsigned flags, MDB_txn **txn)
+{
+	int rc, tries;
+
+	if ((rc = cache_ready(c)) != 0)
+		return rc;
+	for (tries = 0; tries < 3; tries++) {
+		rc = mdb_txn_begin(c->env, NULL, flags, txn);
+		if (rc == MDB_MAP_RESIZED)
+			rc = mdb_env_set_mapsize(c->env, 0);
+		else if (rc == MDB_READERS_FULL)
+			rc = mdb_reader_check(c->env, NULL);
+		else
+			return rc;
+		if (rc != 0)
+			return rc;
+	}
+	return MDB_READERS_FULL;
+}
+
+/* cache_grow - double the map after MDB_MAP_FULL, up to CACHE_MAP_MAX */
+static int
+cache_grow(struct cache *c)
+{
+	MDB_envinfo info;
+	size_t size;
+
+	if (mdb_env_info(c->env, &info) != 0 ||
+	    info.me_mapsize >= CACHE_MAP_MAX)
+		return -1;
+	size = info.me_mapsize * 2;
+	if (size > CACHE_MAP_MAX)
+		size = CACHE_MAP_MAX;
+	return mdb_env_set_mapsize(c->env, size) == 0 ? 0 : -1;
+}
+
+/* One change to make in a write transaction. */
+struct write_op {
+	MDB_dbi *dbi;		/* read once the env is ready */
+	MDB_val key;
+	MDB_val val;
+	int del;		/* delete instead of put */
+	time_t expired_at;	/* delete only a decision expired by then */
+};
+
+/* write_apply - the body of a write transaction */
+static int
+write_apply(MDB_txn *txn, struct write_op *op)
+{
+	MDB_val cur;
+	int rc;
+
+	if (!op->del)
+		return mdb_put(txn, *op->dbi, &op->key, &op->val, 0);
+	if (op->expired_at != 0) {
+		/* another process may have stored a fresh one meanwhile */
+		if ((rc = mdb_get(txn, *op->dbi, &op->key, &cur)) != 0)
+			return rc;
+		if (cur.mv_size >= DEC_HDR &&
+		    get_le64((const unsigned char *)cur.mv_data + 4) >
+		    op->expired_at)
+			return MDB_NOTFOUND;
+	}
+	return mdb_del(txn, *op->dbi, &op->key, NULL);
+}
+
+/* cache_write - run one write transaction, growing the map when full */
+static int
+cache_write(struct cache *c, struct write_op *op)
+{
+	MDB_txn *txn;
+	int rc, tries;
+
+	for (tries = 0; tries < 8; tries++) {
+		if ((rc = txn_begin(c, 0, &txn)) != 0)
+			return rc;
+		if ((rc = write_apply(txn, op)) == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc != MDB_MAP_FULL || cache_grow(c) < 0)
+			return rc;
+	}
+	return rc;
+}
+
+/* cache_sts_get - read a policy entry */
+danests_status
+cache_sts_get(struct cache *c, const char *domain, struct cache_sts *out,
+    char *why, size_t whylen)
+{
+	char key[DANESTS_NAME_MAX];
+	const char *err;
+	MDB_txn *txn;
+	MDB_val k, v;
+	danests_status st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((st = cache_key(domain, key, sizeof(key), &k, why, whylen)) !=
+	    DANESTS_OK)
+		return st;
+	if ((rc = txn_begin(c, MDB_RDONLY, &txn)) != 0) {
+		why_set(why, whylen, "cache: read %s: %s", key,
+		    mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	rc = mdb_get(txn, c->sts, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return DANESTS_NOTFOUND;
+	}
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		why_set(why, whylen, "cache: read %s: %s", key,
+		    mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	rc = sts_decode(v.mv_data, v.mv_size, out, &err);
+	mdb_txn_abort(txn);
+	if (rc < 0) {
+		why_set(why, whylen, "cache: corrupt policy entry for %s: %s",
+		    key, err);
+		return DANESTS_TEMP;
+	}
+	return DANESTS_OK;
+}
+
+/* cache_sts_put - store (or replace) a policy entry */
+danests_status
+cache_sts_put(struct cache *c, const char *domain, const struct cache_sts *e,
+    char *why, size_t whylen)
+{
+	char key[DANESTS_NAME_MAX], *s;
+	struct write_op op;
+	danests_status st;
+	int rc;
+
+	memset(&op, 0, sizeof(op));
+	if ((st = cache_key(domain, key, sizeof(key), &op.key, why,
+	    whylen)) != DANESTS_OK)
+		return st;
+	if ((s = sts_encode(e)) == NULL) {
+		why_set(why, whylen, "cache: cannot encode policy for %s",
+		    key);
+		return DANESTS_PERM;
+	}
+	if (strlen(s) > CACHE_STS_MAX) {
+		free(s);
+		why_set(why, whylen, "cache: policy for %s too large", key);
+		return DANESTS_PERM;
+	}
+	op.dbi = &c->sts;
+	op.val.mv_data = s;
+	op.val.mv_size = strlen(s);
+	rc = cache_write(c, &op);
+	free(s);
+	if (rc != 0) {
+		why_set(why, whylen, "cache: write %s: %s", key,
+		    mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	return DANESTS_OK;
+}
+
+/* cache_del - delete one key from one database */
+static danests_status
+cache_del(struct cache *c, MDB_dbi *dbi, const char *domain, char *why,
+    size_t whylen)
+{
+	char key[DANESTS_NAME_MAX];
+	struct write_op op;
+	danests_status st;
+	int rc;
+
+	memset(&op, 0, sizeof(op));
+	if ((st = cache_key(domain, key, sizeof(key), &op.key, why,
+	    whylen)) != DANESTS_OK)
+		return st;
+	op.dbi = dbi;
+	op.del = 1;
+	rc = cache_write(c, &op);
+	if (rc == MDB_NOTFOUND)
+		return DANESTS_NOTFOUND;
+	if (rc != 0) {
+		why_set(why, whylen, "cache: delete %s: %s", key,
+		    mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	return DANESTS_OK;
+}
+
+/* cache_sts_del - delete a policy entry; DANESTS_NOTFOUND if absent */
+danests_status
+cache_sts_del(struct cache *c, const char *domain, char *why, size_t whylen)
+{
+	return cache_del(c, &c->sts, domain, why, whylen);
+}
+
+/* cache_decision_del - delete a cached decision; NOTFOUND if absent */
+danests_status
+cache_decision_del(struct cache *c, const char *domain, char *why,
+    size_t whylen)
+{
+	return cache_del(c, &c->dec, domain, why, whylen);
+}
+
+/* One raw key/value pair copied out of a read snapshot. */
+struct raw_kv {
+	char key[DANESTS_NAME_MAX];
+	void *val;
+	size_t len;
+};
+
+/* snapshot - copy every pair of a database out of one read transaction, so
+ * that callbacks run with no transaction open (they may write, and a map
+ * growth must never pull pages from under a live cursor) */
+static int
+snapshot(struct cache *c, MDB_dbi *dbi, struct raw_kv **out, size_t *n)
+{
+	struct raw_kv *kv = NULL, *nkv;
+	size_t cnt = 0, cap = 0;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = txn_begin(c, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, *dbi, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v, cnt == 0 ? MDB_FIRST :
+	    MDB_NEXT)) == 0) {
+		if (k.mv_size >= DANESTS_NAME_MAX)
+			continue;	/* not a key of ours */
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((nkv = reallocarray(kv, cap, sizeof(*kv))) ==
+			    NULL) {
+				rc = ENOMEM;
+				break;
+			}
+			kv = nkv;
+		}
+		memcpy(kv[cnt].key, k.mv_data, k.mv_size);
+		kv[cnt].key[k.mv_size] = '\0';
+		if ((kv[cnt].val = malloc(v.mv_size ? v.mv_size : 1)) ==
+		    NULL) {
+			rc = ENOMEM;
+			break;
+		}
+		memcpy(kv[cnt].val, v.mv_data, v.mv_size);
+		kv[cnt].len = v.mv_size;
+		cnt++;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	*out = kv;
+	*n = cnt;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* snapshot_free - release a snapshot */
+static void
+snapshot_free(struct raw_kv *kv, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(kv[i].val);
+	free(kv);
+}
+
+/* cache_sts_each - call fn for every policy entry of a read snapshot.
+ * Entries that fail to decode are skipped; then the status is DANESTS_TEMP
+ * and why names the first of them. */
+danests_status
+cache_sts_each(struct cache *c, cache_sts_each_fn *fn, void *arg, char *why,
+    size_t whylen)
+{
+	struct raw_kv *kv;
+	struct cache_sts e;
+	const char *err;
+	size_t n, i, bad = 0;
+	int rc, stop = 0;
+
+	if ((rc = cache_ready(c)) != 0 ||
+	    (rc = snapshot(c, &c->sts, &kv, &n)) != 0) {
+		why_set(why, whylen, "cache: read: %s", mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	for (i = 0; i < n && !stop; i++) {
+		if (sts_decode(kv[i].val, kv[i].len, &e, &err) < 0) {
+			if (bad++ == 0)
+				why_set(why, whylen, "cache: corrupt policy "
+				    "entry for %s: %s", kv[i].key, err);
+			continue;
+		}
+		stop = fn(arg, kv[i].key, &e);
+		cache_sts_clear(&e);
+	}
+	snapshot_free(kv, n);
+	return bad ? DANESTS_TEMP : DANESTS_OK;
+}
+
+/* cache_decision_each - call fn for every cached decision (expired ones
+ * included, with their expiry); undecodable entries as in cache_sts_each */
+danests_status
+cache_decision_each(struct cache *c, cache_decision_each_fn *fn, void *arg,
+    char *why, size_t whylen)
+{
+	struct raw_kv *kv;
+	size_t n, i, bad = 0;
+	char *json;
+	int rc, stop = 0;
+
+	if ((rc = cache_ready(c)) != 0 ||
+	    (rc = snapshot(c, &c->dec, &kv, &n)) != 0) {
+		why_set(why, whylen, "cache: read: %s", mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	for (i = 0; i < n && !stop; i++) {
+		const unsigned char *p = kv[i].val;
+
+		if (kv[i].len < DEC_HDR || memcmp(p, DEC_MAGIC, 4) != 0 ||
+		    memchr(p + DEC_HDR, '\0', kv[i].len - DEC_HDR) != NULL ||
+		    (json = strndup((const char *)p + DEC_HDR,
+		    kv[i].len - DEC_HDR)) == NULL) {
+			if (bad++ == 0)
+				why_set(why, whylen, "cache: corrupt decision "
+				    "entry for %s", kv[i].key);
+			continue;
+		}
+		stop = fn(arg, kv[i].key, json, (time_t)get_le64(p + 4));
+		free(json);
+	}
+	snapshot_free(kv, n);
+	return bad ? DANESTS_TEMP : DANESTS_OK;
+}
+
+/* cache_decision_get - a cached decision still valid at now (malloc'ed
+ * JSON in *json); DANESTS_NOTFOUND when absent or expired */
+danests_status
+cache_decision_get(struct cache *c, const char *domain, time_t now,
+    char **json, char *why, size_t whylen)
+{
+	char key[DANESTS_NAME_MAX];
+	const unsigned char *p;
+	struct write_op op;
+	MDB_txn *txn;
+	MDB_val k, v;
+	danests_status st;
+	time_t expires;
+	int rc;
+
+	*json = NULL;
+	if ((st = cache_key(domain, key, sizeof(key), &k, why, whylen)) !=
+	    DANESTS_OK)
+		return st;
+	if ((rc = txn_begin(c, MDB_RDONLY, &txn)) != 0) {
+		why_set(why, whylen, "cache: read %s: %s", key,
+		    mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	if ((rc = mdb_get(txn, c->dec, &k, &v)) != 0) {
+		mdb_txn_abort(txn);
+		if (rc == MDB_NOTFOUND)
+			return DANESTS_NOTFOUND;
+		why_set(why, whylen, "cache: read %s: %s", key,
+		    mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	p = v.mv_data;
+	if (v.mv_size < DEC_HDR || memcmp(p, DEC_MAGIC, 4) != 0 ||
+	    memchr(p + DEC_HDR, '\0', v.mv_size - DEC_HDR) != NULL) {
+		mdb_txn_abort(txn);
+		why_set(why, whylen, "cache: corrupt decision entry for %s",
+		    key);
+		return DANESTS_TEMP;
+	}
+	expires = (time_t)get_le64(p + 4);
+	if (expires > now &&
+	    (*json = strndup((const char *)p + DEC_HDR,
+	    v.mv_size - DEC_HDR)) == NULL) {
+		mdb_txn_abort(txn);
+		why_set(why, whylen, "cache: out of memory");
+		return DANESTS_TEMP;
+	}
+	mdb_txn_abort(txn);
+	if (expires > now)
+		return DANESTS_OK;
+
+	/* expired: drop it now, unless a fresh one replaced it meanwhile;
+	 * failing to delete changes nothing for the caller */
+	memset(&op, 0, sizeof(op));
+	op.dbi = &c->dec;
+	op.key = k;
+	op.del = 1;
+	op.expired_at = now;
+	(void)cache_write(c, &op);
+	return DANESTS_NOTFOUND;
+}
+
+/* cache_decision_put - store a decision's JSON until expires */
+danests_status
+cache_decision_put(struct cache *c, const char *domain, const char *json,
+    time_t expires, char *why, size_t whylen)
+{
+	char key[DANESTS_NAME_MAX];
+	unsigned char *buf;
+	struct write_op op;
+	danests_status st;
+	size_t len;
+	int rc;
+
+	memset(&op, 0, sizeof(op));
+	if ((st = cache_key(domain, key, sizeof(key), &op.key, why,
+	    whylen)) != DANESTS_OK)
+		return st;
+	if (json == NULL || (len = strlen(json)) > CACHE_DEC_MAX) {
+		why_set(why, whylen, "cache: decision for %s missing or too "
+		    "large", key);
+		return DANESTS_PERM;
+	}
+	if ((buf = malloc(DEC_HDR + len)) == NULL) {
+		why_set(why, whylen, "cache: out of memory");
+		return DANESTS_TEMP;
+	}
+	memcpy(buf, DEC_MAGIC, 4);
+	put_le64(buf + 4, (int64_t)expires);
+	memcpy(buf + DEC_HDR, json, len);
+	op.dbi = &c->dec;
+	op.val.mv_data = buf;
+	op.val.mv_size = DEC_HDR + len;
+	rc = cache_write(c, &op);
+	free(buf);
+	if (rc != 0) {
+		why_set(why, whylen, "cache: write %s: %s", key,
+		    mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	return DANESTS_OK;
+}

@@ -220,7 +220,8 @@ danests_status cache_sts_del(struct cache *, const char *domain, char *why,
     size_t whylen);
 void cache_sts_clear(struct cache_sts *);
 /* cache_sts_each - call fn for every entry (a read snapshot); stop when fn
- * returns non-zero. */
+ * returns non-zero.  Entries that fail to decode are skipped and make the
+ * status DANESTS_TEMP (why names the first). */
 typedef int cache_sts_each_fn(void *arg, const char *domain,
     const struct cache_sts *);
 danests_status cache_sts_each(struct cache *, cache_sts_each_fn *fn,
@@ -238,9 +239,10 @@ typedef int cache_decision_each_fn(void *arg, const char *domain,
 danests_status cache_decision_each(struct cache *, cache_decision_each_fn *fn,
     void *arg, char *why, size_t whylen);
 /* cache_was_rebuilt - the environment was found corrupt and rebuilt (by
- * this or another process; recorded in the cache), so policies may have
- * been lost: STS lookups should tempfail rather than read "no policy"
- * during a grace period after cache_rebuilt_at (0 when never rebuilt). */
+ * this or another process; recorded in the cache) less than a grace
+ * period (one day) ago, so policies may have been lost: STS lookups should
+ * tempfail rather than read "no policy".  cache_rebuilt_at: when (0 when
+ * never). */
 bool cache_was_rebuilt(const struct cache *);
 time_t cache_rebuilt_at(const struct cache *);
 

@@ -1,0 +1,332 @@
+/*
+ * cache_writer.c - helper of cache_crash.sh: writes the cache until it is
+ * killed, and checks what a killed writer left behind.
+ *
+ *	cache_writer DIR write ROUND COUNT PREFIX
+ *		for i in 0..COUNT-1: put the policy PREFIX<i>.example, then
+ *		its decision, then print "i" (one write(2)) once both are
+ *		committed.  Also churns PREFIX-t<0..9>.example (put/delete)
+ *		so that freed pages are reused.
+ *	cache_writer DIR check ROUND COUNT PREFIX LAST [PREFIX LAST]...
+ *		LAST: the last index that writer reported (-1: none).
+ *
+ * What check demands, per prefix: the cache opens without a rebuild;
+ * every entry decodes and its fields agree with its (round, index); the
+ * indexes present form a prefix 0..n-1; rounds never increase with the
+ * index (each round rewrites from 0 and was stopped somewhere); every
+ * index up to LAST carries this ROUND in both its policy and its decision
+ * (a reported commit is never lost); at most one index past LAST does;
+ * and a new write succeeds (no lock left held by the dead writer).
+ * Exit 0 when all holds, 1 otherwise (the reason on stderr).
+ */
+#include "danests-internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define IDX_MAX 1000000
+
+static char *mxs[5][5];
+
+/* fields - the entry for (round, i) */
+static void
+fields(struct cache_sts *e, long round, long i, const char *prefix)
+{
+	static char buf[5][5][64];
+	int j, n = (int)(i % 5) + 1;
+
+	memset(e, 0, sizeof(*e));
+	for (j = 0; j < n; j++) {
+		snprintf(buf[n - 1][j], sizeof(buf[0][0]), "mx%d.%s%ld.example",
+		    j, prefix, i);
+		mxs[n - 1][j] = buf[n - 1][j];
+	}
+	e->policy.mode = i % 2 ? DANESTS_STS_ENFORCE : DANESTS_STS_TESTING;
+	e->policy.max_age = (uint32_t)(86400 + i);
+	e->policy.nmx = (size_t)n;
+	e->policy.mx = mxs[n - 1];
+	snprintf(e->id, sizeof(e->id), "r%ldi%ld", round, i);
+	e->fetched = round * 10000000L + i;
+	e->expires = e->fetched + e->policy.max_age;
+	e->last_check = e->fetched + 1;
+	if (i % 3 == 0)
+		snprintf(e->last_error, sizeof(e->last_error), "round %ld",
+		    round);
+}
+
+/* same_entry - does a read entry equal what fields() makes? */
+static int
+same_entry(const struct cache_sts *a, const struct cache_sts *b)
+{
+	size_t j;
+
+	if (a->policy.mode != b->policy.mode ||
+	    a->policy.max_age != b->policy.max_age ||
+	    a->policy.nmx != b->policy.nmx || strcmp(a->id, b->id) != 0 ||
+	    a->fetched != b->fetched || a->expires != b->expires ||
+	    a->last_check != b->last_check ||
+	    strcmp(a->last_error, b->last_error) != 0)
+		return 0;
+	for (j = 0; j < a->policy.nmx; j++)
+		if (strcmp(a->policy.mx[j], b->policy.mx[j]) != 0)
+			return 0;
+	return 1;
+}
+
+/* do_write - the writer loop */
+static int
+do_write(struct cache *c, long round, long count, const char *prefix)
+{
+	struct cache_sts e;
+	char why[DANESTS_WHY_MAX], dom[128], json[128], line[32];
+	long i;
+	int n;
+
+	for (i = 0; i < count; i++) {
+		snprintf(dom, sizeof(dom), "%s%ld.example", prefix, i);
+		fields(&e, round, i, prefix);
+		if (cache_sts_put(c, dom, &e, why, sizeof(why)) != DANESTS_OK)
+			goto fail;
+		snprintf(json, sizeof(json), "{\"r\":%ld,\"i\":%ld}", round, i);
+		if (cache_decision_put(c, dom, json, 4102444800LL, why,
+		    sizeof(why)) != DANESTS_OK)
+			goto fail;
+		snprintf(dom, sizeof(dom), "%s-t%ld.example", prefix, i % 10);
+		if (cache_sts_put(c, dom, &e, why, sizeof(why)) != DANESTS_OK)
+			goto fail;
+		snprintf(dom, sizeof(dom), "%s-t%ld.example", prefix,
+		    (i + 5) % 10);
+		if (cache_sts_del(c, dom, why, sizeof(why)) == DANESTS_TEMP)
+			goto fail;
+		n = snprintf(line, sizeof(line), "%ld\n", i);
+		if (write(STDOUT_FILENO, line, (size_t)n) != n)
+			return 1;
+	}
+	return 0;
+fail:
+	fprintf(stderr, "cache_writer: %s\n", why);
+	return 1;
+}
+
+struct scan {
+	const char *prefix;
+	size_t plen;
+	long count;
+	long *sround;		/* policy round per index, 0: absent */
+	long *dround;		/* decision round per index */
+	int bad;
+	char err[512];
+};
+
+/* scan_sts - note each policy of one prefix, checking its content */
+static int
+scan_sts(void *arg, const char *domain, const struct cache_sts *e)
+{
+	struct scan *s = arg;
+	struct cache_sts want;
+	long r, i, j;
+	char tail[64];
+
+	if (strncmp(domain, s->prefix, s->plen) != 0 ||
+	    domain[s->plen] == '-')
+		return 0;
+	if (sscanf(domain + s->plen, "%ld%63s", &i, tail) != 2 ||
+	    strcmp(tail, ".example") != 0 || i < 0 || i >= s->count ||
+	    sscanf(e->id, "r%ldi%ld", &r, &j) != 2 || j != i || r <= 0) {
+		snprintf(s->err, sizeof(s->err), "unexpected entry %s id %s",
+		    domain, e->id);
+		s->bad++;
+		return 1;
+	}
+	fields(&want, r, i, s->prefix);
+	if (!same_entry(e, &want)) {
+		snprintf(s->err, sizeof(s->err), "entry %s: fields differ "
+		    "from round %ld", domain, r);
+		s->bad++;
+		return 1;
+	}
+	s->sround[i] = r;
+	return 0;
+}
+
+/* scan_dec - note each decision of one prefix */
+static int
+scan_dec(void *arg, const char *domain, const char *json, time_t expires)
+{
+	struct scan *s = arg;
+	long r, i, j;
+	char tail[64];
+
+	if (strncmp(domain, s->prefix, s->plen) != 0 ||
+	    domain[s->plen] == '-')
+		return 0;
+	if (sscanf(domain + s->plen, "%ld%63s", &i, tail) != 2 ||
+	    i < 0 || i >= s->count ||
+	    sscanf(json, "{\"r\":%ld,\"i\":%ld}", &r, &j) != 2 || j != i ||
+	    expires != 4102444800LL) {
+		snprintf(s->err, sizeof(s->err), "bad decision %s: %s",
+		    domain, json);
+		s->bad++;
+		return 1;
+	}
+	s->dround[i] = r;
+	return 0;
+}
+
+/* check_prefix - the demands of the header comment, for one writer */
+static int
+check_prefix(struct cache *c, long round, long count, const char *prefix,
+    long last)
+{
+	struct scan s;
+	char why[DANESTS_WHY_MAX] = "";
+	long i, n = 0, cur = 0;
+	int rc = 1;
+
+	memset(&s, 0, sizeof(s));
+	s.prefix = prefix;
+	s.plen = strlen(prefix);
+	s.count = count;
+	s.sround = calloc((size_t)count, sizeof(long));
+	s.dround = calloc((size_t)count, sizeof(long));
+	if (s.sround == NULL || s.dround == NULL)
+		goto out;
+	if (cache_sts_each(c, scan_sts, &s, why, sizeof(why)) != DANESTS_OK) {
+		fprintf(stderr, "check %s: %s\n", prefix, why);
+		goto out;
+	}
+	if (cache_decision_each(c, scan_dec, &s, why, sizeof(why)) !=
+	    DANESTS_OK) {
+		fprintf(stderr, "check %s: %s\n", prefix, why);
+		goto out;
+	}
+	if (s.bad) {
+		fprintf(stderr, "check %s: %s\n", prefix, s.err);
+		goto out;
+	}
+	while (n < count && s.sround[n] != 0)
+		n++;
+	for (i = n; i < count; i++)
+		if (s.sround[i] != 0 || s.dround[i] != 0) {
+			fprintf(stderr, "check %s: index %ld present after a "
+			    "gap at %ld\n", prefix, i, n);
+			goto out;
+		}
+	for (i = 0; i < n; i++) {
+		if (i > 0 && s.sround[i] > s.sround[i - 1]) {
+			fprintf(stderr, "check %s: round rises at %ld\n",
+			    prefix, i);
+			goto out;
+		}
+		if (s.dround[i] > s.sround[i] ||
+		    (s.dround[i] < s.sround[i] &&
+		    (i + 1 < n && s.sround[i + 1] == s.sround[i]))) {
+			/* a decision lags its policy only at the index
+			 * where that round stopped */
+			fprintf(stderr, "check %s: decision round %ld vs "
+			    "policy round %ld at %ld\n", prefix, s.dround[i],
+			    s.sround[i], i);
+			goto out;
+		}
+		if (s.sround[i] == round)
+			cur++;
+	}
+	for (i = 0; i <= last && i < count; i++)
+		if (s.sround[i] != round || s.dround[i] != round) {
+			fprintf(stderr, "check %s: committed index %ld (last "
+			    "reported %ld) lost: rounds %ld/%ld\n", prefix, i,
+			    last, s.sround[i], s.dround[i]);
+			goto out;
+		}
+	if (cur > last + 2) {
+		fprintf(stderr, "check %s: %ld entries of round %ld, last "
+		    "reported %ld\n", prefix, cur, round, last);
+		goto out;
+	}
+	printf("# %s: %ld present, %ld of round %ld, last reported %ld\n",
+	    prefix, n, cur, round, last);
+	rc = 0;
+out:
+	free(s.sround);
+	free(s.dround);
+	return rc;
+}
+
+/* do_check - open as a fresh process would, check, and write once */
+static int
+do_check(const char *dir, long round, long count, int argc, char **argv)
+{
+	struct cache *c;
+	struct cache_sts e, out;
+	char why[DANESTS_WHY_MAX] = "";
+	int i, rc = 0;
+
+	if (cache_open(dir, &c, why, sizeof(why)) != DANESTS_OK) {
+		fprintf(stderr, "check: open: %s\n", why);
+		return 1;
+	}
+	if (why[0] != '\0' || cache_was_rebuilt(c)) {
+		fprintf(stderr, "check: the cache had to be rebuilt: %s\n",
+		    why);
+		cache_close(c);
+		return 1;
+	}
+	for (i = 0; i + 1 < argc; i += 2)
+		if (check_prefix(c, round, count, argv[i],
+		    strtol(argv[i + 1], NULL, 10)) != 0)
+			rc = 1;
+	/* the dead writer left no lock behind */
+	fields(&e, round, 0, "probe");
+	if (cache_sts_put(c, "probe.example", &e, why, sizeof(why)) !=
+	    DANESTS_OK ||
+	    cache_sts_get(c, "probe.example", &out, why, sizeof(why)) !=
+	    DANESTS_OK) {
+		fprintf(stderr, "check: write after the kill: %s\n", why);
+		rc = 1;
+	} else {
+		if (!same_entry(&out, &e)) {
+			fprintf(stderr, "check: probe read back wrong\n");
+			rc = 1;
+		}
+		cache_sts_clear(&out);
+	}
+	cache_close(c);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cache *c;
+	char why[DANESTS_WHY_MAX] = "";
+	long round, count;
+	int rc;
+
+	if (argc < 6 || (strcmp(argv[2], "write") == 0 && argc != 6) ||
+	    (strcmp(argv[2], "check") == 0 && (argc - 5) % 2 != 0)) {
+		fprintf(stderr, "usage: cache_writer DIR write ROUND COUNT "
+		    "PREFIX\n       cache_writer DIR check ROUND COUNT "
+		    "PREFIX LAST [PREFIX LAST]...\n");
+		return 64;
+	}
+	round = strtol(argv[3], NULL, 10);
+	count = strtol(argv[4], NULL, 10);
+	if (round <= 0 || count <= 0 || count > IDX_MAX) {
+		fprintf(stderr, "cache_writer: bad ROUND or COUNT\n");
+		return 64;
+	}
+	if (strcmp(argv[2], "check") == 0)
+		return do_check(argv[1], round, count, argc - 5, argv + 5);
+	if (strcmp(argv[2], "write") != 0)
+		return 64;
+	if (cache_open(argv[1], &c, why, sizeof(why)) != DANESTS_OK) {
+		fprintf(stderr, "cache_writer: %s\n", why);
+		return 1;
+	}
+	rc = do_write(c, round, count, argv[5]);
+	cache_close(c);
+	return rc;
+}
