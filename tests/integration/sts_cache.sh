@@ -9,6 +9,9 @@
 #  - sts-expire.test (max_age 2): once expired and unfetchable, it is gone.
 #  - a refresh killed with SIGKILL mid-run leaves a readable cache with
 #    every policy still there.
+#  - a corrupt cache is moved aside and rebuilt; a domain whose policy
+#    can't be fetched is then deferred (it may have had one), not sent
+#    without a policy.
 # Usage: sts_cache.sh BUILD_DIR    Prints "ok NAME" / "not ok NAME".
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -134,6 +137,20 @@ if [ "${refreshed:-0}" -ge 9 ]; then
 	echo "ok refresh-completes ($(cat "$tmp/refresh.out"))"
 else
 	echo "not ok refresh-completes # $(cat "$tmp/refresh.out")"
+	status=1
+fi
+
+# --- a corrupt cache is rebuilt, and a domain whose policy may have been
+#     lost with it is deferred instead of losing its protection ---
+head -c 65536 /dev/urandom >"$tmp/cache/data.mdb"
+j=$(check sts-cache.test 2>"$tmp/corrupt.err")
+expect corrupt-cache-defers-unfetchable '.verdict == "tempfail" and .hosts[0].policy == "skip" and .hosts[0].reason == "cache-error"' "$j"
+j=$(check sts-enforce.test)
+expect corrupt-cache-fetchable-still-enforced '.sts.source == "fetched" and .hosts[0].policy == "sts-enforce"' "$j"
+if ls "$tmp/cache"/data.mdb.corrupt-* >/dev/null 2>&1; then
+	echo "ok corrupt-cache-moved-aside"
+else
+	echo "not ok corrupt-cache-moved-aside # $(ls "$tmp/cache")"
 	status=1
 fi
 exit $status
