@@ -352,8 +352,15 @@ pfmap_answer(const struct danests_decision *d, const struct pfmap_profile *p,
 		 * without TLSA rather than sending to them unverified (RFC 8461
 		 * 2: MTA-STS never weakens DANE; a host under an enforce
 		 * policy without TLSA is deferred, not tried unverified). */
-		if (enforce > 0 || (testing + may == 0 && enc == 0))
+		if (enforce > 0 || (testing + may == 0 && enc == 0 &&
+		    d->mx_security == DANESTS_SEC_SECURE))
 			pfmap_reply(DANESTS_OK, "dane-only", out, outlen);
+		else if (testing + may + enc == 0)
+			/* An insecure MX RRset (RFC 7672 2.2.1): Postfix's
+			 * dane-only defers it as "non DNSSEC destination";
+			 * "dane" with smtp_tls_dane_insecure_mx_policy = dane
+			 * still authenticates every host with TLSA. */
+			pfmap_reply(DANESTS_OK, "dane", out, outlen);
 		else if (testing + may == 0 && dane == 0)
 			pfmap_reply(DANESTS_OK, "encrypt", out, outlen);
 		else

@@ -201,6 +201,7 @@ struct acase {
 	const char *mx[3];
 	bool strict, tlsrpt;
 	const char *want;
+	bool mx_insecure;
 };
 
 #define D DANESTS_POLICY_DANE
@@ -218,6 +219,10 @@ static const struct acase acases[] = {
 	    "OK dane-only" },
 	{ "dane + skip (bogus TLSA)", DANESTS_DELIVER, "ok", { K, D }, 2,
 	    NONE, { 0 }, 0, 0, "OK dane-only" },
+	{ "all dane, insecure MX", DANESTS_DELIVER, "ok", { D }, 1, NONE,
+	    { 0 }, 0, 0, "OK dane", true },
+	{ "dane + sts-enforce, insecure MX", DANESTS_DELIVER, "ok", { D, S }, 2,
+	    ENF, { "mx2.example.com" }, 0, 0, "OK dane-only", true },
 	{ "dane + may", DANESTS_DELIVER, "ok", { D, M }, 2, NONE, { 0 }, 0, 0,
 	    "OK dane" },
 	{ "dane + sts-enforce", DANESTS_DELIVER, "ok", { D, S }, 2, ENF,
@@ -294,6 +299,8 @@ test_answer(void **state)
 		d.domain = "example.com";
 		d.verdict = a->verdict;
 		d.reason = a->reason;
+		d.mx_security = a->mx_insecure ? DANESTS_SEC_INSECURE :
+		    DANESTS_SEC_SECURE;
 		d.nhosts = a->nhosts;
 		d.hosts = h;
 		for (j = 0; j < a->nhosts; j++) {
