@@ -101,6 +101,7 @@ relay_conf_defaults(struct relay_conf *c)
 	/* below OpenSMTPD's 300 s I/O timeout (MTA-NOTES) */
 	c->transaction_s = 240;
 	c->idle_s = 300;
+	c->reply_gap_ms = 50;
 	danests_smtp_opts_default(&c->smtp);
 	/* each step bounded well inside the transaction bound */
 	c->smtp.connect_ms = 20 * 1000;
@@ -150,6 +151,7 @@ relay_conf_key(struct relay_conf *c, const char *key, const char *val,
 		{ "data_timeout", 1, 600, 13 },
 		{ "block_timeout", 1, 600, 14 },
 		{ "dot_timeout", 1, 1200, 15 },
+		{ "reply_gap", 0, 2000, 16 },
 	};
 	unsigned long long v;
 	size_t i;
@@ -202,6 +204,7 @@ relay_conf_key(struct relay_conf *c, const char *key, const char *val,
 		case 13: c->smtp.data_ms = (unsigned)v * 1000; break;
 		case 14: c->smtp.block_ms = (unsigned)v * 1000; break;
 		case 15: c->smtp.dot_ms = (unsigned)v * 1000; break;
+		case 16: c->reply_gap_ms = (unsigned)v; break;
 		}
 		return 0;
 	}

@@ -31,6 +31,7 @@ struct relay_conf {
 	size_t mem_max;		/* held in memory up to this, then a file */
 	unsigned transaction_s;	/* bound from end of DATA to the replies */
 	unsigned idle_s;	/* wait for an LMTP command or data line */
+	unsigned reply_gap_ms;	/* pause between per-recipient replies */
 	struct danests_smtp_opts smtp;
 	struct danests_config *core;	/* the core's settings */
 };

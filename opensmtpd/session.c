@@ -23,7 +23,9 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 
 #define RBUF_SIZE	8192
 
@@ -402,6 +404,31 @@ expired:
 	return NULL;
 }
 
+/* reply_pace - let the client read one LMTP reply before the next.
+ * OpenSMTPD 6.8's mta takes one reply per read and fails the rest of the
+ * transaction ("Remote host sent too much data") when two arrive in one
+ * read, which would retry recipients already delivered.  So wait until
+ * the previous reply left our socket (SIOCOUTQ), then reply_gap_ms. */
+static void
+reply_pace(struct session *s)
+{
+	uint64_t end = mono_ms() + 1000;
+	struct timespec ts;
+	int outq;
+
+	if (s->conf.reply_gap_ms == 0)
+		return;
+	while (ioctl(s->fd, SIOCOUTQ, &outq) == 0 && outq > 0 &&
+	    mono_ms() < end) {
+		ts.tv_sec = 0;
+		ts.tv_nsec = 1000000;
+		nanosleep(&ts, NULL);
+	}
+	ts.tv_sec = s->conf.reply_gap_ms / 1000;
+	ts.tv_nsec = (long)(s->conf.reply_gap_ms % 1000) * 1000000;
+	nanosleep(&ts, NULL);
+}
+
 /* deliver - group by domain, deliver the groups (at most parallel at
  * once), then reply per recipient in RCPT order */
 static int
@@ -477,6 +504,8 @@ deliver(struct session *s)
 			code = 451;
 			snprintf(o->text, sizeof(o->text), "4.3.0 no outcome");
 		}
+		if (i > 0)
+			reply_pace(s);
 		rc = s_reply(s, code, o->text);
 	}
 out:

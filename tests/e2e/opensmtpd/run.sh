@@ -1,0 +1,277 @@
+#!/bin/bash
+# tests/e2e/opensmtpd/run.sh - Debian's real OpenSMTPD 6.8 relaying through
+# danests-relay, end to end on the loopback test bed.
+#
+#   run.sh BUILD_DIR
+#
+# OpenSMTPD is unpacked from its Debian package into a prefix (download
+# cached under /var/cache/danests-e2e) and runs in a private mount
+# namespace (tests/e2e/lib.sh) where its compiled-in paths exist only
+# there: /var/spool/smtpd (queue under BUILD_DIR/e2e-opensmtpd),
+# /usr/libexec/opensmtpd, /var/lib/opensmtpd/empty, /run (its control
+# socket), and /etc/passwd + /etc/group copies that add its opensmtpd and
+# opensmtpq users.  Its resolver is the test bed's validating unbound.
+# smtpd.conf:
+#   listen on 127.10.6.1 port 2525
+#   action "out" relay host "lmtp://127.0.0.1:18463"
+#   match from any for any action "out"
+# One message goes to postmaster@DOMAIN for every domain of
+# tests/scenarios/list, and one to three domains at once; outcomes are
+# checked against the list's e2e column from the receivers' mailboxes,
+# `smtpctl show queue` and smtpd's log.  Bounces go back to the sender,
+# e2e-sender@insecure.test.  Prints "ok NAME" / "not ok NAME".
+#
+# Environment: E2E_WAIT (seconds to wait for first attempts, default 150).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+top=$E2E_TOP
+build=$(cd "${1:-$top/build}" && pwd)
+OSVER=6.8.0p2
+CACHE=/var/cache/danests-e2e
+ROOT=$CACHE/opensmtpd-$OSVER
+INST=$build/e2e-opensmtpd
+ADDR=127.10.6.1
+PORT=2525
+RELAY_PORT=18463
+ME=sender.opensmtpd-e2e.test
+SENDER=e2e-sender@insecure.test
+WAIT=${E2E_WAIT:-150}
+relay=$build/opensmtpd/danests-relay
+smtpd_pid= relay_pid= ns_pid=
+
+fatal() {
+	echo "not ok opensmtpd-setup # $*"
+	cleanup
+	exit 1
+}
+
+stop_pid() {
+	local p=$1 i
+	[ -n "$p" ] || return 0
+	kill "$p" 2>/dev/null || return 0
+	for i in $(seq 50); do
+		kill -0 "$p" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -9 "$p" 2>/dev/null
+}
+
+cleanup() {
+	stop_pid "$smtpd_pid"
+	smtpd_pid=
+	stop_pid "$ns_pid"
+	ns_pid=
+	stop_pid "$relay_pid"
+	relay_pid=
+}
+trap cleanup EXIT
+
+# fetch - OpenSMTPD from its Debian package, unpacked once into ROOT
+fetch() {
+	[ -x "$ROOT/usr/sbin/smtpd" ] && return 0
+	local tmp
+	tmp=$(mktemp -d) || return 1
+	(cd "$tmp" && apt-get download -q "opensmtpd=$OSVER*" >/dev/null 2>&1 ||
+	    apt-get download -q opensmtpd >/dev/null 2>&1) || { rm -rf "$tmp"; return 1; }
+	mkdir -p "$ROOT" && dpkg -x "$tmp"/opensmtpd_*.deb "$ROOT" || { rm -rf "$tmp"; return 1; }
+	rm -rf "$tmp"
+	[ -x "$ROOT/usr/sbin/smtpd" ]
+}
+
+# ctl ARGS - smtpctl inside smtpd's mount namespace
+ctl() {
+	nsenter -t "$smtpd_pid" -m "$INST/smtpctl" "$@"
+}
+
+[ "$(id -u)" = 0 ] || { echo "skip opensmtpd (needs root)"; exit 0; }
+[ -x "$relay" ] || fatal "no $relay (build first)"
+[ -f "$E2E_CA" ] || fatal "test bed not up (no $E2E_CA)"
+fetch || fatal "cannot fetch opensmtpd $OSVER"
+
+rm -rf "$INST"
+mkdir -p "$INST/spool" "$INST/etc" "$INST/cache" "$INST/libexec" || fatal mkdir
+chmod 711 "$INST/spool"
+chown nobody "$INST/cache"
+cp -a "$ROOT/usr/libexec/opensmtpd/." "$INST/libexec/"
+# smtpctl must be setgid opensmtpq (the package's postinst does that)
+cp "$ROOT/usr/sbin/smtpctl" "$INST/smtpctl" && chgrp 64002 "$INST/smtpctl" &&
+    chmod 2555 "$INST/smtpctl" || fatal smtpctl
+# its users, in the namespace only
+cp /etc/passwd "$INST/etc/passwd" && cp /etc/group "$INST/etc/group" || fatal users
+grep -q '^opensmtpd:' "$INST/etc/passwd" || {
+	echo 'opensmtpd:x:64001:64001::/var/lib/opensmtpd/empty:/usr/sbin/nologin'
+	echo 'opensmtpq:x:64002:64002::/var/lib/opensmtpd/empty:/usr/sbin/nologin'
+} >>"$INST/etc/passwd"
+grep -q '^opensmtpd:' "$INST/etc/group" || {
+	echo 'opensmtpd:x:64001:'
+	echo 'opensmtpq:x:64002:'
+} >>"$INST/etc/group"
+
+cat >"$INST/relay.conf" <<EOF
+listen 127.0.0.1:$RELAY_PORT
+user nobody
+helo_name $ME
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $INST/cache
+tmpdir /tmp
+transaction_timeout 120
+connect_timeout 10
+greeting_timeout 20
+tls_timeout 20
+EOF
+cat >"$INST/smtpd.conf" <<EOF
+listen on $ADDR port $PORT hostname $ME
+action "out" relay host "lmtp://127.0.0.1:$RELAY_PORT" helo $ME
+match from any for any action "out"
+EOF
+chmod 644 "$INST/smtpd.conf"
+
+"$relay" -d -f "$INST/relay.conf" >"$INST/relay.log" 2>&1 &
+relay_pid=$!
+e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$RELAY_PORT' | grep -q LISTEN" ||
+    fatal "danests-relay did not start: $(tail -3 "$INST/relay.log")"
+
+# the namespace: resolver (lib.sh), then smtpd's own paths
+E2E_ROOT=$ROOT E2E_INST=$INST e2e_in_testbed sh -c '
+	set -e
+	mount -t tmpfs -o mode=755 tmpfs /run
+	mount -t tmpfs -o mode=755 tmpfs /var/lib
+	mkdir -p /var/lib/opensmtpd/empty
+	mount -t tmpfs -o mode=755 tmpfs /usr/libexec
+	mkdir /usr/libexec/opensmtpd
+	mount --bind "$E2E_INST/libexec" /usr/libexec/opensmtpd
+	mount -t tmpfs -o mode=755 tmpfs /var/spool
+	mkdir -m 711 /var/spool/smtpd
+	mount --bind "$E2E_INST/spool" /var/spool/smtpd
+	mount --bind "$E2E_INST/etc/passwd" /etc/passwd
+	mount --bind "$E2E_INST/etc/group" /etc/group
+	exec "$E2E_ROOT/usr/sbin/smtpd" -d -f "$E2E_INST/smtpd.conf"
+' >"$INST/smtpd.log" 2>&1 &
+ns_pid=$!
+e2e_wait 15 sh -c "ss -Hltn 'src $ADDR:$PORT' | grep -q LISTEN" ||
+    fatal "smtpd did not start: $(tail -5 "$INST/smtpd.log")"
+# the master smtpd (inside the namespace), for smtpctl and the end
+smtpd_pid=$(pgrep -o -f "usr/sbin/smtpd -d -f $INST/smtpd.conf")
+[ -n "$smtpd_pid" ] || fatal "cannot find the smtpd master"
+ctl show status >"$INST/ctl.out" 2>&1 || fatal "smtpctl cannot reach smtpd: $(cat "$INST/ctl.out")"
+echo "ok opensmtpd-setup"
+
+e2e_mail_reset
+# send RCPT... - one message from SENDER through smtpd
+send() {
+	local args=() r
+	for r in "$@"; do args+=(--to "$r"); done
+	/usr/bin/python3 - "$ADDR" "$PORT" "$SENDER" "$@" <<'EOF'
+import smtplib, sys
+host, port, sender, rcpts = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+msg = ("From: %s\r\nTo: %s\r\nSubject: danests e2e %s\r\n\r\nopensmtpd e2e\r\n"
+       % (sender, ", ".join(rcpts), " ".join(rcpts)))
+with smtplib.SMTP(host, port, timeout=30) as s:
+    s.sendmail(sender, rcpts, msg)
+EOF
+}
+
+scen=$(e2e_scenarios | grep -v '^sts-\(cache\|idchange\|expire\)\.test ')
+sent_fail=0
+while read -r d _; do
+	send "postmaster@$d" || { e2e_notok "send-$d"; sent_fail=1; }
+done <<<"$scen"
+MULTI="multi@dane-ee.test multi@null-mx.test multi@bogus-mx.test"
+# shellcheck disable=SC2086
+send $MULTI || e2e_notok "send-multi"
+
+# final - has RCPT reached its first outcome in smtpd's log?
+final() {
+	grep -q "to=<$1>.*result=\"\?\(Ok\|TempFail\|PermFail\)" "$INST/smtpd.log"
+}
+# outcome RCPT - Ok / TempFail / PermFail of its first attempt
+outcome() {
+	grep "to=<$1>" "$INST/smtpd.log" | grep -o 'result="\?[A-Za-z]*' |
+	    head -1 | sed 's/result="\?//'
+}
+all_final() {
+	local d
+	while read -r d _; do
+		final "postmaster@$d" || return 1
+	done <<<"$scen"
+	for d in $MULTI; do final "$d" || return 1; done
+}
+e2e_wait "$WAIT" all_final || echo "# not every first attempt finished in $WAIT s"
+queue=$(ctl show queue 2>&1) || echo "# smtpctl show queue failed: $queue (pid $smtpd_pid: $(tr '\0' ' ' </proc/$smtpd_pid/cmdline 2>&1))"
+echo "$queue" >"$INST/queue.txt"
+in_queue() { grep -qi "|$1|" <<<"$queue" || grep -qi "$1" <<<"$queue"; }
+bounce_for() {
+	grep -l "$1" "$E2E_MAIL"/*/insecure.test/*.eml 2>/dev/null |
+	    xargs -r grep -l -i "Delivery Status\|MAILER-DAEMON\|mailer-daemon\|Delivery failed\|could not be delivered" >/dev/null 2>&1
+}
+
+# check NAME RCPT DOMAIN EXPECT
+check() {
+	local name=$1 rcpt=$2 d=$3 want=$4 res why=""
+	res=$(outcome "$rcpt")
+	case $want in
+	delivered)
+		[ "$res" = Ok ] || why="smtpd result '$res'"
+		e2e_delivered_tls "$d" || why="$why; not on the good receiver over TLS: $(e2e_mail_summary "$d" | tr '\n' ' ')"
+		;;
+	delivered-may)
+		[ "$res" = Ok ] || why="smtpd result '$res'"
+		e2e_delivered_any "$d" || why="$why; nothing arrived"
+		;;
+	deferred)
+		[ "$res" = TempFail ] || why="smtpd result '$res'"
+		in_queue "$rcpt" || why="$why; not in smtpctl show queue"
+		[ "$(e2e_mail_count "$d")" = 0 ] || why="$why; a message arrived: $(e2e_mail_summary "$d" | tr '\n' ' ')"
+		;;
+	bounced)
+		[ "$res" = PermFail ] || why="smtpd result '$res'"
+		in_queue "$rcpt" && why="$why; still queued"
+		[ "$(e2e_mail_count "$d")" = 0 ] || why="$why; a message arrived"
+		;;
+	*)
+		why="unknown expectation $want"
+		;;
+	esac
+	# never in the clear to a DANE or enforce domain
+	case $want in
+	delivered|deferred)
+		if e2e_cleartext "$d"; then why="$why; CLEARTEXT delivery"; fi
+		;;
+	esac
+	if [ -z "$why" ]; then e2e_ok "$name"; else e2e_notok "$name" "${why#; }"; fi
+}
+
+while read -r d want; do
+	check "$d" "postmaster@$d" "$d" "$want"
+done <<<"$scen"
+
+# three domains, one message: three independent outcomes
+why=""
+[ "$(outcome multi@dane-ee.test)" = Ok ] || why="dane-ee: $(outcome multi@dane-ee.test)"
+[ "$(outcome multi@null-mx.test)" = PermFail ] || why="$why null-mx: $(outcome multi@null-mx.test)"
+[ "$(outcome multi@bogus-mx.test)" = TempFail ] || why="$why bogus-mx: $(outcome multi@bogus-mx.test)"
+in_queue multi@bogus-mx.test || why="$why; bogus-mx not queued"
+in_queue multi@null-mx.test && why="$why; null-mx still queued"
+grep -l "multi@dane-ee.test" "$E2E_MAIL"/good/dane-ee.test/*.eml >/dev/null 2>&1 ||
+    why="$why; dane-ee copy missing"
+if [ -z "$why" ]; then e2e_ok multi-domain; else e2e_notok multi-domain "$why"; fi
+
+# bounces came back to the sender (through the relay, as any mail)
+if e2e_wait 30 bounce_for "postmaster@null-mx.test"; then
+	e2e_ok bounce-returned
+else
+	e2e_notok bounce-returned "no bounce for null-mx.test at $SENDER"
+fi
+
+# the relay logged TLS and verification per recipient
+if grep -q 'domain=dane-ee.test rcpt=<postmaster@dane-ee.test>.*verified=yes status=250' "$INST/relay.log"; then
+	e2e_ok relay-log-verified
+else
+	e2e_notok relay-log-verified
+fi
+
+cleanup
+[ "$E2E_FAILS" = 0 ]
