@@ -42,7 +42,8 @@ static const char probe_help[] =
 "SYNOPSIS\n"
 "     danests probe [--resolver ADDR[@PORT]] [--ca-file FILE]\n"
 "                   [--cache-dir DIR | --no-cache] [--json]\n"
-"                   [--timeout SECONDS] [--port PORT] [--helo NAME] DOMAIN\n"
+"                   [--timeout SECONDS] [--config FILE] [--port PORT]\n"
+"                   [--helo NAME] DOMAIN\n"
 "\n"
 "DESCRIPTION\n"
 "     Decides for DOMAIN as 'danests check' does, then connects to every MX\n"
@@ -56,7 +57,8 @@ static const char probe_help[] =
 "     answer to \"why does mail to DOMAIN defer\".\n"
 "\n"
 "OPTIONS\n"
-"     --resolver, --ca-file, --cache-dir, --no-cache, --json, --timeout\n"
+"     --resolver, --ca-file, --cache-dir, --no-cache, --json, --timeout,\n"
+"     --config\n"
 "             As for 'danests check'; --timeout also bounds each host's\n"
 "             probe (default 15 s for the decision, 30 s per host).\n"
 "\n"
@@ -213,7 +215,7 @@ int
 cmd_probe(int argc, char **argv)
 {
 	enum { O_RESOLVER = 256, O_CA_FILE, O_CACHE_DIR, O_NO_CACHE, O_JSON,
-	    O_TIMEOUT, O_PORT, O_HELO };
+	    O_TIMEOUT, O_PORT, O_HELO, O_CONFIG };
 	static const struct option opts[] = {
 		{ "resolver", required_argument, NULL, O_RESOLVER },
 		{ "ca-file", required_argument, NULL, O_CA_FILE },
@@ -223,6 +225,7 @@ cmd_probe(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "port", required_argument, NULL, O_PORT },
 		{ "helo", required_argument, NULL, O_HELO },
+		{ "config", required_argument, NULL, O_CONFIG },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -268,6 +271,14 @@ cmd_probe(int argc, char **argv)
 				goto out;
 			}
 			ca_file = optarg;
+			break;
+		case O_CONFIG:
+			/* settings of the file; options after it override */
+			if (danests_config_load(cfg, optarg, why,
+			    sizeof(why)) != DANESTS_OK) {
+				usage(why, NULL);
+				goto out;
+			}
 			break;
 		case O_CACHE_DIR:
 			if (*optarg == '\0') {
