@@ -154,7 +154,7 @@ ns_pid=$!
 e2e_wait 15 sh -c "ss -Hltn 'src $ADDR:$PORT' | grep -q LISTEN" ||
     fatal "smtpd did not start: $(tail -5 "$INST/smtpd.log")"
 # the master smtpd (inside the namespace), for smtpctl and the end
-smtpd_pid=$(pgrep -o -f "usr/sbin/smtpd -d -f $INST/smtpd.conf")
+smtpd_pid=$(pgrep -n -f "usr/sbin/smtpd -d -f $INST/smtpd.conf")
 [ -n "$smtpd_pid" ] || fatal "cannot find the smtpd master"
 ctl show status >"$INST/ctl.out" 2>&1 || fatal "smtpctl cannot reach smtpd: $(cat "$INST/ctl.out")"
 echo "ok opensmtpd-setup"
