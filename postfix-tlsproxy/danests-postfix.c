@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <grp.h>
@@ -85,13 +84,22 @@ struct lookup {
 	TAILQ_HEAD(, conn) waiters;
 };
 
+#define CONN_IN_MAX	(4 * (PFMAP_REQUEST_MAX + 16))	/* unread input */
+#define CONN_OUT_MAX	(4 * PFMAP_REPLY_MAX)	/* unsent output */
+
 struct conn {
-	struct bufferevent *bev;
+	int fd;
+	struct event *rev, *wev;
 	struct lookup *waiting;
 	TAILQ_ENTRY(conn) wq;
 	struct event *timer;		/* bound on the current request */
 	struct pfmap_profile profile;	/* of the current request */
 	bool closing;			/* close once the output drained */
+	bool reading;			/* rev is added */
+	time_t last;			/* last activity, for idle_timeout */
+	size_t inlen, outlen;
+	char in[CONN_IN_MAX];
+	char *out;			/* CONN_OUT_MAX bytes, on demand */
 	LIST_ENTRY(conn) all;
 };
 
@@ -119,7 +127,7 @@ static size_t ncache;
 static struct lookup *pending[HASH_SIZE];
 static LIST_HEAD(, conn) conns = LIST_HEAD_INITIALIZER(conns);
 static size_t nconns;
-static struct event *refresh_ev, *reap_ev;
+static struct event *refresh_ev, *reap_ev, *idle_ev;
 static bool refresh_running;
 static bool use_syslog;
 static unsigned long n_requests, n_resolutions, n_refused;
@@ -560,7 +568,7 @@ memory_put(struct danests_decision *d, unsigned h)
  * Connections
  */
 
-static void conn_read_cb(struct bufferevent *, void *);
+static void conn_process(struct conn *);
 
 /* conn_free - close a client connection */
 static void
@@ -572,24 +580,64 @@ conn_free(struct conn *c)
 	}
 	if (c->timer != NULL)
 		event_free(c->timer);
-	bufferevent_free(c->bev);
+	event_free(c->rev);
+	event_free(c->wev);
+	close(c->fd);
+	free(c->out);
 	LIST_REMOVE(c, all);
 	nconns--;
 	free(c);
 }
 
-/* conn_reply - send one reply payload as a netstring */
+/* conn_flush - write what is pending; false when the connection died
+ * (and was freed) */
+static bool
+conn_flush(struct conn *c)
+{
+	ssize_t n;
+
+	while (c->outlen > 0) {
+		n = write(c->fd, c->out, c->outlen);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			event_add(c->wev, NULL);
+			return true;
+		}
+		if (n <= 0) {
+			conn_free(c);
+			return false;
+		}
+		memmove(c->out, c->out + n, c->outlen - (size_t)n);
+		c->outlen -= (size_t)n;
+	}
+	event_del(c->wev);
+	if (c->closing) {
+		conn_free(c);
+		return false;
+	}
+	return true;
+}
+
+/* conn_reply - queue one reply payload as a netstring; written by
+ * conn_process or the write event, one write per batch of replies */
 static void
 conn_reply(struct conn *c, const char *payload)
 {
-	char buf[PFMAP_REPLY_MAX + 16];
 	size_t n;
 
-	if ((n = pfmap_ns_format(buf, sizeof(buf), payload,
-	    strlen(payload))) == 0)
-		n = pfmap_ns_format(buf, sizeof(buf), "TEMP reply too long",
-		    19);
-	bufferevent_write(c->bev, buf, n);
+	if (c->out == NULL && (c->out = malloc(CONN_OUT_MAX)) == NULL) {
+		c->closing = true;
+		return;
+	}
+	if ((n = pfmap_ns_format(c->out + c->outlen, CONN_OUT_MAX - c->outlen,
+	    payload, strlen(payload))) == 0 && (n = pfmap_ns_format(c->out +
+	    c->outlen, CONN_OUT_MAX - c->outlen, "TEMP reply too long",
+	    19)) == 0) {
+		c->closing = true;	/* cannot happen: input is capped */
+		return;
+	}
+	c->outlen += n;
 }
 
 /* conn_answer - answer the current request from a decision */
@@ -603,13 +651,13 @@ conn_answer(struct conn *c, const struct danests_decision *d)
 	conn_reply(c, out);
 }
 
-/* conn_resume - the current request is answered: read the next one */
+/* conn_resume - the current request is answered: go on */
 static void
 conn_resume(struct conn *c)
 {
 	if (c->timer != NULL)
 		event_del(c->timer);
-	conn_read_cb(c->bev, c);
+	conn_process(c);
 }
 
 /* lookup_unlink - take a lookup out of the pending table */
@@ -771,77 +819,108 @@ conn_request(struct conn *c, const char *data, size_t len)
 	return false;
 }
 
-/* conn_read_cb - parse and answer every complete request in order; a
- * connection has at most one request in progress */
+/* conn_process - answer every complete request in order, then write;
+ * a connection has at most one request in progress, and reads nothing
+ * while it waits (input and output stay capped) */
 static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+conn_process(struct conn *c)
 {
-	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
 	const char *data, *why;
-	unsigned char *buf;
-	size_t len, dlen, used, want;
-	char out[256];
+	size_t dlen, used, off = 0;
+	char req[PFMAP_REQUEST_MAX + 1], out[256];
 
-	while (c->waiting == NULL && !c->closing &&
-	    (len = evbuffer_get_length(in)) > 0) {
-		want = len < PFMAP_REQUEST_MAX + 16 ? len :
-		    PFMAP_REQUEST_MAX + 16;
-		if ((buf = evbuffer_pullup(in, (ev_ssize_t)want)) == NULL)
-			return;
-		switch (pfmap_ns_parse((const char *)buf, want,
+	while (c->waiting == NULL && !c->closing && off < c->inlen &&
+	    c->outlen + PFMAP_REPLY_MAX + 16 <= CONN_OUT_MAX) {
+		switch (pfmap_ns_parse(c->in + off, c->inlen - off,
 		    PFMAP_REQUEST_MAX, &data, &dlen, &used, &why)) {
 		case PFMAP_NS_MORE:
-			return;
+			goto done;
 		case PFMAP_NS_BAD:
 			/* Framing is lost: answer and close. */
 			logmsg(LOG_WARNING, "malformed netstring: %s", why);
 			pfmap_reply(DANESTS_PERM, why, out, sizeof(out));
 			conn_reply(c, out);
 			c->closing = true;
-			bufferevent_disable(bev, EV_READ);
-			return;
+			goto done;
 		case PFMAP_NS_OK:
 			break;
 		}
-		/* Copy before draining: conn_request may resume reading. */
-		{
-			char req[PFMAP_REQUEST_MAX + 1];
-
-			memcpy(req, data, dlen);
-			req[dlen] = '\0';
-			evbuffer_drain(in, used);
-			if (!conn_request(c, req, dlen))
-				return;
-		}
+		memcpy(req, data, dlen);
+		req[dlen] = '\0';
+		off += used;
+		(void)conn_request(c, req, dlen);
+	}
+done:
+	if (off > 0) {
+		memmove(c->in, c->in + off, c->inlen - off);
+		c->inlen -= off;
+	}
+	if (!conn_flush(c))
+		return;
+	/* Read on only when idle and there is room. */
+	if (c->waiting == NULL && !c->closing && c->inlen < CONN_IN_MAX &&
+	    c->outlen == 0) {
+		if (!c->reading && event_add(c->rev, NULL) == 0)
+			c->reading = true;
+	} else if (c->reading) {
+		event_del(c->rev);
+		c->reading = false;
 	}
 }
 
-/* conn_write_cb - output drained: close when asked to */
+/* conn_read_ev - input arrived */
 static void
-conn_write_cb(struct bufferevent *bev, void *arg)
+conn_read_ev(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	ssize_t n;
 
-	if (c->closing)
-		conn_free(c);
+	(void)what;
+	n = read(fd, c->in + c->inlen, CONN_IN_MAX - c->inlen);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_free(c);	/* EOF or error; a pending lookup goes on */
+		return;
+	}
+	c->inlen += (size_t)n;
+	c->last = time(NULL);
+	conn_process(c);
 }
 
-/* conn_event_cb - EOF, error or idle timeout */
+/* conn_write_ev - the socket is writable again */
 static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
+conn_write_ev(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (c->waiting != NULL) {
-			/* waiting on a lookup is not idleness */
-			bufferevent_enable(bev, EV_READ);
-			return;
+	(void)fd;
+	(void)what;
+	c->last = time(NULL);
+	if (conn_flush(c))
+		conn_process(c);
+}
+
+/* idle_sweep - close clients idle for idle_timeout; a client waiting on
+ * a lookup is not idle */
+static void
+idle_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c, *n;
+	time_t now = time(NULL);
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (c = LIST_FIRST(&conns); c != NULL; c = n) {
+		n = LIST_NEXT(c, all);
+		if (c->waiting == NULL &&
+		    now - c->last >= (time_t)conf->idle_timeout_s) {
+			logmsg(LOG_DEBUG, "closing idle connection");
+			conn_free(c);
 		}
-		logmsg(LOG_DEBUG, "closing idle connection");
 	}
-	conn_free(c);
 }
 
 /* accept_cb - a new client; refused beyond max_clients */
@@ -850,7 +929,6 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct conn *c;
-	struct timeval tv;
 
 	(void)lev;
 	(void)sa;
@@ -863,24 +941,27 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->bev = bufferevent_socket_new(base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->fd = fd;
+	if ((c->rev = event_new(base, fd, EV_READ | EV_PERSIST, conn_read_ev,
+	    c)) == NULL || (c->wev = event_new(base, fd, EV_WRITE |
+	    EV_PERSIST, conn_write_ev, c)) == NULL ||
+	    event_add(c->rev, NULL) != 0) {
+		if (c->rev != NULL)
+			event_free(c->rev);
+		if (c->wev != NULL)
+			event_free(c->wev);
 		free(c);
 		evutil_closesocket(fd);
 		return;
 	}
+	c->reading = true;
+	c->last = time(NULL);
 	LIST_INSERT_HEAD(&conns, c, all);
 	nconns++;
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
-	    c);
-	/* Stop reading while a backlog of requests waits (cap memory). */
-	bufferevent_setwatermark(c->bev, EV_READ, 0,
-	    4 * (PFMAP_REQUEST_MAX + 16));
-	tv.tv_sec = conf->idle_timeout_s;
-	tv.tv_usec = 0;
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 /*
@@ -1069,6 +1150,8 @@ timers_arm(void)
 		    NULL);
 	if (reap_ev == NULL)
 		reap_ev = event_new(base, -1, EV_PERSIST, reap_cb, NULL);
+	if (idle_ev == NULL)
+		idle_ev = event_new(base, -1, EV_PERSIST, idle_sweep, NULL);
 	if (refresh_ev != NULL) {
 		event_del(refresh_ev);
 		if (conf->refresh_interval_s > 0) {
@@ -1081,6 +1164,11 @@ timers_arm(void)
 		tv.tv_sec = 5;
 		tv.tv_usec = 0;
 		event_add(reap_ev, &tv);
+	}
+	if (idle_ev != NULL) {
+		tv.tv_sec = conf->idle_timeout_s < 10 ? 1 : 5;
+		tv.tv_usec = 0;
+		event_add(idle_ev, &tv);
 	}
 }
 
@@ -1172,6 +1260,8 @@ shutdown_all(void)
 		event_free(refresh_ev);
 	if (reap_ev != NULL)
 		event_free(reap_ev);
+	if (idle_ev != NULL)
+		event_free(idle_ev);
 	if (conf->pidfile[0] != '\0')
 		(void)unlink(conf->pidfile);
 }

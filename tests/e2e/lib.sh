@@ -3,8 +3,12 @@
 #
 #   e2e_scenarios              "DOMAIN E2E" per line of tests/scenarios/list
 #   e2e_expect DOMAIN          the e2e column for DOMAIN
-#   e2e_mail_reset             empty the receivers' mailboxes
-#   e2e_mail_files DOMAIN      every stored message for DOMAIN (any receiver)
+#   e2e_mail_reset             empty the receivers' mailboxes (only the
+#                              messages from $E2E_SENDER when it is set)
+#   e2e_mail_files DOMAIN      every stored message for DOMAIN (any
+#                              receiver; only those whose envelope sender
+#                              is $E2E_SENDER when it is set, so suites
+#                              running at the same time do not mix)
 #   e2e_mail_summary DOMAIN    "RECEIVER TLS" per stored message, e.g.
 #                              "good yes"; nothing when none arrived
 #   e2e_mail_count DOMAIN      number of stored messages for DOMAIN
@@ -42,14 +46,24 @@ e2e_expect() {
 }
 
 e2e_mail_reset() {
-	rm -rf "$E2E_MAIL"
+	if [ -n "${E2E_SENDER:-}" ]; then
+		grep -rlF -- "X-Danests-Mail-From: <$E2E_SENDER>" "$E2E_MAIL" 2>/dev/null |
+		    xargs -r rm -f
+	else
+		rm -rf "$E2E_MAIL" 2>/dev/null
+	fi
 	mkdir -p "$E2E_MAIL"
 }
 
 e2e_mail_files() {
 	local f
 	for f in "$E2E_MAIL"/*/"$1"/*.eml; do
-		[ -f "$f" ] && echo "$f"
+		[ -f "$f" ] || continue
+		if [ -n "${E2E_SENDER:-}" ] && ! sed '/^\r\{0,1\}$/q' "$f" |
+		    grep -qF -- "X-Danests-Mail-From: <$E2E_SENDER>"; then
+			continue
+		fi
+		echo "$f"
 	done
 	return 0
 }

@@ -33,6 +33,7 @@ ADDR=127.10.5.1
 SMTPD_PORT=2525
 MAP_PORT=18462
 ME=sender.postfix-e2e.test
+E2E_SENDER=e2e@$ME	# lib.sh: only this suite's messages count
 WAIT=${E2E_WAIT:-150}
 PY=/usr/bin/python3
 daemon=$build/postfix-tlsproxy/danests-postfix
