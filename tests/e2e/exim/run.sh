@@ -1,0 +1,333 @@
+#!/bin/bash
+# tests/e2e/exim/run.sh BUILD_DIR - Debian's real Exim (exim4-daemon-heavy,
+# unpacked into BUILD_DIR/e2e-exim by prefix.sh) with the danests module
+# and the shipped fragments of exim/conf.d, against the loopback test bed.
+#
+# Exim runs in a private mount namespace whose resolv.conf names the test
+# bed's validating resolver (options trust-ad) and whose /etc/passwd has
+# the Debian-exim user; its daemon listens on 127.10.4.1:25, its spool,
+# logs and cache live in BUILD_DIR/e2e-exim/run.  One message per domain
+# of tests/scenarios/list goes in over SMTP; each is then delivered by its
+# own "exim -M" (several at once, each bounded); the outcome is read from
+# the receivers' mailboxes, Exim's main log and its queue (exim -bp) and
+# compared with the list's e2e column.  Then the module is broken on
+# purpose (unusable cache, bad configuration, dead resolver): every
+# message must stay queued, none may leave, and a later run with the good
+# configuration must deliver them.
+#
+# Prints "ok NAME" / "not ok NAME" per check; exits non-zero on failure.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../../.." && pwd)
+BUILD=${1:-$TOP/build}
+case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
+. "$TOP/tests/e2e/lib.sh"
+
+W=$BUILD/e2e-exim
+RUN=$W/run
+IFACE=127.10.4.1
+SO=$BUILD/exim/danests_exim.so
+PAR=${EXIM_E2E_PARALLEL:-8}	# deliveries at once
+DELIVER_S=${EXIM_E2E_DELIVER_S:-90}	# bound on one delivery process
+
+# Outside the namespace: prepare, then run this script again inside it.
+if [ -z "${EXIM_E2E_INSIDE:-}" ]; then
+	if [ ! -f "$SO" ]; then
+		echo "ok exim-module # SKIP $SO not built (exim4-dev missing?)"
+		exit 0
+	fi
+	exim=$("$HERE/prefix.sh" "$W") || {
+		echo "not ok exim-prefix # Debian's Exim could not be unpacked"
+		exit 1
+	}
+	echo "ok exim-prefix"
+	rm -rf "$RUN"
+	mkdir -p "$RUN/log" "$RUN/spool" "$RUN/mail" "$RUN/cache"
+	cp /etc/passwd "$RUN/passwd"
+	cp /etc/group "$RUN/group"
+	grep -q '^Debian-exim:' "$RUN/passwd" ||
+	    echo 'Debian-exim:x:9725:9725:Exim (e2e):/nonexistent:/usr/sbin/nologin' >>"$RUN/passwd"
+	grep -q '^Debian-exim:' "$RUN/group" ||
+	    echo 'Debian-exim:x:9725:' >>"$RUN/group"
+	uid=$(awk -F: '$1 == "Debian-exim" { print $3 }' "$RUN/passwd")
+	gid=$(awk -F: '$1 == "Debian-exim" { print $3 }' "$RUN/group")
+	chown -R "$uid:$gid" "$RUN/spool" "$RUN/log" "$RUN/mail" "$RUN/cache"
+	cat >"$RUN/danests.conf" <<-EOF
+	resolver 127.10.0.2
+	ca_file $E2E_CA
+	cache_dir $RUN/cache
+	dns_timeout 2
+	decision_timeout 6
+	fetch_timeout 3
+	EOF
+	# Broken on purpose: the cache is a regular file; a mistyped key; a
+	# resolver that never answers.
+	: >"$RUN/not-a-dir"
+	sed "s|^cache_dir .*|cache_dir $RUN/not-a-dir/cache|" \
+	    "$RUN/danests.conf" >"$RUN/broken-cache.conf"
+	{ cat "$RUN/danests.conf"; echo "dns_timout 2"; } >"$RUN/bad-key.conf"
+	sed -e 's|^resolver .*|resolver 127.10.0.3|' \
+	    -e 's|^cache_dir .*|cache_dir none|' \
+	    -e 's|^decision_timeout .*|decision_timeout 3|' \
+	    "$RUN/danests.conf" >"$RUN/dead-resolver.conf"
+	sed -e "s|@TOP@|$TOP|g" -e "s|@RUN@|$RUN|g" -e "s|@SO@|$SO|g" \
+	    -e "s|@DCONF@|$RUN/danests.conf|g" -e "s|@CA@|$E2E_CA|g" \
+	    -e "s|@EXIM@|$exim|g" -e "s|@IFACE@|$IFACE|g" \
+	    "$HERE/exim.conf.in" >"$RUN/exim.conf"
+	chmod 644 "$RUN"/*.conf
+	export EXIM_E2E_INSIDE=1 EXIM_BIN=$exim
+	e2e_in_testbed /bin/bash -c '
+		mount --bind "$1/passwd" /etc/passwd &&
+		mount --bind "$1/group" /etc/group || exit 1
+		shift
+		exec "$@"' e2e-exim "$RUN" "$0" "$BUILD"
+	exit $?
+fi
+
+# ---- inside the namespace ------------------------------------------------
+EXIM=$EXIM_BIN
+CONF=$RUN/exim.conf
+MAINLOG=$RUN/log/mainlog
+
+cleanup() {
+	local pid
+	pid=$(cat "$RUN/exim.pid" 2>/dev/null) || return 0
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null
+	rm -f "$RUN/exim.pid"
+}
+trap cleanup EXIT
+
+ex() { timeout 30 "$EXIM" -C "$CONF" "$@"; }
+
+if ex -bV >"$RUN/version" 2>&1 && grep -q '^Exim version 4' "$RUN/version"; then
+	e2e_ok "exim-version $(sed -n 's/^Exim version \([^ ]*\).*/\1/p' "$RUN/version")"
+else
+	e2e_notok exim-version "$(head -3 "$RUN/version" | tr '\n' ' ')"
+	exit 1
+fi
+if grep -qi 'dane' "$RUN/version" && grep -q 'Expand_dlfunc' "$RUN/version"; then
+	e2e_ok exim-features-dane-dlfunc
+else
+	e2e_notok exim-features-dane-dlfunc
+fi
+
+# The module answers from a fresh process (expansion test mode).
+out=$(ex -be "\${dlfunc{$SO}{decision}{dane-ee.test}{$RUN/danests.conf}}" 2>&1)
+case $out in
+"deliver dane=1 "*) e2e_ok "module-decision ($out)" ;;
+*) e2e_notok module-decision "$out" ;;
+esac
+out=$(ex -be "\${dlfunc{$SO}{route}{dane-ee.test}{bogus}{$RUN/danests.conf}}" 2>&1)
+case $out in
+*"unknown class"*) e2e_ok module-bad-argument ;;
+*) e2e_notok module-bad-argument "$out" ;;
+esac
+
+ex -bd
+if e2e_wait 10 sh -c "ss -Hltn 'src $IFACE:25' | grep -q LISTEN"; then
+	e2e_ok "exim-daemon-$IFACE"
+else
+	e2e_notok "exim-daemon-$IFACE" "$(tail -5 "$RUN/log/paniclog" 2>/dev/null)"
+	exit 1
+fi
+
+# The receivers are shared with other suites: this run's messages are
+# told apart by a header with a nonce (changed per phase).
+NONCE=$$-$(date +%s)-main
+
+# submit DOMAIN - one message to postmaster@DOMAIN over SMTP
+submit() {
+	timeout 30 swaks --silent 2 --server "$IFACE" --port 25 \
+	    --helo e2e.test --from "sender@exim.e2e.test" \
+	    --to "postmaster@$1" --header "Subject: e2e exim $1" \
+	    --add-header "X-E2E-Nonce: $NONCE" \
+	    --body "danests e2e message for $1" >/dev/null 2>&1
+}
+
+# files DOMAIN - this phase's stored messages for DOMAIN
+files() {
+	e2e_mail_files "$1" | while read -r f; do
+		sed '/^\r\{0,1\}$/q' "$f" | grep -qF "X-E2E-Nonce: $NONCE" && echo "$f"
+	done
+	return 0
+}
+
+# summary DOMAIN - "RECEIVER TLS" per stored message of this phase
+summary() {
+	files "$1" | while read -r f; do
+		echo "$(sed -n 's/^X-Danests-Receiver: //p;/^\r\{0,1\}$/q' "$f" | head -1 | tr -d '\r')" \
+		    "$(sed -n 's/^X-Danests-TLS: //p;/^\r\{0,1\}$/q' "$f" | head -1 | tr -d '\r')"
+	done
+}
+count() { files "$1" | wc -l; }
+delivered_any() { [ "$(count "$1")" -gt 0 ]; }
+delivered_tls() { [ "$(summary "$1" | sort -u)" = "good yes" ]; }
+cleartext() { summary "$1" | grep -q ' no$'; }
+
+# queue_id DOMAIN - id of the queued message to postmaster@DOMAIN
+queue_id() {
+	ex -bp 2>/dev/null | awk -v r="postmaster@$1" '
+	    /^ *[0-9]+[smhdw] / { id = $3 }
+	    $1 == r { print id; exit }'
+}
+
+# queued DOMAIN - is a message to postmaster@DOMAIN still undelivered?
+queued() {
+	[ -n "$(queue_id "$1")" ]
+}
+
+# deliver_all CONFIG_MACRO_ARGS... - one bounded "exim -M" per queued
+# message, PAR at a time
+deliver_all() {
+	local ids id n=0
+	ids=$(ex -bp 2>/dev/null | awk '/^ *[0-9]+[smhdw] / { print $3 }')
+	for id in $ids; do
+		timeout "$DELIVER_S" "$EXIM" -C "$CONF" "$@" -M "$id" \
+		    >/dev/null 2>&1 &
+		n=$((n + 1))
+		if [ $((n % PAR)) -eq 0 ]; then
+			wait
+		fi
+	done
+	wait
+}
+
+domains=$(e2e_scenarios | awk '{ print $1 }')
+nsub=0
+for d in $domains; do
+	if submit "$d"; then
+		nsub=$((nsub + 1))
+	else
+		e2e_notok "submit $d"
+	fi
+done
+e2e_ok "submitted $nsub messages over SMTP to $IFACE"
+
+t0=$(date +%s)
+deliver_all
+t1=$(date +%s)
+e2e_ok "delivery of $nsub messages took $((t1 - t0)) s"
+
+# check DOMAIN EXPECT - compare the outcome for DOMAIN with the list
+check() {
+	local d=$1 want=$2 got why=""
+	if delivered_any "$d"; then
+		if delivered_tls "$d"; then got=delivered; else got=delivered-may; fi
+	elif grep -qF "** postmaster@$d " "$MAINLOG" && ! queued "$d"; then
+		got=bounced
+	elif queued "$d"; then
+		got=deferred
+	else
+		got=lost
+	fi
+	case $want in
+	delivered)
+		# TLS, verified: Exim logs CV=yes (WebPKI) or CV=dane; for a
+		# host whose TLSA records are all unusable, TLS unverified
+		# (RFC 7672 2.2: "encrypt").
+		line=$(grep -F "=> postmaster@$d " "$MAINLOG" | tail -1)
+		host=$(echo "$line" | sed -n 's/.* H=\([^ ]*\) .*/\1/p')
+		case $line in
+		*" X="*" CV=yes "*|*" X="*" CV=dane "*) ;;
+		*" X="*" CV=no "*)
+			[ "$(ex -be "\${dlfunc{$SO}{policy}{$d}{$host}{$RUN/danests.conf}}")" = encrypt ] ||
+			    why="TLS not verified for $host"
+			;;
+		*) why="no TLS delivery line in the log" ;;
+		esac
+		queued "$d" && why="still queued"
+		;;
+	delivered-may)
+		[ "$got" = delivered ] && got=delivered-may
+		grep -qF "=> postmaster@$d " "$MAINLOG" || why="no delivery line"
+		;;
+	deferred)
+		grep -qF "== postmaster@$d " "$MAINLOG" || why="no defer line in the log"
+		;;
+	bounced)
+		grep -qs "postmaster@$d" "$RUN/mail/bounces" ||
+		    why="no bounce in the sender's mailbox"
+		;;
+	esac
+	if [ "$want" != delivered-may ] && cleartext "$d"; then
+		why="CLEARTEXT delivery $why"
+	fi
+	if [ "$got" = "$want" ] && [ -z "$why" ]; then
+		e2e_ok "$d $want"
+	else
+		e2e_notok "$d $want" "got $got${why:+; $why}; log: $(grep -F "postmaster@$d" "$MAINLOG" | tail -1 | cut -c1-300)"
+	fi
+}
+
+e2e_scenarios | while read -r d want; do
+	check "$d" "$want"
+done >"$RUN/results"
+cat "$RUN/results"
+E2E_FAILS=$((E2E_FAILS + $(grep -c '^not ok' "$RUN/results")))
+
+# The sts-testing failure is logged, the message delivered anyway.
+if grep -q 'danests: sts-testing.test: MTA-STS testing policy not met' "$MAINLOG"; then
+	e2e_ok sts-testing-failure-logged
+else
+	e2e_notok sts-testing-failure-logged
+fi
+# The decision travels in a header.
+if files sts-enforce.test | xargs -r grep -l '^X-Danests: deliver sts-enforce=1' | grep -q .; then
+	e2e_ok header-x-danests
+else
+	e2e_notok header-x-danests
+fi
+
+# ---- fail closed: the module broken on purpose ---------------------------
+for broken in broken-cache bad-key dead-resolver; do
+	NONCE=$$-$(date +%s)-$broken
+	# insecure.test would go out in the clear, sts-enforce.test and
+	# dane-ee.test over verified TLS: with the module broken, none may.
+	for d in insecure.test sts-enforce.test dane-ee.test; do
+		submit "$d" || e2e_notok "submit $d ($broken)"
+	done
+	t0=$(date +%s)
+	deliver_all "-DDANESTS_CONF=$RUN/$broken.conf"
+	t1=$(date +%s)
+	for d in insecure.test sts-enforce.test dane-ee.test; do
+		if ! delivered_any "$d" && queued "$d"; then
+			e2e_ok "$broken: $d deferred ($((t1 - t0)) s)"
+		else
+			e2e_notok "$broken: $d deferred" "$(grep -F "postmaster@$d" "$MAINLOG" | tail -1)"
+		fi
+	done
+	case $broken in
+	broken-cache) pat="not-a-dir" ;;
+	bad-key) pat="unknown setting" ;;
+	dead-resolver) pat="tempfail" ;;
+	esac
+	if grep -F "== postmaster@insecure.test " "$MAINLOG" | tail -1 | grep -q "danests.*$pat"; then
+		e2e_ok "$broken: reason in the log"
+	else
+		e2e_notok "$broken: reason in the log" "$(grep -F "postmaster@insecure.test" "$MAINLOG" | tail -1)"
+	fi
+done
+if [ -f "$RUN/log/paniclog" ] && grep -qi 'crash\|signal' "$RUN/log/paniclog"; then
+	e2e_notok no-crash "$(tail -3 "$RUN/log/paniclog")"
+else
+	e2e_ok no-crash
+fi
+
+# Repaired: the same queued messages now leave as the policy says.
+NONCE=$$-
+deliver_all
+for d in insecure.test sts-enforce.test dane-ee.test; do
+	n=$(count "$d")
+	if [ "$n" -ge 4 ] && ! queued "$d"; then
+		e2e_ok "repaired: $d delivered ($n)"
+	else
+		e2e_notok "repaired: $d delivered" "$n messages"
+	fi
+done
+for d in sts-enforce.test dane-ee.test; do
+	if cleartext "$d"; then
+		e2e_notok "repaired: $d never in the clear"
+	fi
+done
+
+[ "$E2E_FAILS" -eq 0 ]
