@@ -9,7 +9,11 @@ PKGS="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
  libgetdns-dev libevent-dev libssl-dev libcurl4-openssl-dev libjansson-dev
  liblmdb-dev lmdb-utils libbsd-dev libcmocka-dev exim4-dev
  nsd unbound ldnsutils bind9-dnsutils getdns-utils nginx-light openssl jq
- python3 python3-aiosmtpd swaks valgrind iproute2 procps psmisc"
+ python3 python3-aiosmtpd swaks valgrind iproute2 procps psmisc
+ libdb5.3 libgnutls-dane0 libidn12 libldap-2.5-0 libmariadb3 libnsl2
+ libpam0g libpcre2-8-0 libperl5.36 libpq5 libsasl2-2 libspf2-2 libsqlite3-0"
+# (The libdb5.3 ... libsqlite3-0 line: the libraries of Debian's
+# exim4-daemon-heavy, which tests/e2e/exim unpacks without installing.)
 
 missing=""
 for p in $PKGS; do
