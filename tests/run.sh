@@ -90,7 +90,7 @@ if want fuzz && [ "$FUZZ_SECONDS" != 0 ]; then
 	fi
 	if ninja -C build-fuzz >"$logdir/fuzz-build.log" 2>&1; then
 		for t in build-fuzz/tests/fuzz/fuzz_*; do
-			[ -x "$t" ] || continue
+			[ -f "$t" ] && [ -x "$t" ] || continue
 			n=$(basename "$t")
 			corpus=$(mktemp -d)
 			[ -d "tests/fuzz/corpus/$n" ] && cp -r "tests/fuzz/corpus/$n/." "$corpus/"
