@@ -170,6 +170,8 @@ void danests_config_set_decision_timeout(struct danests_config *, unsigned ms);
 /* CA bundle for MTA-STS PKIX checks (default: the system store). */
 danests_status danests_config_set_ca_file(struct danests_config *,
     const char *path, char *why, size_t whylen);
+/* The CA file set so far (NULL: the system store); owned by the config. */
+const char *danests_config_ca_file(const struct danests_config *);
 /* Cache directory; NULL disables the persistent cache. */
 danests_status danests_config_set_cache_dir(struct danests_config *,
     const char *dir, char *why, size_t whylen);

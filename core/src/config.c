@@ -121,6 +121,13 @@ danests_config_set_ca_file(struct danests_config *c, const char *path,
 	return DANESTS_OK;
 }
 
+/* danests_config_ca_file - the CA file set so far, or NULL */
+const char *
+danests_config_ca_file(const struct danests_config *c)
+{
+	return c->ca_file;
+}
+
 /* danests_config_set_cache_dir - NULL disables the persistent cache */
 danests_status
 danests_config_set_cache_dir(struct danests_config *c, const char *dir,

@@ -13,6 +13,7 @@
  */
 #include "danests.h"
 #include "cmds.h"
+#include "common.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -21,19 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_USAGE	64	/* EX_USAGE */
-#define EXIT_PERM	69	/* EX_UNAVAILABLE */
-#define EXIT_TEMP	75	/* EX_TEMPFAIL */
-
-#ifndef DANESTS_CACHE_DIR
-#define DANESTS_CACHE_DIR "/var/lib/danests"
-#endif
-
 #define NAME_BUF	256	/* danests_domain_normalize output */
 #define WHY_BUF		256
-#define TIMEOUT_MAX_S	300	/* as decision_timeout of danests.conf */
-#define DNS_TIMEOUT_MS	5000	/* per query, at most */
-#define FETCH_TIMEOUT_MS 10000	/* per policy fetch, at most */
 #define TLSA_HEX_SHOWN	16	/* hex digits of TLSA data in text output */
 
 static const char check_help[] =
@@ -122,32 +112,6 @@ struct job {
 	char why[WHY_BUF];
 	size_t *outstanding;
 };
-
-/* usage - one-line usage error with a hint; returns EX_USAGE */
-static int
-usage(const char *what, const char *arg)
-{
-	fprintf(stderr, "danests: check: %s%s%s (see 'danests check --help')\n",
-	    what, arg ? ": " : "", arg ? arg : "");
-	return EXIT_USAGE;
-}
-
-/* parse_seconds - 1..TIMEOUT_MAX_S, digits only */
-static bool
-parse_seconds(const char *s, unsigned *out)
-{
-	unsigned long n;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	n = strtoul(s, &end, 10);
-	if (*end != '\0' || errno != 0 || n < 1 || n > TIMEOUT_MAX_S)
-		return false;
-	*out = (unsigned)n;
-	return true;
-}
 
 /* decided - completion callback of one domain */
 static void
@@ -364,109 +328,39 @@ report(struct job *jobs, size_t n, bool json)
 int
 cmd_check(int argc, char **argv)
 {
-	enum { O_RESOLVER = 256, O_CA_FILE, O_CACHE_DIR, O_NO_CACHE, O_JSON,
-	    O_TIMEOUT, O_CONFIG };
 	static const struct option opts[] = {
-		{ "resolver", required_argument, NULL, O_RESOLVER },
-		{ "ca-file", required_argument, NULL, O_CA_FILE },
-		{ "cache-dir", required_argument, NULL, O_CACHE_DIR },
-		{ "no-cache", no_argument, NULL, O_NO_CACHE },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
-		{ "config", required_argument, NULL, O_CONFIG },
-		{ "help", no_argument, NULL, 'h' },
+		COMMON_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct danests_config *cfg;
+	struct common o;
 	struct job *jobs = NULL;
-	const char *cache_dir = NULL;
-	char why[WHY_BUF] = "", opt[3];
-	bool json = false, no_cache = false;
-	unsigned secs = 0, flags = 0;
+	char why[WHY_BUF] = "";
 	size_t i, n = 0;
-	int c, rc = EXIT_USAGE;
+	int c, rc;
 
-	if ((cfg = danests_config_new()) == NULL ||
-	    danests_config_set_cache_dir(cfg, DANESTS_CACHE_DIR, why,
-	    sizeof(why)) != DANESTS_OK) {
-		danests_config_free(cfg);
-		fprintf(stderr, "danests: out of memory\n");
-		return EXIT_TEMP;
-	}
+	if ((rc = common_init(&o, "check")) != 0)
+		return rc;
+	rc = EXIT_USAGE;
 	opterr = 0;
 	optind = 0;		/* glibc: start afresh after main's getopt */
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
+		if (c == 'h') {
 			fputs(check_help, stdout);
 			rc = 0;
 			goto out;
-		case O_RESOLVER:
-			if (danests_config_set_resolver(cfg, optarg, why,
-			    sizeof(why)) != DANESTS_OK) {
-				usage(why, NULL);
-				goto out;
-			}
-			break;
-		case O_CA_FILE:
-			if (danests_config_set_ca_file(cfg, optarg, why,
-			    sizeof(why)) != DANESTS_OK) {
-				usage(why, NULL);
-				goto out;
-			}
-			break;
-		case O_CONFIG:
-			/* settings of the file; options after it override */
-			if (danests_config_load(cfg, optarg, why,
-			    sizeof(why)) != DANESTS_OK) {
-				usage(why, NULL);
-				goto out;
-			}
-			break;
-		case O_CACHE_DIR:
-			if (*optarg == '\0') {
-				usage("empty cache directory", NULL);
-				goto out;
-			}
-			cache_dir = optarg;
-			break;
-		case O_NO_CACHE:
-			no_cache = true;
-			break;
-		case O_JSON:
-			json = true;
-			break;
-		case O_TIMEOUT:
-			if (!parse_seconds(optarg, &secs)) {
-				usage("--timeout: expected seconds from 1 to "
-				    "300", optarg);
-				goto out;
-			}
-			break;
-		case ':':
-			usage("option needs a value", argv[optind - 1]);
-			goto out;
+		}
+		switch (common_option(&o, c, optarg)) {
+		case 1:
+			continue;
+		case 0:
+			common_bad_option(&o, c, argv);
+			/* FALLTHROUGH */
 		default:
-			/* optopt: 0 for an unknown long option, the value
-			 * of a known one given "=VALUE", else the letter */
-			if (optopt == 0)
-				usage("unknown option", argv[optind - 1]);
-			else if (optopt >= 256 || optopt == 'h')
-				usage("option takes no value",
-				    argv[optind - 1]);
-			else {
-				snprintf(opt, sizeof(opt), "-%c", optopt);
-				usage("unknown option", opt);
-			}
 			goto out;
 		}
 	}
-	if (cache_dir != NULL && no_cache) {
-		usage("--cache-dir and --no-cache exclude each other", NULL);
-		goto out;
-	}
 	if ((n = (size_t)(argc - optind)) == 0) {
-		usage("missing domain", NULL);
+		common_usage(&o, "missing domain", NULL);
 		goto out;
 	}
 	if ((jobs = calloc(n, sizeof(*jobs))) == NULL) {
@@ -478,39 +372,22 @@ cmd_check(int argc, char **argv)
 		jobs[i].arg = argv[optind + i];
 		if (danests_domain_normalize(jobs[i].arg, jobs[i].domain,
 		    sizeof(jobs[i].domain)) != DANESTS_OK) {
-			usage("malformed domain", jobs[i].arg);
+			common_usage(&o, "malformed domain", jobs[i].arg);
 			goto out;
 		}
 	}
-
-	if (no_cache)
-		flags |= DANESTS_F_NO_CACHE;
-	/* default, then --config, then --cache-dir or --no-cache */
-	if ((no_cache || cache_dir != NULL) && danests_config_set_cache_dir(cfg,
-	    no_cache ? NULL : cache_dir, why, sizeof(why)) != DANESTS_OK) {
-		fprintf(stderr, "danests: check: %s\n", why);
-		rc = EXIT_TEMP;
+	if ((rc = common_apply(&o)) != 0)
 		goto out;
-	}
-	if (secs > 0) {
-		danests_config_set_decision_timeout(cfg, secs * 1000);
-		danests_config_set_dns_timeout(cfg, secs * 1000 < DNS_TIMEOUT_MS ?
-		    secs * 1000 : DNS_TIMEOUT_MS);
-		danests_config_set_fetch_timeout(cfg,
-		    secs * 1000 < FETCH_TIMEOUT_MS ? secs * 1000 :
-		    FETCH_TIMEOUT_MS);
-	}
-
-	if (run_jobs(cfg, jobs, n, flags, why, sizeof(why)) != 0) {
+	if (run_jobs(o.cfg, jobs, n, o.flags, why, sizeof(why)) != 0) {
 		fprintf(stderr, "danests: %s\n", why);
 		rc = EXIT_TEMP;
 		goto out;
 	}
-	rc = report(jobs, n, json);
+	rc = report(jobs, n, o.json);
 out:
 	for (i = 0; jobs != NULL && i < n; i++)
 		danests_decision_free(jobs[i].d);
 	free(jobs);
-	danests_config_free(cfg);
+	common_free(&o);
 	return rc;
 }

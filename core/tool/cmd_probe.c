@@ -15,6 +15,7 @@
  */
 #include "danests.h"
 #include "cmds.h"
+#include "common.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,17 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_USAGE	64
-#define EXIT_PERM	69
-#define EXIT_TEMP	75
 
-#ifndef DANESTS_CACHE_DIR
-#define DANESTS_CACHE_DIR "/var/lib/danests"
-#endif
 
-#define TIMEOUT_MAX_S	300
-#define DNS_TIMEOUT_MS	5000
-#define FETCH_TIMEOUT_MS 10000
 
 static const char probe_help[] =
 "NAME\n"
@@ -76,32 +68,6 @@ static const char probe_help[] =
 "     64  usage error\n"
 "     69  the domain fails permanently (NXDOMAIN, null MX)\n"
 "     75  the domain defers, or no host could be reached as its policy asks\n";
-
-/* usage - one-line usage error; returns EX_USAGE */
-static int
-usage(const char *what, const char *arg)
-{
-	fprintf(stderr, "danests: probe: %s%s%s (see 'danests probe --help')\n",
-	    what, arg ? ": " : "", arg ? arg : "");
-	return EXIT_USAGE;
-}
-
-/* parse_uint - digits only, lo..hi */
-static bool
-parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
-{
-	unsigned long n;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	n = strtoul(s, &end, 10);
-	if (*end != '\0' || errno != 0 || n < lo || n > hi)
-		return false;
-	*out = (unsigned)n;
-	return true;
-}
 
 /* ext_names - the EHLO extensions as words */
 static void
@@ -214,40 +180,30 @@ host_json(const struct danests_host *h, const struct danests_smtp_probe *p)
 int
 cmd_probe(int argc, char **argv)
 {
-	enum { O_RESOLVER = 256, O_CA_FILE, O_CACHE_DIR, O_NO_CACHE, O_JSON,
-	    O_TIMEOUT, O_PORT, O_HELO, O_CONFIG };
+	enum { O_PORT = O_COMMON_END, O_HELO };
 	static const struct option opts[] = {
-		{ "resolver", required_argument, NULL, O_RESOLVER },
-		{ "ca-file", required_argument, NULL, O_CA_FILE },
-		{ "cache-dir", required_argument, NULL, O_CACHE_DIR },
-		{ "no-cache", no_argument, NULL, O_NO_CACHE },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		COMMON_OPTIONS,
 		{ "port", required_argument, NULL, O_PORT },
 		{ "helo", required_argument, NULL, O_HELO },
-		{ "config", required_argument, NULL, O_CONFIG },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct danests_config *cfg;
+	struct common o;
 	struct danests_ctx *ctx = NULL;
 	struct danests_decision *d = NULL;
 	struct danests_smtp_opts so;
 	struct danests_smtp_probe *pr = NULL;
 	struct ssl_ctx_st *tls = NULL;
-	const char *cache_dir = NULL, *ca_file = NULL;
-	char why[256] = "", opt[3], domain[256];
-	bool json = false, no_cache = false, reached = false;
-	unsigned secs = 0, port = 25, flags = 0;
+	char why[256] = "", domain[256];
+	bool reached = false;
+	unsigned port = 25;
 	json_t *out = NULL, *hosts;
 	char *text;
 	size_t i;
-	int c, rc = EXIT_USAGE;
+	int c, rc;
 
-	if ((cfg = danests_config_new()) == NULL) {
-		fprintf(stderr, "danests: out of memory\n");
-		return EXIT_TEMP;
-	}
+	if ((rc = common_init(&o, "probe")) != 0)
+		return rc;
+	rc = EXIT_USAGE;
 	danests_smtp_opts_default(&so);
 	opterr = 0;
 	optind = 0;
@@ -257,127 +213,62 @@ cmd_probe(int argc, char **argv)
 			fputs(probe_help, stdout);
 			rc = 0;
 			goto out;
-		case O_RESOLVER:
-			if (danests_config_set_resolver(cfg, optarg, why,
-			    sizeof(why)) != DANESTS_OK) {
-				usage(why, NULL);
-				goto out;
-			}
-			break;
-		case O_CA_FILE:
-			if (danests_config_set_ca_file(cfg, optarg, why,
-			    sizeof(why)) != DANESTS_OK) {
-				usage(why, NULL);
-				goto out;
-			}
-			ca_file = optarg;
-			break;
-		case O_CONFIG:
-			/* settings of the file; options after it override */
-			if (danests_config_load(cfg, optarg, why,
-			    sizeof(why)) != DANESTS_OK) {
-				usage(why, NULL);
-				goto out;
-			}
-			break;
-		case O_CACHE_DIR:
-			if (*optarg == '\0') {
-				usage("empty cache directory", NULL);
-				goto out;
-			}
-			cache_dir = optarg;
-			break;
-		case O_NO_CACHE:
-			no_cache = true;
-			break;
-		case O_JSON:
-			json = true;
-			break;
-		case O_TIMEOUT:
-			if (!parse_uint(optarg, 1, TIMEOUT_MAX_S, &secs)) {
-				usage("--timeout: expected seconds from 1 to "
-				    "300", optarg);
-				goto out;
-			}
-			break;
 		case O_PORT:
-			if (!parse_uint(optarg, 1, 65535, &port)) {
-				usage("--port: expected 1 to 65535", optarg);
+			if (!common_uint(optarg, 1, 65535, &port)) {
+				common_usage(&o, "--port: expected 1 to 65535",
+				    optarg);
 				goto out;
 			}
-			break;
+			continue;
 		case O_HELO:
 			if (danests_domain_normalize(optarg, domain,
 			    sizeof(domain)) != DANESTS_OK) {
-				usage("--helo: malformed name", optarg);
+				common_usage(&o, "--helo: malformed name",
+				    optarg);
 				goto out;
 			}
 			so.helo = optarg;
-			break;
-		case ':':
-			usage("option needs a value", argv[optind - 1]);
-			goto out;
+			continue;
+		}
+		switch (common_option(&o, c, optarg)) {
+		case 1:
+			continue;
+		case 0:
+			common_bad_option(&o, c, argv);
+			/* FALLTHROUGH */
 		default:
-			if (optopt == 0)
-				usage("unknown option", argv[optind - 1]);
-			else if (optopt >= 256 || optopt == 'h')
-				usage("option takes no value",
-				    argv[optind - 1]);
-			else {
-				snprintf(opt, sizeof(opt), "-%c", optopt);
-				usage("unknown option", opt);
-			}
 			goto out;
 		}
 	}
-	if (cache_dir != NULL && no_cache) {
-		usage("--cache-dir and --no-cache exclude each other", NULL);
-		goto out;
-	}
 	if (argc - optind != 1) {
-		usage(argc - optind == 0 ? "missing domain" :
+		common_usage(&o, argc - optind == 0 ? "missing domain" :
 		    "probe takes one domain", NULL);
 		goto out;
 	}
 	if (danests_domain_normalize(argv[optind], domain, sizeof(domain)) !=
 	    DANESTS_OK) {
-		usage("malformed domain", argv[optind]);
+		common_usage(&o, "malformed domain", argv[optind]);
 		goto out;
 	}
+	if ((rc = common_apply(&o)) != 0)
+		goto out;
 	rc = EXIT_TEMP;
-	if (no_cache) {
-		flags |= DANESTS_F_NO_CACHE;
-		cache_dir = NULL;
-	} else if (cache_dir == NULL)
-		cache_dir = DANESTS_CACHE_DIR;
-	if (danests_config_set_cache_dir(cfg, cache_dir, why, sizeof(why)) !=
-	    DANESTS_OK) {
-		fprintf(stderr, "danests: probe: %s\n", why);
-		goto out;
-	}
-	if (secs > 0) {
-		danests_config_set_decision_timeout(cfg, secs * 1000);
-		danests_config_set_dns_timeout(cfg, secs * 1000 <
-		    DNS_TIMEOUT_MS ? secs * 1000 : DNS_TIMEOUT_MS);
-		danests_config_set_fetch_timeout(cfg, secs * 1000 <
-		    FETCH_TIMEOUT_MS ? secs * 1000 : FETCH_TIMEOUT_MS);
-	}
 	/* a probe is interactive: bound each host well below RFC 5321's
 	 * delivery timeouts */
 	so.port = port;
-	so.total_ms = (secs > 0 ? secs : 30) * 1000;
+	so.total_ms = (o.secs > 0 ? o.secs : 30) * 1000;
 	so.connect_ms = so.greeting_ms = so.tls_ms = so.total_ms;
-	if (danests_ctx_new(cfg, NULL, &ctx, why, sizeof(why)) != DANESTS_OK) {
+	if (danests_ctx_new(o.cfg, NULL, &ctx, why, sizeof(why)) != DANESTS_OK) {
 		fprintf(stderr, "danests: probe: %s\n", why);
 		goto out;
 	}
-	if (danests_decide(ctx, domain, flags, &d, why, sizeof(why)) !=
+	if (danests_decide(ctx, domain, o.flags, &d, why, sizeof(why)) !=
 	    DANESTS_OK) {
 		fprintf(stderr, "danests: %s: cannot decide: %s\n", domain,
 		    why);
 		goto out;
 	}
-	if ((tls = danests_tls_ctx_new(ca_file, why, sizeof(why))) == NULL) {
+	if ((tls = danests_tls_ctx_new(danests_config_ca_file(o.cfg), why, sizeof(why))) == NULL) {
 		fprintf(stderr, "danests: probe: %s\n", why);
 		goto out;
 	}
@@ -390,7 +281,7 @@ cmd_probe(int argc, char **argv)
 			if (danests_smtp_probe(tls, &d->hosts[i], &so,
 			    &pr[i]) == DANESTS_OK)
 				reached = true;
-	if (json) {
+	if (o.json) {
 		text = danests_decision_to_json(d);
 		if (text == NULL || (out = json_loads(text, 0, NULL)) == NULL) {
 			free(text);
@@ -437,6 +328,6 @@ out:
 	danests_tls_ctx_free(tls);
 	danests_decision_free(d);
 	danests_ctx_free(ctx);
-	danests_config_free(cfg);
+	common_free(&o);
 	return rc;
 }
