@@ -27,8 +27,13 @@
 #   e2e_ok NAME / e2e_notok NAME [WHY]
 #                              print a TAP-ish result line, count failures
 
-E2E_TOP=$(cd "$(dirname "${BASH_SOURCE:-$0}")/../.." 2>/dev/null && pwd)
-[ -f "$E2E_TOP/tests/scenarios/list" ] || E2E_TOP=$(cd "$(dirname "$0")/../.." && pwd)
+# The top of the tree: from this file's path under bash, else from the
+# sourcing script's path (tests/e2e/MTA/run.sh or tests/e2e/run.sh).
+for E2E_TOP in "$(dirname "${BASH_SOURCE:-/nonexistent/x}")/../.." \
+    "$(dirname "$0")/../../.." "$(dirname "$0")/../.." "$PWD"; do
+	[ -f "$E2E_TOP/tests/scenarios/list" ] && break
+done
+E2E_TOP=$(cd "$E2E_TOP" && pwd)
 E2E_LIST=$E2E_TOP/tests/scenarios/list
 E2E_TB=$E2E_TOP/tests/testbed
 E2E_RUN=$E2E_TB/run
