@@ -39,124 +39,25 @@ ME=sender.opensmtpd-e2e.test
 SENDER=e2e-sender@insecure.test
 WAIT=${E2E_WAIT:-150}
 relay=$build/opensmtpd/danests-relay
-smtpd_pid= relay_pid= ns_pid=
+# shellcheck source=smtpd.sh
+. "$here/smtpd.sh"
 
 fatal() {
 	echo "not ok opensmtpd-setup # $*"
-	cleanup
+	osmtpd_cleanup
 	exit 1
 }
 
-stop_pid() {
-	local p=$1 i
-	[ -n "$p" ] || return 0
-	kill "$p" 2>/dev/null || return 0
-	for i in $(seq 50); do
-		kill -0 "$p" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -9 "$p" 2>/dev/null
-}
-
-cleanup() {
-	stop_pid "$smtpd_pid"
-	smtpd_pid=
-	stop_pid "$ns_pid"
-	ns_pid=
-	stop_pid "$relay_pid"
-	relay_pid=
-}
-trap cleanup EXIT
-
-# fetch - OpenSMTPD from its Debian package, unpacked once into ROOT
-fetch() {
-	[ -x "$ROOT/usr/sbin/smtpd" ] && return 0
-	local tmp
-	tmp=$(mktemp -d) || return 1
-	(cd "$tmp" && apt-get download -q "opensmtpd=$OSVER*" >/dev/null 2>&1 ||
-	    apt-get download -q opensmtpd >/dev/null 2>&1) || { rm -rf "$tmp"; return 1; }
-	mkdir -p "$ROOT" && dpkg -x "$tmp"/opensmtpd_*.deb "$ROOT" || { rm -rf "$tmp"; return 1; }
-	rm -rf "$tmp"
-	[ -x "$ROOT/usr/sbin/smtpd" ]
-}
-
-# ctl ARGS - smtpctl inside smtpd's mount namespace
-ctl() {
-	nsenter -t "$smtpd_pid" -m "$INST/smtpctl" "$@"
-}
+trap osmtpd_cleanup EXIT
 
 [ "$(id -u)" = 0 ] || { echo "skip opensmtpd (needs root)"; exit 0; }
-[ -x "$relay" ] || fatal "no $relay (build first)"
-[ -f "$E2E_CA" ] || fatal "test bed not up (no $E2E_CA)"
-fetch || fatal "cannot fetch opensmtpd $OSVER"
-
-rm -rf "$INST"
-mkdir -p "$INST/spool" "$INST/etc" "$INST/cache" "$INST/libexec" || fatal mkdir
-chmod 711 "$INST/spool"
-chown nobody "$INST/cache"
-cp -a "$ROOT/usr/libexec/opensmtpd/." "$INST/libexec/"
-# smtpctl must be setgid opensmtpq (the package's postinst does that)
-cp "$ROOT/usr/sbin/smtpctl" "$INST/smtpctl" && chgrp 64002 "$INST/smtpctl" &&
-    chmod 2555 "$INST/smtpctl" || fatal smtpctl
-# its users, in the namespace only
-cp /etc/passwd "$INST/etc/passwd" && cp /etc/group "$INST/etc/group" || fatal users
-grep -q '^opensmtpd:' "$INST/etc/passwd" || {
-	echo 'opensmtpd:x:64001:64001::/var/lib/opensmtpd/empty:/usr/sbin/nologin'
-	echo 'opensmtpq:x:64002:64002::/var/lib/opensmtpd/empty:/usr/sbin/nologin'
-} >>"$INST/etc/passwd"
-grep -q '^opensmtpd:' "$INST/etc/group" || {
-	echo 'opensmtpd:x:64001:'
-	echo 'opensmtpq:x:64002:'
-} >>"$INST/etc/group"
-
-cat >"$INST/relay.conf" <<EOF
-listen 127.0.0.1:$RELAY_PORT
-user nobody
-helo_name $ME
-resolver $E2E_RESOLVER
-ca_file $E2E_CA
-cache_dir $INST/cache
-tmpdir /tmp
-transaction_timeout 120
-connect_timeout 10
-greeting_timeout 20
-tls_timeout 20
-EOF
+osmtpd_prepare
 cat >"$INST/smtpd.conf" <<EOF
 listen on $ADDR port $PORT hostname $ME
 action "out" relay host "lmtp://127.0.0.1:$RELAY_PORT" helo $ME
 match from any for any action "out"
 EOF
-chmod 644 "$INST/smtpd.conf"
-
-"$relay" -d -f "$INST/relay.conf" >"$INST/relay.log" 2>&1 &
-relay_pid=$!
-e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$RELAY_PORT' | grep -q LISTEN" ||
-    fatal "danests-relay did not start: $(tail -3 "$INST/relay.log")"
-
-# the namespace: resolver (lib.sh), then smtpd's own paths
-E2E_ROOT=$ROOT E2E_INST=$INST e2e_in_testbed sh -c '
-	set -e
-	mount -t tmpfs -o mode=755 tmpfs /run
-	mount -t tmpfs -o mode=755 tmpfs /var/lib
-	mkdir -p /var/lib/opensmtpd/empty
-	mount -t tmpfs -o mode=755 tmpfs /usr/libexec
-	mkdir /usr/libexec/opensmtpd
-	mount --bind "$E2E_INST/libexec" /usr/libexec/opensmtpd
-	mount -t tmpfs -o mode=755 tmpfs /var/spool
-	mkdir -m 711 /var/spool/smtpd
-	mount --bind "$E2E_INST/spool" /var/spool/smtpd
-	mount --bind "$E2E_INST/etc/passwd" /etc/passwd
-	mount --bind "$E2E_INST/etc/group" /etc/group
-	exec "$E2E_ROOT/usr/sbin/smtpd" -d -f "$E2E_INST/smtpd.conf"
-' >"$INST/smtpd.log" 2>&1 &
-ns_pid=$!
-e2e_wait 15 sh -c "ss -Hltn 'src $ADDR:$PORT' | grep -q LISTEN" ||
-    fatal "smtpd did not start: $(tail -5 "$INST/smtpd.log")"
-# the master smtpd (inside the namespace), for smtpctl and the end
-smtpd_pid=$(pgrep -n -f "usr/sbin/smtpd -d -f $INST/smtpd.conf")
-[ -n "$smtpd_pid" ] || fatal "cannot find the smtpd master"
-ctl show status >"$INST/ctl.out" 2>&1 || fatal "smtpctl cannot reach smtpd: $(cat "$INST/ctl.out")"
+osmtpd_start
 echo "ok opensmtpd-setup"
 
 e2e_mail_reset
@@ -273,5 +174,5 @@ else
 	e2e_notok relay-log-verified
 fi
 
-cleanup
+osmtpd_cleanup
 [ "$E2E_FAILS" = 0 ]
