@@ -207,6 +207,8 @@ struct event_base;
 danests_status danests_ctx_new(const struct danests_config *,
     struct event_base *base, struct danests_ctx **out, char *why,
     size_t whylen);
+/* danests_ctx_free - requests still pending complete first, with their
+ * callbacks called from here (tempfail: "cancelled"). */
 void danests_ctx_free(struct danests_ctx *);
 
 /* Flags for danests_decide*. */

@@ -117,6 +117,7 @@ danests_ctx_free(struct danests_ctx *c)
 	c->dns = NULL;
 	sts_fetcher_free(c->fetcher);
 	c->fetcher = NULL;
+	sts_cancel_fetches(c);
 	if (c->own_base && c->base != NULL)
 		event_base_loop(c->base, EVLOOP_NONBLOCK);
 	cache_close(c->cache);

@@ -87,6 +87,7 @@ struct dns_ops {
 struct dns {
 	const struct dns_ops *ops;
 	void *impl;
+	bool closing;		/* being freed: no new queries */
 };
 
 /* dns_getdns_new - stub resolver over getdns on base. */
@@ -269,6 +270,9 @@ typedef void sts_lookup_cb(void *arg, struct sts_result *res);
 danests_status sts_lookup_start(struct danests_ctx *, const char *domain,
     unsigned flags, sts_lookup_cb *cb, void *arg, char *why, size_t whylen);
 void sts_result_clear(struct sts_result *);
+/* sts_cancel_fetches - after the fetcher is gone, fail the lookups that
+ * were waiting on it (danests_ctx_free) */
+void sts_cancel_fetches(struct danests_ctx *);
 
 /*
  * config.c - the configuration object (fields read by ctx.c).
@@ -299,6 +303,7 @@ struct danests_ctx {
 	struct sts_fetcher *fetcher;
 	struct cache *cache;
 	char cache_note[DANESTS_WHY_MAX];	/* e.g. "rebuilt" */
+	struct sts_req *sts_fetching;	/* policy lookups waiting on a fetch */
 	size_t pending;		/* requests alive (callbacks may be due) */
 };
 

@@ -386,6 +386,8 @@ int
 dns_query(struct dns *d, const char *name, uint16_t type, dns_cb *cb,
     void *arg)
 {
+	if (d == NULL || d->closing)
+		return -1;
 	return d->ops->query(d->impl, name, type, cb, arg);
 }
 
@@ -395,6 +397,8 @@ dns_free(struct dns *d)
 {
 	if (d == NULL)
 		return;
+	/* Cancelled queries call back; what they start must fail. */
+	d->closing = true;
 	d->ops->free(d->impl);
 	free(d);
 }

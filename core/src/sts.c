@@ -22,6 +22,8 @@
 
 struct sts_req {
 	struct danests_ctx *ctx;
+	struct sts_req *next, *prev;	/* on ctx->sts_fetching */
+	bool fetching;
 	char domain[DANESTS_NAME_MAX];
 	char host[DANESTS_NAME_MAX + 8];	/* mta-sts.<domain> */
 	char txtname[DANESTS_NAME_MAX + 9];	/* _mta-sts.<domain> */
@@ -148,6 +150,33 @@ failed(struct sts_req *q, const char *reason, const char *detail)
 	no_policy(q, reason, detail);
 }
 
+/* fetching_link - note a lookup waiting on the fetcher */
+static void
+fetching_link(struct sts_req *q)
+{
+	q->fetching = true;
+	q->prev = NULL;
+	q->next = q->ctx->sts_fetching;
+	if (q->next != NULL)
+		q->next->prev = q;
+	q->ctx->sts_fetching = q;
+}
+
+/* fetching_unlink - the fetch answered (or was cancelled) */
+static void
+fetching_unlink(struct sts_req *q)
+{
+	if (!q->fetching)
+		return;
+	q->fetching = false;
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else
+		q->ctx->sts_fetching = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+}
+
 /* fetch_done - a policy body arrived, or the fetch failed */
 static void
 fetch_done(void *arg, struct sts_fetch_result *fr)
@@ -158,6 +187,7 @@ fetch_done(void *arg, struct sts_fetch_result *fr)
 	char cwhy[DANESTS_WHY_MAX];
 	time_t now = time(NULL);
 
+	fetching_unlink(q);
 	if (q->done) {
 		req_unref(q);
 		return;
@@ -231,10 +261,27 @@ host_done(struct sts_req *q)
 		return;
 	}
 	q->outstanding++;
-	if (sts_fetch_start(q->ctx->fetcher, q->domain, addrs, n, fetch_done,
-	    q) != DANESTS_OK) {
+	if (q->ctx->fetcher == NULL || sts_fetch_start(q->ctx->fetcher,
+	    q->domain, addrs, n, fetch_done, q) != DANESTS_OK) {
 		q->outstanding--;
 		failed(q, "sts-policy-fetch-error", "cannot start fetch");
+		return;
+	}
+	fetching_link(q);
+}
+
+/* sts_cancel_fetches - fail every lookup still waiting on a fetch */
+void
+sts_cancel_fetches(struct danests_ctx *ctx)
+{
+	struct sts_fetch_result r;
+
+	while (ctx->sts_fetching != NULL) {
+		memset(&r, 0, sizeof(r));
+		r.status = DANESTS_TEMP;
+		r.reason = "sts-policy-fetch-error";
+		strlcpy(r.why, "cancelled", sizeof(r.why));
+		fetch_done(ctx->sts_fetching, &r);
 	}
 }
 

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "danests-internal.h"
 
@@ -452,6 +455,95 @@ test_bad_domain(void **state)
 	danests_config_free(cfg);
 }
 
+/* A TCP listener that accepts into its backlog and never answers. */
+static int
+silent_listener(unsigned *port)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int fd;
+
+	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static const struct dns_mock_entry sts_hanging[] = {
+	{ "d.test", DNS_T_MX, OK, I, NULL, { "10 mx.d.test" } },
+	{ "mx.d.test", DNS_T_A, OK, I, NULL, { "192.0.2.1" } },
+	{ "mx.d.test", DNS_T_AAAA, NODATA, I, NULL, { NULL } },
+	{ "_mta-sts.d.test", DNS_T_TXT, OK, I, NULL, { "v=STSv1; id=1" } },
+	{ "mta-sts.d.test", DNS_T_A, OK, I, NULL, { "127.0.0.1" } },
+	{ "mta-sts.d.test", DNS_T_AAAA, NODATA, I, NULL, { NULL } },
+};
+
+struct cancel_seen {
+	int calls;
+	danests_status st;
+	struct danests_decision *d;
+};
+
+static void
+cancel_cb(void *arg, danests_status st, struct danests_decision *d,
+    const char *why)
+{
+	struct cancel_seen *c = arg;
+
+	(void)why;
+	c->calls++;
+	c->st = st;
+	c->d = d;
+}
+
+/* test_free_with_pending_fetch - freeing a context completes a decision
+ * waiting on a policy fetch: its callback runs exactly once, the fetch
+ * reported as cancelled (and nothing is leaked: valgrind) */
+static void
+test_free_with_pending_fetch(void **state)
+{
+	struct danests_config *cfg = danests_config_new();
+	struct danests_ctx *ctx;
+	struct event_base *base = event_base_new();
+	struct dns *dns;
+	struct cancel_seen seen = { 0 };
+	struct timeval tv = { 0, 300000 };
+	char why[256];
+	unsigned port;
+	int lfd;
+
+	(void)state;
+	lfd = silent_listener(&port);
+	danests_config_set_sts_port(cfg, port);
+	danests_config_set_fetch_timeout(cfg, 20000);
+	danests_config_set_decision_timeout(cfg, 30000);
+	assert_int_equal(dns_mock_new(base, sts_hanging, sizeof(sts_hanging) /
+	    sizeof(sts_hanging[0]), &dns), DANESTS_OK);
+	assert_int_equal(danests_ctx_new_with_dns(cfg, base, dns, &ctx, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(danests_decide_async(ctx, "d.test", DANESTS_F_NO_CACHE,
+	    cancel_cb, &seen, why, sizeof(why)), DANESTS_OK);
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+	assert_int_equal(seen.calls, 0);	/* still fetching */
+	danests_ctx_free(ctx);
+	assert_int_equal(seen.calls, 1);
+	assert_int_equal(seen.st, DANESTS_OK);
+	assert_non_null(seen.d);
+	assert_null(seen.d->sts);
+	assert_non_null(seen.d->sts_error);
+	assert_non_null(strstr(seen.d->sts_error, "cancelled"));
+	danests_decision_free(seen.d);
+	event_base_free(base);
+	danests_config_free(cfg);
+	close(lfd);
+}
+
 int
 main(void)
 {
@@ -459,6 +551,7 @@ main(void)
 		cmocka_unit_test(test_dns_cases),
 		cmocka_unit_test(test_sts_cases),
 		cmocka_unit_test(test_bad_domain),
+		cmocka_unit_test(test_free_with_pending_fetch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
