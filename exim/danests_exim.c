@@ -21,7 +21,10 @@
  *	TLS, or must be skipped), "testing" (MTA-STS testing), "may".
  *   hosts DOMAIN [CONF]
  *	address_data for the transports: dane="H:H" tls="H:H" pkix="H:H"
- *	testing="H:H" (hosts that need DANE; TLS; WebPKI; testing checks).
+ *	testing="H:H" (hosts that need DANE; TLS; WebPKI; testing checks;
+ *	with their CNAME targets) and the exceptions nodane="H:H" and
+ *	notls="H:H" (hosts that need no DANE; no TLS), so that a transport
+ *	can require DANE or TLS of every host it does not know.
  *   decision DOMAIN [CONF]
  *	short text for logs and headers, e.g. "deliver sts-enforce=1 skip=1".
  *   policy DOMAIN HOST [CONF]
@@ -283,23 +286,38 @@ exim_class(const struct danests_decision *d)
 	return testing ? "testing" : "may";
 }
 
-/* exim_list - append to out the hosts whose policy is in mask (bits of
- * danests_policy), colon separated; false when a name is unusable or the
- * list does not fit */
+/* exim_add - append name to a colon separated list */
 static bool
-exim_list(const struct danests_decision *d, unsigned mask, char *out,
-    size_t outlen)
+exim_add(char *out, size_t outlen, const char *name)
 {
+	if (!exim_name_ok(name))
+		return false;
+	return !((out[0] != '\0' && strlcat(out, ":", outlen) >= outlen) ||
+	    strlcat(out, name, outlen) >= outlen);
+}
+
+/* exim_list - the hosts whose policy is in mask (bits of danests_policy),
+ * colon separated, into out.  With alias, a host's CNAME target (its TLSA
+ * base name) follows its name: Exim names a host by its canonical name
+ * once it has looked it up.  False when a name is unusable or the list
+ * does not fit. */
+static bool
+exim_list(const struct danests_decision *d, unsigned mask, bool alias,
+    char *out, size_t outlen)
+{
+	const struct danests_host *h;
 	size_t i;
 
 	out[0] = '\0';
 	for (i = 0; i < d->nhosts; i++) {
-		if (!(mask & (1u << d->hosts[i].policy)))
+		h = &d->hosts[i];
+		if (!(mask & (1u << h->policy)))
 			continue;
-		if (!exim_name_ok(d->hosts[i].name))
+		if (!exim_add(out, outlen, h->name))
 			return false;
-		if ((out[0] != '\0' && strlcat(out, ":", outlen) >= outlen) ||
-		    strlcat(out, d->hosts[i].name, outlen) >= outlen)
+		if (alias && h->tlsa_base != NULL &&
+		    strcmp(h->tlsa_base, h->name) != 0 &&
+		    !exim_add(out, outlen, h->tlsa_base))
 			return false;
 	}
 	return true;
@@ -378,7 +396,7 @@ route(uschar **yield, int argc, uschar *argv[])
 		    danests_verdict_name(d->verdict), d->reason);
 	if (strcmp(exim_class(d), want) != 0)
 		return exim_forced(yield);
-	if (!exim_list(d, ~P(SKIP), list, sizeof(list)))
+	if (!exim_list(d, ~P(SKIP), false, list, sizeof(list)))
 		return exim_fail(yield, "%s: host list unusable", d->domain);
 	if (list[0] == '\0')
 		return exim_fail(yield, "%s: no usable host", d->domain);
@@ -412,8 +430,8 @@ hosts(uschar **yield, int argc, uschar *argv[])
 {
 	const struct danests_decision *d;
 	const char *conf;
-	char why[EXIM_WHY_MAX], dane[2048], tls[2048], pkix[2048];
-	char testing[2048], buf[EXIM_OUT_MAX];
+	char why[EXIM_WHY_MAX], dane[1024], tls[1024], pkix[1024];
+	char testing[1024], nodane[1024], notls[1024], buf[EXIM_OUT_MAX];
 	bool dflt;
 
 	if (!exim_args(argc, argv, 1, &conf, &dflt))
@@ -424,14 +442,19 @@ hosts(uschar **yield, int argc, uschar *argv[])
 	if (d->verdict != DANESTS_DELIVER)
 		return exim_fail(yield, "%s: %s (%s)", d->domain,
 		    danests_verdict_name(d->verdict), d->reason);
-	if (!exim_list(d, P(DANE), dane, sizeof(dane)) ||
-	    !exim_list(d, P(DANE) | P(ENCRYPT) | P(STS_ENFORCE), tls,
+	if (!exim_list(d, P(DANE), true, dane, sizeof(dane)) ||
+	    !exim_list(d, P(DANE) | P(ENCRYPT) | P(STS_ENFORCE), true, tls,
 	    sizeof(tls)) ||
-	    !exim_list(d, P(STS_ENFORCE), pkix, sizeof(pkix)) ||
-	    !exim_list(d, P(STS_TESTING), testing, sizeof(testing)))
+	    !exim_list(d, P(STS_ENFORCE), true, pkix, sizeof(pkix)) ||
+	    !exim_list(d, P(STS_TESTING), true, testing, sizeof(testing)) ||
+	    !exim_list(d, P(ENCRYPT) | P(STS_ENFORCE) | P(STS_TESTING) | P(MAY),
+	    false, nodane, sizeof(nodane)) ||
+	    !exim_list(d, P(STS_TESTING) | P(MAY), false, notls,
+	    sizeof(notls)))
 		return exim_fail(yield, "%s: host list unusable", d->domain);
 	snprintf(buf, sizeof(buf), "dane=\"%s\" tls=\"%s\" pkix=\"%s\" "
-	    "testing=\"%s\"", dane, tls, pkix, testing);
+	    "testing=\"%s\" nodane=\"%s\" notls=\"%s\"", dane, tls, pkix,
+	    testing, nodane, notls);
 	return exim_yield(yield, OK, buf);
 }
 
