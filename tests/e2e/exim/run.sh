@@ -65,6 +65,11 @@ if [ -z "${EXIM_E2E_INSIDE:-}" ]; then
 	# Broken on purpose: the cache is a regular file; a mistyped key; a
 	# resolver that never answers.
 	: >"$RUN/not-a-dir"
+	mkdir -p "$RUN/corrupt"
+	head -c 65536 /dev/urandom >"$RUN/corrupt/data.mdb"
+	chown -R "$uid:$gid" "$RUN/corrupt"
+	sed "s|^cache_dir .*|cache_dir $RUN/corrupt|" \
+	    "$RUN/danests.conf" >"$RUN/corrupt-cache.conf"
 	sed "s|^cache_dir .*|cache_dir $RUN/not-a-dir/cache|" \
 	    "$RUN/danests.conf" >"$RUN/broken-cache.conf"
 	{ cat "$RUN/danests.conf"; echo "dns_timout 2"; } >"$RUN/bad-key.conf"
@@ -91,13 +96,22 @@ EXIM=$EXIM_BIN
 CONF=$RUN/exim.conf
 MAINLOG=$RUN/log/mainlog
 
+# Watchdog: the whole suite ends within LIMIT seconds (every Exim process
+# is bounded on its own too).
+LIMIT=${EXIM_E2E_LIMIT:-480}
+( sleep "$LIMIT" && echo "not ok exim-e2e-time-limit # over $LIMIT s" &&
+    kill -TERM $$ ) 2>/dev/null &
+WATCHDOG=$!
+
 cleanup() {
 	local pid
+	kill "$WATCHDOG" 2>/dev/null
 	pid=$(cat "$RUN/exim.pid" 2>/dev/null) || return 0
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null
 	rm -f "$RUN/exim.pid"
 }
 trap cleanup EXIT
+trap 'cleanup; exit 1' TERM INT
 
 ex() { timeout 30 "$EXIM" -C "$CONF" "$@"; }
 
@@ -160,11 +174,15 @@ submit() {
 	    --body "danests e2e message for $1" >/dev/null 2>&1
 }
 
-# files DOMAIN - this phase's stored messages for DOMAIN
+# files DOMAIN - this phase's stored messages for DOMAIN (one grep over
+# the mailboxes per phase, kept in $RUN/index until the nonce changes)
 files() {
-	e2e_mail_files "$1" | while read -r f; do
-		sed '/^\r\{0,1\}$/q' "$f" | grep -qF "X-E2E-Nonce: $NONCE" && echo "$f"
-	done
+	if [ "$(head -1 "$RUN/index" 2>/dev/null)" != "$NONCE" ]; then
+		{ echo "$NONCE"
+		  grep -rlF "X-E2E-Nonce: $NONCE" "$E2E_MAIL" 2>/dev/null
+		} >"$RUN/index"
+	fi
+	grep -F "/$1/" "$RUN/index" | grep '\.eml$'
 	return 0
 }
 
@@ -192,24 +210,40 @@ queued() {
 	[ -n "$(queue_id "$1")" ]
 }
 
+# snapshot - after a queue run: forget the mailbox index, and answer
+# queue_id from one "exim -bp" until the next snapshot
+snapshot() {
+	rm -f "$RUN/index"
+	ex -bp >"$RUN/queue" 2>/dev/null
+	queue_id() {
+		awk -v r="postmaster@$1" '
+		    /^ *[0-9]+[smhdw] / { id = $3 }
+		    $1 == r { print id; exit }' "$RUN/queue"
+	}
+}
+
 # deliver_all CONFIG_MACRO_ARGS... - one bounded "exim -M" per queued
 # message, PAR at a time
 deliver_all() {
-	local ids id n=0
+	local ids id n=0 pids=""
 	ids=$(ex -bp 2>/dev/null | awk '/^ *[0-9]+[smhdw] / { print $3 }')
 	for id in $ids; do
 		timeout "$DELIVER_S" "$EXIM" -C "$CONF" "$@" -M "$id" \
 		    >/dev/null 2>&1 &
+		pids="$pids $!"
 		n=$((n + 1))
 		if [ $((n % PAR)) -eq 0 ]; then
-			wait
+			wait $pids
+			pids=""
 		fi
 	done
-	wait
+	[ -z "$pids" ] || wait $pids
+	snapshot
 }
 
 domains=$(e2e_scenarios | awk '{ print $1 }')
 nsub=0
+ts=$(date +%s)
 for d in $domains; do
 	if submit "$d"; then
 		nsub=$((nsub + 1))
@@ -217,7 +251,7 @@ for d in $domains; do
 		e2e_notok "submit $d"
 	fi
 done
-e2e_ok "submitted $nsub messages over SMTP to $IFACE"
+e2e_ok "submitted $nsub messages over SMTP to $IFACE ($(($(date +%s) - ts)) s)"
 
 t0=$(date +%s)
 deliver_all
@@ -329,9 +363,33 @@ else
 	e2e_ok no-crash
 fi
 
+# A corrupt cache file: the core moves it aside and rebuilds it (several
+# delivery processes at once); mail leaves as the policy says.
+NONCE=$$-$(date +%s)-corrupt
+for d in insecure.test sts-enforce.test dane-ee.test; do
+	submit "$d" || e2e_notok "submit $d (corrupt-cache)"
+done
+t0=$(date +%s)
+deliver_all "-DDANESTS_CONF=$RUN/corrupt-cache.conf"
+e2e_ok "corrupt-cache: queue run took $(($(date +%s) - t0)) s"
+for d in sts-enforce.test dane-ee.test; do
+	if delivered_tls "$d" && ! queued "$d"; then
+		e2e_ok "corrupt-cache: $d delivered over verified TLS"
+	else
+		e2e_notok "corrupt-cache: $d delivered over verified TLS" "$(summary "$d" | tr '\n' ' ')"
+	fi
+done
+if grep -q 'danests: cache: .*corrupt' "$MAINLOG"; then
+	e2e_ok "corrupt-cache: rebuild logged"
+else
+	e2e_notok "corrupt-cache: rebuild logged"
+fi
+
 # Repaired: the same queued messages now leave as the policy says.
 NONCE=$$-
+t0=$(date +%s)
 deliver_all
+e2e_ok "repaired: queue run took $(($(date +%s) - t0)) s"
 for d in insecure.test sts-enforce.test dane-ee.test; do
 	n=$(count "$d")
 	if [ "$n" -ge 4 ] && ! queued "$d"; then
