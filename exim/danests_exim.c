@@ -131,6 +131,7 @@ exim_ctx_get(const char *conf, bool dflt, char *why, size_t whylen)
 	struct stat sb;
 	char cwhy[EXIM_WHY_MAX];
 	danests_status st;
+	int i;
 
 	if (exim_ctx != NULL && exim_ctx_pid == getpid() &&
 	    strcmp(exim_ctx_conf, conf) == 0)
@@ -140,6 +141,8 @@ exim_ctx_get(const char *conf, bool dflt, char *why, size_t whylen)
 	/* A context inherited over fork() is left alone: its LMDB
 	 * environment and sockets belong to the parent. */
 	exim_ctx = NULL;
+	for (i = 0; i < EXIM_MEMO_N; i++)
+		danests_decision_free(exim_memo[i].d);
 	memset(exim_memo, 0, sizeof(exim_memo));
 	if (strlen(conf) >= sizeof(exim_ctx_conf)) {
 		snprintf(why, whylen, "configuration path too long");
