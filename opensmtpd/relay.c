@@ -208,8 +208,12 @@ relay_conf_key(struct relay_conf *c, const char *key, const char *val,
 		}
 		return 0;
 	}
-	if (strcmp(key, "ca_file") == 0)
-		snprintf(c->ca_file, sizeof(c->ca_file), "%s", val);
+	if (strcmp(key, "ca_file") == 0 &&
+	    strlcpy(c->ca_file, val, sizeof(c->ca_file)) >= sizeof(c->ca_file)) {
+		snprintf(why, whylen, "ca_file: path longer than %zu bytes",
+		    sizeof(c->ca_file) - 1);
+		return -1;
+	}
 	/* the core's keys (danests.conf(5)): resolver, cache_dir, ... */
 	st = danests_config_apply(c->core, key, val, why, whylen);
 	if (st == DANESTS_NOTFOUND) {
