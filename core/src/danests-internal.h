@@ -20,6 +20,9 @@ void *xcalloc(size_t n, size_t sz);	/* NULL only on overflow/ENOMEM */
 char *xstrdup(const char *);
 void why_set(char *why, size_t whylen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+int is_wsp(unsigned char);	/* ' ' or TAB (RFC 5234 B.1) */
+int is_alnum(unsigned char);	/* ASCII letter or digit, any locale */
+int hex_value(char);		/* 0-15, or -1 */
 /* name_eq - case-insensitive DNS name compare, trailing dots ignored */
 bool name_eq(const char *a, const char *b);
 /* name_lower - copy lower-cased name without trailing dot */

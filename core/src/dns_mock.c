@@ -25,19 +25,6 @@ struct mock_pending {
 	void *arg;
 };
 
-/* hexval - one hex digit, or -1 */
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* mock_rdata - presentation RDATA to one dns_rr; -1 on a bad table row */
 static int
 mock_rdata(uint16_t type, const char *text, struct dns_rr *r)
@@ -94,8 +81,8 @@ mock_rdata(uint16_t type, const char *text, struct dns_rr *r)
 		r->rdata[1] = (unsigned char)s;
 		r->rdata[2] = (unsigned char)m;
 		for (i = 0; i < len; i += 2) {
-			if ((hi = hexval(text[i])) < 0 ||
-			    (lo = hexval(text[i + 1])) < 0)
+			if ((hi = hex_value(text[i])) < 0 ||
+			    (lo = hex_value(text[i + 1])) < 0)
 				return -1;
 			r->rdata[3 + i / 2] = (unsigned char)(hi << 4 | lo);
 		}

@@ -472,19 +472,6 @@ get_strings(struct rd *r, json_t *o, const char *key, char ***out,
 	return 0;
 }
 
-/* unhex - hex digit value, or -1 */
-static int
-unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* tlsa_from_json - one TLSA record */
 static int
 tlsa_from_json(struct rd *r, json_t *o, struct danests_tlsa *t)
@@ -521,8 +508,8 @@ tlsa_from_json(struct rd *r, json_t *o, struct danests_tlsa *t)
 		return -1;
 	}
 	for (i = 0; i < len / 2; i++) {
-		if ((hi = unhex(hex[2 * i])) < 0 ||
-		    (lo = unhex(hex[2 * i + 1])) < 0) {
+		if ((hi = hex_value(hex[2 * i])) < 0 ||
+		    (lo = hex_value(hex[2 * i + 1])) < 0) {
 			why_set(r->why, r->whylen, "\"data\": expected hex");
 			return -1;
 		}

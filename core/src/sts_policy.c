@@ -53,21 +53,6 @@
 #define STS_KEY_MAX	32	/* (ALPHA / DIGIT) *31(...), RFC 8461 3.2 */
 #define STS_NAME_MAX	253	/* RFC 1035 2.3.4, without the root dot */
 
-/* is_wsp - WSP of RFC 5234 B.1 */
-static int
-is_wsp(unsigned char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* is_alnum - ALPHA / DIGIT in ASCII, independent of the locale */
-static int
-is_alnum(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9');
-}
-
 /* to_lower - ASCII lower case, independent of the locale */
 static char
 to_lower(unsigned char c)

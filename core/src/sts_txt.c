@@ -43,21 +43,6 @@
 #define STS_EXT_NAME_MAX	32
 #define TXT_RDATA_MAX		65535	/* RDLENGTH is 16 bits (RFC 1035 3.2.1) */
 
-/* is_wsp - WSP of RFC 5234 B.1 */
-static int
-is_wsp(unsigned char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* is_alnum - ALPHA / DIGIT in ASCII, independent of the locale */
-static int
-is_alnum(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9');
-}
-
 /* is_ext_value_char - %x21-3A / %x3C / %x3E-7E (RFC 8461 3.1) */
 static int
 is_ext_value_char(unsigned char c)

@@ -37,6 +37,34 @@ why_set(char *why, size_t whylen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* is_wsp - WSP of RFC 5234 B.1 */
+int
+is_wsp(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* is_alnum - ALPHA / DIGIT in ASCII, independent of the locale */
+int
+is_alnum(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9');
+}
+
+/* hex_value - value of one hex digit, or -1 */
+int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* name_eq - case-insensitive DNS name compare, one trailing dot ignored */
 bool
 name_eq(const char *a, const char *b)
