@@ -247,6 +247,29 @@ exim_args(int argc, uschar *argv[], int nfixed, const char **conf,
 	return true;
 }
 
+/* exim_decided - the decision for domain, or NULL with the failure in
+ * *yield and its return code in *rc; with deliverable, a tempfail or
+ * permfail verdict is a failure too */
+static const struct danests_decision *
+exim_decided(uschar **yield, uschar *domain, const char *conf, bool dflt,
+    bool deliverable, int *rc)
+{
+	const struct danests_decision *d;
+	char why[EXIM_WHY_MAX];
+
+	if ((d = exim_decide((char *)domain, conf, dflt, why, sizeof(why))) ==
+	    NULL) {
+		*rc = exim_fail(yield, "%s", why);
+		return NULL;
+	}
+	if (deliverable && d->verdict != DANESTS_DELIVER) {
+		*rc = exim_fail(yield, "%s: %s (%s)", d->domain,
+		    danests_verdict_name(d->verdict), d->reason);
+		return NULL;
+	}
+	return d;
+}
+
 /* exim_name_ok - is s a host name we may hand to Exim as it is? */
 static bool
 exim_name_ok(const char *s)
@@ -349,14 +372,14 @@ check(uschar **yield, int argc, uschar *argv[])
 {
 	const struct danests_decision *d;
 	const char *conf;
-	char why[EXIM_WHY_MAX], buf[EXIM_WHY_MAX];
+	char buf[EXIM_WHY_MAX];
 	bool dflt;
+	int rc;
 
 	if (!exim_args(argc, argv, 1, &conf, &dflt))
 		return exim_fail(yield, "check: expected DOMAIN [CONFIG]");
-	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
-	    sizeof(why))) == NULL)
-		return exim_fail(yield, "%s", why);
+	if ((d = exim_decided(yield, argv[0], conf, dflt, false, &rc)) == NULL)
+		return rc;
 	switch (d->verdict) {
 	case DANESTS_DELIVER:
 		return exim_forced(yield);
@@ -380,8 +403,9 @@ route(uschar **yield, int argc, uschar *argv[])
 {
 	const struct danests_decision *d;
 	const char *conf, *want;
-	char why[EXIM_WHY_MAX], list[EXIM_OUT_MAX - 16];
+	char list[EXIM_OUT_MAX - 16];
 	bool dflt;
+	int rc;
 
 	if (!exim_args(argc, argv, 2, &conf, &dflt))
 		return exim_fail(yield, "route: expected DOMAIN CLASS "
@@ -391,12 +415,8 @@ route(uschar **yield, int argc, uschar *argv[])
 	    strcmp(want, "testing") != 0)
 		return exim_fail(yield, "route: unknown class \"%.32s\" "
 		    "(sts, dane or testing)", want);
-	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
-	    sizeof(why))) == NULL)
-		return exim_fail(yield, "%s", why);
-	if (d->verdict != DANESTS_DELIVER)
-		return exim_fail(yield, "%s: %s (%s)", d->domain,
-		    danests_verdict_name(d->verdict), d->reason);
+	if ((d = exim_decided(yield, argv[0], conf, dflt, true, &rc)) == NULL)
+		return rc;
 	if (strcmp(exim_class(d), want) != 0)
 		return exim_forced(yield);
 	if (!exim_list(d, ~P(SKIP), false, list, sizeof(list)))
@@ -413,17 +433,13 @@ class(uschar **yield, int argc, uschar *argv[])
 {
 	const struct danests_decision *d;
 	const char *conf;
-	char why[EXIM_WHY_MAX];
 	bool dflt;
+	int rc;
 
 	if (!exim_args(argc, argv, 1, &conf, &dflt))
 		return exim_fail(yield, "class: expected DOMAIN [CONFIG]");
-	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
-	    sizeof(why))) == NULL)
-		return exim_fail(yield, "%s", why);
-	if (d->verdict != DANESTS_DELIVER)
-		return exim_fail(yield, "%s: %s (%s)", d->domain,
-		    danests_verdict_name(d->verdict), d->reason);
+	if ((d = exim_decided(yield, argv[0], conf, dflt, true, &rc)) == NULL)
+		return rc;
 	return exim_yield(yield, OK, exim_class(d));
 }
 
@@ -433,18 +449,15 @@ hosts(uschar **yield, int argc, uschar *argv[])
 {
 	const struct danests_decision *d;
 	const char *conf;
-	char why[EXIM_WHY_MAX], dane[1024], tls[1024], pkix[1024];
+	char dane[1024], tls[1024], pkix[1024];
 	char testing[1024], nodane[1024], notls[1024], buf[EXIM_OUT_MAX];
 	bool dflt;
+	int rc;
 
 	if (!exim_args(argc, argv, 1, &conf, &dflt))
 		return exim_fail(yield, "hosts: expected DOMAIN [CONFIG]");
-	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
-	    sizeof(why))) == NULL)
-		return exim_fail(yield, "%s", why);
-	if (d->verdict != DANESTS_DELIVER)
-		return exim_fail(yield, "%s: %s (%s)", d->domain,
-		    danests_verdict_name(d->verdict), d->reason);
+	if ((d = exim_decided(yield, argv[0], conf, dflt, true, &rc)) == NULL)
+		return rc;
 	if (!exim_list(d, P(DANE), true, dane, sizeof(dane)) ||
 	    !exim_list(d, P(DANE) | P(ENCRYPT) | P(STS_ENFORCE), true, tls,
 	    sizeof(tls)) ||
@@ -467,15 +480,15 @@ decision(uschar **yield, int argc, uschar *argv[])
 {
 	const struct danests_decision *d;
 	const char *conf;
-	char why[EXIM_WHY_MAX], buf[EXIM_WHY_MAX], part[64];
+	char buf[EXIM_WHY_MAX], part[64];
 	size_t count[DANESTS_POLICY_SKIP + 1] = { 0 }, i;
 	bool dflt;
+	int rc;
 
 	if (!exim_args(argc, argv, 1, &conf, &dflt))
 		return exim_fail(yield, "decision: expected DOMAIN [CONFIG]");
-	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
-	    sizeof(why))) == NULL)
-		return exim_fail(yield, "%s", why);
+	if ((d = exim_decided(yield, argv[0], conf, dflt, false, &rc)) == NULL)
+		return rc;
 	snprintf(buf, sizeof(buf), "%s", danests_verdict_name(d->verdict));
 	for (i = 0; i < d->nhosts; i++)
 		if (d->hosts[i].policy <= DANESTS_POLICY_SKIP)
@@ -501,18 +514,14 @@ policy_common(uschar **yield, int argc, uschar *argv[], const char *fn,
 	const struct danests_decision *d;
 	const struct danests_host *h;
 	const char *conf;
-	char why[EXIM_WHY_MAX];
 	bool dflt;
+	int rc;
 
 	if (!exim_args(argc, argv, 2, &conf, &dflt))
 		return exim_fail(yield, "%s: expected DOMAIN HOST [CONFIG]",
 		    fn);
-	if ((d = exim_decide((char *)argv[0], conf, dflt, why,
-	    sizeof(why))) == NULL)
-		return exim_fail(yield, "%s", why);
-	if (d->verdict != DANESTS_DELIVER)
-		return exim_fail(yield, "%s: %s (%s)", d->domain,
-		    danests_verdict_name(d->verdict), d->reason);
+	if ((d = exim_decided(yield, argv[0], conf, dflt, true, &rc)) == NULL)
+		return rc;
 	h = exim_host(d, (const char *)argv[1]);
 	*out = h != NULL ? h->policy : DANESTS_POLICY_SKIP;
 	return OK;
