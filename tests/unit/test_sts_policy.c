@@ -12,6 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "table.h"
+
 #include "danests-internal.h"
 
 #define V "version: STSv1\n"
@@ -533,30 +535,7 @@ test_copy(void **state)
 	sts_policy_clear(&dst);
 }
 
-#define NROWS(a) (sizeof(a) / sizeof((a)[0]))
 
-/* run_table - run each row of a table as its own cmocka test */
-static int
-run_table(const char *group, const void *rows, size_t n, size_t rowsz,
-    void (*fn)(void **))
-{
-	struct CMUnitTest *t;
-	size_t i;
-	int rc;
-
-	t = calloc(n, sizeof(*t));
-	assert_non_null(t);
-	for (i = 0; i < n; i++) {
-		const char *row = (const char *)rows + i * rowsz;
-
-		t[i].name = *(const char *const *)row;	/* name is first */
-		t[i].test_func = fn;
-		t[i].initial_state = (void *)(uintptr_t)row;
-	}
-	rc = _cmocka_run_group_tests(group, t, n, NULL, NULL);
-	free(t);
-	return rc;
-}
 
 int
 main(void)
