@@ -251,9 +251,16 @@ sts_fetch_is_cert_error(struct sts_fetch *fe, CURLcode rc)
 #endif
 		return true;
 	case CURLE_SSL_CONNECT_ERROR:
-		/* OpenSSL may report a failed chain as a handshake error. */
+		/*
+		 * A handshake error is a certificate error only when the
+		 * chain was verified and rejected.  libcurl sets the verify
+		 * result to 1 (!X509_V_OK) before the handshake and leaves
+		 * it there when the handshake fails earlier (protocol
+		 * version, ciphers, alerts): that is a fetch error.  X509
+		 * verification failures have codes above 1.
+		 */
 		if (curl_easy_getinfo(fe->easy, CURLINFO_SSL_VERIFYRESULT,
-		    &vr) == CURLE_OK && vr != 0)
+		    &vr) == CURLE_OK && vr > 1)
 			return true;
 		return false;
 	default:

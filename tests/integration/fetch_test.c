@@ -23,6 +23,7 @@
 #define ADDR_UNTRUSTED	"127.10.1.2"
 #define ADDR_WRONGNAME	"127.10.1.3"
 #define ADDR_EXPIRED	"127.10.1.4"
+#define ADDR_TLS10	"127.10.1.5"
 #define ADDR_DOWN	"127.10.1.9"
 
 #define FETCH_ERR	"sts-policy-fetch-error"
@@ -80,6 +81,10 @@ static const struct expect table[] = {
 	    "certificate: " },
 	{ "sts-expired.test", ADDR_EXPIRED, DANESTS_TEMP, WEBPKI, 0,
 	    "expired" },
+	/* A handshake that fails on the protocol version is no certificate
+	 * problem: the certificate there is good. */
+	{ "sts-tls10.test", ADDR_TLS10, DANESTS_TEMP, FETCH_ERR, 0,
+	    "protocol version" },
 	{ "sts-down.test", ADDR_DOWN, DANESTS_TEMP, FETCH_ERR, 0,
 	    "onnect" },
 };

@@ -156,13 +156,15 @@ policies() {
 	pad "$www/sts-slow.test/.well-known/mta-sts.txt" 4096
 }
 
-# certs - leaf certificates for the four policy addresses
+# certs - leaf certificates for the policy addresses
 certs() {
 	p=$DIR/pki
 	rm -rf "$p"
 	mkdir -p "$p"
 	sts_domains | sed 's/^/mta-sts./' > "$p/good.san"
 	[ -s "$p/good.san" ] || die "no sts-* domain in $LIST"
+	# the TLS 1.0/1.1-only host (127.10.1.5) has a good certificate
+	echo mta-sts.sts-tls10.test >> "$p/good.san"
 	leaf good mta-sts.sts-enforce.test "$CA_DIR/ca.crt" "$CA_DIR/ca.key"
 
 	# a CA of our own that no client trusts
@@ -223,7 +225,7 @@ up() {
 		stop
 		die "nginx does not answer on 127.10.1.1:$PORT"
 	fi
-	echo "https: nginx up on 127.10.1.1-4:$PORT (pid $(cat "$PIDFILE"))"
+	echo "https: nginx up on 127.10.1.1-5:$PORT (pid $(cat "$PIDFILE"))"
 }
 
 case ${1:-} in
