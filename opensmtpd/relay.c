@@ -45,7 +45,6 @@ struct dreq {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct relay_conf conf;		/* under lock */
 static struct dreq *queue;		/* under lock */
-static unsigned sessions;		/* under lock */
 static bool debug;
 
 static struct event_base *base;
@@ -95,6 +94,7 @@ relay_conf_defaults(struct relay_conf *c)
 	snprintf(c->tmpdir, sizeof(c->tmpdir), "/var/tmp");
 	c->max_sessions = 200;
 	c->parallel = 8;
+	c->max_deliveries = 100;
 	c->max_rcpts = 1000;
 	c->size_max = 50ULL * 1024 * 1024;
 	c->mem_max = 1024 * 1024;
@@ -152,6 +152,7 @@ relay_conf_key(struct relay_conf *c, const char *key, const char *val,
 		{ "block_timeout", 1, 600, 14 },
 		{ "dot_timeout", 1, 1200, 15 },
 		{ "reply_gap", 0, 2000, 16 },
+		{ "max_deliveries", 1, 10000, 17 },
 	};
 	unsigned long long v;
 	size_t i;
@@ -205,6 +206,7 @@ relay_conf_key(struct relay_conf *c, const char *key, const char *val,
 		case 14: c->smtp.block_ms = (unsigned)v * 1000; break;
 		case 15: c->smtp.dot_ms = (unsigned)v * 1000; break;
 		case 16: c->reply_gap_ms = (unsigned)v; break;
+		case 17: c->max_deliveries = (unsigned)v; break;
 		}
 		return 0;
 	}
@@ -398,79 +400,54 @@ relay_decide(const char *domain, unsigned timeout_ms, char *why,
 	return d;
 }
 
-/* relay_session_done - a session thread ends */
-void
-relay_session_done(void)
-{
-	pthread_mutex_lock(&lock);
-	sessions--;
-	pthread_mutex_unlock(&lock);
-}
-
-/* accept_cb - a new LMTP connection gets a thread */
+/* accept_cb - a new LMTP connection gets a thread (threads.c) */
 static void
 accept_cb(evutil_socket_t lfd, short ev, void *arg)
 {
 	static const char busy[] = "421 4.3.2 too many connections, try "
 	    "later\r\n";
-	pthread_attr_t attr;
-	pthread_t tid;
-	int fd, *p;
-	bool full;
+	unsigned max;
+	int fd, rc;
 
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
 		return;
 	pthread_mutex_lock(&lock);
-	full = sessions >= conf.max_sessions;
-	if (!full)
-		sessions++;
+	max = conf.max_sessions;
 	pthread_mutex_unlock(&lock);
-	if (full) {
+	if ((rc = threads_session(fd, max)) == 0)
+		return;
+	if (rc == 1) {
 		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL |
 		    MSG_DONTWAIT);
-		close(fd);
 		relay_log(LOG_WARNING, "max_sessions reached, connection "
 		    "refused");
-		return;
 	}
-	if ((p = malloc(sizeof(*p))) == NULL)
-		goto fail;
-	*p = fd;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-	if (pthread_create(&tid, &attr, session_main, p) != 0) {
-		pthread_attr_destroy(&attr);
-		free(p);
-		goto fail;
-	}
-	pthread_attr_destroy(&attr);
-	return;
-fail:
 	close(fd);
-	relay_session_done();
 }
 
-/* tick_cb - retire an old context after SIGHUP; end after SIGTERM */
+/* tick_cb - retire an old context after SIGHUP; reap ended sessions;
+ * end the loop once a stop left no session open */
 static void
 tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
+	static bool late;
 	unsigned n;
 
 	if (old_ctx != NULL && danests_ctx_pending(old_ctx) == 0) {
 		danests_ctx_free(old_ctx);
 		old_ctx = NULL;
 	}
+	n = threads_reap();
 	if (!stopping)
 		return;
-	pthread_mutex_lock(&lock);
-	n = sessions;
-	pthread_mutex_unlock(&lock);
-	if (n == 0 || time(NULL) >= stop_by) {
-		if (n > 0)
-			relay_log(LOG_WARNING, "exiting with %u sessions "
-			    "still open", n);
+	if (n == 0) {
 		event_base_loopbreak(base);
+		return;
+	}
+	/* every wait of a session is bounded; say so if one is late */
+	if (!late && time(NULL) >= stop_by) {
+		late = true;
+		relay_log(LOG_WARNING, "%u sessions still finishing", n);
 	}
 }
 
@@ -510,8 +487,9 @@ reload(void)
 	relay_log(LOG_INFO, "configuration reloaded from %s", conf_path);
 }
 
-/* signal_cb - SIGHUP reloads; SIGTERM/SIGINT stop accepting and end
- * once the open sessions are done (bounded) */
+/* signal_cb - SIGHUP reloads; SIGTERM/SIGINT stop accepting, close idle
+ * sessions (421) and end once the transactions in flight are done
+ * (bounded by transaction_timeout) */
 static void
 signal_cb(evutil_socket_t sig, short ev, void *arg)
 {
@@ -525,6 +503,7 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 	    (int)sig);
 	stopping = true;
 	stop_by = time(NULL) + conf.transaction_s + 10;
+	threads_stop();
 	if (ev_listen != NULL)
 		event_del(ev_listen);
 	if (listen_fd >= 0)
@@ -669,7 +648,7 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() != 0 || (base = event_base_new()) ==
-	    NULL) {
+	    NULL || threads_init() != 0) {
 		relay_log(LOG_ERR, "cannot create the event loop");
 		return 71;
 	}
@@ -708,6 +687,7 @@ main(int argc, char **argv)
 	relay_log(LOG_INFO, "listening on %s (LMTP), %s", conf.listen,
 	    DANESTS_VERSION);
 	event_base_dispatch(base);
+	threads_join();
 	relay_log(LOG_INFO, "exiting");
 	return 0;
 }

@@ -5,7 +5,8 @@
  * core's decision context (danests_decide_async).  Each LMTP connection is
  * a thread of its own with bounded blocking I/O (session.c); after DATA it
  * delivers each recipient domain in a worker thread with the core's SMTP
- * client, and asks the main thread for decisions (relay_decide).
+ * client (at most max_deliveries over all sessions, threads.c), and asks
+ * the main thread for decisions (relay_decide).
  */
 #ifndef DANESTS_RELAY_H
 #define DANESTS_RELAY_H
@@ -14,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define RELAY_NAME	"danests-relay"
 #define RELAY_CONF	"/etc/danests/relay.conf"
@@ -26,6 +28,7 @@ struct relay_conf {
 	char ca_file[512];	/* CA bundle for PKIX ("" system store) */
 	unsigned max_sessions;	/* concurrent LMTP connections */
 	unsigned parallel;	/* domains delivered at once per message */
+	unsigned max_deliveries;	/* delivery threads over all sessions */
 	unsigned max_rcpts;	/* per transaction (RFC 5321 4.5.3.1.8) */
 	unsigned long long size_max;	/* SIZE limit (RFC 1870) */
 	size_t mem_max;		/* held in memory up to this, then a file */
@@ -52,9 +55,19 @@ struct ssl_ctx_st *relay_tls(void);
 /* relay_conf_get - a snapshot of the current configuration (copied; its
  * core pointer is not to be used) */
 void relay_conf_get(struct relay_conf *out);
-void relay_session_done(void);
 
 /* session.c */
-void *session_main(void *arg);	/* arg: malloc'ed int fd */
+void session_main(int fd);	/* one connection; closes fd */
+
+/* threads.c */
+int threads_init(void);
+int threads_session(int fd, unsigned max);
+void threads_stop(void);
+unsigned threads_reap(void);
+void threads_join(void);
+int relay_stop_fd(void);
+bool relay_stopping(void);
+bool relay_slot_get(unsigned max, uint64_t end_ms);
+void relay_slot_put(void);
 
 #endif /* DANESTS_RELAY_H */

@@ -4,8 +4,8 @@
  * Commands are read with a bounded line buffer and an idle timeout;
  * after the end of DATA the recipients are grouped by domain, each domain
  * is delivered by a worker thread with the core's SMTP client (at most
- * `parallel` at once), and one reply per recipient goes back in RCPT
- * order (RFC 2033 4.2).  Nothing is acknowledged before the remote MX
+ * `parallel` at once, and at most max_deliveries over all sessions), and
+ * one reply per recipient goes back in RCPT order (RFC 2033 4.2).  Nothing is acknowledged before the remote MX
  * accepted the message: a relay that dies leaves the message in
  * OpenSMTPD's queue.  The message lives for the transaction only, in
  * memory up to mem_max, then in an unlinked temporary file.
@@ -122,12 +122,12 @@ s_reply(struct session *s, int code, const char *text)
 }
 
 /* s_fill - read more bytes into rbuf within idle_s: 1 got some, 0 EOF,
- * -1 timeout or error */
+ * -1 timeout or error, -3 the relay stops (nothing more is read) */
 static int
 s_fill(struct session *s)
 {
 	uint64_t end = mono_ms() + (uint64_t)s->conf.idle_s * 1000, t;
-	struct pollfd pfd;
+	struct pollfd pfd[2];
 	ssize_t n;
 
 	if (s->roff > 0) {
@@ -136,6 +136,8 @@ s_fill(struct session *s)
 		s->roff = 0;
 	}
 	for (;;) {
+		if (relay_stopping())
+			return -3;
 		n = recv(s->fd, s->rbuf + s->rlen, sizeof(s->rbuf) - s->rlen,
 		    MSG_DONTWAIT);
 		if (n > 0) {
@@ -148,15 +150,17 @@ s_fill(struct session *s)
 			return -1;
 		if ((t = mono_ms()) >= end)
 			return -1;
-		pfd.fd = s->fd;
-		pfd.events = POLLIN;
-		(void)poll(&pfd, 1, (int)(end - t));
+		pfd[0].fd = s->fd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = relay_stop_fd();
+		pfd[1].events = POLLIN;
+		(void)poll(pfd, 2, (int)(end - t));
 	}
 }
 
 /* s_line - the next line (without CR LF) into line[LMTP_LINE_MAX + 1].
  * Returns its length, -1 EOF/timeout, -2 too long (the rest of the line
- * was discarded) */
+ * was discarded), -3 the relay stops */
 static long
 s_line(struct session *s, char *line)
 {
@@ -186,7 +190,7 @@ s_line(struct session *s, char *line)
 			s->roff = s->rlen;
 		}
 		if ((rc = s_fill(s)) <= 0)
-			return -1;
+			return rc == -3 ? -3 : -1;
 	}
 }
 
@@ -279,20 +283,22 @@ msg_add(struct session *s, const char *p, size_t n)
 
 /* read_data - the message up to the "." line (RFC 5321 4.1.1.4), stored
  * as received (dot-stuffed, CRLF line ends).  0 complete, -1 the client
- * went away or stalled, -2 local storage failed (the rest was read) */
+ * went away or stalled, -2 local storage failed (the rest was read), -3
+ * the relay stops (nothing was acknowledged) */
 static int
 read_data(struct session *s)
 {
 	bool bol = true, failed = false;
 	char *nl, *p;
 	size_t n, take;
+	int rc;
 
 	for (;;) {
 		p = s->rbuf + s->roff;
 		n = s->rlen - s->roff;
 		if (n == 0) {
-			if (s_fill(s) <= 0)
-				return -1;
+			if ((rc = s_fill(s)) <= 0)
+				return rc == -3 ? -3 : -1;
 			continue;
 		}
 		nl = memchr(p, '\n', n);
@@ -300,16 +306,16 @@ read_data(struct session *s)
 			/* a partial line; never the terminator unless it
 			 * may still become ".\r\n" */
 			if (bol && n < 3 && p[0] == '.') {
-				if (s_fill(s) <= 0)
-					return -1;
+				if ((rc = s_fill(s)) <= 0)
+					return rc == -3 ? -3 : -1;
 				continue;
 			}
 			if (!failed && msg_add(s, p, n) != 0)
 				failed = true;
 			s->roff = s->rlen;
 			bol = false;
-			if (s_fill(s) <= 0)
-				return -1;
+			if ((rc = s_fill(s)) <= 0)
+				return rc == -3 ? -3 : -1;
 			continue;
 		}
 		take = (size_t)(nl - p) + 1;
@@ -404,6 +410,15 @@ expired:
 	return NULL;
 }
 
+/* group_thread - a worker: one domain, then its slot back */
+static void *
+group_thread(void *arg)
+{
+	group_main(arg);
+	relay_slot_put();
+	return NULL;
+}
+
 /* reply_pace - let the client read one LMTP reply before the next.
  * OpenSMTPD 6.8's mta takes one reply per read and fails the rest of the
  * transaction ("Remote host sent too much data") when two arrive in one
@@ -480,12 +495,16 @@ deliver(struct session *s)
 	/* at most `parallel` domains at once; each worker bounded by end */
 	for (next = 0, running = 0, k = 0; k < ngroups; ) {
 		while (next < ngroups && running < s->conf.parallel) {
-			if (pthread_create(&groups[next].tid, &attr, group_main,
-			    &groups[next]) == 0) {
+			/* a slot of max_deliveries, in turn with the other
+			 * sessions; none before the end: the time is up */
+			if (!relay_slot_get(s->conf.max_deliveries, end))
+				group_main(&groups[next]);
+			else if (pthread_create(&groups[next].tid, &attr,
+			    group_thread, &groups[next]) == 0) {
 				groups[next].started = true;
 				running++;
 			} else
-				group_main(&groups[next]);
+				group_thread(&groups[next]);
 			next++;
 		}
 		if (groups[k].started) {
@@ -536,7 +555,7 @@ session_loop(struct session *s)
 	struct lmtp_cmd *cmd;
 	char *line;
 	const char *why;
-	long n;
+	long n = 0;
 	int rc;
 
 	cmd = malloc(sizeof(*cmd));
@@ -554,7 +573,13 @@ session_loop(struct session *s)
 			goto out;
 	}
 	for (;;) {
-		if ((n = s_line(s, line)) == -1) {
+		/* RFC 5321 3.8: a server that must stop says 421 and closes;
+		 * between commands nothing is in flight */
+		if (relay_stopping() || (n = s_line(s, line)) == -3) {
+			(void)s_reply(s, 421, "4.3.2 shutting down");
+			break;
+		}
+		if (n == -1) {
 			(void)s_reply(s, 421, "4.4.2 timeout or connection "
 			    "lost, closing");
 			break;
@@ -634,6 +659,12 @@ session_loop(struct session *s)
 				break;
 			}
 			rc = read_data(s);
+			if (rc == -3) {
+				/* nothing was acknowledged: the client
+				 * keeps the message */
+				(void)s_reply(s, 421, "4.3.2 shutting down");
+				goto out;
+			}
 			if (rc == -1) {
 				/* the client vanished: nothing was
 				 * acknowledged, nothing is delivered */
@@ -679,14 +710,12 @@ out:
 	free(line);
 }
 
-/* session_main - thread body for one accepted connection */
-void *
-session_main(void *arg)
+/* session_main - one accepted connection, in its own thread */
+void
+session_main(int fd)
 {
 	struct session *s;
-	int fd = *(int *)arg;
 
-	free(arg);
 	if ((s = calloc(1, sizeof(*s))) != NULL) {
 		s->fd = fd;
 		s->tmpfd = -1;
@@ -696,6 +725,4 @@ session_main(void *arg)
 		free(s);
 	}
 	close(fd);
-	relay_session_done();
-	return NULL;
 }

@@ -41,7 +41,7 @@ rm -rf "$W"
 mkdir -p "$W/cache" "$W/tmp"
 chown nobody "$W/cache" "$W/tmp" 2>/dev/null
 
-# conf FILE PORT SMTP_PORT - a relay configuration
+# conf FILE PORT SMTP_PORT [EXTRA] - a relay configuration
 conf() {
 	cat >"$1" <<EOF
 listen 127.0.0.1:$2
@@ -64,10 +64,12 @@ data_timeout 3
 block_timeout 3
 dot_timeout 5
 smtp_port $3
+${4:-}
 EOF
 }
 conf "$W/relay.conf" $PORT 25
-conf "$W/relay2.conf" $PORT2 $STALL_PORT
+conf "$W/relay2.conf" $PORT2 $STALL_PORT "max_deliveries 2"
+
 "$relay" -d -f "$W/relay.conf" >"$W/relay.log" 2>&1 &
 pids+=($!)
 "$relay" -d -f "$W/relay2.conf" >"$W/relay2.log" 2>&1 &
@@ -286,6 +288,70 @@ for d in dane-mitm.test dane-nostarttls.test sts-certbad.test; do
 done
 [ -z "$bad" ] && e2e_ok never-downgraded || e2e_notok never-downgraded "delivered to:$bad"
 
+# max_deliveries 2 (relay2, every MX stalls 3 s at the greeting): session
+# A delivers five domains, session B one domain half a second later.  At
+# most two delivery threads run over both sessions, and B waits for one
+# slot, not behind all of A's domains (sessions are served in turn).
+cat >"$W/cap.py" <<'EOF'
+import socket, sys, threading, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+A, B = sys.argv[3].split(","), sys.argv[4].split(",")
+def threads():
+    for l in open("/proc/%d/status" % pid):
+        if l.startswith("Threads:"):
+            return int(l.split()[1])
+base = threads()
+peak, stop, res = [base], [False], {}
+def sample():
+    while not stop[0]:
+        peak[0] = max(peak[0], threads()); time.sleep(0.02)
+def session(name, doms):
+    t0 = time.time()
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    f = s.makefile("rb")
+    def rd():
+        while True:
+            l = f.readline()
+            if not l or l[3:4] != b"-": return l.decode().strip()
+    rd()
+    for c in ["LHLO cap.test", "MAIL FROM:<s@relay-it.test>"] + \
+            ["RCPT TO:<cap@%s>" % d for d in doms] + ["DATA"]:
+        s.sendall(c.encode() + b"\r\n"); rd()
+    s.sendall(b"Subject: cap\r\n\r\ncap\r\n.\r\n")
+    r = [rd() for _ in doms]
+    res[name] = (time.time() - t0, r)
+    s.close()
+th = threading.Thread(target=sample); th.start()
+a = threading.Thread(target=session, args=("A", A)); a.start()
+time.sleep(0.5)
+b = threading.Thread(target=session, args=("B", B)); b.start()
+a.join(); b.join(); stop[0] = True; th.join()
+print("base %d peak %d" % (base, peak[0]))
+for n in ("A", "B"):
+    t, r = res.get(n, (0, []))
+    print("%s %.1f %s" % (n, t, "|".join(r)))
+EOF
+out=$("$PY" "$W/cap.py" $PORT2 "${pids[1]}" \
+    dane-ee.test,dane-ta.test,dane-ee-full.test,insecure.test,dane-mismatch.test \
+    mixed.test)
+echo "$out" >"$W/cap.out"
+read -r _ base _ peak <<<"$(head -1 <<<"$out")"
+# main thread + two sessions + two delivery threads
+if [ -n "$peak" ] && [ "$peak" -le $((base + 4)) ]; then
+	e2e_ok delivery-cap
+else
+	e2e_notok delivery-cap "threads $base at rest, $peak under load: $(tr '\n' ' ' <<<"$out")"
+fi
+ta=$(awk '$1 == "A" {print $2}' <<<"$out")
+tb=$(awk '$1 == "B" {print $2}' <<<"$out")
+if grep -Eq '^A [0-9.]+ 451 4\.4\.1([^|]*\|451 4\.4\.1){4}' <<<"$out" &&
+    grep -q '^B [0-9.]* 451 4\.4\.1' <<<"$out" &&
+    awk -v a="$ta" -v b="$tb" 'BEGIN { exit !(b + 0 > 0 && b + 0 < 8.5 && b + 0 < a + 0) }'; then
+	e2e_ok delivery-cap-in-turn
+else
+	e2e_notok delivery-cap-in-turn "$(tr '\n' ' ' <<<"$out")"
+fi
+
 # stalling receiver: the relay answers 4xx within its bounds
 t0=$(date +%s)
 out=$(sed "s/@PEER@/$PEER/" <<'EOF' | lmtp $PORT2
@@ -346,6 +412,61 @@ grep -q "configuration reloaded" "$W/relay.log" && e2e_ok sighup-logged || e2e_n
 # SIGTERM: exits, bounded
 kill -TERM "${pids[0]}"
 if e2e_wait 10 sh -c "! kill -0 ${pids[0]} 2>/dev/null"; then e2e_ok sigterm-exit; else e2e_notok sigterm-exit; fi
+
+# SIGTERM with an idle session and a transaction in flight (relay2: the
+# MX stalls 3 s): the idle session gets 421 4.3.2 at once, the transaction
+# its reply, then the relay exits (0) with every thread joined
+cat >"$W/stop.py" <<'EOF'
+import os, signal, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+def conn():
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    return s, s.makefile("rb")
+def rd(f):
+    while True:
+        l = f.readline()
+        if not l or l[3:4] != b"-": return l.decode().strip() or "EOF"
+si, fi = conn(); rd(fi)
+si.sendall(b"LHLO idle.test\r\n"); rd(fi)
+st, ft = conn(); rd(ft)
+for c in [b"LHLO tx.test", b"MAIL FROM:<s@relay-it.test>",
+          b"RCPT TO:<stop@insecure.test>", b"DATA"]:
+    st.sendall(c + b"\r\n"); rd(ft)
+st.sendall(b"Subject: stop\r\n\r\nstop\r\n.\r\n")
+time.sleep(1)
+t0 = time.time()
+os.kill(pid, signal.SIGTERM)
+r = rd(fi)
+print("idle %.1f %s" % (time.time() - t0, r))
+r = rd(ft)
+print("tx %.1f %s" % (time.time() - t0, r))
+while time.time() - t0 < 30:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        break
+    time.sleep(0.05)
+print("exit %.1f" % (time.time() - t0))
+EOF
+out=$("$PY" "$W/stop.py" $PORT2 "${pids[1]}")
+echo "$out" >"$W/stop.out"
+wait "${pids[1]}"
+rc=$?
+idle=$(awk '$1 == "idle" {print $2}' <<<"$out")
+if grep -q '^idle [0-9.]* 421 4\.3\.2 ' <<<"$out" &&
+    awk -v t="$idle" 'BEGIN { exit !(t + 0 < 1.5) }'; then
+	e2e_ok sigterm-idle-421
+else
+	e2e_notok sigterm-idle-421 "$(tr '\n' ' ' <<<"$out")"
+fi
+ex=$(awk '$1 == "exit" {print $2}' <<<"$out")
+if grep -q '^tx [0-9.]* 451 4\.4\.1 ' <<<"$out" &&
+    awk -v t="$ex" 'BEGIN { exit !(t + 0 < 6) }' && [ "$rc" = 0 ] &&
+    ! grep -q 'still open\|still finishing' "$W/relay2.log"; then
+	e2e_ok sigterm-in-flight-finishes
+else
+	e2e_notok sigterm-in-flight-finishes "rc $rc: $(tr '\n' ' ' <<<"$out")"
+fi
 
 cleanup
 [ "$E2E_FAILS" = 0 ]
