@@ -36,10 +36,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +57,10 @@
 #define CACHE_REBUILD_GRACE (24 * 3600)	/* see cache_was_rebuilt */
 #endif
 #define CACHE_MAXREADERS 512	/* one slot per concurrent reader */
+/* lock.mdb's size, allocated before LMDB maps it: LMDB's reader table for
+ * CACHE_MAXREADERS (32,896 bytes with LMDB 0.9) fits; a larger file gives
+ * room for more readers, never fewer */
+#define CACHE_LOCK_SIZE	((off_t)64 << 10)
 #define CACHE_FORMAT	1	/* value layout version */
 #define CACHE_STS_MAX	(256 * 1024)	/* encoded policy cap */
 #define CACHE_DEC_MAX	(1024 * 1024)	/* decision JSON cap */
@@ -68,6 +74,8 @@ struct cache {
 	MDB_dbi dec;
 	MDB_dbi meta;
 	pid_t pid;		/* process that opened env */
+	dev_t data_dev;		/* data.mdb as checked and opened */
+	ino_t data_ino;
 	time_t rebuilt_at;	/* 0: never rebuilt */
 	char dir[PATH_MAX];
 };
@@ -355,21 +363,358 @@ again:
 	return mdb_txn_commit(txn);
 }
 
-/* env_open - open the environment in c->dir; c->env set on success */
-static int
-env_open(struct cache *c)
-{
-	MDB_env *env;
-	int rc;
+/*
+ * Shared state.  Every program of every adapter opens the one directory:
+ * root (danests check, exim -bt), the daemons as the service account, and
+ * Exim's delivery processes as members of the service group.  So whoever
+ * creates something makes it the service group's: the directory 2770
+ * (setgid: files inherit the group) and files 0660, chowned to the service
+ * account when root creates them, and set by fchmod so that no umask
+ * narrows them.  Without a service group the cache stays private to its
+ * creator (0700 and 0600).
+ *
+ * Trust: LMDB opens data.mdb and lock.mdb by name and follows symbolic
+ * links, so a directory that someone else could write would let them point
+ * the cache (written by root) at any file.  The directory must be owned by
+ * root, by this user or by the service account, writable by no other user
+ * (group write only for the service group or group 0) and no symbolic
+ * link; every file in it a regular file with one link, owned by one of
+ * those or by a member of the service group, with the same write rule.
+ * Once the directory is trusted only trusted users can replace its entries,
+ * which closes the window between these checks and LMDB's own open; the
+ * identity of data.mdb is compared again after the open.  The directory's
+ * ancestors are not checked: they belong to the administrator.
+ */
+#define CACHE_ACCOUNT	"_danests"	/* service user and group */
+#define CACHE_FIX	"chown " CACHE_ACCOUNT ":" CACHE_ACCOUNT " %s; " \
+			"chmod %s %s"
 
-	if ((rc = mdb_env_create(&env)) != 0)
+/* The service account as this machine knows it. */
+struct account {
+	uid_t uid;
+	gid_t gid;
+	bool has_uid;
+	bool has_gid;
+};
+
+/* account_load - look the service account up (absent on a bare system) */
+static void
+account_load(struct account *a)
+{
+	struct passwd pw, *pp = NULL;
+	struct group gr, *gp = NULL;
+	char buf[16384];
+
+	memset(a, 0, sizeof(*a));
+	if (getpwnam_r(CACHE_ACCOUNT, &pw, buf, sizeof(buf), &pp) == 0 &&
+	    pp != NULL) {
+		a->uid = pp->pw_uid;
+		a->has_uid = true;
+	}
+	if (getgrnam_r(CACHE_ACCOUNT, &gr, buf, sizeof(buf), &gp) == 0 &&
+	    gp != NULL) {
+		a->gid = gp->gr_gid;
+		a->has_gid = true;
+	}
+}
+
+/* account_member - is uid in the service group (primary or listed)? */
+static bool
+account_member(const struct account *a, uid_t uid)
+{
+	struct passwd pw, *pp = NULL;
+	struct group gr, *gp = NULL;
+	char pbuf[4096], gbuf[16384], name[256];
+	char **m;
+
+	if (!a->has_gid || getpwuid_r(uid, &pw, pbuf, sizeof(pbuf), &pp) !=
+	    0 || pp == NULL)
+		return false;
+	if (pp->pw_gid == a->gid)
+		return true;
+	if (strlcpy(name, pp->pw_name, sizeof(name)) >= sizeof(name) ||
+	    getgrgid_r(a->gid, &gr, gbuf, sizeof(gbuf), &gp) != 0 ||
+	    gp == NULL)
+		return false;
+	for (m = gp->gr_mem; *m != NULL; m++)
+		if (strcmp(*m, name) == 0)
+			return true;
+	return false;
+}
+
+/* trust_fault - why others than root and the service could change an
+ * object of the cache (NULL: they can't) */
+static const char *
+trust_fault(const struct account *a, const struct stat *st, bool file)
+{
+	uid_t u = st->st_uid;
+
+	if (file && !S_ISREG(st->st_mode))
+		return "not a regular file";
+	if (!file && !S_ISDIR(st->st_mode))
+		return "not a directory";
+	if (u != 0 && u != geteuid() && !(a->has_uid && u == a->uid) &&
+	    !(file && account_member(a, u)))
+		return "owned by another user";
+	if (st->st_mode & S_IWOTH)
+		return "writable by every user";
+	if ((st->st_mode & S_IWGRP) && st->st_gid != 0 &&
+	    !(a->has_gid && st->st_gid == a->gid))
+		return "writable by another group";
+	if (file && st->st_nlink != 1)
+		return "hard-linked elsewhere";
+	return NULL;
+}
+
+/* trust_check - refuse an untrusted object, saying why and what to do */
+static int
+trust_check(const struct account *a, const struct stat *st, bool file,
+    const char *path, const char *dir, char *why, size_t whylen)
+{
+	const char *fault;
+
+	if ((fault = trust_fault(a, st, file)) == NULL)
+		return 0;
+	why_set(why, whylen, "cache: %s: %s (uid %u gid %u mode %04o); "
+	    "refused; fix: " CACHE_FIX, path, fault, (unsigned)st->st_uid,
+	    (unsigned)st->st_gid, (unsigned)(st->st_mode & 07777),
+	    file ? path : dir, file ? "0660" : "2770", file ? path : dir);
+	return EPERM;
+}
+
+/* share - give an object the shared owner and mode (see above); may fail
+ * quietly, the trust check that follows has the last word */
+static void
+share(int fd, const struct account *a, bool file)
+{
+	struct stat st;
+
+	if (a->has_gid) {
+		if (geteuid() == 0 && a->has_uid)
+			(void)fchown(fd, a->uid, a->gid);
+		else
+			(void)fchown(fd, (uid_t)-1, a->gid);
+	}
+	if (fstat(fd, &st) < 0)
+		return;
+	if (a->has_gid && st.st_gid == a->gid)
+		(void)fchmod(fd, file ? 0660 : 02770);
+	else
+		(void)fchmod(fd, file ? 0600 : 0700);
+}
+
+/* dir_open - open (creating when missing) and check the directory; the
+ * descriptor, or -1 with why set */
+static int
+dir_open(struct cache *c, const struct account *a, bool *shared, char *why,
+    size_t whylen)
+{
+	struct stat lst, st;
+	bool made;
+	int dfd;
+
+	made = mkdir(c->dir, 0700) == 0;
+	if (!made && errno != EEXIST) {
+		why_set(why, whylen, "cache: mkdir %s: %s", c->dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (lstat(c->dir, &lst) < 0) {
+		why_set(why, whylen, "cache: %s: %s", c->dir, strerror(errno));
+		return -1;
+	}
+	if (S_ISLNK(lst.st_mode)) {
+		why_set(why, whylen, "cache: %s: a symbolic link; refused: "
+		    "give the real directory", c->dir);
+		return -1;
+	}
+	if (!S_ISDIR(lst.st_mode)) {
+		why_set(why, whylen, "cache: %s: not a directory", c->dir);
+		return -1;
+	}
+	if ((dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) < 0) {
+		why_set(why, whylen, "cache: %s: %s", c->dir, strerror(errno));
+		return -1;
+	}
+	if (made)
+		share(dfd, a, false);
+	if (fstat(dfd, &st) < 0 || st.st_dev != lst.st_dev ||
+	    st.st_ino != lst.st_ino) {
+		why_set(why, whylen, "cache: %s: changed while opening",
+		    c->dir);
+		close(dfd);
+		return -1;
+	}
+	if (trust_check(a, &st, false, c->dir, c->dir, why, whylen) != 0) {
+		close(dfd);
+		return -1;
+	}
+	*shared = a->has_gid && st.st_gid == a->gid;
+	return dfd;
+}
+
+/* file_open - open (creating when missing) and check one file of the
+ * directory; the descriptor, or -1 with why set */
+static int
+file_open(struct cache *c, int dfd, const char *name, int flags,
+    const struct account *a, bool shared, struct stat *st, char *why,
+    size_t whylen)
+{
+	char path[PATH_MAX];
+	bool made = false;
+	int fd;
+
+	if (cache_path(path, sizeof(path), c->dir, name) < 0) {
+		why_set(why, whylen, "cache: %s: name too long", c->dir);
+		return -1;
+	}
+	flags |= O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
+	if ((fd = openat(dfd, name, flags | O_CREAT | O_EXCL, 0600)) >= 0)
+		made = true;
+	else if (errno == EEXIST)
+		fd = openat(dfd, name, flags);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			why_set(why, whylen, "cache: %s: a symbolic link; "
+			    "refused: remove it", path);
+		else
+			why_set(why, whylen, "cache: %s: %s%s", path,
+			    strerror(errno), errno == EACCES ? "; fix: "
+			    "chown " CACHE_ACCOUNT ":" CACHE_ACCOUNT
+			    " and chmod 0660 it" : "");
+		return -1;
+	}
+	if (fstat(fd, st) < 0) {
+		why_set(why, whylen, "cache: %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (made)
+		share(fd, a, true);
+	else if (trust_check(a, st, true, path, c->dir, why, whylen) != 0) {
+		close(fd);
+		return -1;
+	} else if (shared && ((st->st_mode & 07777) != 0660 ||
+	    st->st_gid != a->gid ||
+	    (geteuid() == 0 && a->has_uid && st->st_uid != a->uid)))
+		share(fd, a, true);	/* left private by an older version */
+	if (fstat(fd, st) < 0 ||
+	    trust_check(a, st, true, path, c->dir, why, whylen) != 0) {
+		if (why != NULL && whylen > 0 && why[0] == '\0')
+			why_set(why, whylen, "cache: %s: %s", path,
+			    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * files_prepare - check (creating when missing) data.mdb and lock.mdb
+ * before LMDB opens them by name, and give the lock file its blocks.
+ * LMDB maps the lock file and writes its reader table through the map;
+ * a sparse file on a full disk turns that write into SIGBUS, so the
+ * blocks are allocated here, where a full disk is an error (ENOSPC).
+ * The data file is written with pwrite(2) (no MDB_WRITEMAP): a full disk
+ * fails a commit, it does not raise a signal.
+ */
+static int
+files_prepare(struct cache *c, int dfd, const struct account *a,
+    bool shared, char *why, size_t whylen)
+{
+	struct stat st;
+	int fd, rc;
+
+	if ((fd = file_open(c, dfd, "data.mdb", O_RDONLY, a, shared, &st,
+	    why, whylen)) < 0)
+		return EPERM;
+	c->data_dev = st.st_dev;
+	c->data_ino = st.st_ino;
+	close(fd);
+	/* nothing else of this process has lock.mdb open here, so closing
+	 * this descriptor drops no fcntl lock of an environment */
+	if ((fd = file_open(c, dfd, "lock.mdb", O_RDWR, a, shared, &st, why,
+	    whylen)) < 0)
+		return EPERM;
+	rc = posix_fallocate(fd, 0, st.st_size > CACHE_LOCK_SIZE ?
+	    st.st_size : CACHE_LOCK_SIZE);
+	close(fd);
+	if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+		why_set(why, whylen, "cache: %s/lock.mdb: cannot allocate "
+		    "%lld bytes: %s", c->dir, (long long)CACHE_LOCK_SIZE,
+		    strerror(rc));
 		return rc;
+	}
+	return 0;
+}
+
+/* rebuild_lock - take rebuild.lock (LOCK_SH to open, LOCK_EX to rebuild);
+ * the descriptor, or -1 with why set */
+static int
+rebuild_lock(struct cache *c, int op, char *why, size_t whylen)
+{
+	struct account a;
+	struct stat st;
+	bool shared;
+	int dfd, fd;
+
+	account_load(&a);
+	if ((dfd = dir_open(c, &a, &shared, why, whylen)) < 0)
+		return -1;
+	fd = file_open(c, dfd, "rebuild.lock", O_RDWR, &a, shared, &st, why,
+	    whylen);
+	close(dfd);
+	if (fd >= 0 && flock(fd, op) < 0) {
+		why_set(why, whylen, "cache: %s/rebuild.lock: %s", c->dir,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* env_open - check the directory and its files, then open the environment
+ * in c->dir (c->env set on success).  An LMDB or errno code; why is set
+ * for a refusal.  locked: the caller holds rebuild.lock already. */
+static int
+env_open(struct cache *c, bool locked, char *why, size_t whylen)
+{
+	struct account a;
+	struct stat st;
+	MDB_env *env;
+	bool shared;
+	int rc, dfd, lockfd = -1, fd;
+
+	/* a rebuild must not run between the checks and LMDB's open */
+	if (!locked && (lockfd = rebuild_lock(c, LOCK_SH, why, whylen)) < 0)
+		return EPERM;
+	account_load(&a);
+	if ((dfd = dir_open(c, &a, &shared, why, whylen)) < 0) {
+		rc = EPERM;
+		goto out;
+	}
+	rc = files_prepare(c, dfd, &a, shared, why, whylen);
+	close(dfd);
+	if (rc != 0)
+		goto out;
+	if ((rc = mdb_env_create(&env)) != 0)
+		goto out;
 	if ((rc = mdb_env_set_mapsize(env, CACHE_MAP_SIZE)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(env, CACHE_MAXREADERS)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(env, 4)) != 0 ||
 	    (rc = mdb_env_open(env, c->dir, MDB_NOTLS, 0600)) != 0) {
 		mdb_env_close(env);
-		return rc;
+		goto out;
+	}
+	/* the file LMDB opened is the one checked */
+	if (mdb_env_get_fd(env, &fd) != 0 || fstat(fd, &st) < 0 ||
+	    st.st_dev != c->data_dev || st.st_ino != c->data_ino) {
+		why_set(why, whylen, "cache: %s/data.mdb changed while "
+		    "opening", c->dir);
+		mdb_env_close(env);
+		rc = EPERM;
+		goto out;
 	}
 	c->env = env;
 	c->pid = getpid();
@@ -379,10 +724,27 @@ env_open(struct cache *c)
 		mdb_env_close(env);
 		c->env = NULL;
 	}
+out:
+	if (lockfd >= 0)
+		close(lockfd);
 	return rc;
 }
 
-/* env_rebuild - move a corrupt environment aside and start afresh */
+/* env_replaced - was data.mdb moved aside (rebuilt) by another process
+ * since this one opened it? */
+static bool
+env_replaced(struct cache *c)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	return cache_path(path, sizeof(path), c->dir, "data.mdb") == 0 &&
+	    (lstat(path, &st) < 0 || st.st_dev != c->data_dev ||
+	    st.st_ino != c->data_ino);
+}
+
+/* env_rebuild - move a corrupt environment aside and start afresh; the
+ * caller holds rebuild.lock exclusively */
 static int
 env_rebuild(struct cache *c, time_t now, char *why, size_t whylen)
 {
@@ -404,7 +766,7 @@ env_rebuild(struct cache *c, time_t now, char *why, size_t whylen)
 		return ENAMETOOLONG;
 	if (unlink(path) < 0 && errno != ENOENT)
 		return errno;
-	if ((rc = env_open(c)) != 0)
+	if ((rc = env_open(c, true, why, whylen)) != 0)
 		return rc;
 	put_le64(t, (int64_t)now);
 	k.mv_data = "rebuilt";
@@ -430,8 +792,7 @@ danests_status
 cache_open(const char *dir, struct cache **out, char *why, size_t whylen)
 {
 	struct cache *c;
-	struct stat st;
-	char lockpath[PATH_MAX];
+	size_t len;
 	int rc, lockfd;
 
 	*out = NULL;
@@ -445,30 +806,23 @@ cache_open(const char *dir, struct cache **out, char *why, size_t whylen)
 		why_set(why, whylen, "cache: out of memory");
 		return DANESTS_TEMP;
 	}
-	if (strlcpy(c->dir, dir, sizeof(c->dir)) >= sizeof(c->dir) ||
-	    cache_path(lockpath, sizeof(lockpath), dir, "rebuild.lock") < 0) {
+	if ((len = strlcpy(c->dir, dir, sizeof(c->dir))) >= sizeof(c->dir) -
+	    sizeof("/data.mdb.corrupt-99999999999")) {
 		why_set(why, whylen, "cache: directory name too long");
 		free(c);
 		return DANESTS_TEMP;
 	}
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		why_set(why, whylen, "cache: mkdir %s: %s", dir,
-		    strerror(errno));
-		free(c);
-		return DANESTS_TEMP;
-	}
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		why_set(why, whylen, "cache: %s: not a directory", dir);
-		free(c);
-		return DANESTS_TEMP;
-	}
-	if ((rc = env_open(c)) == 0) {
+	/* "dir/" names what the link points to: check the link itself */
+	while (len > 1 && c->dir[len - 1] == '/')
+		c->dir[--len] = '\0';
+	if ((rc = env_open(c, false, why, whylen)) == 0) {
 		*out = c;
 		return DANESTS_OK;
 	}
 	if (!env_is_corrupt(rc)) {
-		why_set(why, whylen, "cache: open %s: %s", dir,
-		    mdb_strerror(rc));
+		if (why != NULL && whylen > 0 && why[0] == '\0')
+			why_set(why, whylen, "cache: open %s: %s", c->dir,
+			    mdb_strerror(rc));
 		free(c);
 		return DANESTS_TEMP;
 	}
@@ -478,21 +832,17 @@ cache_open(const char *dir, struct cache **out, char *why, size_t whylen)
 	 * move aside, one of them the other's fresh environment: whoever
 	 * comes second finds a good one and just uses it.
 	 */
-	if ((lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 ||
-	    flock(lockfd, LOCK_EX) < 0) {
-		why_set(why, whylen, "cache: %s: %s", lockpath,
-		    strerror(errno));
-		if (lockfd >= 0)
-			close(lockfd);
+	if ((lockfd = rebuild_lock(c, LOCK_EX, why, whylen)) < 0) {
 		free(c);
 		return DANESTS_TEMP;
 	}
-	if ((rc = env_open(c)) != 0 && env_is_corrupt(rc))
+	if ((rc = env_open(c, true, why, whylen)) != 0 && env_is_corrupt(rc))
 		rc = env_rebuild(c, time(NULL), why, whylen);
 	close(lockfd);
 	if (rc != 0) {
-		why_set(why, whylen, "cache: rebuild %s: %s", dir,
-		    mdb_strerror(rc));
+		if (why != NULL && whylen > 0 && why[0] == '\0')
+			why_set(why, whylen, "cache: rebuild %s: %s", c->dir,
+			    mdb_strerror(rc));
 		if (c->env != NULL)
 			mdb_env_close(c->env);
 		free(c);
@@ -525,14 +875,19 @@ env_forget(struct cache *c)
 	c->env = NULL;
 }
 
-/* cache_ready - make sure the environment belongs to this process */
+/* cache_ready - make sure the environment belongs to this process and is
+ * still the one in the directory (another process may have rebuilt it) */
 static int
 cache_ready(struct cache *c)
 {
-	if (c->env != NULL && c->pid == getpid())
-		return 0;
-	env_forget(c);
-	return env_open(c);
+	if (c->env != NULL && c->pid == getpid()) {
+		if (!env_replaced(c))
+			return 0;
+		mdb_env_close(c->env);
+		c->env = NULL;
+	} else
+		env_forget(c);
+	return env_open(c, false, NULL, 0);
 }
 
 /* cache_close - release the environment (not one inherited over fork) */

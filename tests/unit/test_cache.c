@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -755,16 +756,109 @@ test_unusable_dir(void **state)
 	    DANESTS_TEMP);
 	assert_int_equal(count_prefix(fx->dir, "data.mdb.corrupt-"), 0);
 
-	/* a created directory is private */
+	/* a created directory is the service group's, else private */
 	{
 		struct stat st;
 		char sub[512];
+		bool group = getgrnam("_danests") != NULL;
 
 		snprintf(sub, sizeof(sub), "%s/fresh", fx->tmp);
 		c = open_ok(sub);
 		cache_close(c);
 		assert_int_equal(stat(sub, &st), 0);
-		assert_int_equal(st.st_mode & 0777, 0700);
+		assert_int_equal(st.st_mode & 07777, group ? 02770 : 0700);
+		snprintf(path, sizeof(path), "%s/data.mdb", sub);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mode & 07777, group ? 0660 : 0600);
+	}
+}
+
+/* refused - opening dir fails as unavailable and why contains what */
+static void
+refused(const char *dir, const char *what)
+{
+	struct cache *c = (struct cache *)1;
+	char why[DANESTS_WHY_MAX] = "";
+
+	assert_int_equal(cache_open(dir, &c, why, sizeof(why)),
+	    DANESTS_TEMP);
+	assert_null(c);
+	if (strstr(why, what) == NULL)
+		fail_msg("why \"%s\" lacks \"%s\"", why, what);
+}
+
+/* test_trust - a directory or file others could write is refused, links
+ * are never followed, and nothing outside the directory is touched */
+static void
+test_trust(void **state)
+{
+	struct fix *fx = *state;
+	struct cache *c;
+	struct stat st;
+	char path[600], lnk[600], victim[600], buf[16];
+	mode_t old;
+	int fd;
+
+	/* created files get their mode whatever the umask */
+	old = umask(077);
+	c = open_ok(fx->dir);
+	umask(old);
+	cache_close(c);
+	snprintf(path, sizeof(path), "%s/lock.mdb", fx->dir);
+	assert_int_equal(stat(path, &st), 0);
+	/* the lock file's blocks are allocated, not a sparse map */
+	assert_true(st.st_size >= 32768);
+	assert_true((off_t)st.st_blocks * 512 >= st.st_size);
+
+	assert_int_equal(chmod(fx->dir, 0777), 0);
+	refused(fx->dir, "writable by every user");
+	assert_int_equal(chmod(fx->dir, 01777), 0);
+	refused(fx->dir, "chmod 2770");
+	assert_int_equal(chmod(fx->dir, 0700), 0);
+
+	snprintf(lnk, sizeof(lnk), "%s/link", fx->tmp);
+	assert_int_equal(symlink(fx->dir, lnk), 0);
+	refused(lnk, "a symbolic link");
+	snprintf(lnk, sizeof(lnk), "%s/link/", fx->tmp);
+	refused(lnk, "a symbolic link");
+
+	/* lock.mdb pointing elsewhere: refused, the target unchanged */
+	snprintf(victim, sizeof(victim), "%s/victim", fx->tmp);
+	assert_true((fd = open(victim, O_WRONLY | O_CREAT, 0600)) >= 0);
+	assert_int_equal(write(fd, "precious", 8), 8);
+	close(fd);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink(victim, path), 0);
+	refused(fx->dir, "lock.mdb: a symbolic link");
+	assert_true((fd = open(victim, O_RDONLY)) >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 8);
+	close(fd);
+	assert_memory_equal(buf, "precious", 8);
+	assert_int_equal(unlink(path), 0);
+
+	/* a second name for data.mdb */
+	snprintf(path, sizeof(path), "%s/data.mdb", fx->dir);
+	snprintf(lnk, sizeof(lnk), "%s/hard", fx->tmp);
+	assert_int_equal(link(path, lnk), 0);
+	refused(fx->dir, "hard-linked elsewhere");
+	assert_int_equal(unlink(lnk), 0);
+
+	assert_int_equal(chmod(path, 0666), 0);
+	refused(fx->dir, "writable by every user");
+	assert_int_equal(chmod(path, 0600), 0);
+	c = open_ok(fx->dir);
+	cache_close(c);
+
+	if (geteuid() == 0) {
+		/* owners and groups other than root and the service */
+		assert_int_equal(chown(path, 65534, 0), 0);
+		refused(fx->dir, "owned by another user");
+		assert_int_equal(chown(path, 0, 0), 0);
+		assert_int_equal(chown(fx->dir, 65534, 0), 0);
+		refused(fx->dir, "owned by another user");
+		assert_int_equal(chown(fx->dir, 0, 65534), 0);
+		assert_int_equal(chmod(fx->dir, 0770), 0);
+		refused(fx->dir, "writable by another group");
 	}
 }
 
@@ -985,6 +1079,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_dir, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_trust, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_growth, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_processes, setup,
