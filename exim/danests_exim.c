@@ -4,8 +4,8 @@
  * Loaded by Exim with ${dlfunc{/usr/lib/exim4/danests_exim.so}{FUNC}{ARG}...}.
  * Every function takes the destination domain first and, as an optional
  * last argument, the path of a danests.conf(5) file (default
- * /etc/danests/danests.conf; when that default file does not exist, the
- * built-in defaults with the cache in /var/lib/danests apply).
+ * /etc/danests/danests.conf).  Its core keys and its [exim] section apply
+ * (no [exim] keys are defined yet); a file that cannot be read defers.
  *
  *   check DOMAIN [CONF]
  *	":defer: ..." for a tempfail verdict, ":fail: ..." for a permfail
@@ -57,8 +57,7 @@
 
 #include "danests.h"
 
-#define EXIM_DEFAULT_CONF	"/etc/danests/danests.conf"
-#define EXIM_DEFAULT_CACHE	"/var/lib/danests"
+#define EXIM_DEFAULT_CONF	DANESTS_DEFAULT_CONFIG
 #define EXIM_MEMO_N		8	/* decisions kept per process */
 #define EXIM_MEMO_S		10	/* ... for at most this long */
 #define EXIM_OUT_MAX		8192	/* cap on any yielded string */
@@ -125,10 +124,9 @@ exim_forced(uschar **yield)
 
 /* exim_ctx_get - this process's context for conf; NULL with why set */
 static struct danests_ctx *
-exim_ctx_get(const char *conf, bool dflt, char *why, size_t whylen)
+exim_ctx_get(const char *conf, char *why, size_t whylen)
 {
 	struct danests_config *cfg;
-	struct stat sb;
 	char cwhy[EXIM_WHY_MAX];
 	danests_status st;
 	int i;
@@ -152,14 +150,10 @@ exim_ctx_get(const char *conf, bool dflt, char *why, size_t whylen)
 		snprintf(why, whylen, "out of memory");
 		return NULL;
 	}
-	if (danests_config_set_cache_dir(cfg, EXIM_DEFAULT_CACHE, cwhy,
+	/* A file that cannot be read (missing, a directory, unreadable)
+	 * defers: built-in defaults might be weaker than the file. */
+	if (danests_config_read(cfg, conf, "exim", NULL, NULL, cwhy,
 	    sizeof(cwhy)) != DANESTS_OK) {
-		snprintf(why, whylen, "%s", cwhy);
-		danests_config_free(cfg);
-		return NULL;
-	}
-	if (!(dflt && stat(conf, &sb) == -1 && errno == ENOENT) &&
-	    danests_config_load(cfg, conf, cwhy, sizeof(cwhy)) != DANESTS_OK) {
 		snprintf(why, whylen, "configuration: %s", cwhy);
 		danests_config_free(cfg);
 		return NULL;
@@ -183,7 +177,7 @@ exim_ctx_get(const char *conf, bool dflt, char *why, size_t whylen)
  * shared cache, or a resolution bounded by decision_timeout.  The
  * decision stays owned by the memo.  NULL with why set on any error. */
 static const struct danests_decision *
-exim_decide(const char *domain, const char *conf, bool dflt, char *why,
+exim_decide(const char *domain, const char *conf, char *why,
     size_t whylen)
 {
 	struct danests_ctx *ctx;
@@ -199,7 +193,7 @@ exim_decide(const char *domain, const char *conf, bool dflt, char *why,
 		    domain);
 		return NULL;
 	}
-	if ((ctx = exim_ctx_get(conf, dflt, why, whylen)) == NULL)
+	if ((ctx = exim_ctx_get(conf, why, whylen)) == NULL)
 		return NULL;
 	for (i = 0; i < EXIM_MEMO_N; i++) {
 		if (exim_memo[i].d != NULL && exim_memo[i].until > now &&
@@ -225,10 +219,9 @@ exim_decide(const char *domain, const char *conf, bool dflt, char *why,
 }
 
 /* exim_args - check the argument count: nfixed, plus an optional
- * configuration path; sets *conf and *dflt */
+ * configuration path; sets *conf */
 static bool
-exim_args(int argc, uschar *argv[], int nfixed, const char **conf,
-    bool *dflt)
+exim_args(int argc, uschar *argv[], int nfixed, const char **conf)
 {
 	int i;
 
@@ -239,11 +232,8 @@ exim_args(int argc, uschar *argv[], int nfixed, const char **conf,
 			return false;
 	if (argc == nfixed + 1 && argv[nfixed][0] != '\0') {
 		*conf = (const char *)argv[nfixed];
-		*dflt = false;
-	} else {
+	} else
 		*conf = EXIM_DEFAULT_CONF;
-		*dflt = true;
-	}
 	return true;
 }
 
@@ -251,13 +241,13 @@ exim_args(int argc, uschar *argv[], int nfixed, const char **conf,
  * *yield and its return code in *rc; with deliverable, a tempfail or
  * permfail verdict is a failure too */
 static const struct danests_decision *
-exim_decided(uschar **yield, uschar *domain, const char *conf, bool dflt,
+exim_decided(uschar **yield, uschar *domain, const char *conf,
     bool deliverable, int *rc)
 {
 	const struct danests_decision *d;
 	char why[EXIM_WHY_MAX];
 
-	if ((d = exim_decide((char *)domain, conf, dflt, why, sizeof(why))) ==
+	if ((d = exim_decide((char *)domain, conf, why, sizeof(why))) ==
 	    NULL) {
 		*rc = exim_fail(yield, "%s", why);
 		return NULL;
@@ -373,12 +363,11 @@ check(uschar **yield, int argc, uschar *argv[])
 	const struct danests_decision *d;
 	const char *conf;
 	char buf[EXIM_WHY_MAX];
-	bool dflt;
 	int rc;
 
-	if (!exim_args(argc, argv, 1, &conf, &dflt))
+	if (!exim_args(argc, argv, 1, &conf))
 		return exim_fail(yield, "check: expected DOMAIN [CONFIG]");
-	if ((d = exim_decided(yield, argv[0], conf, dflt, false, &rc)) == NULL)
+	if ((d = exim_decided(yield, argv[0], conf, false, &rc)) == NULL)
 		return rc;
 	switch (d->verdict) {
 	case DANESTS_DELIVER:
@@ -404,10 +393,9 @@ route(uschar **yield, int argc, uschar *argv[])
 	const struct danests_decision *d;
 	const char *conf, *want;
 	char list[EXIM_OUT_MAX - 16];
-	bool dflt;
 	int rc;
 
-	if (!exim_args(argc, argv, 2, &conf, &dflt))
+	if (!exim_args(argc, argv, 2, &conf))
 		return exim_fail(yield, "route: expected DOMAIN CLASS "
 		    "[CONFIG]");
 	want = (const char *)argv[1];
@@ -415,7 +403,7 @@ route(uschar **yield, int argc, uschar *argv[])
 	    strcmp(want, "testing") != 0)
 		return exim_fail(yield, "route: unknown class \"%.32s\" "
 		    "(sts, dane or testing)", want);
-	if ((d = exim_decided(yield, argv[0], conf, dflt, true, &rc)) == NULL)
+	if ((d = exim_decided(yield, argv[0], conf, true, &rc)) == NULL)
 		return rc;
 	if (strcmp(exim_class(d), want) != 0)
 		return exim_forced(yield);
@@ -433,12 +421,11 @@ class(uschar **yield, int argc, uschar *argv[])
 {
 	const struct danests_decision *d;
 	const char *conf;
-	bool dflt;
 	int rc;
 
-	if (!exim_args(argc, argv, 1, &conf, &dflt))
+	if (!exim_args(argc, argv, 1, &conf))
 		return exim_fail(yield, "class: expected DOMAIN [CONFIG]");
-	if ((d = exim_decided(yield, argv[0], conf, dflt, true, &rc)) == NULL)
+	if ((d = exim_decided(yield, argv[0], conf, true, &rc)) == NULL)
 		return rc;
 	return exim_yield(yield, OK, exim_class(d));
 }
@@ -451,12 +438,11 @@ hosts(uschar **yield, int argc, uschar *argv[])
 	const char *conf;
 	char dane[1024], tls[1024], pkix[1024];
 	char testing[1024], nodane[1024], notls[1024], buf[EXIM_OUT_MAX];
-	bool dflt;
 	int rc;
 
-	if (!exim_args(argc, argv, 1, &conf, &dflt))
+	if (!exim_args(argc, argv, 1, &conf))
 		return exim_fail(yield, "hosts: expected DOMAIN [CONFIG]");
-	if ((d = exim_decided(yield, argv[0], conf, dflt, true, &rc)) == NULL)
+	if ((d = exim_decided(yield, argv[0], conf, true, &rc)) == NULL)
 		return rc;
 	if (!exim_list(d, P(DANE), true, dane, sizeof(dane)) ||
 	    !exim_list(d, P(DANE) | P(ENCRYPT) | P(STS_ENFORCE), true, tls,
@@ -482,12 +468,11 @@ decision(uschar **yield, int argc, uschar *argv[])
 	const char *conf;
 	char buf[EXIM_WHY_MAX], part[64];
 	size_t count[DANESTS_POLICY_SKIP + 1] = { 0 }, i;
-	bool dflt;
 	int rc;
 
-	if (!exim_args(argc, argv, 1, &conf, &dflt))
+	if (!exim_args(argc, argv, 1, &conf))
 		return exim_fail(yield, "decision: expected DOMAIN [CONFIG]");
-	if ((d = exim_decided(yield, argv[0], conf, dflt, false, &rc)) == NULL)
+	if ((d = exim_decided(yield, argv[0], conf, false, &rc)) == NULL)
 		return rc;
 	snprintf(buf, sizeof(buf), "%s", danests_verdict_name(d->verdict));
 	for (i = 0; i < d->nhosts; i++)
@@ -514,13 +499,12 @@ policy_common(uschar **yield, int argc, uschar *argv[], const char *fn,
 	const struct danests_decision *d;
 	const struct danests_host *h;
 	const char *conf;
-	bool dflt;
 	int rc;
 
-	if (!exim_args(argc, argv, 2, &conf, &dflt))
+	if (!exim_args(argc, argv, 2, &conf))
 		return exim_fail(yield, "%s: expected DOMAIN HOST [CONFIG]",
 		    fn);
-	if ((d = exim_decided(yield, argv[0], conf, dflt, true, &rc)) == NULL)
+	if ((d = exim_decided(yield, argv[0], conf, true, &rc)) == NULL)
 		return rc;
 	h = exim_host(d, (const char *)argv[1]);
 	*out = h != NULL ? h->policy : DANESTS_POLICY_SKIP;
@@ -556,9 +540,8 @@ int
 report(uschar **yield, int argc, uschar *argv[])
 {
 	const char *conf, *v;
-	bool dflt;
 
-	if (!exim_args(argc, argv, 3, &conf, &dflt))
+	if (!exim_args(argc, argv, 3, &conf))
 		return exim_fail(yield, "report: expected DOMAIN HOST VERIFIED "
 		    "[CONFIG]");
 	v = (const char *)argv[2];

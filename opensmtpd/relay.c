@@ -2,7 +2,7 @@
  * relay.c - main of danests-relay(8): configuration, listener, signals,
  * privilege drop, and the decision service on the main thread's loop.
  *
- *	danests-relay [-dn] [-f FILE]
+ *	danests-relay [-dhn] [-c FILE]
  *
  * OpenSMTPD (6.8) has neither DANE nor MTA-STS and its filters cannot act
  * on outbound mail, so it hands its outbound mail to this relay over LMTP
@@ -87,7 +87,7 @@ relay_conf_defaults(struct relay_conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen, sizeof(c->listen), "127.0.0.1:10026");
-	snprintf(c->user, sizeof(c->user), "danests");
+	snprintf(c->user, sizeof(c->user), "%s", DANESTS_DEFAULT_USER);
 	if (gethostname(c->helo, sizeof(c->helo)) != 0 || *c->helo == '\0')
 		snprintf(c->helo, sizeof(c->helo), "localhost");
 	c->helo[sizeof(c->helo) - 1] = '\0';
@@ -125,10 +125,50 @@ relay_conf_clear(struct relay_conf *c)
 	c->core = NULL;
 }
 
-/* relay_conf_key - one "key value" line; 0 or -1 with why */
-static int
-relay_conf_key(struct relay_conf *c, const char *key, const char *val,
-    char *why, size_t whylen)
+/* listen_ok - HOST:PORT, [V6]:PORT or unix:/path, as listen_on takes it */
+static bool
+listen_ok(const char *spec, char *why, size_t whylen)
+{
+	struct sockaddr_un su;
+	unsigned char addr[sizeof(struct in6_addr)];
+	unsigned long long p;
+	const char *port;
+	char host[128];
+
+	if (strncmp(spec, "unix:", 5) == 0) {
+		if (spec[5] != '/' || strlen(spec + 5) >= sizeof(su.sun_path)) {
+			snprintf(why, whylen, "expected unix:/PATH (absolute, "
+			    "at most %zu bytes)", sizeof(su.sun_path) - 1);
+			return false;
+		}
+		return true;
+	}
+	if ((port = strrchr(spec, ':')) == NULL ||
+	    !parse_num(port + 1, 1, 65535, &p) ||
+	    (size_t)(port - spec) >= sizeof(host)) {
+		snprintf(why, whylen, "expected ADDR:PORT, [ADDR]:PORT or "
+		    "unix:/PATH");
+		return false;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(port - spec), spec);
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	if (inet_pton(AF_INET, host, addr) != 1 &&
+	    inet_pton(AF_INET6, host, addr) != 1) {
+		snprintf(why, whylen, "%s is not an IP address", host);
+		return false;
+	}
+	return true;
+}
+
+/* relay_conf_key - one key of the [relay] section (danests_config_key_cb);
+ * the core keys come before the first section */
+static danests_status
+relay_conf_key(void *arg, const char *section, const char *key,
+    const char *val, const char *file, unsigned line, char *why,
+    size_t whylen)
 {
 	static const struct {
 		const char *key;
@@ -154,39 +194,54 @@ relay_conf_key(struct relay_conf *c, const char *key, const char *val,
 		{ "reply_gap", 0, 2000, 16 },
 		{ "max_deliveries", 1, 10000, 17 },
 	};
+	struct relay_conf *c = arg;
 	unsigned long long v;
 	size_t i;
-	danests_status st;
 
-	if (strcmp(key, "listen") == 0 && *val != '\0') {
-		snprintf(c->listen, sizeof(c->listen), "%s", val);
-		return 0;
+	if (strcmp(key, "listen") == 0) {
+		if (!listen_ok(val, why, whylen))
+			return DANESTS_PERM;
+		if (strlcpy(c->listen, val, sizeof(c->listen)) >=
+		    sizeof(c->listen)) {
+			snprintf(why, whylen, "too long");
+			return DANESTS_PERM;
+		}
+		return DANESTS_OK;
 	}
 	if (strcmp(key, "user") == 0) {
-		snprintf(c->user, sizeof(c->user), "%s", val);
-		return 0;
+		if (strlcpy(c->user, val, sizeof(c->user)) >= sizeof(c->user)) {
+			snprintf(why, whylen, "name too long");
+			return DANESTS_PERM;
+		}
+		snprintf(c->user_at, sizeof(c->user_at), "%s:%u", file, line);
+		return DANESTS_OK;
 	}
 	if (strcmp(key, "helo_name") == 0) {
 		char n[256];
 
 		if (danests_domain_normalize(val, n, sizeof(n)) != DANESTS_OK) {
-			snprintf(why, whylen, "helo_name: not a host name");
-			return -1;
+			snprintf(why, whylen, "not a host name");
+			return DANESTS_PERM;
 		}
 		snprintf(c->helo, sizeof(c->helo), "%s", n);
-		return 0;
+		return DANESTS_OK;
 	}
-	if (strcmp(key, "tmpdir") == 0 && *val == '/') {
-		snprintf(c->tmpdir, sizeof(c->tmpdir), "%s", val);
-		return 0;
+	if (strcmp(key, "tmpdir") == 0) {
+		if (val[0] != '/' || strlcpy(c->tmpdir, val,
+		    sizeof(c->tmpdir)) >= sizeof(c->tmpdir)) {
+			snprintf(why, whylen, "expected an absolute path of at "
+			    "most %zu bytes", sizeof(c->tmpdir) - 1);
+			return DANESTS_PERM;
+		}
+		return DANESTS_OK;
 	}
 	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
 		if (strcmp(key, nums[i].key) != 0)
 			continue;
 		if (!parse_num(val, nums[i].lo, nums[i].hi, &v)) {
-			snprintf(why, whylen, "%s: expected %llu to %llu", key,
+			snprintf(why, whylen, "expected %llu to %llu",
 			    nums[i].lo, nums[i].hi);
-			return -1;
+			return DANESTS_PERM;
 		}
 		switch (nums[i].what) {
 		case 0: c->max_sessions = (unsigned)v; break;
@@ -208,79 +263,29 @@ relay_conf_key(struct relay_conf *c, const char *key, const char *val,
 		case 16: c->reply_gap_ms = (unsigned)v; break;
 		case 17: c->max_deliveries = (unsigned)v; break;
 		}
-		return 0;
+		return DANESTS_OK;
 	}
-	if (strcmp(key, "ca_file") == 0 &&
-	    strlcpy(c->ca_file, val, sizeof(c->ca_file)) >= sizeof(c->ca_file)) {
-		snprintf(why, whylen, "ca_file: path longer than %zu bytes",
-		    sizeof(c->ca_file) - 1);
-		return -1;
-	}
-	/* the core's keys (danests.conf(5)): resolver, cache_dir, ... */
-	st = danests_config_apply(c->core, key, val, why, whylen);
-	if (st == DANESTS_NOTFOUND) {
-		snprintf(why, whylen, "unknown key %s", key);
-		return -1;
-	}
-	return st == DANESTS_OK ? 0 : -1;
+	return DANESTS_NOTFOUND;
 }
 
-/* relay_conf_load - defaults, then the file's "key value" lines */
+/* relay_conf_load - defaults, then the file: its core keys and [relay] */
 int
 relay_conf_load(const char *path, struct relay_conf *c, char *why,
     size_t whylen)
 {
-	char line[1024], ewhy[256], *k, *v, *e;
-	unsigned lineno = 0;
-	FILE *fp;
-
 	if (relay_conf_defaults(c) != 0) {
 		snprintf(why, whylen, "out of memory");
 		return -1;
 	}
-	if ((fp = fopen(path, "r")) == NULL) {
-		snprintf(why, whylen, "%s: %s", path, strerror(errno));
-		goto fail;
+	if (danests_config_read(c->core, path, "relay", relay_conf_key, c, why,
+	    whylen) != DANESTS_OK) {
+		relay_conf_clear(c);
+		return -1;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(fp)) {
-			snprintf(why, whylen, "%s:%u: line too long", path,
-			    lineno);
-			fclose(fp);
-			goto fail;
-		}
-		for (k = line; *k == ' ' || *k == '\t'; k++)
-			;
-		if (*k == '#' || *k == '\n' || *k == '\0')
-			continue;
-		for (v = k; *v && *v != ' ' && *v != '\t' && *v != '\n'; v++)
-			;
-		if (*v != '\0' && *v != '\n')
-			*v++ = '\0';
-		else
-			*v = '\0';
-		while (*v == ' ' || *v == '\t')
-			v++;
-		for (e = v + strlen(v); e > v && (e[-1] == '\n' ||
-		    e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'); e--)
-			;
-		*e = '\0';
-		*ewhy = '\0';
-		if (relay_conf_key(c, k, v, ewhy, sizeof(ewhy)) != 0) {
-			snprintf(why, whylen, "%s:%u: %s", path, lineno, ewhy);
-			fclose(fp);
-			goto fail;
-		}
-	}
-	fclose(fp);
 	if (c->smtp.total_ms == 0 && c->transaction_s >= 300)
 		relay_log(LOG_WARNING, "transaction_timeout %u s is not below "
 		    "OpenSMTPD's 300 s", c->transaction_s);
 	return 0;
-fail:
-	relay_conf_clear(c);
-	return -1;
 }
 
 /* relay_conf_get - a snapshot for a session */
@@ -458,7 +463,7 @@ reload(void)
 {
 	struct relay_conf nc;
 	struct danests_ctx *nctx;
-	char why[256];
+	char why[1024];
 
 	if (relay_conf_load(conf_path, &nc, why, sizeof(why)) != 0) {
 		relay_log(LOG_ERR, "reload: %s; keeping the old settings", why);
@@ -602,10 +607,37 @@ drop_privileges(const char *user, char *why, size_t whylen)
 }
 
 static void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr, "usage: %s [-dn] [-f file]\n", RELAY_NAME);
-	exit(64);
+	fprintf(status == 0 ? stdout : stderr,
+	    "usage: %s [-dhn] [-c file]\n"
+	    "  -c file  configuration (default %s)\n"
+	    "  -d       stay in the foreground, log to stderr as well\n"
+	    "  -h       this help\n"
+	    "  -n       check the configuration as the start would, exit\n"
+	    "See danests-relay(8) and danests.conf(5).\n", RELAY_NAME,
+	    RELAY_CONF);
+	exit(status);
+}
+
+/* conf_check - -n: what the start would fail on, besides the syntax:
+ * the user, ca_file and the cache as that user; 0 or 78 */
+static int
+conf_check(void)
+{
+	char why[1024], note[256];
+
+	if (danests_config_check_as(conf.core, conf.user,
+	    conf.user_at[0] != '\0' ? conf.user_at : conf_path, note,
+	    sizeof(note), why, sizeof(why)) != DANESTS_OK) {
+		fprintf(stderr, "%s: %s\n", RELAY_NAME, why);
+		return 78;	/* EX_CONFIG */
+	}
+	if (note[0] != '\0')
+		fprintf(stderr, "%s: note: %s\n", RELAY_NAME, note);
+	printf("%s: configuration OK: listen %s, user %s\n", conf_path,
+	    conf.listen, conf.user);
+	return 0;
 }
 
 int
@@ -615,37 +647,40 @@ main(int argc, char **argv)
 	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
 	struct timeval tv = { 0, 200000 };
 	bool check_only = false;
-	char why[256];
+	char why[1024];
 	size_t i;
 	int c;
 
-	while ((c = getopt(argc, argv, "df:n")) != -1) {
+	while ((c = getopt(argc, argv, "c:dhn")) != -1) {
 		switch (c) {
+		case 'c':
+			conf_path = optarg;
+			break;
 		case 'd':
 			debug = true;
 			break;
-		case 'f':
-			conf_path = optarg;
+		case 'h':
+			usage(0);
 			break;
 		case 'n':
 			check_only = true;
 			break;
 		default:
-			usage();
+			usage(64);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(64);
 	openlog(RELAY_NAME, LOG_PID | LOG_NDELAY | (debug ? LOG_PERROR : 0),
 	    LOG_MAIL);
 	if (relay_conf_load(conf_path, &conf, why, sizeof(why)) != 0) {
-		fprintf(stderr, "%s: %s\n", RELAY_NAME, why);
+		if (!debug)
+			fprintf(stderr, "%s: %s\n", RELAY_NAME, why);
+		relay_log(LOG_ERR, "%s", why);
 		return 78;	/* EX_CONFIG */
 	}
-	if (check_only) {
-		printf("%s: configuration OK\n", conf_path);
-		return 0;
-	}
+	if (check_only)
+		return conf_check();
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() != 0 || (base = event_base_new()) ==
 	    NULL || threads_init() != 0) {
@@ -659,7 +694,7 @@ main(int argc, char **argv)
 	}
 	/* MTA-STS hosts are checked against the CA store of the policy
 	 * fetch (ca_file) */
-	if ((tls = danests_tls_ctx_new(*conf.ca_file ? conf.ca_file : NULL,
+	if ((tls = danests_tls_ctx_new(danests_config_ca_file(conf.core),
 	    why, sizeof(why))) == NULL ||
 	    danests_ctx_new(conf.core, base, &ctx, why, sizeof(why)) !=
 	    DANESTS_OK) {

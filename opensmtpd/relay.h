@@ -18,14 +18,14 @@
 #include <stdint.h>
 
 #define RELAY_NAME	"danests-relay"
-#define RELAY_CONF	"/etc/danests/relay.conf"
+#define RELAY_CONF	"/etc/danests/danests-relay.conf"
 
 struct relay_conf {
 	char listen[256];	/* HOST:PORT, [V6]:PORT or unix:/path */
-	char user[64];		/* "" = stay as started */
+	char user[64];
+	char user_at[320];	/* "FILE:LINE" of user, or "" */
 	char helo[256];		/* our name in LHLO/EHLO replies */
 	char tmpdir[256];	/* spill directory for large messages */
-	char ca_file[512];	/* CA bundle for PKIX ("" system store) */
 	unsigned max_sessions;	/* concurrent LMTP connections */
 	unsigned parallel;	/* domains delivered at once per message */
 	unsigned max_deliveries;	/* delivery threads over all sessions */

@@ -41,7 +41,6 @@
 #define DEF_LISTEN	"inet:127.0.0.1:8462"
 #define MAX_LISTEN	8
 #define MAX_PROFILES	16
-#define MAX_OVERRIDES	32
 #define HASH_SIZE	65536		/* buckets, power of two */
 
 /* Settings of the daemon itself; the rest go to the core. */
@@ -49,6 +48,7 @@ struct conf {
 	char *listen[MAX_LISTEN];
 	size_t nlisten;
 	char user[64];
+	char user_at[PATH_MAX + 16];	/* "FILE:LINE" of user, or "" */
 	char pidfile[PATH_MAX];
 	unsigned lookup_timeout_ms;	/* bound on one request */
 	unsigned max_clients;
@@ -113,12 +113,8 @@ static struct event_base *base;
 static struct danests_ctx *ctx;
 static struct old_ctx *old_ctxs;
 static struct conf *conf;
-static const char *config_path;
-static bool config_given;
-static char *overrides[MAX_OVERRIDES];
-static size_t noverrides;
-static char *cli_listen[MAX_LISTEN];
-static size_t ncli_listen;
+static const char *config_path = DEF_CONFIG;
+static bool force_stderr;		/* -d */
 static struct evconnlistener *listeners[MAX_LISTEN];
 static char *unix_paths[MAX_LISTEN];
 static size_t nlisteners;
@@ -217,7 +213,7 @@ conf_profile(struct conf *c, const char *val, char *why, size_t whylen)
 	strlcpy(buf, val, sizeof(buf));
 	if ((tok = strtok_r(buf, " \t", &save)) == NULL ||
 	    strlen(tok) >= sizeof(p->name)) {
-		snprintf(why, whylen, "profile: bad name");
+		snprintf(why, whylen, "bad name");
 		return false;
 	}
 	for (i = 0; tok[i] != '\0'; i++)
@@ -225,7 +221,7 @@ conf_profile(struct conf *c, const char *val, char *why, size_t whylen)
 		    (tok[i] >= '0' && tok[i] <= '9') ||
 		    (tok[i] >= 'a' && tok[i] <= 'z') ||
 		    (tok[i] >= 'A' && tok[i] <= 'Z'))) {
-			snprintf(why, whylen, "profile: bad name %s", tok);
+			snprintf(why, whylen, "bad name %s", tok);
 			return false;
 		}
 	strlcpy(p->name, tok, sizeof(p->name));
@@ -250,11 +246,45 @@ conf_profile(struct conf *c, const char *val, char *why, size_t whylen)
 	return true;
 }
 
-/* conf_apply - one "key value" setting; core keys go to the library */
+/* listen_ok - "inet:ADDR:PORT", "inet:[ADDR]:PORT" or "unix:/PATH" */
 static bool
-conf_apply(struct conf *c, const char *key, const char *val, char *why,
-    size_t whylen)
+listen_ok(const char *val, char *why, size_t whylen)
 {
+	struct sockaddr_storage ss;
+	struct sockaddr_un sun;
+	int sl = sizeof(ss);
+	const char *port;
+
+	if (strncmp(val, "unix:", 5) == 0) {
+		if (val[5] != '/' || strlen(val + 5) >= sizeof(sun.sun_path)) {
+			snprintf(why, whylen, "expected unix:/PATH (absolute, "
+			    "at most %zu bytes)", sizeof(sun.sun_path) - 1);
+			return false;
+		}
+		return true;
+	}
+	if (strncmp(val, "inet:", 5) != 0 ||
+	    (port = strrchr(val + 5, ':')) == NULL ||
+	    strspn(port + 1, "0123456789") != strlen(port + 1) ||
+	    port[1] == '\0' || strlen(port + 1) > 5 || atoi(port + 1) < 1 ||
+	    atoi(port + 1) > 65535 ||
+	    evutil_parse_sockaddr_port(val + 5, (struct sockaddr *)&ss,
+	    &sl) != 0) {
+		snprintf(why, whylen, "expected inet:ADDR:PORT, "
+		    "inet:[ADDR]:PORT or unix:/PATH");
+		return false;
+	}
+	return true;
+}
+
+/* conf_apply - one key of the [postfix] section (danests_config_key_cb);
+ * the core keys go to the library before the first section */
+static danests_status
+conf_apply(void *arg, const char *section, const char *key, const char *val,
+    const char *file, unsigned line, char *why, size_t whylen)
+{
+	struct conf *c = arg;
+
 	static const struct {
 		const char *key;
 		unsigned long min, max;
@@ -275,125 +305,95 @@ conf_apply(struct conf *c, const char *key, const char *val, char *why,
 		{ "memory_max", 0, 10000000, offsetof(struct conf,
 		    memory_max) },
 	};
-	char cwhy[256];
-	danests_status st;
 	size_t i;
 
 	if (strcmp(key, "listen") == 0) {
 		if (c->nlisten >= MAX_LISTEN) {
-			snprintf(why, whylen, "too many listen addresses");
-			return false;
+			snprintf(why, whylen, "more than %d listen addresses",
+			    MAX_LISTEN);
+			return DANESTS_PERM;
 		}
-		if (strncmp(val, "inet:", 5) != 0 &&
-		    strncmp(val, "unix:", 5) != 0) {
-			snprintf(why, whylen, "listen: expected inet:ADDR:PORT "
-			    "or unix:PATH");
-			return false;
-		}
+		if (!listen_ok(val, why, whylen))
+			return DANESTS_PERM;
 		if ((c->listen[c->nlisten] = strdup(val)) == NULL) {
 			snprintf(why, whylen, "out of memory");
-			return false;
+			return DANESTS_TEMP;
 		}
 		c->nlisten++;
-		return true;
+		return DANESTS_OK;
 	}
 	if (strcmp(key, "user") == 0) {
 		if (strlcpy(c->user, val, sizeof(c->user)) >= sizeof(c->user)) {
-			snprintf(why, whylen, "user: name too long");
-			return false;
+			snprintf(why, whylen, "name too long");
+			return DANESTS_PERM;
 		}
-		return true;
+		snprintf(c->user_at, sizeof(c->user_at), "%s:%u", file, line);
+		return DANESTS_OK;
 	}
 	if (strcmp(key, "pidfile") == 0) {
-		strlcpy(c->pidfile, strcmp(val, "none") == 0 ? "" : val,
-		    sizeof(c->pidfile));
-		return true;
+		if (strcmp(val, "none") != 0 && val[0] != '/') {
+			snprintf(why, whylen, "expected an absolute path or "
+			    "none");
+			return DANESTS_PERM;
+		}
+		if (strlcpy(c->pidfile, strcmp(val, "none") == 0 ? "" : val,
+		    sizeof(c->pidfile)) >= sizeof(c->pidfile)) {
+			snprintf(why, whylen, "path too long");
+			return DANESTS_PERM;
+		}
+		return DANESTS_OK;
 	}
 	if (strcmp(key, "profile") == 0)
-		return conf_profile(c, val, why, whylen);
+		return conf_profile(c, val, why, whylen) ? DANESTS_OK :
+		    DANESTS_PERM;
 	if (strcmp(key, "log") == 0) {
 		if (strcmp(val, "syslog") != 0 && strcmp(val, "stderr") != 0) {
-			snprintf(why, whylen, "log: expected syslog or stderr");
-			return false;
+			snprintf(why, whylen, "expected syslog or stderr");
+			return DANESTS_PERM;
 		}
 		c->log_stderr = strcmp(val, "stderr") == 0;
-		return true;
+		return DANESTS_OK;
 	}
 	if (strcmp(key, "verbose") == 0) {
 		if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0) {
-			snprintf(why, whylen, "verbose: expected yes or no");
-			return false;
+			snprintf(why, whylen, "expected yes or no");
+			return DANESTS_PERM;
 		}
 		c->verbose = strcmp(val, "yes") == 0;
-		return true;
+		return DANESTS_OK;
 	}
 	if (strcmp(key, "unix_mode") == 0) {
 		char *end;
 		unsigned long m = strtoul(val, &end, 8);
 
-		if (*val == '\0' || *end != '\0' || m > 0777) {
-			snprintf(why, whylen, "unix_mode: expected octal mode");
-			return false;
+		if (*val < '0' || *val > '7' || *end != '\0' || m > 0777) {
+			snprintf(why, whylen, "expected an octal mode");
+			return DANESTS_PERM;
 		}
 		c->unix_mode = (unsigned)m;
-		return true;
+		return DANESTS_OK;
 	}
 	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
 		if (strcmp(key, nums[i].key) != 0)
 			continue;
 		if (!parse_num(val, nums[i].min, nums[i].max,
 		    (unsigned *)((char *)c + nums[i].off))) {
-			snprintf(why, whylen, "%s: expected a number from %lu "
-			    "to %lu", key, nums[i].min, nums[i].max);
-			return false;
+			snprintf(why, whylen, "expected a number from %lu "
+			    "to %lu", nums[i].min, nums[i].max);
+			return DANESTS_PERM;
 		}
 		if (strcmp(key, "lookup_timeout") == 0)
 			c->lookup_timeout_ms *= 1000;
-		return true;
+		return DANESTS_OK;
 	}
-	if ((st = danests_config_apply(c->core, key, val, cwhy,
-	    sizeof(cwhy))) != DANESTS_OK) {
-		snprintf(why, whylen, "%s", cwhy);
-		return false;
-	}
-	return true;
+	return DANESTS_NOTFOUND;
 }
 
-/* conf_line - split "key value" (or "key=value") and apply it */
-static bool
-conf_line(struct conf *c, char *line, char *why, size_t whylen)
-{
-	char *key, *val, *e;
-
-	if ((e = strchr(line, '#')) != NULL)
-		*e = '\0';
-	key = line + strspn(line, " \t\r\n");
-	if (*key == '\0')
-		return true;
-	val = key + strcspn(key, " \t\r\n=");
-	if (*val != '\0')
-		*val++ = '\0';
-	val += strspn(val, " \t=");
-	e = val + strlen(val);
-	while (e > val && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' ||
-	    e[-1] == '\n'))
-		*--e = '\0';
-	if (*val == '\0') {
-		snprintf(why, whylen, "%s needs a value", key);
-		return false;
-	}
-	return conf_apply(c, key, val, why, whylen);
-}
-
-/* conf_load - defaults, then the file (if any), then -o/-l overrides */
+/* conf_load - defaults, then config_path: its core keys and [postfix] */
 static struct conf *
 conf_load(char *why, size_t whylen)
 {
 	struct conf *c;
-	FILE *fp = NULL;
-	char line[1024], lwhy[256];
-	unsigned lineno = 0;
-	size_t i;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->core = danests_config_new()) == NULL) {
@@ -410,51 +410,17 @@ conf_load(char *why, size_t whylen)
 	c->memory_ttl_s = 60;
 	c->memory_max = 200000;
 	c->unix_mode = 0666;
-	strlcpy(c->pidfile, "", sizeof(c->pidfile));
-	if (config_path != NULL && (fp = fopen(config_path, "r")) == NULL &&
-	    (config_given || errno != ENOENT)) {
-		snprintf(why, whylen, "%s: %s", config_path, strerror(errno));
-		conf_free(c);
-		return NULL;
-	}
-	while (fp != NULL && fgets(line, sizeof(line), fp) != NULL) {
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(fp)) {
-			snprintf(why, whylen, "%s:%u: line too long",
-			    config_path, lineno);
-			goto fail;
-		}
-		if (!conf_line(c, line, lwhy, sizeof(lwhy))) {
-			snprintf(why, whylen, "%s:%u: %s", config_path, lineno,
-			    lwhy);
-			goto fail;
-		}
-	}
-	if (fp != NULL)
-		fclose(fp);
-	fp = NULL;
-	for (i = 0; i < noverrides; i++) {
-		strlcpy(line, overrides[i], sizeof(line));
-		if (!conf_line(c, line, lwhy, sizeof(lwhy))) {
-			snprintf(why, whylen, "-o %s: %s", overrides[i], lwhy);
-			goto fail;
-		}
-	}
-	if (ncli_listen > 0) {
-		for (i = 0; i < c->nlisten; i++)
-			free(c->listen[i]);
-		c->nlisten = 0;
-		for (i = 0; i < ncli_listen; i++)
-			if (!conf_apply(c, "listen", cli_listen[i], lwhy,
-			    sizeof(lwhy))) {
-				snprintf(why, whylen, "-l %s: %s",
-				    cli_listen[i], lwhy);
-				goto fail;
-			}
-	}
-	if (c->nlisten == 0 && !conf_apply(c, "listen", DEF_LISTEN, why,
-	    whylen))
+	strlcpy(c->user, DANESTS_DEFAULT_USER, sizeof(c->user));
+	if (danests_config_read(c->core, config_path, "postfix", conf_apply, c,
+	    why, whylen) != DANESTS_OK)
 		goto fail;
+	if (force_stderr)
+		c->log_stderr = true;
+	if (c->nlisten == 0 && (c->listen[c->nlisten++] = strdup(DEF_LISTEN)) ==
+	    NULL) {
+		snprintf(why, whylen, "out of memory");
+		goto fail;
+	}
 	if (c->nprofiles == 0) {
 		/* One profile per Postfix generation: plain answers, strict
 		 * testing, and the TLSRPT attributes of Postfix >= 3.10. */
@@ -465,8 +431,6 @@ conf_load(char *why, size_t whylen)
 	}
 	return c;
 fail:
-	if (fp != NULL)
-		fclose(fp);
 	conf_free(c);
 	return NULL;
 }
@@ -1267,92 +1231,82 @@ shutdown_all(void)
 }
 
 static void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr, "usage: danests-postfix [-dfntv] [-c file] "
-	    "[-l inet:ADDR:PORT|unix:PATH] [-o key=value] [-p pidfile] "
-	    "[-u user]\n");
-	exit(64);
+	fprintf(status == 0 ? stdout : stderr,
+	    "usage: danests-postfix [-dhn] [-c file]\n"
+	    "  -c file  configuration (default %s)\n"
+	    "  -d       stay in the foreground, log to stderr\n"
+	    "  -h       this help\n"
+	    "  -n       check the configuration as the start would, exit\n"
+	    "See danests-postfix(8) and danests.conf(5).\n", DEF_CONFIG);
+	exit(status);
+}
+
+/* conf_check - -n: what the start would fail on, besides the syntax:
+ * the user, ca_file and the cache as that user; 0 or 78 */
+static int
+conf_check(void)
+{
+	char why[1024], note[256];
+
+	if (danests_config_check_as(conf->core, conf->user,
+	    conf->user_at[0] != '\0' ? conf->user_at : config_path, note,
+	    sizeof(note), why, sizeof(why)) != DANESTS_OK) {
+		fprintf(stderr, "danests-postfix: %s\n", why);
+		return 78;	/* EX_CONFIG */
+	}
+	if (note[0] != '\0')
+		fprintf(stderr, "danests-postfix: note: %s\n", note);
+	printf("%s: configuration ok: %zu listen address(es), %zu "
+	    "profile(s), user %s\n", config_path, conf->nlisten,
+	    conf->nprofiles, conf->user);
+	return 0;
 }
 
 int
 main(int argc, char **argv)
 {
 	struct event *sig_hup, *sig_term, *sig_int;
-	int fds[MAX_LISTEN], ch;
-	bool foreground = false, check_only = false, force_stderr = false;
-	bool verbose = false;
-	char why[512];
-	const char *user = NULL, *pidfile = NULL;
-	static char ubuf[128], pbuf[PATH_MAX + 16];
+	int fds[MAX_LISTEN], ch, rc;
+	bool foreground = false, check_only = false;
+	char why[1024];
 	size_t i;
 	FILE *fp;
 
-	config_path = DEF_CONFIG;
-	while ((ch = getopt(argc, argv, "c:dfl:no:p:tu:v")) != -1) {
+	while ((ch = getopt(argc, argv, "c:dhn")) != -1) {
 		switch (ch) {
 		case 'c':
 			config_path = optarg;
-			config_given = true;
 			break;
 		case 'd':
 			force_stderr = foreground = true;
 			break;
-		case 'f':
-			foreground = true;
-			break;
-		case 'l':
-			if (ncli_listen >= MAX_LISTEN)
-				usage();
-			cli_listen[ncli_listen++] = optarg;
+		case 'h':
+			usage(0);
 			break;
 		case 'n':
-		case 't':
 			check_only = true;
 			break;
-		case 'o':
-			if (noverrides >= MAX_OVERRIDES)
-				usage();
-			overrides[noverrides++] = optarg;
-			break;
-		case 'p':
-			pidfile = optarg;
-			break;
-		case 'u':
-			user = optarg;
-			break;
-		case 'v':
-			verbose = true;
-			break;
 		default:
-			usage();
+			usage(64);
 		}
 	}
 	if (optind != argc)
-		usage();
-	/* Flags are kept as overrides so that a reload keeps them. */
-	if (user != NULL && noverrides < MAX_OVERRIDES) {
-		snprintf(ubuf, sizeof(ubuf), "user %s", user);
-		overrides[noverrides++] = ubuf;
-	}
-	if (pidfile != NULL && noverrides < MAX_OVERRIDES) {
-		snprintf(pbuf, sizeof(pbuf), "pidfile %s", pidfile);
-		overrides[noverrides++] = pbuf;
-	}
-	if (force_stderr && noverrides < MAX_OVERRIDES)
-		overrides[noverrides++] = "log stderr";
-	if (verbose && noverrides < MAX_OVERRIDES)
-		overrides[noverrides++] = "verbose yes";
+		usage(64);
 
 	if ((conf = conf_load(why, sizeof(why))) == NULL) {
 		fprintf(stderr, "danests-postfix: %s\n", why);
+		if (!check_only) {
+			openlog("danests-postfix", LOG_PID, LOG_MAIL);
+			syslog(LOG_ERR, "%s", why);
+		}
 		return 78;	/* EX_CONFIG */
 	}
 	if (check_only) {
-		printf("configuration ok: %zu listen address(es), %zu "
-		    "profile(s)\n", conf->nlisten, conf->nprofiles);
+		rc = conf_check();
 		conf_free(conf);
-		return 0;
+		return rc;
 	}
 	use_syslog = !conf->log_stderr;
 	if (use_syslog)

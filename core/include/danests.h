@@ -172,7 +172,8 @@ danests_status danests_config_set_ca_file(struct danests_config *,
     const char *path, char *why, size_t whylen);
 /* The CA file set so far (NULL: the system store); owned by the config. */
 const char *danests_config_ca_file(const struct danests_config *);
-/* Cache directory; NULL disables the persistent cache. */
+/* Cache directory (default DANESTS_DEFAULT_CACHE_DIR); NULL disables the
+ * persistent cache. */
 danests_status danests_config_set_cache_dir(struct danests_config *,
     const char *dir, char *why, size_t whylen);
 /* Minimum seconds between re-checks of a cached policy's TXT id. */
@@ -190,10 +191,50 @@ void danests_config_set_sts(struct danests_config *, bool on);
  * for a key the library does not know, DANESTS_PERM for a bad value. */
 danests_status danests_config_apply(struct danests_config *, const char *key,
     const char *value, char *why, size_t whylen);
+/* True for a key danests_config_apply knows (a core key). */
+bool danests_config_is_core_key(const char *key);
 
-/* Read a configuration file of "key value" lines (see danests.conf(5)).
- * Settings override what was set before. */
+/*
+ * Configuration files (danests.conf(5)): "key value" lines, '#' starts a
+ * comment anywhere, "include PATH" reads another file in place (a
+ * relative PATH is taken from the including file's directory), "[NAME]"
+ * starts the section of one adapter (postfix, relay, exim).  Keys before
+ * the first section of a file are core keys.  Errors are DANESTS_PERM
+ * with why "FILE:LINE: KEY: what" (or "FILE: what").
+ */
+#define DANESTS_DEFAULT_CONFIG		"/etc/danests/danests.conf"
+#define DANESTS_DEFAULT_CACHE_DIR	"/var/lib/danests"
+#define DANESTS_DEFAULT_USER		"_danests"
+#define DANESTS_CONFIG_LINE_MAX		1024	/* bytes, newline excluded */
+#define DANESTS_CONFIG_DEPTH_MAX	8	/* files open at once */
+
+/* A key of the caller's own section: DANESTS_OK when applied,
+ * DANESTS_NOTFOUND for a key it does not know, DANESTS_PERM (why says
+ * what is wrong with the value, without the key) for a bad value.  file
+ * and line say where (valid during the call only). */
+typedef danests_status danests_config_key_cb(void *arg, const char *section,
+    const char *key, const char *value, const char *file, unsigned line,
+    char *why, size_t whylen);
+
+/* danests_config_read - read path into c; the keys of section (NULL:
+ * none) go to cb, other sections are skipped.  Settings override what was
+ * set before.  A missing, unreadable or non-regular file is an error. */
+danests_status danests_config_read(struct danests_config *, const char *path,
+    const char *section, danests_config_key_cb *cb, void *arg, char *why,
+    size_t whylen);
+/* danests_config_load - danests_config_read without a section: the core
+ * keys only, as `danests check --config` applies them. */
 danests_status danests_config_load(struct danests_config *, const char *path,
+    char *why, size_t whylen);
+
+/* danests_config_check_as - what a daemon meets at its start once it runs
+ * as user (started as root; as another user, as that user): the user
+ * exists, ca_file is readable and a context can be made (cache directory
+ * usable or creatable), tried in a child process with that identity.
+ * user_at is where user was set ("FILE:LINE", or NULL for the default).
+ * On DANESTS_OK, note may say what could not be checked ("" otherwise). */
+danests_status danests_config_check_as(const struct danests_config *,
+    const char *user, const char *user_at, char *note, size_t notelen,
     char *why, size_t whylen);
 
 /* A resolution context: a DNS client, an HTTPS fetcher and the cache. */

@@ -1,17 +1,38 @@
 /*
  * config.c - the configuration shared by the tool and the adapters
  *
- * A configuration is plain data: danests_ctx_new copies it.  Files hold
- * "key value" lines; '#' starts a comment.  See danests.conf(5).
+ * A configuration is plain data: danests_ctx_new copies it.  One reader
+ * for every program (danests.conf(5)):
+ *
+ *	key value	# a comment may follow anything
+ *	include PATH	# another file, read in place
+ *	[section]	# one adapter's keys up to the next header
+ *
+ * Keys before any section are the core's; a program gets the keys of its
+ * own section through a callback and skips the other sections.  Unknown
+ * keys are errors, so that a typo never weakens a policy; every error
+ * names the file, the line and the key.
  */
 #include "danests-internal.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define DEF_DNS_TIMEOUT_MS	5000
 #define DEF_DECISION_TIMEOUT_MS	15000
@@ -35,6 +56,10 @@ danests_config_new(void)
 	c->sts_port = 443;
 	c->decision_ttl_s = DEF_DECISION_TTL_S;
 	c->sts = true;
+	if ((c->cache_dir = xstrdup(DANESTS_DEFAULT_CACHE_DIR)) == NULL) {
+		free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -178,6 +203,7 @@ danests_config_set_sts(struct danests_config *c, bool on)
 	c->sts = on;
 }
 
+
 /* parse_uint - a decimal number within [min, max] */
 static bool
 parse_uint(const char *s, unsigned long min, unsigned long max,
@@ -192,24 +218,55 @@ parse_uint(const char *s, unsigned long min, unsigned long max,
 	return *end == '\0' && errno == 0 && *out >= min && *out <= max;
 }
 
+static const struct {
+	const char *key;
+	unsigned long min, max, scale;
+	size_t off;
+} config_nums[] = {
+	{ "dns_timeout", 1, 60, 1000,
+	    offsetof(struct danests_config, dns_timeout_ms) },
+	{ "decision_timeout", 1, 300, 1000,
+	    offsetof(struct danests_config, decision_timeout_ms) },
+	{ "sts_recheck", 0, 86400, 1,
+	    offsetof(struct danests_config, sts_recheck_s) },
+	{ "fetch_timeout", 1, 120, 1000,
+	    offsetof(struct danests_config, fetch_timeout_ms) },
+	{ "sts_port", 1, 65535, 1, offsetof(struct danests_config, sts_port) },
+	{ "decision_ttl", 0, 86400, 1,
+	    offsetof(struct danests_config, decision_ttl_s) },
+};
+
+/* The core's keys besides the numbers above. */
+static const char *const config_keys[] = {
+	"resolver", "ca_file", "cache_dir", "mta_sts", NULL,
+};
+
+/* The sections of the adapters; any other name is a typo. */
+static const char *const config_sections[] = {
+	"postfix", "relay", "exim", NULL,
+};
+
+/* danests_config_is_core_key - true for a key of danests_config_apply */
+bool
+danests_config_is_core_key(const char *key)
+{
+	size_t i;
+
+	for (i = 0; config_keys[i] != NULL; i++)
+		if (strcmp(key, config_keys[i]) == 0)
+			return true;
+	for (i = 0; i < sizeof(config_nums) / sizeof(config_nums[0]); i++)
+		if (strcmp(key, config_nums[i].key) == 0)
+			return true;
+	return false;
+}
+
 /* danests_config_apply - apply one "key value" setting; NOTFOUND for a key
  * this library does not know */
 danests_status
 danests_config_apply(struct danests_config *c, const char *key, const char *val,
     char *why, size_t whylen)
 {
-	static const struct {
-		const char *key;
-		unsigned long min, max, scale;
-		int which;
-	} nums[] = {
-		{ "dns_timeout", 1, 60, 1000, 0 },
-		{ "decision_timeout", 1, 300, 1000, 1 },
-		{ "sts_recheck", 0, 86400, 1, 2 },
-		{ "fetch_timeout", 1, 120, 1000, 3 },
-		{ "sts_port", 1, 65535, 1, 4 },
-		{ "decision_ttl", 0, 86400, 1, 5 },
-	};
 	unsigned long n;
 	size_t i;
 
@@ -217,92 +274,396 @@ danests_config_apply(struct danests_config *c, const char *key, const char *val,
 		return danests_config_set_resolver(c, val, why, whylen);
 	if (strcmp(key, "ca_file") == 0)
 		return danests_config_set_ca_file(c, val, why, whylen);
-	if (strcmp(key, "cache_dir") == 0)
+	if (strcmp(key, "cache_dir") == 0) {
+		if (strcmp(val, "none") != 0 && val[0] != '/') {
+			why_set(why, whylen, "expected an absolute path or "
+			    "none");
+			return DANESTS_PERM;
+		}
 		return danests_config_set_cache_dir(c,
 		    strcmp(val, "none") == 0 ? NULL : val, why, whylen);
+	}
 	if (strcmp(key, "mta_sts") == 0) {
 		if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0) {
-			why_set(why, whylen, "mta_sts: expected yes or no");
+			why_set(why, whylen, "expected yes or no");
 			return DANESTS_PERM;
 		}
 		c->sts = strcmp(val, "yes") == 0;
 		return DANESTS_OK;
 	}
-	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-		if (strcmp(key, nums[i].key) != 0)
+	for (i = 0; i < sizeof(config_nums) / sizeof(config_nums[0]); i++) {
+		if (strcmp(key, config_nums[i].key) != 0)
 			continue;
-		if (!parse_uint(val, nums[i].min, nums[i].max, &n)) {
-			why_set(why, whylen, "%s: expected a number from %lu "
-			    "to %lu", key, nums[i].min, nums[i].max);
+		if (!parse_uint(val, config_nums[i].min, config_nums[i].max,
+		    &n)) {
+			why_set(why, whylen, "expected a number from %lu to "
+			    "%lu", config_nums[i].min, config_nums[i].max);
 			return DANESTS_PERM;
 		}
-		n *= nums[i].scale;
-		switch (nums[i].which) {
-		case 0: c->dns_timeout_ms = (unsigned)n; break;
-		case 1: c->decision_timeout_ms = (unsigned)n; break;
-		case 2: c->sts_recheck_s = (unsigned)n; break;
-		case 3: c->fetch_timeout_ms = (unsigned)n; break;
-		case 4: c->sts_port = (unsigned)n; break;
-		case 5: c->decision_ttl_s = (unsigned)n; break;
-		}
+		*(unsigned *)((char *)c + config_nums[i].off) =
+		    (unsigned)(n * config_nums[i].scale);
 		return DANESTS_OK;
 	}
 	why_set(why, whylen, "unknown setting \"%s\"", key);
 	return DANESTS_NOTFOUND;
 }
 
-/*
- * danests_config_load - read "key value" lines.  Keys this library does
- * not know are an error (a typo must not silently weaken anything); an
- * adapter with keys of its own reads its file itself and passes the rest
- * through danests_config_apply.
- */
+/* One file being read, innermost last. */
+struct config_file {
+	dev_t dev;
+	ino_t ino;
+};
+
+struct config_reader {
+	struct danests_config *cfg;
+	const char *section;		/* the program's own, or NULL */
+	danests_config_key_cb *cb;
+	void *arg;
+	struct config_file open[DANESTS_CONFIG_DEPTH_MAX];
+	int depth;
+	char *why;
+	size_t whylen;
+};
+
+static danests_status config_read_file(struct config_reader *,
+    const char *path, const char *from, unsigned from_line);
+
+/* config_section - "[name]": the section it starts, or NULL with why */
+static const char *
+config_section(char *line, char *why, size_t whylen)
+{
+	size_t n = strlen(line), i;
+	char *name = line + 1;
+
+	if (n < 3 || line[n - 1] != ']') {
+		why_set(why, whylen, "malformed section header %s "
+		    "(expected [NAME])", line);
+		return NULL;
+	}
+	line[n - 1] = '\0';
+	for (i = 0; config_sections[i] != NULL; i++)
+		if (strcmp(name, config_sections[i]) == 0)
+			return config_sections[i];
+	why_set(why, whylen, "unknown section [%s] (known: [postfix], "
+	    "[relay], [exim])", name);
+	return NULL;
+}
+
+/* config_include - resolve PATH against the including file's directory */
+static danests_status
+config_include(struct config_reader *r, const char *val, const char *from,
+    unsigned line)
+{
+	char path[PATH_MAX];
+	const char *slash;
+	int n;
+
+	if (val[0] == '/')
+		n = snprintf(path, sizeof(path), "%s", val);
+	else if ((slash = strrchr(from, '/')) == NULL)
+		n = snprintf(path, sizeof(path), "%s", val);
+	else
+		n = snprintf(path, sizeof(path), "%.*s/%s",
+		    (int)(slash - from), from, val);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		why_set(r->why, r->whylen, "%s:%u: include: path too long",
+		    from, line);
+		return DANESTS_PERM;
+	}
+	return config_read_file(r, path, from, line);
+}
+
+/* config_line - one line without its newline; cur is the section */
+static danests_status
+config_line(struct config_reader *r, char *line, const char *path,
+    unsigned lineno, const char **cur)
+{
+	char lwhy[DANESTS_WHY_MAX] = "", *key, *val, *e;
+	danests_status st;
+	size_t i;
+
+	if ((e = strchr(line, '#')) != NULL)
+		*e = '\0';
+	key = line + strspn(line, " \t\r");
+	e = key + strlen(key);
+	while (e > key && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	if (*key == '\0')
+		return DANESTS_OK;
+	if (*key == '[') {
+		if ((*cur = config_section(key, lwhy, sizeof(lwhy))) == NULL) {
+			why_set(r->why, r->whylen, "%s:%u: %s", path, lineno,
+			    lwhy);
+			return DANESTS_PERM;
+		}
+		return DANESTS_OK;
+	}
+	val = key + strcspn(key, " \t");
+	if (*val != '\0')
+		*val++ = '\0';
+	val += strspn(val, " \t");
+	for (i = 0; key[i] != '\0'; i++)
+		if (!(islower((unsigned char)key[i]) || key[i] == '_' ||
+		    isdigit((unsigned char)key[i]))) {
+			why_set(r->why, r->whylen, "%s:%u: %s: not a key "
+			    "(expected \"key value\")", path, lineno, key);
+			return DANESTS_PERM;
+		}
+	if (*val == '\0') {
+		why_set(r->why, r->whylen, "%s:%u: %s: needs a value", path,
+		    lineno, key);
+		return DANESTS_PERM;
+	}
+	if (strcmp(key, "include") == 0)
+		return config_include(r, val, path, lineno);
+	if (*cur == NULL) {
+		st = danests_config_apply(r->cfg, key, val, lwhy, sizeof(lwhy));
+		if (st == DANESTS_NOTFOUND)
+			why_set(r->why, r->whylen, "%s:%u: %s: unknown key "
+			    "(a program's own keys go in its section, see "
+			    "danests.conf(5))", path, lineno, key);
+		else if (st != DANESTS_OK)
+			why_set(r->why, r->whylen, "%s:%u: %s: %s", path,
+			    lineno, key, lwhy);
+		else if (strcmp(key, "ca_file") == 0)
+			why_set(r->cfg->ca_file_at, sizeof(r->cfg->ca_file_at),
+			    "%s:%u", path, lineno);
+		else if (strcmp(key, "cache_dir") == 0)
+			why_set(r->cfg->cache_dir_at,
+			    sizeof(r->cfg->cache_dir_at), "%s:%u", path,
+			    lineno);
+		return st == DANESTS_NOTFOUND ? DANESTS_PERM : st;
+	}
+	if (r->section == NULL || strcmp(*cur, r->section) != 0)
+		return DANESTS_OK;	/* another program's section */
+	st = r->cb != NULL ? r->cb(r->arg, *cur, key, val, path, lineno,
+	    lwhy, sizeof(lwhy)) : DANESTS_NOTFOUND;
+	if (st == DANESTS_NOTFOUND && danests_config_is_core_key(key))
+		why_set(r->why, r->whylen, "%s:%u: %s: a core key: put it "
+		    "before the first section", path, lineno, key);
+	else if (st == DANESTS_NOTFOUND)
+		why_set(r->why, r->whylen, "%s:%u: %s: unknown key in [%s]",
+		    path, lineno, key, *cur);
+	else if (st != DANESTS_OK)
+		why_set(r->why, r->whylen, "%s:%u: %s: %s", path, lineno, key,
+		    lwhy);
+	return st == DANESTS_NOTFOUND ? DANESTS_PERM : st;
+}
+
+/* config_read_file - every line of path; from:from_line includes it
+ * (from is NULL for the top file) */
+static danests_status
+config_read_file(struct config_reader *r, const char *path, const char *from,
+    unsigned from_line)
+{
+	char line[DANESTS_CONFIG_LINE_MAX + 2], at[PATH_MAX + 32] = "";
+	const char *cur = NULL;
+	struct stat sb;
+	unsigned lineno = 0;
+	danests_status st = DANESTS_OK;
+	FILE *fp;
+	int fd, i;
+
+	if (from != NULL)
+		snprintf(at, sizeof(at), "%s:%u: include ", from, from_line);
+	if (r->depth >= DANESTS_CONFIG_DEPTH_MAX) {
+		why_set(r->why, r->whylen, "%s%s: includes nested deeper than "
+		    "%d", at, path, DANESTS_CONFIG_DEPTH_MAX);
+		return DANESTS_PERM;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) <
+	    0) {
+		why_set(r->why, r->whylen, "%s%s: %s", at, path,
+		    strerror(errno));
+		return DANESTS_PERM;
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		why_set(r->why, r->whylen, "%s%s: %s", at, path,
+		    S_ISDIR(sb.st_mode) ? "is a directory, not a "
+		    "configuration file" : "not a regular file");
+		close(fd);
+		return DANESTS_PERM;
+	}
+	for (i = 0; i < r->depth; i++)
+		if (r->open[i].dev == sb.st_dev && r->open[i].ino == sb.st_ino) {
+			why_set(r->why, r->whylen, "%s%s: include loop (the "
+			    "file is being read already)", at, path);
+			close(fd);
+			return DANESTS_PERM;
+		}
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		why_set(r->why, r->whylen, "%s%s: %s", at, path,
+		    strerror(errno));
+		close(fd);
+		return DANESTS_TEMP;
+	}
+	r->open[r->depth].dev = sb.st_dev;
+	r->open[r->depth].ino = sb.st_ino;
+	r->depth++;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		size_t n = strlen(line);
+
+		lineno++;
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		else if (!feof(fp) || n > DANESTS_CONFIG_LINE_MAX) {
+			why_set(r->why, r->whylen, "%s:%u: line longer than "
+			    "%d bytes", path, lineno, DANESTS_CONFIG_LINE_MAX);
+			st = DANESTS_PERM;
+			break;
+		}
+		if ((st = config_line(r, line, path, lineno, &cur)) !=
+		    DANESTS_OK)
+			break;
+	}
+	if (st == DANESTS_OK && ferror(fp)) {
+		why_set(r->why, r->whylen, "%s%s: read error: %s", at, path,
+		    strerror(errno));
+		st = DANESTS_PERM;
+	}
+	r->depth--;
+	fclose(fp);
+	return st;
+}
+
+/* danests_config_read - read path: core keys into c, the keys of section
+ * through cb; other sections are skipped */
+danests_status
+danests_config_read(struct danests_config *c, const char *path,
+    const char *section, danests_config_key_cb *cb, void *arg, char *why,
+    size_t whylen)
+{
+	struct config_reader r;
+
+	memset(&r, 0, sizeof(r));
+	r.cfg = c;
+	r.section = section;
+	r.cb = cb;
+	r.arg = arg;
+	r.why = why;
+	r.whylen = whylen;
+	return config_read_file(&r, path, NULL, 0);
+}
+
+/* danests_config_load - the core keys of path; every section skipped */
 danests_status
 danests_config_load(struct danests_config *c, const char *path, char *why,
     size_t whylen)
 {
-	FILE *fp;
-	char line[1024], lwhy[DANESTS_WHY_MAX], *key, *val, *e;
-	unsigned lineno = 0;
-	danests_status st;
+	return danests_config_read(c, path, NULL, NULL, NULL, why, whylen);
+}
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		why_set(why, whylen, "%s: %s", path, strerror(errno));
+/* check_child - in a child: take pw's identity (when given), then do what
+ * a daemon's start does with the configuration; the outcome goes to fd as
+ * "" (fine), "A..." (ca_file) or "C..." (context, cache) */
+static void __attribute__((noreturn))
+check_child(const struct danests_config *c, const struct passwd *pw, int fd)
+{
+	char why[2 * DANESTS_WHY_MAX] = "";
+	struct danests_ctx *ctx;
+	FILE *fp;
+
+	if (pw != NULL && (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+	    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0))
+		snprintf(why, sizeof(why), "Ccannot become %s: %s", pw->pw_name,
+		    strerror(errno));
+	else if (c->ca_file != NULL && (fp = fopen(c->ca_file, "r")) == NULL)
+		snprintf(why, sizeof(why), "A%s", strerror(errno));
+	else {
+		if (c->ca_file != NULL)
+			fclose(fp);
+		why[0] = 'C';
+		if (danests_ctx_new(c, NULL, &ctx, why + 1, sizeof(why) - 1) ==
+		    DANESTS_OK) {
+			danests_ctx_free(ctx);
+			why[0] = '\0';
+		}
+	}
+	(void)!write(fd, why, strlen(why));
+	_exit(why[0] == '\0' ? 0 : 1);
+}
+
+/* danests_config_check_as - try the start's steps as user, in a child */
+danests_status
+danests_config_check_as(const struct danests_config *c, const char *user,
+    const char *user_at, char *note, size_t notelen, char *why,
+    size_t whylen)
+{
+	char buf[2 * DANESTS_WHY_MAX], at[sizeof(c->cache_dir_at) + 2] = "";
+	struct passwd *pw = NULL;
+	struct pollfd pfd;
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+	int fds[2], status;
+	time_t until;
+
+	if (note != NULL && notelen > 0)
+		note[0] = '\0';
+	if (user != NULL && user[0] != '\0' && (pw = getpwnam(user)) == NULL) {
+		why_set(why, whylen, "%s: user %s does not exist: create it "
+		    "(adduser --system --group --home %s %s) or install the "
+		    "danests package", user_at != NULL ? user_at : "user", user,
+		    DANESTS_DEFAULT_CACHE_DIR, user);
 		return DANESTS_PERM;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(fp)) {
-			why_set(why, whylen, "%s:%u: line too long", path,
-			    lineno);
-			fclose(fp);
-			return DANESTS_PERM;
+	if (pw != NULL && geteuid() != 0 && geteuid() != pw->pw_uid) {
+		why_set(note, notelen, "not running as root: checked as uid "
+		    "%lu, not as user %s, whom the start as root becomes",
+		    (unsigned long)geteuid(), user);
+		pw = NULL;
+	}
+	if (pw != NULL && geteuid() != 0)
+		pw = NULL;	/* already that user */
+	if (pipe2(fds, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
+		why_set(why, whylen, "cannot check: %s", strerror(errno));
+		return DANESTS_TEMP;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		check_child(c, pw, fds[1]);
+	}
+	close(fds[1]);
+	pfd.fd = fds[0];
+	pfd.events = POLLIN;
+	until = time(NULL) + 30;
+	for (;;) {
+		if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
+			break;
+		if (pfd.revents != 0) {
+			n = read(fds[0], buf + len, sizeof(buf) - 1 - len);
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+			if (len == sizeof(buf) - 1)
+				break;
 		}
-		if ((e = strchr(line, '#')) != NULL)
-			*e = '\0';
-		key = line + strspn(line, " \t\r\n");
-		if (*key == '\0')
-			continue;
-		val = key + strcspn(key, " \t\r\n");
-		if (*val != '\0')
-			*val++ = '\0';
-		val += strspn(val, " \t");
-		e = val + strlen(val);
-		while (e > val && isspace((unsigned char)e[-1]))
-			*--e = '\0';
-		if (*val == '\0') {
-			why_set(why, whylen, "%s:%u: %s needs a value", path,
-			    lineno, key);
-			fclose(fp);
-			return DANESTS_PERM;
-		}
-		if ((st = danests_config_apply(c, key, val, lwhy, sizeof(lwhy))) !=
-		    DANESTS_OK) {
-			why_set(why, whylen, "%s:%u: %s", path, lineno, lwhy);
-			fclose(fp);
-			return st == DANESTS_NOTFOUND ? DANESTS_PERM : st;
+		if (time(NULL) >= until) {
+			(void)kill(pid, SIGKILL);
+			break;
 		}
 	}
-	fclose(fp);
-	return DANESTS_OK;
+	buf[len] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && len == 0)
+		return DANESTS_OK;
+	if (buf[0] == 'A') {
+		if (c->ca_file_at[0] != '\0')
+			snprintf(at, sizeof(at), "%s: ", c->ca_file_at);
+		why_set(why, whylen, "%sca_file %s: not readable by %s: %s", at,
+		    c->ca_file, user != NULL && *user ? user : "this user",
+		    buf + 1);
+	} else if (buf[0] == 'C') {
+		if (strncmp(buf + 1, "cache ", 6) == 0)
+			snprintf(at, sizeof(at), "%s: ", c->cache_dir_at[0] ?
+			    c->cache_dir_at : "cache_dir");
+		why_set(why, whylen, "%sas user %s: %s", at, user != NULL &&
+		    *user ? user : "(as started)", buf + 1);
+	} else
+		why_set(why, whylen, "the check as user %s did not finish",
+		    user != NULL && *user ? user : "(as started)");
+	return DANESTS_PERM;
 }

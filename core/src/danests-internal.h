@@ -292,6 +292,8 @@ struct danests_config {
 	unsigned sts_port;
 	unsigned decision_ttl_s;
 	bool sts;
+	char ca_file_at[320];	/* "FILE:LINE" that set it, or "" */
+	char cache_dir_at[320];
 };
 
 /*

@@ -1,30 +1,26 @@
 /*
  * common.c - options shared by the commands that decide (check, probe)
  *
- * Order of precedence: built-in defaults, then --config FILE, then the
- * options given after it; --cache-dir and --no-cache apply last.
+ * Order of precedence, whatever the order of the options: built-in
+ * defaults, then the core keys of --config FILE (or of
+ * /etc/danests/danests.conf when it exists), then --resolver and
+ * --ca-file, then --cache-dir or --no-cache, then --timeout.
  */
 #include "common.h"
+
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* common_init - defaults; returns 0, or EXIT_TEMP when out of memory */
+/* common_init - no options yet; returns 0 */
 int
 common_init(struct common *o, const char *cmd)
 {
-	char why[256];
-
 	memset(o, 0, sizeof(*o));
 	o->cmd = cmd;
-	if ((o->cfg = danests_config_new()) == NULL ||
-	    danests_config_set_cache_dir(o->cfg, DANESTS_CACHE_DIR, why,
-	    sizeof(why)) != DANESTS_OK) {
-		fprintf(stderr, "danests: out of memory\n");
-		return EXIT_TEMP;
-	}
 	return 0;
 }
 
@@ -66,21 +62,32 @@ common_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 int
 common_option(struct common *o, int c, const char *arg)
 {
-	char why[256];
+	struct danests_config *scratch;
+	char why[512];
 	danests_status st;
 
 	switch (c) {
 	case O_RESOLVER:
-		st = danests_config_set_resolver(o->cfg, arg, why,
-		    sizeof(why));
-		break;
 	case O_CA_FILE:
-		st = danests_config_set_ca_file(o->cfg, arg, why, sizeof(why));
+		/* checked now, applied after the configuration file */
+		if ((scratch = danests_config_new()) == NULL) {
+			snprintf(why, sizeof(why), "out of memory");
+			st = DANESTS_TEMP;
+		} else if (c == O_RESOLVER)
+			st = danests_config_set_resolver(scratch, arg, why,
+			    sizeof(why));
+		else
+			st = danests_config_set_ca_file(scratch, arg, why,
+			    sizeof(why));
+		danests_config_free(scratch);
+		if (c == O_RESOLVER)
+			o->resolver = arg;
+		else
+			o->ca_file = arg;
 		break;
 	case O_CONFIG:
-		/* settings of the file; options after it override */
-		st = danests_config_load(o->cfg, arg, why, sizeof(why));
-		break;
+		o->config = arg;
+		return 1;
 	case O_CACHE_DIR:
 		if (*arg == '\0')
 			return common_usage(o, "empty cache directory", NULL),
@@ -130,12 +137,30 @@ common_bad_option(const struct common *o, int c, char **argv)
 int
 common_apply(struct common *o)
 {
-	char why[256];
+	char why[512];
+	const char *path = o->config;
+	struct stat sb;
 	unsigned ms;
 
 	if (o->cache_dir != NULL && o->no_cache)
 		return common_usage(o, "--cache-dir and --no-cache exclude "
 		    "each other", NULL);
+	if ((o->cfg = danests_config_new()) == NULL) {
+		fprintf(stderr, "danests: out of memory\n");
+		return EXIT_TEMP;
+	}
+	/* the default file is optional; a given one is not */
+	if (path == NULL && (stat(DANESTS_DEFAULT_CONFIG, &sb) == 0 ||
+	    errno != ENOENT))
+		path = DANESTS_DEFAULT_CONFIG;
+	if (path != NULL && danests_config_load(o->cfg, path, why,
+	    sizeof(why)) != DANESTS_OK)
+		return common_usage(o, why, NULL);
+	if ((o->resolver != NULL && danests_config_set_resolver(o->cfg,
+	    o->resolver, why, sizeof(why)) != DANESTS_OK) ||
+	    (o->ca_file != NULL && danests_config_set_ca_file(o->cfg,
+	    o->ca_file, why, sizeof(why)) != DANESTS_OK))
+		return common_usage(o, why, NULL);
 	if (o->no_cache)
 		o->flags |= DANESTS_F_NO_CACHE;
 	if ((o->no_cache || o->cache_dir != NULL) &&

@@ -13,9 +13,7 @@
 #define EXIT_PERM	69	/* EX_UNAVAILABLE */
 #define EXIT_TEMP	75	/* EX_TEMPFAIL */
 
-#ifndef DANESTS_CACHE_DIR
-#define DANESTS_CACHE_DIR "/var/lib/danests"
-#endif
+#define DANESTS_CACHE_DIR DANESTS_DEFAULT_CACHE_DIR
 
 #define TIMEOUT_MAX_S	300	/* as decision_timeout of danests.conf */
 #define DNS_TIMEOUT_MS	5000	/* per query, at most */
@@ -39,7 +37,10 @@ enum {
 
 struct common {
 	const char *cmd;	/* "check", "probe": for messages */
-	struct danests_config *cfg;
+	struct danests_config *cfg;	/* made by common_apply */
+	const char *config;	/* --config, or NULL: the default file */
+	const char *resolver;	/* --resolver, or NULL */
+	const char *ca_file;	/* --ca-file, or NULL */
 	const char *cache_dir;	/* --cache-dir, or NULL */
 	bool no_cache;
 	bool json;

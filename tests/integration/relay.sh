@@ -44,12 +44,14 @@ chown nobody "$W/cache" "$W/tmp" 2>/dev/null
 # conf FILE PORT SMTP_PORT [EXTRA] - a relay configuration
 conf() {
 	cat >"$1" <<EOF
-listen 127.0.0.1:$2
-user nobody
-helo_name relay-it.test
 resolver $E2E_RESOLVER
 ca_file $E2E_CA
 cache_dir $W/cache
+
+[relay]
+listen 127.0.0.1:$2
+user nobody
+helo_name relay-it.test
 tmpdir $W/tmp
 message_size_max 200000
 memory_max 4096
@@ -70,9 +72,9 @@ EOF
 conf "$W/relay.conf" $PORT 25
 conf "$W/relay2.conf" $PORT2 $STALL_PORT "max_deliveries 2"
 
-"$relay" -d -f "$W/relay.conf" >"$W/relay.log" 2>&1 &
+"$relay" -d -c "$W/relay.conf" >"$W/relay.log" 2>&1 &
 pids+=($!)
-"$relay" -d -f "$W/relay2.conf" >"$W/relay2.log" 2>&1 &
+"$relay" -d -c "$W/relay2.conf" >"$W/relay2.log" 2>&1 &
 pids+=($!)
 
 # misbehaving peers: STALL_PORT accepts and never greets; DROP_PORT
@@ -376,7 +378,7 @@ expect stalling-receiver '\|451 4\.4\.1 [^|]*timed out' "$out"
 # a receiver that drops the connection at STARTTLS: 4xx, not cleartext
 # (the relay's MX port is DROP_PORT for this one)
 conf "$W/relay3.conf" $((PORT2 + 1)) $DROP_PORT
-"$relay" -d -f "$W/relay3.conf" >"$W/relay3.log" 2>&1 &
+"$relay" -d -c "$W/relay3.conf" >"$W/relay3.log" 2>&1 &
 pids+=($!)
 e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$((PORT2 + 1))' | grep -q LISTEN"
 out=$(lmtp $((PORT2 + 1)) <<'EOF'

@@ -350,6 +350,8 @@ run_case(const struct dcase *c, bool with_sts)
 	print_message("case %s\n", c->label);
 	assert_non_null(mkdtemp(dir));
 	assert_non_null(cfg = danests_config_new());
+	assert_int_equal(danests_config_set_cache_dir(cfg, NULL, why,
+	    sizeof(why)), DANESTS_OK);
 	danests_config_set_sts(cfg, with_sts);
 	danests_config_set_decision_timeout(cfg, 5000);
 	if (with_sts) {
@@ -441,6 +443,8 @@ test_bad_domain(void **state)
 
 	(void)state;
 	danests_config_set_sts(cfg, false);
+	assert_int_equal(danests_config_set_cache_dir(cfg, NULL, why,
+	    sizeof(why)), DANESTS_OK);
 	assert_int_equal(dns_mock_new(base, NULL, 0, &dns), DANESTS_OK);
 	assert_int_equal(danests_ctx_new_with_dns(cfg, base, dns, &ctx, why,
 	    sizeof(why)), DANESTS_OK);
@@ -519,6 +523,8 @@ test_free_with_pending_fetch(void **state)
 
 	(void)state;
 	lfd = silent_listener(&port);
+	assert_int_equal(danests_config_set_cache_dir(cfg, NULL, why,
+	    sizeof(why)), DANESTS_OK);
 	danests_config_set_sts_port(cfg, port);
 	danests_config_set_fetch_timeout(cfg, 20000);
 	danests_config_set_decision_timeout(cfg, 30000);

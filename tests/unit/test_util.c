@@ -1,5 +1,6 @@
 /*
- * test_util.c - name helpers, configuration parsing and resolv.conf
+ * test_util.c - name helpers, resolver addresses and resolv.conf
+ * (configuration files: test_config.c)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -137,61 +138,6 @@ write_tmp(const char *text)
 }
 
 static void
-test_config_file(void **state)
-{
-	static const struct {
-		const char *text;
-		danests_status want;
-		const char *why_has;
-	} rows[] = {
-		{ "# comment\n\nresolver 127.0.0.1@5300\ndns_timeout 3\n"
-		    "decision_timeout 20  # trailing comment\nsts_recheck 0\n"
-		    "decision_ttl 60\nmta_sts no\ncache_dir none\n",
-		    DANESTS_OK, NULL },
-		{ "resolvr 127.0.0.1\n", DANESTS_PERM, "unknown setting" },
-		{ "dns_timeout 0\n", DANESTS_PERM, "dns_timeout" },
-		{ "dns_timeout 61\n", DANESTS_PERM, "dns_timeout" },
-		{ "dns_timeout 5s\n", DANESTS_PERM, "dns_timeout" },
-		{ "dns_timeout\n", DANESTS_PERM, "needs a value" },
-		{ "mta_sts maybe\n", DANESTS_PERM, "mta_sts" },
-		{ "resolver nowhere\n", DANESTS_PERM, "not an IP" },
-		{ "ca_file /nonexistent/ca.pem\n", DANESTS_PERM, "CA file" },
-	};
-	struct danests_config *c;
-	char why[256], *path;
-	size_t i;
-
-	(void)state;
-	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		print_message("config row %zu\n", i);
-		c = danests_config_new();
-		path = write_tmp(rows[i].text);
-		why[0] = '\0';
-		assert_int_equal(danests_config_load(c, path, why,
-		    sizeof(why)), rows[i].want);
-		if (rows[i].why_has != NULL) {
-			assert_non_null(strstr(why, rows[i].why_has));
-			assert_non_null(strstr(why, ":1:"));	/* line no. */
-		} else {
-			assert_string_equal(c->resolver, "127.0.0.1");
-			assert_int_equal(c->resolver_port, 5300);
-			assert_int_equal(c->dns_timeout_ms, 3000);
-			assert_int_equal(c->decision_timeout_ms, 20000);
-			assert_int_equal(c->sts_recheck_s, 0);
-			assert_int_equal(c->decision_ttl_s, 60);
-			assert_false(c->sts);
-			assert_null(c->cache_dir);
-		}
-		unlink(path);
-		danests_config_free(c);
-	}
-	c = danests_config_new();
-	assert_int_equal(danests_config_load(c, "/nonexistent/danests.conf",
-	    why, sizeof(why)), DANESTS_PERM);
-	danests_config_free(c);
-}
-
-static void
 test_resolvconf(void **state)
 {
 	static const struct {
@@ -245,7 +191,6 @@ main(void)
 		cmocka_unit_test(test_normalize),
 		cmocka_unit_test(test_name_eq),
 		cmocka_unit_test(test_resolver_spec),
-		cmocka_unit_test(test_config_file),
 		cmocka_unit_test(test_resolvconf),
 		cmocka_unit_test(test_reason_types),
 	};

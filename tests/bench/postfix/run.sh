@@ -84,9 +84,19 @@ YML
 E2E_CA_BUNDLE=1 e2e_in_testbed mta-sts-daemon -v warn -c "$work/peer.yml" \
     >"$work/peer.log" 2>&1 &
 peer_pid=$!
-E2E_CA_BUNDLE=1 e2e_in_testbed "$daemon" -d -l "inet:127.0.0.1:$DP_PORT" \
-    -c /dev/null -o "resolver=$E2E_RESOLVER" -o "ca_file=$E2E_CA" \
-    -o "cache_dir=$work/cache" -o memory_ttl=3600 \
+mkdir -p "$work/cache" && chown nobody "$work/cache" && chmod 755 "$work" ||
+    die "cache directory"
+cat >"$work/dp.conf" <<EOF
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $work/cache
+
+[postfix]
+listen inet:127.0.0.1:$DP_PORT
+user nobody
+memory_ttl 3600
+EOF
+E2E_CA_BUNDLE=1 e2e_in_testbed "$daemon" -d -c "$work/dp.conf" \
     >"$work/dp.log" 2>&1 &
 dp_pid=$!
 e2e_wait 20 sh -c "ss -Hltn | grep -q '127.0.0.1:$PEER_PORT ' && ss -Hltn | grep -q '127.0.0.1:$DP_PORT '" ||

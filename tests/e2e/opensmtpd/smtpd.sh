@@ -4,7 +4,7 @@
 #
 # The caller sets OSVER ROOT INST ADDR PORT RELAY_PORT ME relay, defines
 # fatal MESSAGE, writes "$INST/smtpd.conf" between osmtpd_prepare and
-# osmtpd_start, and calls osmtpd_cleanup on exit.  RELAY_EXTRA adds lines
+# osmtpd_start, and calls osmtpd_cleanup on exit.  RELAY_EXTRA adds lines (of the [relay] section)
 # to the relay's configuration.
 smtpd_pid= relay_pid= ns_pid=
 
@@ -71,12 +71,14 @@ osmtpd_prepare() {
 		echo 'opensmtpq:x:64002:'
 	} >>"$INST/etc/group"
 	cat >"$INST/relay.conf" <<EOC
-listen 127.0.0.1:$RELAY_PORT
-user nobody
-helo_name $ME
 resolver $E2E_RESOLVER
 ca_file $E2E_CA
 cache_dir $INST/cache
+
+[relay]
+listen 127.0.0.1:$RELAY_PORT
+user nobody
+helo_name $ME
 tmpdir /tmp
 transaction_timeout 120
 connect_timeout 10
@@ -90,7 +92,7 @@ EOC
 # resolver (lib.sh) and its compiled-in paths
 osmtpd_start() {
 	chmod 644 "$INST/smtpd.conf"
-	"$relay" -d -f "$INST/relay.conf" >"$INST/relay.log" 2>&1 &
+	"$relay" -d -c "$INST/relay.conf" >"$INST/relay.log" 2>&1 &
 	relay_pid=$!
 	e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$RELAY_PORT' | grep -q LISTEN" ||
 	    fatal "danests-relay did not start: $(tail -3 "$INST/relay.log")"

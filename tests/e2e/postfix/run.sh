@@ -226,13 +226,22 @@ EOF
 }
 
 start_map() {
-	: >"$INST/conf/danests-postfix.conf"
+	cat >"$INST/conf/danests-postfix.conf" <<EOF
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $INST/cache
+decision_timeout 10
+
+[postfix]
+listen inet:127.0.0.1:$MAP_PORT
+user nobody
+lookup_timeout 20
+verbose yes
+EOF
+	chown nobody "$INST/cache" || fatal "chown $INST/cache"
 	[ -x "$daemon" ] || fatal "no $daemon (build first)"
-	"$daemon" -d -l "inet:127.0.0.1:$MAP_PORT" \
-	    -o "resolver=$E2E_RESOLVER" -o "ca_file=$E2E_CA" \
-	    -o "cache_dir=$INST/cache" -o decision_timeout=10 \
-	    -o lookup_timeout=20 -o verbose=yes \
-	    -c "$INST/conf/danests-postfix.conf" 2>"$INST/danests-postfix.log" &
+	"$daemon" -d -c "$INST/conf/danests-postfix.conf" \
+	    2>"$INST/danests-postfix.log" &
 	map_pid=$!
 	e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$MAP_PORT' | grep -q LISTEN" ||
 	    fatal "danests-postfix did not listen: $(tail -3 "$INST/danests-postfix.log")"

@@ -1,0 +1,370 @@
+/*
+ * test_config.c - the configuration reader (config.c), one row per case:
+ * comments, values, includes (relative, absolute, depth, loops),
+ * sections, unknown keys, bad paths, line length.  Each row writes its
+ * files into a fresh directory ("%D" in a text stands for it) and reads
+ * the first one, as the adapter of section "relay" would (or with no
+ * section, as `danests check --config` does).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <sys/stat.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "danests-internal.h"
+#include "table.h"
+
+#define NFILES 10
+
+struct crow {
+	const char *name;
+	const char *section;		/* the program's own, or NULL */
+	struct {
+		const char *name, *text;	/* text NULL: a directory */
+	} files[NFILES];
+	const char *path;		/* what to read; NULL: the first file */
+	danests_status want;
+	const char *why_has;		/* a substring of why, or NULL */
+	unsigned dns_timeout_ms;	/* when OK and not 0 */
+	const char *cb_seen;		/* keys the callback got, "k=v;..." */
+};
+
+/* seen - what the callback got, for the "relay" section */
+struct seen {
+	char keys[512];
+};
+
+/* relay_key - a stand-in adapter: "listen" and "user" are its keys,
+ * the value "bad" is refused */
+static danests_status
+relay_key(void *arg, const char *section, const char *key, const char *value,
+    const char *file, unsigned line, char *why, size_t whylen)
+{
+	struct seen *s = arg;
+	size_t n = strlen(s->keys);
+
+	assert_string_equal(section, "relay");
+	assert_non_null(file);
+	assert_true(line > 0);
+	if (strcmp(key, "listen") != 0 && strcmp(key, "user") != 0)
+		return DANESTS_NOTFOUND;
+	if (strcmp(value, "bad") == 0) {
+		snprintf(why, whylen, "bad value");
+		return DANESTS_PERM;
+	}
+	snprintf(s->keys + n, sizeof(s->keys) - n, "%s=%s;", key, value);
+	return DANESTS_OK;
+}
+
+static char long_line[DANESTS_CONFIG_LINE_MAX + 64];
+static char max_line[DANESTS_CONFIG_LINE_MAX + 64];
+
+static const struct crow rows[] = {
+	{ "comment_after_value", NULL, { { "m.conf",
+	    "# a comment\n\n  resolver 127.0.0.1   # trailing comment\n"
+	    "dns_timeout 3#no space before it\n\t\n" } },
+	    NULL, DANESTS_OK, NULL, 3000, "" },
+	{ "tabs_and_crlf", NULL, { { "m.conf",
+	    "\tdns_timeout\t\t7\t\r\n" } }, NULL, DANESTS_OK, NULL, 7000,
+	    "" },
+	{ "last_line_without_newline", NULL, { { "m.conf",
+	    "dns_timeout 9" } }, NULL, DANESTS_OK, NULL, 9000, "" },
+	{ "missing_value", NULL, { { "m.conf", "\ndns_timeout\n" } }, NULL,
+	    DANESTS_PERM, "m.conf:2: dns_timeout: needs a value", 0, NULL },
+	{ "missing_value_before_comment", NULL, { { "m.conf",
+	    "dns_timeout   # 5\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: dns_timeout: needs a value", 0, NULL },
+	{ "unknown_core_key", NULL, { { "m.conf", "resolvr 127.0.0.1\n" } },
+	    NULL, DANESTS_PERM, "m.conf:1: resolvr: unknown key", 0, NULL },
+	{ "malformed_number", NULL, { { "m.conf", "dns_timeout 5s\n" } },
+	    NULL, DANESTS_PERM, "m.conf:1: dns_timeout: expected a number "
+	    "from 1 to 60", 0, NULL },
+	{ "number_out_of_range", NULL, { { "m.conf", "dns_timeout 61\n" } },
+	    NULL, DANESTS_PERM, "m.conf:1: dns_timeout:", 0, NULL },
+	{ "malformed_yes_no", NULL, { { "m.conf", "mta_sts maybe\n" } }, NULL,
+	    DANESTS_PERM, "m.conf:1: mta_sts: expected yes or no", 0, NULL },
+	{ "malformed_resolver", NULL, { { "m.conf", "resolver nowhere\n" } },
+	    NULL, DANESTS_PERM, "m.conf:1: resolver: resolver is not an IP",
+	    0, NULL },
+	{ "missing_ca_file", NULL, { { "m.conf",
+	    "ca_file %D/none.pem\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: ca_file: CA file", 0, NULL },
+	{ "relative_cache_dir", NULL, { { "m.conf", "cache_dir cache\n" } },
+	    NULL, DANESTS_PERM, "m.conf:1: cache_dir: expected an absolute "
+	    "path or none", 0, NULL },
+	{ "key_with_equals", NULL, { { "m.conf", "dns_timeout=5\n" } }, NULL,
+	    DANESTS_PERM, "m.conf:1: dns_timeout=5: not a key", 0, NULL },
+	{ "key_upper_case", NULL, { { "m.conf", "DNS_timeout 5\n" } }, NULL,
+	    DANESTS_PERM, "not a key", 0, NULL },
+	{ "include_relative", "relay", { { "m.conf",
+	    "include core.conf\n[relay]\nlisten 127.0.0.1:1\n" },
+	    { "core.conf", "dns_timeout 4\n" } }, NULL, DANESTS_OK, NULL,
+	    4000, "listen=127.0.0.1:1;" },
+	{ "include_relative_to_includer", NULL, { { "m.conf",
+	    "include sub/a.conf\n" }, { "sub", NULL },
+	    { "sub/a.conf", "include b.conf\n" },
+	    { "sub/b.conf", "dns_timeout 6\n" } }, NULL, DANESTS_OK, NULL,
+	    6000, "" },
+	{ "include_absolute", NULL, { { "m.conf",
+	    "include %D/core.conf   # the core\n" },
+	    { "core.conf", "dns_timeout 8\n" } }, NULL, DANESTS_OK, NULL,
+	    8000, "" },
+	{ "include_later_key_wins", NULL, { { "m.conf",
+	    "dns_timeout 2\ninclude core.conf\ndns_timeout 3\n" },
+	    { "core.conf", "dns_timeout 8\n" } }, NULL, DANESTS_OK, NULL,
+	    3000, "" },
+	{ "include_missing", NULL, { { "m.conf",
+	    "\ninclude nothere.conf\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:2: include %D/nothere.conf: No such file", 0, NULL },
+	{ "include_missing_value", NULL, { { "m.conf", "include\n" } }, NULL,
+	    DANESTS_PERM, "m.conf:1: include: needs a value", 0, NULL },
+	{ "include_self", NULL, { { "m.conf", "include m.conf\n" } }, NULL,
+	    DANESTS_PERM, "include loop", 0, NULL },
+	{ "include_loop", NULL, { { "m.conf", "include a.conf\n" },
+	    { "a.conf", "include b.conf\n" }, { "b.conf", "include a.conf\n" } },
+	    NULL, DANESTS_PERM, "b.conf:1: include %D/a.conf: include loop",
+	    0, NULL },
+	{ "include_twice_is_no_loop", NULL, { { "m.conf",
+	    "include a.conf\ninclude a.conf\n" }, { "a.conf",
+	    "dns_timeout 5\n" } }, NULL, DANESTS_OK, NULL, 5000, "" },
+	{ "include_depth_8_ok", NULL, { { "m.conf", "include 2\n" },
+	    { "2", "include 3\n" }, { "3", "include 4\n" },
+	    { "4", "include 5\n" }, { "5", "include 6\n" },
+	    { "6", "include 7\n" }, { "7", "include 8\n" },
+	    { "8", "dns_timeout 11\n" } }, NULL, DANESTS_OK, NULL, 11000, "" },
+	{ "include_depth_9_refused", NULL, { { "m.conf", "include 2\n" },
+	    { "2", "include 3\n" }, { "3", "include 4\n" },
+	    { "4", "include 5\n" }, { "5", "include 6\n" },
+	    { "6", "include 7\n" }, { "7", "include 8\n" },
+	    { "8", "include 9\n" }, { "9", "dns_timeout 11\n" } }, NULL,
+	    DANESTS_PERM, "8:1: include %D/9: includes nested deeper than 8",
+	    0, NULL },
+	{ "include_directory", NULL, { { "m.conf", "include sub\n" },
+	    { "sub", NULL } }, NULL, DANESTS_PERM,
+	    "m.conf:1: include %D/sub: is a directory", 0, NULL },
+	{ "error_in_included_file", NULL, { { "m.conf",
+	    "include a.conf\n" }, { "a.conf", "\n\nmta_sts perhaps\n" } },
+	    NULL, DANESTS_PERM, "%D/a.conf:3: mta_sts: expected yes or no",
+	    0, NULL },
+	{ "own_section", "relay", { { "m.conf",
+	    "dns_timeout 12\n[relay]   # ours\nlisten 127.0.0.1:1 # here\n"
+	    "user nobody\n" } }, NULL, DANESTS_OK, NULL, 12000,
+	    "listen=127.0.0.1:1;user=nobody;" },
+	{ "own_section_unknown_key", "relay", { { "m.conf",
+	    "[relay]\nlisten 127.0.0.1:1\nlisen 127.0.0.1:2\n" } }, NULL,
+	    DANESTS_PERM, "m.conf:3: lisen: unknown key in [relay]", 0, NULL },
+	{ "own_section_bad_value", "relay", { { "m.conf",
+	    "[relay]\nlisten bad\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:2: listen: bad value", 0, NULL },
+	{ "core_key_in_section", "relay", { { "m.conf",
+	    "[relay]\nresolver 127.0.0.1\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:2: resolver: a core key: put it before the first section",
+	    0, NULL },
+	{ "other_section_skipped", "relay", { { "m.conf",
+	    "[postfix]\nanything goes here\n[exim]\nwhatever 1\n"
+	    "[relay]\nuser nobody\n" } }, NULL, DANESTS_OK, NULL, 0,
+	    "user=nobody;" },
+	{ "no_section_skips_all", NULL, { { "m.conf",
+	    "dns_timeout 13\n[relay]\nlisten bad\nnot_a_key_anywhere 1\n"
+	    "[postfix]\nlisten x\n" } }, NULL, DANESTS_OK, NULL, 13000, "" },
+	{ "unknown_section", "relay", { { "m.conf", "[relais]\n" } }, NULL,
+	    DANESTS_PERM, "m.conf:1: unknown section [relais]", 0, NULL },
+	{ "unknown_section_without_own", NULL, { { "m.conf", "[posfix]\n" } },
+	    NULL, DANESTS_PERM, "unknown section [posfix]", 0, NULL },
+	{ "malformed_section", "relay", { { "m.conf", "[relay\n" } }, NULL,
+	    DANESTS_PERM, "m.conf:1: malformed section header", 0, NULL },
+	{ "empty_section", "relay", { { "m.conf", "[]\n" } }, NULL,
+	    DANESTS_PERM, "m.conf:1: malformed section header", 0, NULL },
+	{ "include_inside_section", "relay", { { "m.conf",
+	    "[relay]\ninclude core.conf\nuser nobody\n" },
+	    { "core.conf", "dns_timeout 14\n" } }, NULL, DANESTS_OK, NULL,
+	    14000, "user=nobody;" },
+	{ "section_ends_with_its_file", "relay", { { "m.conf",
+	    "include r.conf\ndns_timeout 15\n" },
+	    { "r.conf", "[relay]\nuser nobody\n" } }, NULL, DANESTS_OK, NULL,
+	    15000, "user=nobody;" },
+	{ "path_is_directory", NULL, { { "sub", NULL } }, "%D/sub",
+	    DANESTS_PERM, "%D/sub: is a directory", 0, NULL },
+	{ "path_missing", NULL, { { "m.conf", "" } }, "%D/none.conf",
+	    DANESTS_PERM, "%D/none.conf: No such file", 0, NULL },
+	{ "path_not_regular", NULL, { { "m.conf", "" } }, "/dev/null",
+	    DANESTS_PERM, "/dev/null: not a regular file", 0, NULL },
+	{ "empty_file", NULL, { { "m.conf", "" } }, NULL, DANESTS_OK, NULL,
+	    5000, "" },
+	{ "line_at_the_cap", NULL, { { "m.conf", max_line } }, NULL,
+	    DANESTS_OK, NULL, 5000, "" },
+	{ "line_over_the_cap", NULL, { { "m.conf", long_line } }, NULL,
+	    DANESTS_PERM, "m.conf:2: line longer than 1024 bytes", 0, NULL },
+};
+
+/* expand - s with "%D" replaced by dir */
+static void
+expand(char *out, size_t outlen, const char *s, const char *dir)
+{
+	const char *p;
+	size_t n = 0;
+
+	out[0] = '\0';
+	while ((p = strstr(s, "%D")) != NULL) {
+		n += (size_t)snprintf(out + n, outlen - n, "%.*s%s",
+		    (int)(p - s), s, dir);
+		assert_true(n < outlen);
+		s = p + 2;
+	}
+	snprintf(out + n, outlen - n, "%s", s);
+}
+
+static void
+run_row(void **state)
+{
+	const struct crow *r = *state;
+	char dir[] = "/tmp/danests-config-XXXXXX", path[512], text[4096];
+	char why[1024] = "", want[512], cmd[600];
+	struct danests_config *c;
+	struct seen seen = { "" };
+	danests_status st;
+	FILE *fp;
+	size_t i;
+
+	assert_non_null(mkdtemp(dir));
+	for (i = 0; i < NFILES && r->files[i].name != NULL; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, r->files[i].name);
+		if (r->files[i].text == NULL) {
+			assert_int_equal(mkdir(path, 0755), 0);
+			continue;
+		}
+		expand(text, sizeof(text), r->files[i].text, dir);
+		assert_non_null(fp = fopen(path, "w"));
+		assert_int_equal(fputs(text, fp) >= 0, 1);
+		fclose(fp);
+	}
+	if (r->path != NULL)
+		expand(path, sizeof(path), r->path, dir);
+	else
+		snprintf(path, sizeof(path), "%s/%s", dir, r->files[0].name);
+	assert_non_null(c = danests_config_new());
+	st = danests_config_read(c, path, r->section, relay_key, &seen, why,
+	    sizeof(why));
+	print_message("why: %s\n", why);
+	assert_int_equal(st, r->want);
+	if (r->why_has != NULL) {
+		expand(want, sizeof(want), r->why_has, dir);
+		if (strstr(why, want) == NULL)
+			fail_msg("why \"%s\" lacks \"%s\"", why, want);
+	}
+	if (r->want == DANESTS_OK && r->dns_timeout_ms != 0)
+		assert_int_equal(c->dns_timeout_ms, r->dns_timeout_ms);
+	if (r->cb_seen != NULL)
+		assert_string_equal(seen.keys, r->cb_seen);
+	danests_config_free(c);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* test_defaults - one set of defaults for every program */
+static void
+test_defaults(void **state)
+{
+	struct danests_config *c;
+	char why[256];
+
+	(void)state;
+	assert_non_null(c = danests_config_new());
+	assert_string_equal(c->cache_dir, "/var/lib/danests");
+	assert_null(c->ca_file);
+	assert_string_equal(c->resolver, "");
+	assert_int_equal(c->dns_timeout_ms, 5000);
+	assert_int_equal(c->decision_timeout_ms, 15000);
+	assert_int_equal(c->fetch_timeout_ms, 10000);
+	assert_int_equal(c->decision_ttl_s, 300);
+	assert_int_equal(c->sts_recheck_s, 300);
+	assert_true(c->sts);
+	assert_int_equal(danests_config_apply(c, "cache_dir", "none", why,
+	    sizeof(why)), DANESTS_OK);
+	assert_null(c->cache_dir);
+	danests_config_free(c);
+}
+
+/* test_check_as_unknown_user - the check names the file and what to do */
+static void
+test_check_as_unknown_user(void **state)
+{
+	struct danests_config *c;
+	char why[1024], note[256];
+
+	(void)state;
+	assert_non_null(c = danests_config_new());
+	assert_int_equal(danests_config_check_as(c, "no-such-user-danests",
+	    "/etc/x.conf:7", note, sizeof(note), why, sizeof(why)),
+	    DANESTS_PERM);
+	assert_non_null(strstr(why, "/etc/x.conf:7: user no-such-user-danests "
+	    "does not exist"));
+	assert_non_null(strstr(why, "adduser --system"));
+	danests_config_free(c);
+}
+
+/* test_check_as_cache - a cache directory the run user cannot create */
+static void
+test_check_as_cache(void **state)
+{
+	struct danests_config *c;
+	char dir[] = "/tmp/danests-check-XXXXXX", sub[64], why[1024],
+	    note[256], cmd[100];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0555), 0);
+	snprintf(sub, sizeof(sub), "%s/cache", dir);
+	assert_non_null(c = danests_config_new());
+	assert_int_equal(danests_config_set_resolver(c, "127.0.0.1", why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(danests_config_set_cache_dir(c, sub, why,
+	    sizeof(why)), DANESTS_OK);
+	/* as root, the check runs as nobody, who cannot write dir */
+	if (geteuid() == 0) {
+		assert_int_equal(danests_config_check_as(c, "nobody", NULL,
+		    note, sizeof(note), why, sizeof(why)), DANESTS_PERM);
+		print_message("why: %s\n", why);
+		assert_non_null(strstr(why, "as user nobody"));
+		assert_non_null(strstr(why, sub));
+	}
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(danests_config_set_cache_dir(c, NULL, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(danests_config_check_as(c, "", NULL, note,
+	    sizeof(note), why, sizeof(why)), DANESTS_OK);
+	danests_config_free(c);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest misc[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_check_as_unknown_user),
+		cmocka_unit_test(test_check_as_cache),
+	};
+	int rc = 0;
+
+	/* a comment line of exactly the cap, and a key line one over it */
+	max_line[0] = '#';
+	memset(max_line + 1, 'x', DANESTS_CONFIG_LINE_MAX - 1);
+	strcpy(max_line + DANESTS_CONFIG_LINE_MAX, "\ndns_timeout 5\n");
+	strcpy(long_line, "dns_timeout 5\nresolver 127.0.0.1 ");
+	memset(long_line + strlen(long_line), '#',
+	    DANESTS_CONFIG_LINE_MAX + 1 - (strlen(long_line) - 14));
+	strcat(long_line, "\n");
+	rc |= run_table("config_read", rows, NROWS(rows), sizeof(rows[0]),
+	    run_row);
+	rc |= cmocka_run_group_tests_name("config", misc, NULL, NULL);
+	return rc;
+}
