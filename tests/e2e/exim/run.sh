@@ -11,7 +11,8 @@
 # own "exim -M" (several at once, each bounded); the outcome is read from
 # the receivers' mailboxes, Exim's main log and its queue (exim -bp) and
 # compared with the list's e2e column.  Then the module is broken on
-# purpose (unusable cache, bad configuration, dead resolver): every
+# purpose (unusable cache, bad configuration, a configuration path that is
+# a directory or missing, dead resolver): every
 # message must stay queued, none may leave, and a later run with the good
 # configuration must deliver them.
 #
@@ -73,6 +74,10 @@ if [ -z "${EXIM_E2E_INSIDE:-}" ]; then
 	sed "s|^cache_dir .*|cache_dir $RUN/not-a-dir/cache|" \
 	    "$RUN/danests.conf" >"$RUN/broken-cache.conf"
 	{ cat "$RUN/danests.conf"; echo "dns_timout 2"; } >"$RUN/bad-key.conf"
+	# a configuration path that is a directory, or does not exist:
+	# never the built-in defaults
+	mkdir -p "$RUN/conf-dir.conf"
+	rm -f "$RUN/no-conf.conf"
 	sed -e 's|^resolver .*|resolver 127.10.0.3|' \
 	    -e 's|^cache_dir .*|cache_dir none|' \
 	    -e 's|^decision_timeout .*|decision_timeout 3|' \
@@ -329,7 +334,7 @@ else
 fi
 
 # ---- fail closed: the module broken on purpose ---------------------------
-for broken in broken-cache bad-key dead-resolver; do
+for broken in broken-cache bad-key dead-resolver conf-dir no-conf; do
 	NONCE=$$-$(date +%s)-$broken
 	# insecure.test would go out in the clear, sts-enforce.test and
 	# dane-ee.test over verified TLS: with the module broken, none may.
@@ -348,7 +353,9 @@ for broken in broken-cache bad-key dead-resolver; do
 	done
 	case $broken in
 	broken-cache) pat="not-a-dir" ;;
-	bad-key) pat="unknown setting" ;;
+	bad-key) pat="bad-key.conf:7: dns_timout: unknown key" ;;
+	conf-dir) pat="conf-dir.conf: is a directory" ;;
+	no-conf) pat="no-conf.conf: No such file" ;;
 	dead-resolver) pat="tempfail" ;;
 	esac
 	if grep -F "== postmaster@insecure.test " "$MAINLOG" | tail -1 | grep -q "danests.*$pat"; then
