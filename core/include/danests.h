@@ -172,6 +172,8 @@ danests_status danests_config_set_ca_file(struct danests_config *,
     const char *path, char *why, size_t whylen);
 /* The CA file set so far (NULL: the system store); owned by the config. */
 const char *danests_config_ca_file(const struct danests_config *);
+/* The cache directory (NULL: none); owned by the config. */
+const char *danests_config_cache_dir(const struct danests_config *);
 /* Cache directory (default DANESTS_DEFAULT_CACHE_DIR); NULL disables the
  * persistent cache. */
 danests_status danests_config_set_cache_dir(struct danests_config *,

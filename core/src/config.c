@@ -153,6 +153,13 @@ danests_config_ca_file(const struct danests_config *c)
 	return c->ca_file;
 }
 
+/* danests_config_cache_dir - the cache directory, or NULL for none */
+const char *
+danests_config_cache_dir(const struct danests_config *c)
+{
+	return c->cache_dir;
+}
+
 /* danests_config_set_cache_dir - NULL disables the persistent cache */
 danests_status
 danests_config_set_cache_dir(struct danests_config *c, const char *dir,

@@ -14,6 +14,8 @@
 #include "danests.h"
 #include "cmds.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -37,7 +39,9 @@ static const char refresh_help[] =
 "     checking its _mta-sts TXT record first.  A policy that cannot be\n"
 "     fetched stays in force until it expires; the error is recorded with\n"
 "     it (see 'danests cache show').  Run it from cron or a timer when no\n"
-"     daemon adapter refreshes the cache.\n"
+"     daemon adapter refreshes the cache.  The core settings of\n"
+"     /etc/danests/danests.conf (resolver, ca_file, cache_dir) apply when\n"
+"     it exists; the options override them.\n"
 "\n"
 "OPTIONS\n"
 "     --window SECONDS   refresh policies expiring within this many seconds\n"
@@ -86,12 +90,20 @@ cmd_cache_refresh(int argc, char **argv, const char *cache_dir)
 	struct danests_ctx *ctx;
 	unsigned long window = 86400, parallel = 8, timeout = 15;
 	size_t due = 0, ok = 0, failed = 0;
-	char why[256];
+	char why[1024];
+	struct stat sb;
 	int ch, rc = EXIT_USAGE;
 
 	if ((cfg = danests_config_new()) == NULL) {
 		fprintf(stderr, "danests: out of memory\n");
 		return EXIT_TEMP;
+	}
+	/* the core settings of danests.conf(5); the options override them */
+	if ((stat(DANESTS_DEFAULT_CONFIG, &sb) == 0 || errno != ENOENT) &&
+	    danests_config_load(cfg, DANESTS_DEFAULT_CONFIG, why,
+	    sizeof(why)) != DANESTS_OK) {
+		fprintf(stderr, "danests: cache refresh: %s\n", why);
+		goto out;
 	}
 	optind = 1;
 	opterr = 0;

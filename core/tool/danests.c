@@ -10,15 +10,17 @@
 #include "danests.h"
 #include "cmds.h"
 
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EXIT_USAGE	64
 
-#ifndef DANESTS_CACHE_DIR
-#define DANESTS_CACHE_DIR "/var/lib/danests"
-#endif
+#define DANESTS_CACHE_DIR DANESTS_DEFAULT_CACHE_DIR
 
 static const char usage_text[] =
 "NAME\n"
@@ -75,6 +77,34 @@ usage_error(const char *what, const char *arg)
 	return EXIT_USAGE;
 }
 
+/* cache_dir_default - cache_dir of /etc/danests/danests.conf when that
+ * file exists, else the built-in default; NULL for "none".  Exits 64 when
+ * the file has an error. */
+static const char *
+cache_dir_default(void)
+{
+	static char dir[4096];
+	struct danests_config *c;
+	struct stat sb;
+	char why[1024];
+	const char *d = DANESTS_CACHE_DIR;
+
+	if (stat(DANESTS_DEFAULT_CONFIG, &sb) != 0 && errno == ENOENT)
+		return d;
+	if ((c = danests_config_new()) == NULL)
+		return d;
+	if (danests_config_load(c, DANESTS_DEFAULT_CONFIG, why, sizeof(why)) !=
+	    DANESTS_OK) {
+		fprintf(stderr, "danests: cache: %s\n", why);
+		exit(EXIT_USAGE);
+	}
+	d = danests_config_cache_dir(c);
+	if (d != NULL)
+		snprintf(dir, sizeof(dir), "%s", d);
+	danests_config_free(c);
+	return d != NULL ? dir : NULL;
+}
+
 /* run - dispatch one command; argv[0] is its name */
 static int
 run(int argc, char **argv)
@@ -84,7 +114,7 @@ run(int argc, char **argv)
 	if (strcmp(argv[0], "probe") == 0)
 		return cmd_probe(argc, argv);
 	if (strcmp(argv[0], "cache") == 0)
-		return cmd_cache(argc, argv, DANESTS_CACHE_DIR);
+		return cmd_cache(argc, argv, cache_dir_default());
 	return usage_error("unknown command", argv[0]);
 }
 
