@@ -1,9 +1,14 @@
 #!/bin/bash
 # tests/demo.sh - build danests, start the loopback test bed and show the
-# decision table of the demo domains; the test bed stops on exit.
+# decision table of the demo domains; the test bed stops on exit.  It runs
+# in a network namespace of its own (tests/testbed/isolate.sh), so the
+# machine's own services on ports 25/53/443 do not matter.
 set -eu
 cd "$(dirname "$0")/.."
-tests/setup.sh
+if [ -z "${DANESTS_TEST_TOP:-}" ]; then
+	tests/setup.sh
+	exec tests/testbed/isolate.sh tests/demo.sh "$@"
+fi
 trap 'tests/testbed/down.sh >/dev/null 2>&1 || true' EXIT
 tests/testbed/up.sh >/dev/null
 DOMAINS=${*:-"dane-ee.test dane-ta.test unusable.test bogus-tlsa.test

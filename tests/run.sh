@@ -4,15 +4,28 @@
 #   loopback test bed) and e2e (real MTAs), then print
 #   "N passed, N failed, N skipped" and exit non-zero on any failure.
 #
+# tests/setup.sh (which may need the network for apt) and the downloads of
+# the e2e suites run first, in the machine's namespaces; the suites that
+# start servers (the test bed, integration, e2e) then run through
+# tests/testbed/isolate.sh: in a network namespace of their own, so two
+# runs at once, or the machine's own services on ports 25/53/443, never
+# disturb each other, and with the checkout seen at a path that the
+# daemons can read after dropping privileges.  The "isolation" suite
+# proves it (tests/testbed/isolate-test.sh).
+#
 # Environment:
 #   FUZZ_SECONDS   seconds per fuzz target (default 30; 0 skips fuzzing)
-#   SUITES         space-separated subset of: unit fuzz integration e2e
+#   SUITES         space-separated subset of:
+#                  unit fuzz isolation integration e2e
+#   INTEGRATION    space-separated names of tests/integration scripts to
+#                  run (default: all), e.g. "golden fetch"
+#   TEST_LOGDIR    where the logs go (default build/test-logs)
 set -u
 cd "$(dirname "$0")/.."
 top=$PWD
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-SUITES=${SUITES:-"unit fuzz integration e2e"}
-logdir=$top/build/test-logs
+SUITES=${SUITES:-"unit fuzz isolation integration e2e"}
+logdir=${TEST_LOGDIR:-$top/build/test-logs}
 pass=0 fail=0 skip=0
 failed_names=()
 
@@ -54,6 +67,44 @@ run_tap() {
 		echo "-- $name: $n results"
 	fi
 }
+
+# servers - the test bed, the integration and e2e suites (run inside
+# tests/testbed/isolate.sh by "run.sh --servers")
+servers() {
+	local s n
+	note "test bed"
+	trap 'tests/testbed/down.sh >/dev/null 2>&1' EXIT
+	if ! tests/testbed/up.sh >"$logdir/testbed-up.log" 2>&1; then
+		record fail "testbed up"
+		tail -n 40 "$logdir/testbed-up.log"
+		return
+	fi
+	if want integration; then
+		note "integration tests"
+		for s in tests/integration/*.sh; do
+			n=$(basename "$s" .sh)
+			case " ${INTEGRATION:-$n} " in *" $n "*) ;; *) continue ;; esac
+			run_tap "$n" "$s" "$top/build"
+		done
+	fi
+	if want e2e; then
+		note "e2e tests (real MTAs)"
+		for s in tests/e2e/*/run.sh; do
+			[ -x "$s" ] || continue
+			run_tap "e2e-$(basename "$(dirname "$s")")" "$s" "$top/build"
+		done
+	fi
+}
+
+if [ "${1:-}" = --servers ]; then
+	mkdir -p "$logdir"
+	servers
+	{
+		echo "$pass $fail $skip"
+		[ $fail -gt 0 ] && printf '%s\n' "${failed_names[@]}"
+	} >"$logdir/servers.result"
+	exit 0
+fi
 
 note "setup and build"
 if ! tests/setup.sh; then
@@ -122,26 +173,30 @@ if want fuzz && [ "$FUZZ_SECONDS" != 0 ]; then
 	fi
 fi
 
+if want isolation; then
+	note "isolation (server suites in their own network namespace)"
+	run_tap isolation tests/testbed/isolate-test.sh
+fi
+
 if want integration || want e2e; then
-	note "test bed"
-	trap 'tests/testbed/down.sh >/dev/null 2>&1' EXIT
-	if ! tests/testbed/up.sh >"$logdir/testbed-up.log" 2>&1; then
-		record fail "testbed up"
-		tail -n 40 "$logdir/testbed-up.log"
+	if want e2e; then
+		# Downloads need the network: here, before the namespace.
+		note "e2e downloads"
+		for s in tests/e2e/*/run.sh; do
+			[ -x "$s" ] || continue
+			run_tap "e2e-$(basename "$(dirname "$s")")-fetch" \
+			    env E2E_FETCH_ONLY=1 "$s" "$top/build"
+		done
+	fi
+	rm -f "$logdir/servers.result"
+	tests/testbed/isolate.sh tests/run.sh --servers
+	if read -r p f k <"$logdir/servers.result" 2>/dev/null; then
+		pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + k))
+		while IFS= read -r line; do
+			failed_names+=("$line")
+		done < <(tail -n +2 "$logdir/servers.result")
 	else
-		if want integration; then
-			note "integration tests"
-			for s in tests/integration/*.sh; do
-				run_tap "$(basename "$s" .sh)" "$s" "$top/build"
-			done
-		fi
-		if want e2e; then
-			note "e2e tests (real MTAs)"
-			for s in tests/e2e/*/run.sh; do
-				[ -x "$s" ] || continue
-				run_tap "e2e-$(basename "$(dirname "$s")")" "$s" "$top/build"
-			done
-		fi
+		record fail "server suites (no result; isolate.sh failed)"
 	fi
 fi
 

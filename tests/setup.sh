@@ -1,26 +1,29 @@
 #!/bin/sh
 # tests/setup.sh - install what building and testing danests needs on
-# Debian 12 (run as root), then configure the build directory.
-# Idempotent: packages already present are not downloaded again.
+# Debian 12 or 13 (run as root), then configure the build directory.
+# Idempotent: packages already present are not downloaded again.  Package
+# names that differ between releases are chosen by what the release has
+# (the compiler runtime of the installed clang); the e2e suites install
+# the libraries of the MTAs they unpack themselves (tests/e2e/lib.sh).
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
+PKGS="build-essential meson ninja-build pkg-config clang
  libgetdns-dev libevent-dev libssl-dev libcurl4-openssl-dev libjansson-dev
  liblmdb-dev lmdb-utils libbsd-dev libcmocka-dev exim4-dev
  nsd unbound ldnsutils bind9-dnsutils getdns-utils nginx-light openssl jq
- python3 python3-aiosmtpd swaks valgrind iproute2 procps psmisc
- libdb5.3 libgnutls-dane0 libidn12 libldap-2.5-0 libmariadb3 libnsl2
- libpam0g libpcre2-8-0 libperl5.36 libpq5 libsasl2-2 libspf2-2 libsqlite3-0"
-# (The libdb5.3 ... libsqlite3-0 line: the libraries of Debian's
-# exim4-daemon-heavy, which tests/e2e/exim unpacks without installing.)
+ python3 python3-aiosmtpd swaks valgrind iproute2 procps psmisc curl
+ util-linux bc"
 
-missing=""
-for p in $PKGS; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-	    missing="$missing $p"
-done
-if [ -n "$missing" ]; then
+updated=0
+# install PKG... - apt-get install those of PKG... not installed yet
+install() {
+	missing=""
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		    missing="$missing $p"
+	done
+	[ -n "$missing" ] || return 0
 	echo "setup: installing:$missing"
 	# Packaged services must not start on the machine's own ports.
 	export DEBIAN_FRONTEND=noninteractive
@@ -29,10 +32,20 @@ if [ -n "$missing" ]; then
 		chmod 755 /usr/sbin/policy-rc.d
 		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 	fi
-	apt-get update -q >/dev/null
+	if [ $updated = 0 ]; then
+		apt-get update -q >/dev/null
+		updated=1
+	fi
 	# shellcheck disable=SC2086
 	apt-get install -y -q --no-install-recommends $missing >/dev/null
-fi
+}
+
+# shellcheck disable=SC2086
+install $PKGS
+# libFuzzer and the sanitizers' runtime of the installed clang
+# (libclang-rt-14-dev on Debian 12, libclang-rt-19-dev on Debian 13)
+v=$(clang -dumpversion | cut -d. -f1)
+install "libclang-rt-$v-dev"
 
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null

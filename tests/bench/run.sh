@@ -6,11 +6,15 @@
 #     one batch, sequentially;
 #   policy fetches: danests's curl-multi fetcher vs the curl command line
 #     fetching the same policies in parallel (xargs -P).
-# Usage: tests/bench/run.sh [ROUNDS]   (starts and stops the test bed)
+# Usage: tests/bench/run.sh [ROUNDS]   (starts and stops the test bed, in
+# a network namespace of its own: tests/testbed/isolate.sh)
 set -eu
 cd "$(dirname "$0")/../.."
 rounds=${1:-10}
-tests/setup.sh
+if [ -z "${DANESTS_TEST_TOP:-}" ]; then
+	tests/setup.sh
+	exec tests/testbed/isolate.sh tests/bench/run.sh "$@"
+fi
 # Use a test bed that is already up; otherwise start one for this run.
 if ! dig @127.10.0.2 +time=1 +tries=1 dane-ee.test MX >/dev/null 2>&1; then
 	trap 'tests/testbed/down.sh >/dev/null 2>&1 || true' EXIT

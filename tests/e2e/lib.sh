@@ -24,6 +24,17 @@
 #                              own files are never modified
 #   e2e_wait SECONDS CMD...    retry CMD every 0.5 s until it succeeds or
 #                              SECONDS pass (bounded wait)
+#   e2e_deb_fetch PKG DIR      the .deb of PKG that this machine's apt would
+#                              install (its candidate), downloaded once into
+#                              DIR; prints its path
+#   e2e_deb_unpack DEB DIR     dpkg -x DEB into DIR once (atomically: runs at
+#                              the same time see either nothing or all)
+#   e2e_deb_libs DEB [PKG...]  install the libraries DEB depends on (its
+#                              Depends named lib*, as this release names
+#                              them) and PKG... when missing
+#   (These three need the network when something is missing: tests/run.sh
+#   calls every suite with E2E_FETCH_ONLY=1 before it enters the test
+#   network namespace; a suite then fetches what it needs and exits.)
 #   e2e_ok NAME / e2e_notok NAME [WHY]
 #                              print a TAP-ish result line, count failures
 
@@ -113,6 +124,59 @@ e2e_in_testbed() {
 			mount --bind "$E2E_NS_BUNDLE" /etc/ssl/certs/ca-certificates.crt || exit 1
 		fi
 		exec "$@"' e2e-ns "$@"
+}
+
+e2e_deb_fetch() {
+	local pkg=$1 dir=$2 ver f tmp
+	mkdir -p "$dir" || return 1
+	ver=$(apt-cache policy "$pkg" 2>/dev/null |
+	    sed -n 's/^ *Candidate: *//p' | sed 's/:/%3a/')
+	case $ver in ""|"(none)") ver="*" ;; esac
+	for f in "$dir/${pkg}_"$ver"_"*.deb; do
+		[ -f "$f" ] && { echo "$f"; return 0; }
+	done
+	tmp=$(mktemp -d "$dir/.fetch.XXXXXX") || return 1
+	if (cd "$tmp" && { timeout 300 apt-get download -q "$pkg" >/dev/null 2>&1 ||
+	    { apt-get update -q >/dev/null 2>&1 &&
+	      timeout 300 apt-get download -q "$pkg" >/dev/null 2>&1; }; }); then
+		for f in "$tmp/${pkg}_"*.deb; do
+			[ -f "$f" ] || continue
+			mv "$f" "$dir/" && rm -rf "$tmp" &&
+			    echo "$dir/${f##*/}" && return 0
+		done
+	fi
+	rm -rf "$tmp"
+	echo "e2e: cannot download $pkg (no network?)" >&2
+	return 1
+}
+
+e2e_deb_unpack() {
+	local deb=$1 dir=$2 tmp
+	[ -d "$dir" ] && return 0
+	tmp=$(mktemp -d "$dir.XXXXXX") || return 1
+	chmod 755 "$tmp"
+	if ! dpkg -x "$deb" "$tmp"; then
+		rm -rf "$tmp"
+		return 1
+	fi
+	mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+	[ -d "$dir" ]
+}
+
+e2e_deb_libs() {
+	local deb=$1 p missing=""
+	shift
+	for p in $(dpkg-deb -f "$deb" Depends | tr ',' '\n' |
+	    sed 's/|.*//; s/(.*//; s/:any//; s/[[:space:]]//g' | grep '^lib') "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		    grep -q "ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $missing >/dev/null 2>&1 && return 0
+	echo "e2e: cannot install$missing (no network?)" >&2
+	return 1
 }
 
 e2e_wait() {

@@ -51,6 +51,11 @@ fatal() {
 trap osmtpd_cleanup EXIT
 
 [ "$(id -u)" = 0 ] || { echo "skip opensmtpd (needs root)"; exit 0; }
+if [ "${E2E_FETCH_ONLY:-}" = 1 ]; then	# tests/run.sh, with the network
+	osmtpd_fetch || fatal "cannot fetch opensmtpd"
+	echo "ok opensmtpd-fetch"
+	exit 0
+fi
 osmtpd_prepare
 cat >"$INST/smtpd.conf" <<EOF
 listen on $ADDR port $PORT hostname $ME

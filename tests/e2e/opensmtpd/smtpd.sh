@@ -31,14 +31,17 @@ osmtpd_cleanup() {
 }
 
 # osmtpd_fetch - OpenSMTPD from its Debian package, unpacked once into ROOT
+# (OSVER when that is the release's, else ROOT follows the release's
+# version), and its libraries
 osmtpd_fetch() {
-	[ -x "$ROOT/usr/sbin/smtpd" ] && return 0
-	local tmp
-	tmp=$(mktemp -d) || return 1
-	(cd "$tmp" && apt-get download -q "opensmtpd=$OSVER*" >/dev/null 2>&1 ||
-	    apt-get download -q opensmtpd >/dev/null 2>&1) || { rm -rf "$tmp"; return 1; }
-	mkdir -p "$ROOT" && dpkg -x "$tmp"/opensmtpd_*.deb "$ROOT" || { rm -rf "$tmp"; return 1; }
-	rm -rf "$tmp"
+	local deb
+	deb=$(e2e_deb_fetch opensmtpd "$CACHE") || return 1
+	case $(dpkg-deb -f "$deb" Version) in
+	"$OSVER"*) ;;
+	*) ROOT=$CACHE/opensmtpd-$(dpkg-deb -f "$deb" Version) ;;
+	esac
+	e2e_deb_unpack "$deb" "$ROOT" || return 1
+	e2e_deb_libs "$deb" || return 1
 	[ -x "$ROOT/usr/sbin/smtpd" ]
 }
 

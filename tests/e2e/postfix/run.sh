@@ -1,14 +1,16 @@
 #!/bin/bash
-# tests/e2e/postfix/run.sh - Debian's real Postfix 3.7 enforcing the
+# tests/e2e/postfix/run.sh - Debian's real Postfix enforcing the
 # decisions of danests-postfix, end to end on the loopback test bed.
 #
 #   run.sh BUILD_DIR
 #
-# Postfix is unpacked from its Debian package into a prefix (downloads
-# cached under /var/cache/danests-e2e), runs as its own instance (config,
-# queue and log under BUILD_DIR/e2e-postfix, smtpd on 127.10.5.1:2525,
-# outgoing from 127.10.5.1) in a private mount namespace whose resolver is
-# the test bed's validating unbound, with
+# Postfix (the release's: 3.7 on Debian 12, 3.10 on Debian 13) is
+# unpacked from its Debian package into a prefix (downloads cached under
+# /var/cache/danests-e2e; with E2E_FETCH_ONLY=1 the suite only downloads
+# and unpacks it and installs its libraries, then exits), runs as its own
+# instance (config, queue and log under BUILD_DIR/e2e-postfix, smtpd on
+# 127.10.5.1:2525, outgoing from 127.10.5.1) in a private mount namespace
+# whose resolver is the test bed's validating unbound, with
 #   smtp_dns_support_level = dnssec
 #   smtp_tls_security_level = dane
 #   smtp_tls_dane_insecure_mx_policy = dane
@@ -25,9 +27,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
 top=$E2E_TOP
 build=$(cd "${1:-$top/build}" && pwd)
-PFVER=3.7.11
 CACHE=/var/cache/danests-e2e
-ROOT=$CACHE/postfix-$PFVER
+PFVER=		# the release's (install_postfix)
+ROOT=		# $CACHE/postfix-$PFVER
 INST=$build/e2e-postfix
 ADDR=127.10.5.1
 SMTPD_PORT=2525
@@ -80,37 +82,17 @@ pf() {
 # --- Postfix from the Debian package ---------------------------------
 install_postfix() {
 	local deb
-	mkdir -p "$CACHE"
-	deb=$(ls "$CACHE"/postfix_"$PFVER"-*_amd64.deb 2>/dev/null | head -1)
-	if [ -z "$deb" ]; then
-		(cd "$CACHE" && apt-get download "postfix=$PFVER-*" >/dev/null 2>&1 ||
-		    apt-get download postfix >/dev/null 2>&1) ||
-		    fatal "apt-get download postfix failed"
-		deb=$(ls "$CACHE"/postfix_*_amd64.deb 2>/dev/null | head -1)
-		[ -n "$deb" ] || fatal "no postfix package downloaded"
-	fi
-	if [ ! -x "$ROOT/usr/sbin/postconf" ]; then
-		rm -rf "$ROOT.tmp"
-		dpkg -x "$deb" "$ROOT.tmp" || fatal "dpkg -x $deb failed"
-		mv "$ROOT.tmp" "$ROOT"
-	fi
-	# Library dependencies (not Postfix itself: it conflicts with the
-	# other MTAs of the test machine).
-	local missing="" p
-	for p in libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3 netbase; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
-		    grep -q "ok installed" || missing="$missing $p"
-	done
-	if [ -n "$missing" ]; then
-		# shellcheck disable=SC2086
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-		    --no-install-recommends $missing >/dev/null 2>&1 ||
-		    fatal "cannot install$missing"
-	fi
+	deb=$(e2e_deb_fetch postfix "$CACHE") || fatal "cannot download postfix"
+	PFVER=$(dpkg-deb -f "$deb" Version)
+	ROOT=$CACHE/postfix-$PFVER
+	e2e_deb_unpack "$deb" "$ROOT" || fatal "dpkg -x $deb failed"
+	# Its libraries (not Postfix itself: it conflicts with the other
+	# MTAs of the test machine), as this release names them.
+	e2e_deb_libs "$deb" netbase || fatal "cannot install Postfix's libraries"
 	v=$(LD_LIBRARY_PATH=$ROOT/usr/lib/postfix "$ROOT/usr/sbin/postconf" \
 	    -c "$ROOT/usr/share/postfix" -d mail_version 2>/dev/null)
 	case $v in
-	"mail_version = $PFVER"*) ;;
+	"mail_version = ${PFVER%%-*}"*) ;;
 	*) fatal "postconf from $ROOT does not run ($v)" ;;
 	esac
 	# The accounts the package would create.
@@ -362,6 +344,11 @@ check_one() {
 
 # --- main ---------------------------------------------------------------
 [ "$(id -u)" = 0 ] || fatal "must run as root"
+if [ "${E2E_FETCH_ONLY:-}" = 1 ]; then
+	install_postfix
+	echo "ok postfix-fetch $PFVER"
+	exit 0
+fi
 [ -f "$E2E_RUN/vars" ] && [ -f "$E2E_CA" ] || fatal "test bed not up (tests/testbed/up.sh)"
 ss -Hlun "src $E2E_RESOLVER:53" | grep -q . || fatal "no resolver on $E2E_RESOLVER"
 ss -Hltn "src 127.10.2.1:25" | grep -q LISTEN || fatal "no SMTP receivers (tests/testbed/smtp.sh up)"
