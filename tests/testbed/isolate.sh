@@ -8,11 +8,12 @@
 #    never collide with the machine's own services or with another test
 #    run, and nothing binds in the machine's namespace;
 #  - a private mount namespace in which the checkout is also seen at
-#    /run/danests-test.XXXXXX/top (the directory is created 0755 and
-#    removed at the end): daemons that drop privileges (danests-relay,
-#    Postfix, Exim) can then read the test CA, their configuration and
-#    their spool even when the checkout lies under a directory they cannot
-#    search (a 0700 home or mktemp -d).
+#    /var/tmp/danests-test.XXXXXX/top (created 0755, removed at the end;
+#    not under /run, which the OpenSMTPD e2e suite replaces in its own
+#    namespace): daemons that drop privileges (danests-relay, Postfix,
+#    Exim) can then read the test CA, their configuration and their spool
+#    even when the checkout lies under a directory they cannot search (a
+#    0700 home or mktemp -d).
 #
 # CMD runs from that directory; DANESTS_TEST_TOP names the checkout's own
 # path.  When CMD ends, every process still left in the namespace is
@@ -29,9 +30,8 @@ if [ $# -eq 0 ]; then
 fi
 [ "$(id -u)" = 0 ] || { echo "isolate.sh: must run as root" >&2; exit 1; }
 
-base=$(mktemp -d /run/danests-test.XXXXXX 2>/dev/null ||
-    mktemp -d /var/tmp/danests-test.XXXXXX) || {
-	echo "isolate.sh: cannot create a directory under /run or /var/tmp" >&2
+base=$(mktemp -d /var/tmp/danests-test.XXXXXX) || {
+	echo "isolate.sh: cannot create a directory under /var/tmp" >&2
 	exit 1
 }
 chmod 755 "$base"

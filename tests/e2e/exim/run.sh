@@ -112,7 +112,7 @@ WATCHDOG=$!
 
 cleanup() {
 	local pid
-	kill "$WATCHDOG" 2>/dev/null
+	pkill -P "$WATCHDOG" sleep 2>/dev/null; kill "$WATCHDOG" 2>/dev/null
 	pid=$(cat "$RUN/exim.pid" 2>/dev/null) || return 0
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null
 	rm -f "$RUN/exim.pid"
