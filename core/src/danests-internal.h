@@ -75,6 +75,12 @@ struct dns_answer {
 
 void dns_answer_free(struct dns_answer *);
 
+/* dns_reply_map - fill a (qname, qtype set: the query) from one raw
+ * reply; a reply that does not answer the query is DNS_R_ERROR
+ * (dns_reply.c, pure: no I/O). */
+void dns_reply_map(struct dns_answer *a, const unsigned char *msg,
+    size_t len);
+
 /* Called once per query; the callee owns ans, which is NULL only when
  * memory ran out (treat as indeterminate). */
 typedef void dns_cb(void *arg, struct dns_answer *ans);

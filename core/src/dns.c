@@ -6,12 +6,10 @@
  * (the model of Postfix and Exim: the resolver is local or on a trusted
  * path).  getdns's own in-library validation is deliberately not used.
  *
- * Status mapping (DESIGN.md rule 1):
- *   NOERROR/NXDOMAIN with AD      -> secure
- *   NOERROR/NXDOMAIN without AD   -> insecure
- *   SERVFAIL                      -> bogus (a validating resolver says so
- *                                    for bogus data; lame zones look alike)
- *   timeout, network error, other -> indeterminate
+ * getdns matches a reply to its query by ID only; the raw reply
+ * (replies_full) goes to dns_reply_map (dns_reply.c), which checks the
+ * question and maps rcode and AD bit to a DNSSEC status.  A timeout, a
+ * network error or no reply is indeterminate.
  */
 #include "danests-internal.h"
 
@@ -22,8 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CNAME_CHAIN_MAX 8	/* RFC 7672 2.2.1 expects short chains */
 
 struct gdns {
 	getdns_context *ctx;
@@ -54,167 +50,6 @@ dns_answer_free(struct dns_answer *a)
 	free(a);
 }
 
-/* bindata_name - presentation form of a wire-format name, lower case */
-static char *
-bindata_name(const getdns_bindata *b)
-{
-	char *fqdn = NULL, *out;
-	size_t n;
-
-	if (b == NULL || getdns_convert_dns_name_to_fqdn(b, &fqdn) !=
-	    GETDNS_RETURN_GOOD || fqdn == NULL)
-		return NULL;
-	n = strlen(fqdn);
-	if ((out = malloc(n + 1)) == NULL) {
-		free(fqdn);
-		return NULL;
-	}
-	if (strcmp(fqdn, ".") == 0)
-		out[0] = '\0';		/* the root: null MX target */
-	else
-		name_lower(fqdn, out, n + 1);
-	free(fqdn);
-	return out;
-}
-
-/* rr_add - append a copy of one answer record of the asked type */
-static int
-rr_add(struct dns_answer *a, const getdns_dict *rr)
-{
-	struct dns_rr *n, *r;
-	getdns_bindata *b = NULL;
-	uint32_t u;
-
-	if ((n = realloc(a->rr, (a->nrr + 1) * sizeof(*n))) == NULL)
-		return -1;
-	a->rr = n;
-	r = &a->rr[a->nrr];
-	memset(r, 0, sizeof(*r));
-	r->type = a->qtype;
-	if (getdns_dict_get_int(rr, "ttl", &u) == GETDNS_RETURN_GOOD)
-		r->ttl = u;
-	if (a->qtype == DNS_T_MX) {
-		if (getdns_dict_get_int(rr, "/rdata/preference", &u) !=
-		    GETDNS_RETURN_GOOD || u > 65535 ||
-		    getdns_dict_get_bindata(rr, "/rdata/exchange", &b) !=
-		    GETDNS_RETURN_GOOD || (r->target = bindata_name(b)) ==
-		    NULL)
-			return -2;
-		r->pref = (uint16_t)u;
-	} else {
-		if (getdns_dict_get_bindata(rr, "/rdata/rdata_raw", &b) !=
-		    GETDNS_RETURN_GOOD || b == NULL)
-			return -2;
-		if ((r->rdata = malloc(b->size ? b->size : 1)) == NULL)
-			return -1;
-		memcpy(r->rdata, b->data, b->size);
-		r->rdlen = b->size;
-	}
-	a->nrr++;
-	return 0;
-}
-
-/*
- * answer_from_reply - walk the answer section from qname along CNAMEs
- * (RFC 1034 3.6.2) and keep the records of qtype at the final owner.
- */
-static void
-answer_from_reply(struct dns_answer *a, const getdns_dict *reply)
-{
-	getdns_list *ans = NULL;
-	getdns_dict *rr;
-	getdns_bindata *b;
-	uint32_t rcode = 0, ad = 0, type, ttl;
-	size_t n = 0, i, hops;
-	char owner[DANESTS_NAME_MAX], *name, *target;
-	bool moved;
-
-	(void)getdns_dict_get_int(reply, "/header/rcode", &rcode);
-	(void)getdns_dict_get_int(reply, "/header/ad", &ad);
-	if (rcode == GETDNS_RCODE_SERVFAIL) {
-		a->rcode = DNS_R_SERVFAIL;
-		a->sec = DANESTS_SEC_BOGUS;
-		strlcpy(a->why, "SERVFAIL", sizeof(a->why));
-		return;
-	}
-	if (rcode != GETDNS_RCODE_NOERROR && rcode != GETDNS_RCODE_NXDOMAIN) {
-		a->rcode = DNS_R_ERROR;
-		a->sec = DANESTS_SEC_INDETERMINATE;
-		snprintf(a->why, sizeof(a->why), "rcode %u", rcode);
-		return;
-	}
-	a->sec = ad ? DANESTS_SEC_SECURE : DANESTS_SEC_INSECURE;
-	if (getdns_dict_get_list(reply, "answer", &ans) == GETDNS_RETURN_GOOD)
-		(void)getdns_list_get_length(ans, &n);
-	strlcpy(owner, a->qname, sizeof(owner));
-	/* Follow the CNAME chain in the answer section. */
-	for (hops = 0, moved = true; moved && hops <= CNAME_CHAIN_MAX; hops++) {
-		moved = false;
-		for (i = 0; i < n; i++) {
-			if (getdns_list_get_dict(ans, i, &rr) !=
-			    GETDNS_RETURN_GOOD ||
-			    getdns_dict_get_int(rr, "type", &type) !=
-			    GETDNS_RETURN_GOOD || type != GETDNS_RRTYPE_CNAME ||
-			    getdns_dict_get_bindata(rr, "name", &b) !=
-			    GETDNS_RETURN_GOOD || (name = bindata_name(b)) ==
-			    NULL)
-				continue;
-			if (name_eq(name, owner) && getdns_dict_get_bindata(rr,
-			    "/rdata/cname", &b) == GETDNS_RETURN_GOOD &&
-			    (target = bindata_name(b)) != NULL) {
-				strlcpy(owner, target, sizeof(owner));
-				free(target);
-				if (getdns_dict_get_int(rr, "ttl", &ttl) ==
-				    GETDNS_RETURN_GOOD && (a->min_ttl == 0 ||
-				    ttl < a->min_ttl))
-					a->min_ttl = ttl;
-				moved = true;
-			}
-			free(name);
-			if (moved)
-				break;
-		}
-	}
-	if (hops > CNAME_CHAIN_MAX) {
-		a->rcode = DNS_R_ERROR;
-		a->sec = DANESTS_SEC_INDETERMINATE;
-		strlcpy(a->why, "CNAME chain too long", sizeof(a->why));
-		return;
-	}
-	if (!name_eq(owner, a->qname))
-		a->cname = strdup(owner);
-	for (i = 0; i < n; i++) {
-		if (getdns_list_get_dict(ans, i, &rr) != GETDNS_RETURN_GOOD ||
-		    getdns_dict_get_int(rr, "type", &type) != GETDNS_RETURN_GOOD
-		    || type != a->qtype ||
-		    getdns_dict_get_bindata(rr, "name", &b) !=
-		    GETDNS_RETURN_GOOD || (name = bindata_name(b)) == NULL)
-			continue;
-		if (name_eq(name, owner)) {
-			int rv = rr_add(a, rr);
-
-			if (rv != 0) {
-				free(name);
-				a->rcode = DNS_R_ERROR;
-				a->sec = DANESTS_SEC_INDETERMINATE;
-				strlcpy(a->why, rv == -1 ? "out of memory" :
-				    "malformed record", sizeof(a->why));
-				return;
-			}
-			if (a->min_ttl == 0 || a->rr[a->nrr - 1].ttl <
-			    a->min_ttl)
-				a->min_ttl = a->rr[a->nrr - 1].ttl;
-		}
-		free(name);
-	}
-	if (a->nrr > 0)
-		a->rcode = DNS_R_OK;
-	else if (rcode == GETDNS_RCODE_NXDOMAIN)
-		a->rcode = DNS_R_NXDOMAIN;
-	else
-		a->rcode = DNS_R_NODATA;
-}
-
 /* gdns_callback - turn a getdns response into a dns_answer */
 static void
 gdns_callback(getdns_context *ctx, getdns_callback_type_t type,
@@ -223,7 +58,7 @@ gdns_callback(getdns_context *ctx, getdns_callback_type_t type,
 	struct gquery *q = arg;
 	struct dns_answer *a;
 	getdns_list *replies = NULL;
-	getdns_dict *reply = NULL;
+	getdns_bindata *wire = NULL;
 	size_t n = 0;
 	dns_cb *cb;
 	void *cbarg;
@@ -244,14 +79,17 @@ gdns_callback(getdns_context *ctx, getdns_callback_type_t type,
 	a->sec = DANESTS_SEC_INDETERMINATE;
 	switch (type) {
 	case GETDNS_CALLBACK_COMPLETE:
-		if (getdns_dict_get_list(resp, "replies_tree", &replies) ==
+		/* The reply as received: dns_reply_map checks it against
+		 * the query (getdns matched only its ID). */
+		if (getdns_dict_get_list(resp, "replies_full", &replies) ==
 		    GETDNS_RETURN_GOOD)
 			(void)getdns_list_get_length(replies, &n);
-		if (n > 0 && getdns_list_get_dict(replies, 0, &reply) ==
-		    GETDNS_RETURN_GOOD)
-			answer_from_reply(a, reply);
+		if (n == 1 && getdns_list_get_bindata(replies, 0, &wire) ==
+		    GETDNS_RETURN_GOOD && wire != NULL)
+			dns_reply_map(a, wire->data, wire->size);
 		else
-			strlcpy(a->why, "no reply", sizeof(a->why));
+			strlcpy(a->why, n > 1 ? "several replies" : "no reply",
+			    sizeof(a->why));
 		break;
 	case GETDNS_CALLBACK_TIMEOUT:
 		a->rcode = DNS_R_TIMEOUT;
