@@ -4,8 +4,10 @@
 #
 #   dns.sh up      make keys, render and sign every zone of zones/zones,
 #                  start nsd (127.10.0.1), the DNS sink (127.10.0.3, never
-#                  answers), the refusing server (127.10.0.4) and unbound
-#                  (127.10.0.2); when already up, stop first
+#                  answers), the refusing server (127.10.0.4), the hostile
+#                  resolver (127.10.0.5, replies that do not answer the
+#                  question) and unbound (127.10.0.2); when already up,
+#                  stop first
 #   dns.sh down    stop all of them (no error when nothing runs)
 #   dns.sh status  say what runs
 #   dns.sh edit ZONE [-t TEMPLATE] [VAR=VALUE...]
@@ -26,6 +28,7 @@ NSD_ADDR=127.10.0.1
 RESOLVER_ADDR=127.10.0.2
 SINK_ADDR=127.10.0.3
 REFUSE_ADDR=127.10.0.4
+HOSTILE_ADDR=127.10.0.5
 ALG=ECDSAP256SHA256
 TRIES=100		# waits: at most TRIES x 0.1 s
 
@@ -244,9 +247,111 @@ write_sink() {
 # dnssink.py - DNS servers that misbehave on purpose, UDP and TCP port 53:
 #   sink ADDR     accepts every query and never answers
 #   refuse ADDR   answers every query with REFUSED
+#   hostile ADDR  answers with the query's ID but not its question; the
+#                 kind of reply is the first label of the query name that
+#                 is a key of HOSTILE (e.g. _mta-sts.other-nx.hostile.test)
 import os, selectors, socket, struct, sys
 
 sel = selectors.DefaultSelector()
+
+def parse_query(q):
+    """(id, flags, [labels], qtype, qclass, end) of a one-question query"""
+    if len(q) < 12 or struct.unpack("!H", q[4:6])[0] != 1:
+        return None
+    labels, i = [], 12
+    while i < len(q) and q[i] != 0:
+        n = q[i]
+        if n > 63 or i + 1 + n > len(q):
+            return None
+        labels.append(q[i + 1:i + 1 + n])
+        i += 1 + n
+    if i + 5 > len(q):
+        return None
+    qtype, qclass = struct.unpack("!HH", q[i + 1:i + 5])
+    return q[0:2], q[2], labels, qtype, qclass, i + 5
+
+def wire(labels):
+    return b"".join(bytes([len(l)]) + l for l in labels) + b"\0"
+
+def reply(qid, rd, flags, rcode, questions, body=b"", an=0):
+    # flags: extra bits of the third and fourth octets (QR always set)
+    h = qid + bytes([0x80 | rd | (flags >> 8), (flags & 0xf0) | rcode])
+    return h + struct.pack("!HHHH", len(questions), an, 0, 0) + \
+        b"".join(questions) + body
+
+AD, TC = 0x0020, 0x0200
+NXDOMAIN = 3
+
+# kind -> reply(query) for the hostile server; every reply carries the
+# query's ID, so only the question (or the header) gives it away.
+def h_reply(kind, q):
+    p = parse_query(q)
+    if p is None:
+        return None
+    qid, b2, labels, qtype, qclass, end = p
+    rd = b2 & 0x01
+    ques = q[12:end]
+    qname = wire(labels)
+    other = wire([b"gmail", b"com"])
+    if kind == "nx":            # control: a proper NXDOMAIN, AD set
+        return reply(qid, rd, AD, NXDOMAIN, [ques])
+    if kind == "noq-nx":        # no question, NXDOMAIN, AD
+        return reply(qid, rd, AD, NXDOMAIN, [])
+    if kind == "noq-noerror":   # no question, NOERROR, no data
+        return reply(qid, rd, AD, 0, [])
+    if kind == "other-nx":      # question for another name, NXDOMAIN
+        return reply(qid, rd, 0, NXDOMAIN, [other + q[end - 4:end]])
+    if kind == "ad-other":      # AD set with NXDOMAIN for another name
+        return reply(qid, rd, AD, NXDOMAIN,
+                     [wire([b"x"] + labels) + q[end - 4:end]])
+    if kind == "type-nx":       # the name, another type
+        t = 1 if qtype != 1 else 15
+        return reply(qid, rd, AD, NXDOMAIN,
+                     [qname + struct.pack("!HH", t, qclass)])
+    if kind == "class-nx":      # the name and type, class CH
+        return reply(qid, rd, AD, NXDOMAIN,
+                     [qname + struct.pack("!HH", qtype, 3)])
+    if kind == "twoq-nx":       # the question and another
+        return reply(qid, rd, AD, NXDOMAIN,
+                     [ques, other + q[end - 4:end]])
+    if kind == "garbage":       # a header claiming a question, then junk
+        return reply(qid, rd, AD, NXDOMAIN, [ques])[:12] + \
+            bytes(range(0xf0, 0x100)) * 2
+    if kind == "short":         # NXDOMAIN reply cut inside the question
+        r = reply(qid, rd, AD, NXDOMAIN, [ques])
+        return r[:12 + len(ques) // 2]
+    if kind == "hdr-only":      # header says one question, none follows
+        return reply(qid, rd, AD, NXDOMAIN, [ques])[:12]
+    if kind == "tiny":          # shorter than a header
+        return qid + b"\x81"
+    if kind == "trailing":      # NXDOMAIN, then octets after the message
+        return reply(qid, rd, AD, NXDOMAIN, [ques]) + b"\0\0\0\0"
+    if kind == "tc-nx":         # truncated flag on UDP and TCP alike
+        return reply(qid, rd, AD | TC, NXDOMAIN, [ques])
+    if kind == "qr0-nx":        # a query, not a reply
+        r = reply(qid, rd, AD, NXDOMAIN, [ques])
+        return r[:2] + bytes([r[2] & 0x7f]) + r[3:]
+    if kind == "ancount":       # NXDOMAIN claiming an answer it lacks
+        return reply(qid, rd, AD, NXDOMAIN, [ques], an=1)
+    return reply(qid, rd, AD, NXDOMAIN, [])
+
+def hostile(q):
+    p = parse_query(q)
+    if p is None:
+        return None
+    kind = "noq-nx"
+    for l in p[2]:
+        if l.decode("ascii", "replace").lower() in HOSTILE:
+            kind = l.decode("ascii").lower()
+            break
+    return h_reply(kind, q)
+
+HOSTILE = ("nx", "noq-nx", "noq-noerror", "other-nx", "ad-other", "type-nx",
+           "class-nx", "twoq-nx", "garbage", "short", "hdr-only", "tiny",
+           "trailing", "tc-nx", "qr0-nx", "ancount")
+
+def answer(mode, q):
+    return refused(q) if mode == "refuse" else hostile(q)
 
 def refused(q):
     if len(q) < 12:
@@ -287,8 +392,8 @@ def main():
             s = key.fileobj
             if kind == "udp":
                 q, peer = s.recvfrom(65535)
-                if mode == "refuse":
-                    r = refused(q)
+                if mode != "sink":
+                    r = answer(mode, q)
                     if r:
                         s.sendto(r, peer)
             elif kind == "listen":
@@ -311,7 +416,7 @@ def main():
                     n = struct.unpack("!H", buf[:2])[0]
                     if len(buf) < 2 + n:
                         break
-                    r = refused(buf[2:2 + n])
+                    r = answer(mode, buf[2:2 + n])
                     buf = buf[2 + n:]
                     if r:
                         try:
@@ -457,7 +562,8 @@ up() {
 	write_sink
 	rm -f "$D/dnssink.ready"
 	python3 "$D/dnssink.py" "$D/dnssink.ready" sink "$SINK_ADDR" \
-	    refuse "$REFUSE_ADDR" >"$D/dnssink.log" 2>&1 &
+	    refuse "$REFUSE_ADDR" hostile "$HOSTILE_ADDR" \
+	    >"$D/dnssink.log" 2>&1 &
 	echo $! > "$D/dnssink.pid"
 	i=0
 	while [ ! -f "$D/dnssink.ready" ]; do
@@ -476,7 +582,7 @@ up() {
 	wait_dns "$RESOLVER_ADDR" test ad ||
 	    die "unbound on $RESOLVER_ADDR does not validate test. (see $D/unbound.log)"
 	ON_FAIL=""
-	echo "dns.sh: up: nsd $NSD_ADDR, unbound $RESOLVER_ADDR, sink $SINK_ADDR, refuse $REFUSE_ADDR"
+	echo "dns.sh: up: nsd $NSD_ADDR, unbound $RESOLVER_ADDR, sink $SINK_ADDR, refuse $REFUSE_ADDR, hostile $HOSTILE_ADDR"
 }
 
 down() {

@@ -251,6 +251,7 @@ init() {
 		echo "RESOLVER_ADDR=127.10.0.2"
 		echo "SINK_ADDR=127.10.0.3"
 		echo "REFUSE_ADDR=127.10.0.4"
+		echo "HOSTILE_ADDR=127.10.0.5"
 		for k in good bad ca; do
 			K=$(echo "$k" | tr a-z A-Z)
 			echo "${K}_SPKI_SHA256=$(tlsa "$PKI/$k.crt" 1 1)"
