@@ -267,6 +267,22 @@ for p in postfix relay; do
 		fi
 	fi
 done
+# the check as another user than root checks as that user, and says so
+printf 'cache_dir none\n' >"$tmp/core-none.conf"
+for p in postfix relay; do
+	printf 'include %s\n[%s]\n' "$tmp/core-none.conf" $p >"$tmp/$p-nonroot.conf"
+	bin=$postfix
+	[ $p = relay ] && bin=$relay
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    "$bin" -n -c "$tmp/$p-nonroot.conf" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ $rc = 0 ] && grep -q "note: not running as root: checked as uid $(id -u nobody), not as user _danests" "$tmp/err"; then
+		ok "$p-check-not-root"
+	else
+		notok "$p-check-not-root" "exit $rc: $(head -c 300 "$tmp/err")"
+	fi
+done
+
 printf 'dns_timeout 5s\n' >"$tmp/tool-bad.conf"
 fails tool malformed-value "$tmp/tool-bad.conf:1: dns_timeout: expected a number" "$tmp/tool-bad.conf"
 printf 'include nothere.conf\n' >"$tmp/tool-inc.conf"
