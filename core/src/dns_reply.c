@@ -29,6 +29,7 @@
 #include <string.h>
 
 #define WIRE_NAME_MAX	255	/* RFC 1035 2.3.4 */
+#define WIRE_PTR_MAX	127	/* pointers in one name: one per label */
 #define HDR_LEN		12
 #define RR_MIN_LEN	11	/* root owner + type, class, TTL, rdlength */
 #define CNAME_CHAIN_MAX	8	/* RFC 7672 2.2.1 expects short chains */
@@ -66,15 +67,16 @@ get32(const unsigned char *p)
  * wire_name - copy the name at *off uncompressed into out (at most
  * WIRE_NAME_MAX octets) and move *off past the name as stored there.
  * Compression pointers (RFC 1035 4.1.4) must point before the labels
- * that lead to them, so every name ends.  Returns the length of out,
- * 0 when the name is malformed.
+ * that lead to them, so every name ends, and are at most WIRE_PTR_MAX,
+ * so every name ends soon.  Returns the length of out, 0 when the name
+ * is malformed.
  */
 static size_t
 wire_name(const unsigned char *m, size_t len, size_t *off,
     unsigned char *out)
 {
 	size_t p = *off, seg = *off, o = 0, end = 0, ptr;
-	unsigned c;
+	unsigned c, jumps = 0;
 
 	for (;;) {
 		if (p >= len)
@@ -84,8 +86,8 @@ wire_name(const unsigned char *m, size_t len, size_t *off,
 			if (p + 1 >= len)
 				return 0;
 			ptr = (size_t)(c & 0x3f) << 8 | m[p + 1];
-			if (ptr >= seg)
-				return 0;	/* forward or looping */
+			if (ptr >= seg || ++jumps > WIRE_PTR_MAX)
+				return 0;	/* forward, looping or a maze */
 			if (end == 0)
 				end = p + 2;
 			p = seg = ptr;

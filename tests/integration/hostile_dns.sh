@@ -6,7 +6,8 @@
 # most with NXDOMAIN and the AD bit.  None of them may be read as
 # NXDOMAIN or "no record": each domain must be tempfail with a DNS
 # reason (dns-error; dns-timeout where the reply is too short to be DNS
-# at all), never permfail.  The control "nx" (a proper NXDOMAIN) must be
+# at all), never permfail; a host whose TLSA or address lookup gets such
+# a reply is skipped.  The control "nx" (a proper NXDOMAIN) must be
 # permfail, so the resolver is known to answer.  Once more through the
 # `resolver` key of a configuration file.
 #
@@ -44,7 +45,7 @@ result() {
 kinds="noq-nx noq-noerror other-nx ad-other type-nx class-nx twoq-nx garbage
  short hdr-only trailing tc-nx qr0-nx ancount"
 domains=""
-for k in $kinds tiny nx; do
+for k in $kinds tiny nx tlsa-noq addr-noq; do
 	domains="$domains $k.hostile.test"
 done
 
@@ -73,6 +74,17 @@ case $got in
 *) r=1 ;;
 esac
 result hostile-tiny $r "got '$got', want tempfail dns-error or dns-timeout"
+# Proper secure MX (and address), then a host lookup that misses its
+# question: the host is skipped for the DNS error, never "may" (no TLSA)
+# nor "no address".
+for k in tlsa-noq addr-noq; do
+	got=$(jq -r --arg d "$k.hostile.test" 'select(.domain == $d) |
+	    "\(.verdict) \(.hosts | map("\(.name) \(.policy) \(.reason)") |
+	    join(","))"' "$tmp/all.jsonl" 2>/dev/null)
+	want="tempfail mx.$k.hostile.test skip dns-error"
+	result "hostile-$k" "$([ "$got" = "$want" ]; echo $?)" \
+	    "got '$got', want '$want'"
+done
 got=$(verdict nx.hostile.test)
 result hostile-control-nx "$([ "$got" = "permfail nxdomain" ]; echo $?)" \
     "got '$got', want 'permfail nxdomain'"

@@ -279,12 +279,17 @@ def reply(qid, rd, flags, rcode, questions, body=b"", an=0):
     return h + struct.pack("!HHHH", len(questions), an, 0, 0) + \
         b"".join(questions) + body
 
+def rr(owner, rtype, rdata):
+    return owner + struct.pack("!HHIH", rtype, 1, 300, len(rdata)) + rdata
+
 AD, TC = 0x0020, 0x0200
 NXDOMAIN = 3
+T_A, T_MX, T_TXT, T_AAAA, T_TLSA = 1, 15, 16, 28, 52
 
 # kind -> reply(query) for the hostile server; every reply carries the
-# query's ID, so only the question (or the header) gives it away.
-def h_reply(kind, q):
+# query's ID, so only the question (or the header) gives it away.  base:
+# the labels of the query name from the kind's label on (the domain).
+def h_reply(kind, q, base):
     p = parse_query(q)
     if p is None:
         return None
@@ -293,6 +298,20 @@ def h_reply(kind, q):
     ques = q[12:end]
     qname = wire(labels)
     other = wire([b"gmail", b"com"])
+    if kind in ("tlsa-noq", "addr-noq"):
+        # Proper secure answers for the domain's MX (mx.DOMAIN) and, for
+        # tlsa-noq, its address; the next lookup gets noq-nx.
+        if qtype == T_MX and labels == base:
+            mx = b"\0\x0a" + wire([b"mx"] + base)
+            return reply(qid, rd, AD, 0, [ques], rr(qname, T_MX, mx), an=1)
+        if qtype == T_TXT:
+            return reply(qid, rd, AD, NXDOMAIN, [ques])
+        if kind == "tlsa-noq" and qtype == T_A:
+            return reply(qid, rd, AD, 0, [ques],
+                         rr(qname, T_A, bytes([127, 10, 2, 1])), an=1)
+        if kind == "tlsa-noq" and qtype == T_AAAA:
+            return reply(qid, rd, AD, 0, [ques])
+        return reply(qid, rd, AD, NXDOMAIN, [])
     if kind == "nx":            # control: a proper NXDOMAIN, AD set
         return reply(qid, rd, AD, NXDOMAIN, [ques])
     if kind == "noq-nx":        # no question, NXDOMAIN, AD
@@ -339,16 +358,17 @@ def hostile(q):
     p = parse_query(q)
     if p is None:
         return None
-    kind = "noq-nx"
-    for l in p[2]:
+    kind, base = "noq-nx", p[2]
+    for i, l in enumerate(p[2]):
         if l.decode("ascii", "replace").lower() in HOSTILE:
-            kind = l.decode("ascii").lower()
+            kind, base = l.decode("ascii").lower(), p[2][i:]
             break
-    return h_reply(kind, q)
+    return h_reply(kind, q, base)
 
 HOSTILE = ("nx", "noq-nx", "noq-noerror", "other-nx", "ad-other", "type-nx",
            "class-nx", "twoq-nx", "garbage", "short", "hdr-only", "tiny",
-           "trailing", "tc-nx", "qr0-nx", "ancount")
+           "trailing", "tc-nx", "qr0-nx", "ancount", "tlsa-noq",
+           "addr-noq")
 
 def answer(mode, q):
     return refused(q) if mode == "refuse" else hostile(q)

@@ -144,6 +144,9 @@ static const struct reply_case cases[] = {
 	    H11("81a0") Q_MX "c040 000f 0001 0000012c 0003 000a 00"),
 	ERR("pointer-to-itself", "example.com", DNS_T_MX,
 	    H11("81a0") Q_MX "c01d 000f 0001 0000012c 0003 000a 00"),
+	/* a name reached through 200 pointers (see maze()) */
+	{ "pointer-maze", "example.com", DNS_T_MX, NULL, DNS_R_ERROR, INDET,
+	    0, NULL, NULL },
 	ERR("label-type-01", "example.com", DNS_T_MX,
 	    H1("81a3") "41 6578616d706c65 03 636f6d 00 000f 0001"),
 	ERR("mx-rdata-trailing", "example.com", DNS_T_MX, H11("81a0") Q_MX
@@ -188,6 +191,32 @@ unhex(const char *s, unsigned char *out, size_t outlen)
 	return n;
 }
 
+/*
+ * maze - the pointer-maze packet: a TXT record whose RDATA is 200
+ * pointers, each to the one before, the first to the question's name;
+ * then an MX record whose owner is a pointer to the last of them.
+ */
+static size_t
+maze(unsigned char *out, size_t outlen)
+{
+	static const char head[] = "1234 81a0 0001 0002 0000 0000 " Q_MX
+	    "c00c 0010 0001 0000012c 0190";	/* TXT, 400 octets */
+	size_t n, i, p;
+
+	n = unhex(head, out, outlen);
+	assert_true(n + 400 + 15 <= outlen);
+	for (i = 0, p = 12; i < 200; i++, n += 2) {
+		out[n] = (unsigned char)(0xc0 | p >> 8);
+		out[n + 1] = (unsigned char)(p & 0xff);
+		p = n;
+	}
+	/* owner: pointer to the last one; MX 10 with the root target */
+	out[n++] = (unsigned char)(0xc0 | p >> 8);
+	out[n++] = (unsigned char)(p & 0xff);
+	n += unhex("000f 0001 0000012c 0003 000a 00", out + n, outlen - n);
+	return n;
+}
+
 /* run_reply - one row of cases */
 static void
 run_reply(void **state)
@@ -197,7 +226,10 @@ run_reply(void **state)
 	struct dns_answer *a;
 	size_t len;
 
-	len = unhex(c->hex, pkt, sizeof(pkt));
+	if (c->hex != NULL)
+		len = unhex(c->hex, pkt, sizeof(pkt));
+	else
+		len = maze(pkt, sizeof(pkt));
 	a = calloc(1, sizeof(*a));
 	assert_non_null(a);
 	a->qname = strdup(c->qname);
