@@ -54,9 +54,19 @@ if [ -z "${EXIM_E2E_INSIDE:-}" ]; then
 	    echo 'Debian-exim:x:9725:9725:Exim (e2e):/nonexistent:/usr/sbin/nologin' >>"$RUN/passwd"
 	grep -q '^Debian-exim:' "$RUN/group" ||
 	    echo 'Debian-exim:x:9725:' >>"$RUN/group"
+	# the shared state belongs to _danests; Exim's delivery processes
+	# reach it as members of group _danests (as the package sets up)
+	grep -q '^_danests:' "$RUN/passwd" ||
+	    echo '_danests:x:9726:9726:danests (e2e):/var/lib/danests:/usr/sbin/nologin' >>"$RUN/passwd"
+	grep -q '^_danests:' "$RUN/group" || echo '_danests:x:9726:' >>"$RUN/group"
+	sed -i -e '/^_danests:/{/:$/s/$/Debian-exim/;/[^:]$/{/Debian-exim/!s/$/,Debian-exim/}}' \
+	    "$RUN/group"
 	uid=$(awk -F: '$1 == "Debian-exim" { print $3 }' "$RUN/passwd")
 	gid=$(awk -F: '$1 == "Debian-exim" { print $3 }' "$RUN/group")
-	chown -R "$uid:$gid" "$RUN/spool" "$RUN/log" "$RUN/mail" "$RUN/cache"
+	duid=$(awk -F: '$1 == "_danests" { print $3 }' "$RUN/passwd")
+	dgid=$(awk -F: '$1 == "_danests" { print $3 }' "$RUN/group")
+	chown -R "$uid:$gid" "$RUN/spool" "$RUN/log" "$RUN/mail"
+	chown "$duid:$dgid" "$RUN/cache" && chmod 2770 "$RUN/cache"
 	cat >"$RUN/danests.conf" <<-EOF
 	resolver 127.10.0.2
 	ca_file $E2E_CA
@@ -70,7 +80,8 @@ if [ -z "${EXIM_E2E_INSIDE:-}" ]; then
 	: >"$RUN/not-a-dir"
 	mkdir -p "$RUN/corrupt"
 	head -c 65536 /dev/urandom >"$RUN/corrupt/data.mdb"
-	chown -R "$uid:$gid" "$RUN/corrupt"
+	chown -R "$duid:$dgid" "$RUN/corrupt" && chmod 2770 "$RUN/corrupt" &&
+	    chmod 660 "$RUN/corrupt/data.mdb"
 	sed "s|^cache_dir .*|cache_dir $RUN/corrupt|" \
 	    "$RUN/danests.conf" >"$RUN/corrupt-cache.conf"
 	sed "s|^cache_dir .*|cache_dir $RUN/not-a-dir/cache|" \
