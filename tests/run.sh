@@ -21,7 +21,7 @@
 #                  run (default: all), e.g. "golden fetch"
 #   TEST_LOGDIR    where the logs go (default build/test-logs)
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 top=$PWD
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 SUITES=${SUITES:-"unit fuzz isolation integration e2e"}

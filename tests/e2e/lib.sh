@@ -132,6 +132,7 @@ e2e_deb_fetch() {
 	ver=$(apt-cache policy "$pkg" 2>/dev/null |
 	    sed -n 's/^ *Candidate: *//p' | sed 's/:/%3a/')
 	case $ver in ""|"(none)") ver="*" ;; esac
+	# shellcheck disable=SC2027 # $ver unquoted: it may be the glob "*"
 	for f in "$dir/${pkg}_"$ver"_"*.deb; do
 		[ -f "$f" ] && { echo "$f"; return 0; }
 	done

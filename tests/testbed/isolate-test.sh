@@ -12,7 +12,7 @@
 # may listen in the machine's namespace meanwhile (sampled every 0.5 s).  Bounded: the nested
 # run has 300 s.  Prints "ok NAME" / "not ok NAME".
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 top=$PWD
 if [ -z "${ISOLATE_TEST_INSIDE:-}" ]; then
 	ISOLATE_TEST_INSIDE=1 exec unshare --net "$0" "$@"
