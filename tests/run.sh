@@ -190,7 +190,7 @@ if want integration || want e2e; then
 	fi
 	rm -f "$logdir/servers.result"
 	tests/testbed/isolate.sh tests/run.sh --servers
-	if read -r p f k <"$logdir/servers.result" 2>/dev/null; then
+	if [ -f "$logdir/servers.result" ] && read -r p f k <"$logdir/servers.result"; then
 		pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + k))
 		while IFS= read -r line; do
 			failed_names+=("$line")

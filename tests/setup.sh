@@ -13,7 +13,7 @@ PKGS="build-essential meson ninja-build pkg-config clang
  liblmdb-dev lmdb-utils libbsd-dev libcmocka-dev exim4-dev
  nsd unbound ldnsutils bind9-dnsutils getdns-utils nginx-light openssl jq
  python3 python3-aiosmtpd swaks valgrind iproute2 procps psmisc curl
- ca-certificates util-linux bc"
+ ca-certificates util-linux mount bc"
 
 updated=0
 # install PKG... - apt-get install those of PKG... not installed yet
