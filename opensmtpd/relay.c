@@ -621,12 +621,27 @@ usage(int status)
 }
 
 /* conf_check - -n: what the start would fail on, besides the syntax:
- * the user, ca_file and the cache as that user; 0 or 78 */
+ * the directory of a unix socket, the user, ca_file and the cache as that
+ * user; 0 or 78 */
 static int
 conf_check(void)
 {
-	char why[1024], note[256];
+	char why[1024], note[256], dir[sizeof(conf.listen)], *slash;
+	struct stat sb;
+	int e;
 
+	if (strncmp(conf.listen, "unix:", 5) == 0) {
+		snprintf(dir, sizeof(dir), "%s", conf.listen + 5);
+		if ((slash = strrchr(dir, '/')) != NULL)
+			slash[slash == dir ? 1 : 0] = '\0';
+		if ((e = stat(dir, &sb) != 0 ? errno : 0) != 0 ||
+		    !S_ISDIR(sb.st_mode)) {
+			fprintf(stderr, "%s: %s: listen %s: directory %s: %s\n",
+			    RELAY_NAME, conf_path, conf.listen, dir,
+			    e != 0 ? strerror(e) : "not a directory");
+			return 78;
+		}
+	}
 	if (danests_config_check_as(conf.core, conf.user,
 	    conf.user_at[0] != '\0' ? conf.user_at : conf_path, note,
 	    sizeof(note), why, sizeof(why)) != DANESTS_OK) {

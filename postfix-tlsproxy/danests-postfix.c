@@ -1244,12 +1244,30 @@ usage(int status)
 }
 
 /* conf_check - -n: what the start would fail on, besides the syntax:
- * the user, ca_file and the cache as that user; 0 or 78 */
+ * the directory of a unix socket, the user, ca_file and the cache as that
+ * user; 0 or 78 */
 static int
 conf_check(void)
 {
-	char why[1024], note[256];
+	char why[1024], note[256], dir[PATH_MAX], *slash;
+	struct stat sb;
+	size_t i;
+	int e;
 
+	for (i = 0; i < conf->nlisten; i++) {
+		if (strncmp(conf->listen[i], "unix:", 5) != 0)
+			continue;
+		strlcpy(dir, conf->listen[i] + 5, sizeof(dir));
+		if ((slash = strrchr(dir, '/')) != NULL)
+			slash[slash == dir ? 1 : 0] = '\0';
+		if ((e = stat(dir, &sb) != 0 ? errno : 0) != 0 ||
+		    !S_ISDIR(sb.st_mode)) {
+			fprintf(stderr, "danests-postfix: %s: listen %s: "
+			    "directory %s: %s\n", config_path, conf->listen[i],
+			    dir, e != 0 ? strerror(e) : "not a directory");
+			return 78;
+		}
+	}
 	if (danests_config_check_as(conf->core, conf->user,
 	    conf->user_at[0] != '\0' ? conf->user_at : config_path, note,
 	    sizeof(note), why, sizeof(why)) != DANESTS_OK) {

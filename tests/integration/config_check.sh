@@ -16,8 +16,9 @@
 # /etc/danests/danests.conf; copies read here name a copy of the sample.
 #
 # As root the script runs in its own mount namespace where the service
-# user _danests exists (a private /etc/passwd and /etc/group) and
-# /var/lib is an empty tmpfs, so the daemons' checks meet what a
+# user _danests exists (a private /etc/passwd and /etc/group), /var/lib
+# is an empty tmpfs but for /var/lib/danests, and /var/spool holds
+# Postfix's private directory, so the daemons' checks meet what a
 # packaged machine has.  Prints "ok NAME" / "not ok NAME"; exits 1 when
 # any failed.
 set -u
@@ -56,7 +57,9 @@ grep -q '^_danests:' "$tmp/group" || echo '_danests:x:64990:' >>"$tmp/group"
 mount --bind "$tmp/passwd" /etc/passwd &&
     mount --bind "$tmp/group" /etc/group &&
     mount -t tmpfs -o mode=755 tmpfs /var/lib &&
-    install -d -o _danests -g _danests -m 2770 /var/lib/danests || {
+    install -d -o _danests -g _danests -m 2770 /var/lib/danests &&
+    mount -t tmpfs -o mode=755 tmpfs /var/spool &&
+    install -d -m 700 /var/spool/postfix/private || {
 	echo "not ok 1 config-check-setup"
 	exit 1
 }
@@ -236,6 +239,8 @@ for p in postfix relay; do
 	fails $p malformed-listen "$f:3: listen: expected" "$f"
 	f=$(conf $p-bad-timeout $p "idle_timeout 5m")
 	fails $p malformed-value "$f:3: idle_timeout: expected" "$f"
+	f=$(conf $p-unix-dir $p "listen unix:$tmp/no-such-dir/sock")
+	fails $p unix-socket-directory "$f: listen unix:$tmp/no-such-dir/sock: directory $tmp/no-such-dir: No such file" "$f"
 	fails $p missing-file "$tmp/none.conf: No such file or directory" "$tmp/none.conf"
 	fails $p directory "^danests-$p.*/tmp: is a directory" /tmp
 	# the state directory: root's, not writable by _danests
