@@ -4,11 +4,12 @@
  * One LMDB environment under the cache directory (data.mdb, lock.mdb) with
  * three named databases:
  *
- *   sts       MTA-STS policies, keyed by lower-case domain; the value is a
- *             JSON object carrying a format version ("v").
- *   decision  decisions, keyed by lower-case domain; the value is a 12-byte
- *             header ("DEC1" + expiry as a little-endian int64) followed by
- *             the decision's JSON text.
+ *   sts       MTA-STS policies, keyed by lower-case domain; the value is
+ *             "STS2", a CRC-32 of key and JSON, then a JSON object carrying
+ *             a format version ("v").
+ *   decision  decisions, keyed by lower-case domain; the value is "DEC2",
+ *             a CRC-32 of key and the rest, then the expiry (little-endian
+ *             int64) and the decision's JSON text.
  *   meta      "format" (the layout version) and "rebuilt" (when a corrupt
  *             environment was last moved aside and rebuilt).
  *
@@ -22,17 +23,27 @@
  *
  * A value that fails to decode is reported as DANESTS_TEMP, never as
  * DANESTS_NOTFOUND: a corrupt entry must not read as "no policy".  A
- * corrupt environment (bad header, wrong version) is moved aside at open
- * and rebuilt empty; the time is kept in "meta" so that every process
- * knows, through cache_was_rebuilt, that policies may have been lost.
- * Damage found later inside the B-tree (MDB_CORRUPTED on a read) is only
- * reported as DANESTS_TEMP: other processes have the file open.
+ * corrupt environment (bad header, wrong version, or damage that the walk
+ * described at env_verify finds: a crash, an LMDB error, a checksum) is
+ * moved aside and rebuilt empty, at open or before a walk of the whole
+ * cache (the refresh); the time is kept in "meta" so that every process
+ * knows, through cache_was_rebuilt, that policies may have been lost, and
+ * a process still holding the old file moves to the new one at its next
+ * transaction.  Damage that appears while a process has the file open is
+ * found at the next open or refresh; until then a point read that meets it
+ * reports DANESTS_TEMP (checksum) or, where LMDB follows a damaged page
+ * number, may still fault.
+ *
+ * The shared directory's owner and modes, the refusal of one that others
+ * could write, and the full-disk case: see "Shared state" below.
  */
 #include "danests-internal.h"
 
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,10 +52,13 @@
 #include <jansson.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CACHE_MAP_SIZE
@@ -65,8 +79,23 @@
 #define CACHE_STS_MAX	(256 * 1024)	/* encoded policy cap */
 #define CACHE_DEC_MAX	(1024 * 1024)	/* decision JSON cap */
 #define CACHE_MX_MAX	1024	/* mx patterns per policy */
-#define DEC_MAGIC	"DEC1"
-#define DEC_HDR		12
+/*
+ * Stored values: a magic, the CRC-32 of the key and the rest, then the
+ * rest (policy: JSON; decision: expiry, JSON).  Values written before the
+ * checksum (a bare JSON policy, "DEC1" + expiry + JSON) are still read.
+ */
+#define STS_MAGIC	"STS2"
+#define DEC_MAGIC	"DEC2"
+#define DEC_OLD_MAGIC	"DEC1"
+#define VAL_HDR		8	/* magic and CRC-32 */
+
+/* The service account as this machine knows it. */
+struct account {
+	uid_t uid;
+	gid_t gid;
+	bool has_uid;
+	bool has_gid;
+};
 
 struct cache {
 	MDB_env *env;
@@ -76,6 +105,7 @@ struct cache {
 	pid_t pid;		/* process that opened env */
 	dev_t data_dev;		/* data.mdb as checked and opened */
 	ino_t data_ino;
+	struct account acct;	/* as looked up at that open */
 	time_t rebuilt_at;	/* 0: never rebuilt */
 	char dir[PATH_MAX];
 };
@@ -126,6 +156,105 @@ get_le64(const unsigned char *p)
 	for (i = 0; i < 8; i++)
 		u |= (uint64_t)p[i] << (8 * i);
 	return (int64_t)u;
+}
+
+/* crc32 - continue a CRC-32 (ISO-HDLC, as zlib's) over len bytes */
+static uint32_t
+crc32(uint32_t crc, const void *buf, size_t len)
+{
+	static const uint32_t t[16] = {
+		0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac,
+		0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
+		0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+		0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
+	};
+	const unsigned char *p = buf;
+
+	crc = ~crc;
+	while (len-- > 0) {
+		crc ^= *p++;
+		crc = (crc >> 4) ^ t[crc & 15];
+		crc = (crc >> 4) ^ t[crc & 15];
+	}
+	return ~crc;
+}
+
+/* value_sum - the checksum of a key and the rest of its value */
+static uint32_t
+value_sum(const void *key, size_t klen, const void *rest, size_t len)
+{
+	return crc32(crc32(0, key, klen), rest, len);
+}
+
+/* value_seal - a stored value (malloc'ed): magic, checksum, rest */
+static void *
+value_seal(const char *magic, const MDB_val *k, const void *rest,
+    size_t len, MDB_val *v)
+{
+	unsigned char *p;
+	uint32_t sum = value_sum(k->mv_data, k->mv_size, rest, len);
+	int i;
+
+	if (len > SIZE_MAX - VAL_HDR || (p = malloc(VAL_HDR + len)) == NULL)
+		return NULL;
+	memcpy(p, magic, 4);
+	for (i = 0; i < 4; i++)
+		p[4 + i] = (unsigned char)(sum >> (8 * i));
+	memcpy(p + VAL_HDR, rest, len);
+	v->mv_data = p;
+	v->mv_size = VAL_HDR + len;
+	return p;
+}
+
+/* value_open - the rest of a stored value after its checksum is checked;
+ * -1 when it is damaged (or not of this kind) */
+static int
+value_open(const char *magic, const void *key, size_t klen,
+    const void *val, size_t vlen, const unsigned char **rest, size_t *len)
+{
+	const unsigned char *p = val;
+	uint32_t sum = 0;
+	int i;
+
+	if (vlen >= VAL_HDR && memcmp(p, magic, 4) == 0) {
+		for (i = 0; i < 4; i++)
+			sum |= (uint32_t)p[4 + i] << (8 * i);
+		if (sum != value_sum(key, klen, p + VAL_HDR, vlen - VAL_HDR))
+			return -1;
+		*rest = p + VAL_HDR;
+		*len = vlen - VAL_HDR;
+		return 0;
+	}
+	/* written before checksums */
+	if (strcmp(magic, STS_MAGIC) == 0 && vlen > 0 && p[0] == '{') {
+		*rest = p;
+		*len = vlen;
+		return 0;
+	}
+	if (strcmp(magic, DEC_MAGIC) == 0 && vlen >= 4 &&
+	    memcmp(p, DEC_OLD_MAGIC, 4) == 0) {
+		*rest = p + 4;
+		*len = vlen - 4;
+		return 0;
+	}
+	return -1;
+}
+
+/* dec_open - expiry and JSON (not terminated) of a stored decision */
+static int
+dec_open(const void *key, size_t klen, const void *val, size_t vlen,
+    time_t *expires, const char **json, size_t *len)
+{
+	const unsigned char *rest;
+	size_t n;
+
+	if (value_open(DEC_MAGIC, key, klen, val, vlen, &rest, &n) < 0 ||
+	    n < 8 || memchr(rest + 8, '\0', n - 8) != NULL)
+		return -1;
+	*expires = (time_t)get_le64(rest);
+	*json = (const char *)rest + 8;
+	*len = n - 8;
+	return 0;
 }
 
 /* mode_name - policy mode as stored */
@@ -389,14 +518,6 @@ again:
 #define CACHE_FIX	"chown " CACHE_ACCOUNT ":" CACHE_ACCOUNT " %s; " \
 			"chmod %s %s"
 
-/* The service account as this machine knows it. */
-struct account {
-	uid_t uid;
-	gid_t gid;
-	bool has_uid;
-	bool has_gid;
-};
-
 /* account_load - look the service account up (absent on a bare system) */
 static void
 account_load(struct account *a)
@@ -621,16 +742,16 @@ file_open(struct cache *c, int dfd, const char *name, int flags,
  */
 static int
 files_prepare(struct cache *c, int dfd, const struct account *a,
-    bool shared, char *why, size_t whylen)
+    bool shared, struct stat *data, char *why, size_t whylen)
 {
 	struct stat st;
 	int fd, rc;
 
-	if ((fd = file_open(c, dfd, "data.mdb", O_RDONLY, a, shared, &st,
+	if ((fd = file_open(c, dfd, "data.mdb", O_RDONLY, a, shared, data,
 	    why, whylen)) < 0)
 		return EPERM;
-	c->data_dev = st.st_dev;
-	c->data_ino = st.st_ino;
+	c->data_dev = data->st_dev;
+	c->data_ino = data->st_ino;
 	close(fd);
 	/* nothing else of this process has lock.mdb open here, so closing
 	 * this descriptor drops no fcntl lock of an environment */
@@ -646,6 +767,314 @@ files_prepare(struct cache *c, int dfd, const struct account *a,
 		    strerror(rc));
 		return rc;
 	}
+	return 0;
+}
+
+/*
+ * Damage.  LMDB trusts its pages: a damaged page number, node offset or
+ * size sends a reader outside the map (SIGSEGV) or past the end of the
+ * file (SIGBUS).  So before a process reads a data file it has not seen
+ * verified, a child process walks all of it: the free list, the named
+ * databases, every key in order, each found again by a lookup (branch
+ * pages), every value's checksum.  A child that dies or finds a fault
+ * means damage, and the environment takes the rebuild path, as a bad
+ * header does.  The verdict is kept in "verified" for the data file's
+ * device, inode, size and modification time: Exim opens the cache in every
+ * delivery process, and only the first opener after a change (another
+ * writer, or damage) pays for the walk.  A writer whose data file was
+ * verified before its commit carries the verdict over to the state after
+ * it.  The daemons' refresh (cache_sts_each) walks again unconditionally,
+ * which also catches damage that did not change the file's times.
+ */
+#define CACHE_WALK_SECONDS 30	/* bound on one walk */
+
+/* walk_db - read every pair of one database (see above); 0 or an error
+ * (MDB_CORRUPTED for a fault found here) */
+static int
+walk_db(MDB_txn *txn, MDB_dbi dbi, const char *magic, size_t last_pgno)
+{
+	MDB_cursor *cur;
+	MDB_val k, v, prev = { 0, NULL }, again;
+	volatile uint32_t sink = 0;
+	const unsigned char *rest;
+	size_t len, i, n, id;
+	int rc, op = MDB_FIRST;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		/* every byte is read here, in the child */
+		sink ^= crc32(0, k.mv_data, k.mv_size);
+		sink ^= crc32(0, v.mv_data, v.mv_size);
+		if (dbi == 0) {
+			/* free list: a count, then that many page numbers */
+			if (v.mv_size < sizeof(size_t) ||
+			    v.mv_size % sizeof(size_t) != 0) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			memcpy(&n, v.mv_data, sizeof(n));
+			if (n != v.mv_size / sizeof(size_t) - 1) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			for (i = 1; i <= n; i++) {
+				memcpy(&id, (char *)v.mv_data + i *
+				    sizeof(size_t), sizeof(id));
+				if (id < 2 || id > last_pgno)
+					break;
+			}
+			if (i <= n) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			continue;
+		}
+		if (dbi == 1)
+			continue;	/* the names of the databases */
+		if ((prev.mv_data != NULL &&
+		    mdb_cmp(txn, dbi, &prev, &k) >= 0) ||
+		    mdb_get(txn, dbi, &k, &again) != 0 ||
+		    again.mv_data != v.mv_data ||
+		    (magic != NULL && value_open(magic, k.mv_data, k.mv_size,
+		    v.mv_data, v.mv_size, &rest, &len) < 0)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		prev = k;
+	}
+	mdb_cursor_close(cur);
+	(void)sink;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* walk_env - open dir read-only and walk all of it; 0 or an error */
+static int
+walk_env(const char *dir)
+{
+	static const struct { const char *name, *magic; } dbs[] = {
+		{ "sts", STS_MAGIC }, { "decision", DEC_MAGIC },
+		{ "meta", NULL },
+	};
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_envinfo info;
+	MDB_dbi dbi;
+	size_t i;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)) != 0)
+		return rc;
+	if ((rc = mdb_env_set_maxdbs(env, 4)) != 0 ||
+	    (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0)) != 0 ||
+	    (rc = mdb_env_info(env, &info)) != 0 ||
+	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0) {
+		mdb_env_close(env);
+		return rc;
+	}
+	if ((rc = walk_db(txn, 0, NULL, info.me_last_pgno)) == 0)
+		rc = walk_db(txn, 1, NULL, 0);
+	for (i = 0; rc == 0 && i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		if ((rc = mdb_dbi_open(txn, dbs[i].name, 0, &dbi)) ==
+		    MDB_NOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0)
+			rc = walk_db(txn, dbi, dbs[i].magic, 0);
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+/* The child's report. */
+struct walk_report {
+	char verdict;		/* 'K' sound, 'D' damaged, 'E' error */
+	int rc;
+};
+
+/* walk_child - the walking process; never returns */
+static void __attribute__((noreturn))
+walk_child(const char *dir, int fd)
+{
+	static const int crash[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+	    SIGABRT };
+	struct walk_report r;
+	struct rlimit none = { 0, 0 };
+	sigset_t set;
+	size_t i;
+
+	/* a crash must end this process, quietly and without a core */
+	sigemptyset(&set);
+	for (i = 0; i < sizeof(crash) / sizeof(crash[0]); i++) {
+		signal(crash[i], SIG_DFL);
+		sigaddset(&set, crash[i]);
+	}
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	signal(SIGALRM, SIG_DFL);
+	(void)setrlimit(RLIMIT_CORE, &none);
+	alarm(CACHE_WALK_SECONDS);
+	memset(&r, 0, sizeof(r));
+	r.rc = walk_env(dir);
+	r.verdict = r.rc == 0 ? 'K' : env_is_corrupt(r.rc) ||
+	    r.rc == MDB_CURSOR_FULL || r.rc == MDB_BAD_VALSIZE ? 'D' : 'E';
+	(void)!write(fd, &r, sizeof(r));
+	_exit(0);
+}
+
+/* env_walk - walk the environment in dir in a child process: 0 sound,
+ * MDB_CORRUPTED damaged, else an error code (why set for both) */
+static int
+env_walk(const char *dir, char *why, size_t whylen)
+{
+	struct walk_report r;
+	struct pollfd pfd;
+	struct timespec t0, t1;
+	ssize_t n = 0;
+	pid_t pid;
+	long left;
+	int p[2], status, waited, err;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return errno;
+	if ((pid = fork()) < 0) {
+		err = errno;
+		close(p[0]);
+		close(p[1]);
+		why_set(why, whylen, "cache: %s: cannot check: fork: %s", dir,
+		    strerror(err));
+		return err;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		walk_child(dir, p[1]);
+	}
+	close(p[1]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pfd.fd = p[0];
+	pfd.events = POLLIN;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		left = CACHE_WALK_SECONDS * 1000L -
+		    (t1.tv_sec - t0.tv_sec) * 1000L -
+		    (t1.tv_nsec - t0.tv_nsec) / 1000000L;
+		if (left <= 0)
+			break;
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			break;
+		if (pfd.revents == 0)
+			continue;
+		do
+			n = read(p[0], &r, sizeof(r));
+		while (n < 0 && errno == EINTR);
+		break;
+	}
+	close(p[0]);
+	if (n != (ssize_t)sizeof(r))
+		(void)kill(pid, SIGKILL);	/* hung, or already dead */
+	do
+		waited = waitpid(pid, &status, 0);
+	while (waited < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(r)) {
+		if (r.verdict == 'K')
+			return 0;
+		if (r.verdict == 'D') {
+			why_set(why, whylen, "cache: %s/data.mdb is damaged "
+			    "(%s)", dir, mdb_strerror(r.rc));
+			return MDB_CORRUPTED;
+		}
+		why_set(why, whylen, "cache: %s: cannot check: %s", dir,
+		    mdb_strerror(r.rc));
+		return r.rc ? r.rc : EIO;
+	}
+	if (n == 0 && (waited < 0 || (WIFSIGNALED(status) &&
+	    WTERMSIG(status) != SIGKILL && WTERMSIG(status) != SIGALRM &&
+	    WTERMSIG(status) != SIGTERM))) {
+		/* only a crash ends the child without its report */
+		why_set(why, whylen, "cache: %s/data.mdb is damaged (reading "
+		    "it raised signal %d)", dir, waited < 0 ? 0 :
+		    WTERMSIG(status));
+		return MDB_CORRUPTED;
+	}
+	why_set(why, whylen, "cache: %s: checking it took over %d s or was "
+	    "interrupted", dir, CACHE_WALK_SECONDS);
+	return ETIMEDOUT;
+}
+
+/* mark_text - the verdict's key for a data file */
+static void
+mark_text(const struct stat *st, char *buf, size_t len)
+{
+	snprintf(buf, len, "%ju %ju %jd %jd.%09ld\n", (uintmax_t)st->st_dev,
+	    (uintmax_t)st->st_ino, (intmax_t)st->st_size,
+	    (intmax_t)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+}
+
+/* mark_matches - was this state of data.mdb verified? */
+static bool
+mark_matches(int dfd, const struct account *a, const struct stat *st)
+{
+	char want[128], have[128];
+	struct stat mst;
+	ssize_t n;
+	int fd;
+
+	if ((fd = openat(dfd, "verified", O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC | O_NOCTTY)) < 0)
+		return false;
+	if (fstat(fd, &mst) < 0 || trust_fault(a, &mst, true) != NULL ||
+	    (n = read(fd, have, sizeof(have) - 1)) <= 0) {
+		close(fd);
+		return false;
+	}
+	close(fd);
+	have[n] = '\0';
+	mark_text(st, want, sizeof(want));
+	return strcmp(have, want) == 0;
+}
+
+/* mark_set - record that this state of data.mdb was verified (failing
+ * only costs another walk) */
+static void
+mark_set(int dfd, const struct account *a, const struct stat *st)
+{
+	char text[128], tmp[64];
+	size_t len;
+	int fd;
+
+	mark_text(st, text, sizeof(text));
+	len = strlen(text);
+	snprintf(tmp, sizeof(tmp), "verified.%ld", (long)getpid());
+	(void)unlinkat(dfd, tmp, 0);
+	if ((fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC | O_NOCTTY, 0600)) < 0)
+		return;
+	share(fd, a, true);
+	if (write(fd, text, len) != (ssize_t)len || close(fd) < 0 ||
+	    renameat(dfd, tmp, dfd, "verified") < 0)
+		(void)unlinkat(dfd, tmp, 0);
+}
+
+/* env_verify - walk data.mdb unless this state of it was verified; 0,
+ * MDB_CORRUPTED or an error (why set) */
+static int
+env_verify(struct cache *c, int dfd, const struct account *a,
+    const struct stat *st, char *why, size_t whylen)
+{
+	struct stat after;
+	int rc;
+
+	if (st->st_size == 0 || mark_matches(dfd, a, st))
+		return 0;	/* new, or known good */
+	if ((rc = env_walk(c->dir, why, whylen)) != 0)
+		return rc;
+	if (fstatat(dfd, "data.mdb", &after, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    after.st_ino == st->st_ino && after.st_size == st->st_size &&
+	    after.st_mtim.tv_sec == st->st_mtim.tv_sec &&
+	    after.st_mtim.tv_nsec == st->st_mtim.tv_nsec)
+		mark_set(dfd, a, st);
 	return 0;
 }
 
@@ -681,7 +1110,7 @@ static int
 env_open(struct cache *c, bool locked, char *why, size_t whylen)
 {
 	struct account a;
-	struct stat st;
+	struct stat st, data;
 	MDB_env *env;
 	bool shared;
 	int rc, dfd, lockfd = -1, fd;
@@ -694,7 +1123,9 @@ env_open(struct cache *c, bool locked, char *why, size_t whylen)
 		rc = EPERM;
 		goto out;
 	}
-	rc = files_prepare(c, dfd, &a, shared, why, whylen);
+	if ((rc = files_prepare(c, dfd, &a, shared, &data, why, whylen)) ==
+	    0)
+		rc = env_verify(c, dfd, &a, &data, why, whylen);
 	close(dfd);
 	if (rc != 0)
 		goto out;
@@ -718,6 +1149,7 @@ env_open(struct cache *c, bool locked, char *why, size_t whylen)
 	}
 	c->env = env;
 	c->pid = getpid();
+	c->acct = a;
 	/* slots left by readers that died (Exim processes are killed) */
 	(void)mdb_reader_check(env, NULL);
 	if ((rc = dbis_open(c)) != 0) {
@@ -978,6 +1410,9 @@ static int
 write_apply(MDB_txn *txn, struct write_op *op)
 {
 	MDB_val cur;
+	const char *json;
+	size_t len;
+	time_t expires;
 	int rc;
 
 	if (!op->del)
@@ -986,31 +1421,43 @@ write_apply(MDB_txn *txn, struct write_op *op)
 		/* another process may have stored a fresh one meanwhile */
 		if ((rc = mdb_get(txn, *op->dbi, &op->key, &cur)) != 0)
 			return rc;
-		if (cur.mv_size >= DEC_HDR &&
-		    get_le64((const unsigned char *)cur.mv_data + 4) >
-		    op->expired_at)
+		if (dec_open(op->key.mv_data, op->key.mv_size, cur.mv_data,
+		    cur.mv_size, &expires, &json, &len) == 0 &&
+		    expires > op->expired_at)
 			return MDB_NOTFOUND;
 	}
 	return mdb_del(txn, *op->dbi, &op->key, NULL);
 }
 
-/* cache_write - run one write transaction, growing the map when full */
+/* cache_write - run one write transaction, growing the map when full.
+ * When the file was verified before the commit (seen under the write
+ * lock), the verdict is carried over to the file after it. */
 static int
 cache_write(struct cache *c, struct write_op *op)
 {
 	MDB_txn *txn;
-	int rc, tries;
+	struct stat st;
+	int rc, tries, fd, dfd = -1;
+	bool carry;
 
 	for (tries = 0; tries < 8; tries++) {
 		if ((rc = txn_begin(c, 0, &txn)) != 0)
-			return rc;
+			break;
+		carry = mdb_env_get_fd(c->env, &fd) == 0 &&
+		    fstat(fd, &st) == 0 && (dfd >= 0 || (dfd = open(c->dir,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0) &&
+		    mark_matches(dfd, &c->acct, &st);
 		if ((rc = write_apply(txn, op)) == 0)
 			rc = mdb_txn_commit(txn);
 		else
 			mdb_txn_abort(txn);
+		if (rc == 0 && carry && fstat(fd, &st) == 0)
+			mark_set(dfd, &c->acct, &st);
 		if (rc != MDB_MAP_FULL || cache_grow(c) < 0)
-			return rc;
+			break;
 	}
+	if (dfd >= 0)
+		close(dfd);
 	return rc;
 }
 
@@ -1021,6 +1468,8 @@ cache_sts_get(struct cache *c, const char *domain, struct cache_sts *out,
 {
 	char key[DANESTS_NAME_MAX];
 	const char *err;
+	const unsigned char *rest;
+	size_t len;
 	MDB_txn *txn;
 	MDB_val k, v;
 	danests_status st;
@@ -1046,7 +1495,12 @@ cache_sts_get(struct cache *c, const char *domain, struct cache_sts *out,
 		    mdb_strerror(rc));
 		return DANESTS_TEMP;
 	}
-	rc = sts_decode(v.mv_data, v.mv_size, out, &err);
+	if (value_open(STS_MAGIC, k.mv_data, k.mv_size, v.mv_data, v.mv_size,
+	    &rest, &len) < 0) {
+		err = "checksum mismatch";
+		rc = -1;
+	} else
+		rc = sts_decode(rest, len, out, &err);
 	mdb_txn_abort(txn);
 	if (rc < 0) {
 		why_set(why, whylen, "cache: corrupt policy entry for %s: %s",
@@ -1062,6 +1516,7 @@ cache_sts_put(struct cache *c, const char *domain, const struct cache_sts *e,
     char *why, size_t whylen)
 {
 	char key[DANESTS_NAME_MAX], *s;
+	void *sealed;
 	struct write_op op;
 	danests_status st;
 	int rc;
@@ -1081,10 +1536,14 @@ cache_sts_put(struct cache *c, const char *domain, const struct cache_sts *e,
 		return DANESTS_PERM;
 	}
 	op.dbi = &c->sts;
-	op.val.mv_data = s;
-	op.val.mv_size = strlen(s);
-	rc = cache_write(c, &op);
+	sealed = value_seal(STS_MAGIC, &op.key, s, strlen(s), &op.val);
 	free(s);
+	if (sealed == NULL) {
+		why_set(why, whylen, "cache: out of memory");
+		return DANESTS_TEMP;
+	}
+	rc = cache_write(c, &op);
+	free(sealed);
 	if (rc != 0) {
 		why_set(why, whylen, "cache: write %s: %s", key,
 		    mdb_strerror(rc));
@@ -1138,6 +1597,7 @@ cache_decision_del(struct cache *c, const char *domain, char *why,
 /* One raw key/value pair copied out of a read snapshot. */
 struct raw_kv {
 	char key[DANESTS_NAME_MAX];
+	size_t klen;
 	void *val;
 	size_t len;
 };
@@ -1178,6 +1638,7 @@ snapshot(struct cache *c, MDB_dbi *dbi, struct raw_kv **out, size_t *n)
 		}
 		memcpy(kv[cnt].key, k.mv_data, k.mv_size);
 		kv[cnt].key[k.mv_size] = '\0';
+		kv[cnt].klen = k.mv_size;
 		if ((kv[cnt].val = malloc(v.mv_size ? v.mv_size : 1)) ==
 		    NULL) {
 			rc = ENOMEM;
@@ -1192,6 +1653,49 @@ snapshot(struct cache *c, MDB_dbi *dbi, struct raw_kv **out, size_t *n)
 	*out = kv;
 	*n = cnt;
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* env_drop - let go of the environment in use */
+static void
+env_drop(struct cache *c)
+{
+	if (c->env != NULL && c->pid == getpid())
+		mdb_env_close(c->env);
+	else
+		env_forget(c);
+	c->env = NULL;
+}
+
+/* cache_check - before a walk of the whole cache in this process (the
+ * refresh, "cache list"): walk it in a child first; when it is damaged,
+ * move it aside and rebuild it.  0: sound; -1: rebuilt or unusable, why
+ * says which */
+static int
+cache_check(struct cache *c, char *why, size_t whylen)
+{
+	int rc, lockfd;
+
+	if ((rc = cache_ready(c)) != 0) {
+		why_set(why, whylen, "cache: read: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if ((rc = env_walk(c->dir, why, whylen)) == 0)
+		return 0;
+	if (rc != MDB_CORRUPTED)
+		return -1;
+	if ((lockfd = rebuild_lock(c, LOCK_EX, why, whylen)) < 0)
+		return -1;
+	/* another process may have rebuilt it meanwhile */
+	env_drop(c);
+	if ((rc = env_walk(c->dir, why, whylen)) == 0)
+		rc = env_open(c, true, why, whylen);
+	else if (rc == MDB_CORRUPTED)
+		rc = env_rebuild(c, time(NULL), why, whylen);
+	close(lockfd);
+	if (rc != 0 && why != NULL && whylen > 0 && why[0] == '\0')
+		why_set(why, whylen, "cache: rebuild %s: %s", c->dir,
+		    mdb_strerror(rc));
+	return -1;
 }
 
 /* snapshot_free - release a snapshot */
@@ -1215,16 +1719,27 @@ cache_sts_each(struct cache *c, cache_sts_each_fn *fn, void *arg, char *why,
 	struct raw_kv *kv;
 	struct cache_sts e;
 	const char *err;
-	size_t n, i, bad = 0;
+	const unsigned char *rest;
+	size_t n, i, len, bad = 0;
 	int rc, stop = 0;
 
+	if (cache_check(c, why, whylen) < 0)
+		return DANESTS_TEMP;
 	if ((rc = cache_ready(c)) != 0 ||
 	    (rc = snapshot(c, &c->sts, &kv, &n)) != 0) {
 		why_set(why, whylen, "cache: read: %s", mdb_strerror(rc));
 		return DANESTS_TEMP;
 	}
 	for (i = 0; i < n && !stop; i++) {
-		if (sts_decode(kv[i].val, kv[i].len, &e, &err) < 0) {
+		if (value_open(STS_MAGIC, kv[i].key, kv[i].klen, kv[i].val,
+		    kv[i].len, &rest, &len) < 0) {
+			if (bad++ == 0)
+				why_set(why, whylen, "cache: corrupt policy "
+				    "entry for %s: checksum mismatch",
+				    kv[i].key);
+			continue;
+		}
+		if (sts_decode(rest, len, &e, &err) < 0) {
 			if (bad++ == 0)
 				why_set(why, whylen, "cache: corrupt policy "
 				    "entry for %s: %s", kv[i].key, err);
@@ -1244,28 +1759,29 @@ cache_decision_each(struct cache *c, cache_decision_each_fn *fn, void *arg,
     char *why, size_t whylen)
 {
 	struct raw_kv *kv;
-	size_t n, i, bad = 0;
+	size_t n, i, len, bad = 0;
+	const char *text;
 	char *json;
+	time_t expires;
 	int rc, stop = 0;
 
+	if (cache_check(c, why, whylen) < 0)
+		return DANESTS_TEMP;
 	if ((rc = cache_ready(c)) != 0 ||
 	    (rc = snapshot(c, &c->dec, &kv, &n)) != 0) {
 		why_set(why, whylen, "cache: read: %s", mdb_strerror(rc));
 		return DANESTS_TEMP;
 	}
 	for (i = 0; i < n && !stop; i++) {
-		const unsigned char *p = kv[i].val;
-
-		if (kv[i].len < DEC_HDR || memcmp(p, DEC_MAGIC, 4) != 0 ||
-		    memchr(p + DEC_HDR, '\0', kv[i].len - DEC_HDR) != NULL ||
-		    (json = strndup((const char *)p + DEC_HDR,
-		    kv[i].len - DEC_HDR)) == NULL) {
+		if (dec_open(kv[i].key, kv[i].klen, kv[i].val, kv[i].len,
+		    &expires, &text, &len) < 0 ||
+		    (json = strndup(text, len)) == NULL) {
 			if (bad++ == 0)
 				why_set(why, whylen, "cache: corrupt decision "
 				    "entry for %s", kv[i].key);
 			continue;
 		}
-		stop = fn(arg, kv[i].key, json, (time_t)get_le64(p + 4));
+		stop = fn(arg, kv[i].key, json, expires);
 		free(json);
 	}
 	snapshot_free(kv, n);
@@ -1279,7 +1795,8 @@ cache_decision_get(struct cache *c, const char *domain, time_t now,
     char **json, char *why, size_t whylen)
 {
 	char key[DANESTS_NAME_MAX];
-	const unsigned char *p;
+	const char *text;
+	size_t len;
 	struct write_op op;
 	MDB_txn *txn;
 	MDB_val k, v;
@@ -1304,18 +1821,14 @@ cache_decision_get(struct cache *c, const char *domain, time_t now,
 		    mdb_strerror(rc));
 		return DANESTS_TEMP;
 	}
-	p = v.mv_data;
-	if (v.mv_size < DEC_HDR || memcmp(p, DEC_MAGIC, 4) != 0 ||
-	    memchr(p + DEC_HDR, '\0', v.mv_size - DEC_HDR) != NULL) {
+	if (dec_open(k.mv_data, k.mv_size, v.mv_data, v.mv_size, &expires,
+	    &text, &len) < 0) {
 		mdb_txn_abort(txn);
 		why_set(why, whylen, "cache: corrupt decision entry for %s",
 		    key);
 		return DANESTS_TEMP;
 	}
-	expires = (time_t)get_le64(p + 4);
-	if (expires > now &&
-	    (*json = strndup((const char *)p + DEC_HDR,
-	    v.mv_size - DEC_HDR)) == NULL) {
+	if (expires > now && (*json = strndup(text, len)) == NULL) {
 		mdb_txn_abort(txn);
 		why_set(why, whylen, "cache: out of memory");
 		return DANESTS_TEMP;
@@ -1342,6 +1855,7 @@ cache_decision_put(struct cache *c, const char *domain, const char *json,
 {
 	char key[DANESTS_NAME_MAX];
 	unsigned char *buf;
+	void *sealed;
 	struct write_op op;
 	danests_status st;
 	size_t len;
@@ -1356,18 +1870,21 @@ cache_decision_put(struct cache *c, const char *domain, const char *json,
 		    "large", key);
 		return DANESTS_PERM;
 	}
-	if ((buf = malloc(DEC_HDR + len)) == NULL) {
+	if ((buf = malloc(8 + len)) == NULL) {
 		why_set(why, whylen, "cache: out of memory");
 		return DANESTS_TEMP;
 	}
-	memcpy(buf, DEC_MAGIC, 4);
-	put_le64(buf + 4, (int64_t)expires);
-	memcpy(buf + DEC_HDR, json, len);
-	op.dbi = &c->dec;
-	op.val.mv_data = buf;
-	op.val.mv_size = DEC_HDR + len;
-	rc = cache_write(c, &op);
+	put_le64(buf, (int64_t)expires);
+	memcpy(buf + 8, json, len);
+	sealed = value_seal(DEC_MAGIC, &op.key, buf, 8 + len, &op.val);
 	free(buf);
+	if (sealed == NULL) {
+		why_set(why, whylen, "cache: out of memory");
+		return DANESTS_TEMP;
+	}
+	op.dbi = &c->dec;
+	rc = cache_write(c, &op);
+	free(sealed);
 	if (rc != 0) {
 		why_set(why, whylen, "cache: write %s: %s", key,
 		    mdb_strerror(rc));

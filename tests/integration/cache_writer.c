@@ -9,6 +9,15 @@
  *		so that freed pages are reused.
  *	cache_writer DIR check ROUND COUNT PREFIX LAST [PREFIX LAST]...
  *		LAST: the last index that writer reported (-1: none).
+ *	cache_writer DIR damage SEED
+ *		overwrite a few byte runs of DIR/data.mdb past its two meta
+ *		pages with bytes derived from SEED (cache_damage.sh).
+ *	cache_writer DIR live SEED COUNT PREFIX
+ *		as a daemon would: open the cache (written by "write 1 COUNT
+ *		PREFIX"), read from it, then damage it in place as "damage"
+ *		does and walk it as the refresh does.  Exit 0 when the walk
+ *		gives every entry right or the cache was rebuilt, 1 when it
+ *		gives a wrong answer; a signal is the failure to find.
  *
  * What check demands, per prefix: the cache opens without a rebuild;
  * every entry decodes and its fields agree with its (round, index); the
@@ -21,7 +30,10 @@
  */
 #include "danests-internal.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +309,82 @@ do_check(const char *dir, long round, long count, int argc, char **argv)
 	return rc;
 }
 
+/* damage - overwrite 1-4 runs of 1-32 bytes of DIR/data.mdb at offsets
+ * past the two meta pages, all derived from seed */
+static int
+damage(const char *dir, unsigned long seed)
+{
+	char path[4096];
+	unsigned char buf[32];
+	unsigned long long x = seed * 0x9E3779B97F4A7C15ULL + 1;
+	struct stat st;
+	long page = sysconf(_SC_PAGESIZE);
+	int fd, spots, i, j;
+
+#define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if ((fd = open(path, O_RDWR)) < 0 || fstat(fd, &st) < 0 ||
+	    st.st_size <= 3 * page) {
+		fprintf(stderr, "damage: %s: %s\n", path, fd < 0 ?
+		    strerror(errno) : "too small");
+		return 1;
+	}
+	spots = 1 + (int)(NEXT() % 4);
+	for (i = 0; i < spots; i++) {
+		off_t off = 2 * page + (off_t)(NEXT() %
+		    (unsigned long long)(st.st_size - 2 * page));
+		size_t len = 1 + NEXT() % sizeof(buf);
+
+		if (off + (off_t)len > st.st_size)
+			len = (size_t)(st.st_size - off);
+		for (j = 0; j < (int)len; j++)
+			buf[j] = (unsigned char)NEXT();
+		if (pwrite(fd, buf, len, off) != (ssize_t)len) {
+			fprintf(stderr, "damage: %s\n", strerror(errno));
+			return 1;
+		}
+		printf("# damaged %zu bytes at %lld\n", len, (long long)off);
+	}
+#undef NEXT
+	close(fd);
+	return 0;
+}
+
+/* do_live - the refresh walk of a process that had the cache open when
+ * it was damaged */
+static int
+do_live(const char *dir, unsigned long seed, long count, const char *prefix)
+{
+	struct cache *c;
+	struct cache_sts e;
+	char why[DANESTS_WHY_MAX] = "", dom[128];
+	int rc;
+
+	if (cache_open(dir, &c, why, sizeof(why)) != DANESTS_OK) {
+		fprintf(stderr, "live: open: %s\n", why);
+		return 1;
+	}
+	snprintf(dom, sizeof(dom), "%s0.example", prefix);
+	if (cache_sts_get(c, dom, &e, why, sizeof(why)) != DANESTS_OK) {
+		fprintf(stderr, "live: read before the damage: %s\n", why);
+		cache_close(c);
+		return 1;
+	}
+	cache_sts_clear(&e);
+	if (damage(dir, seed) != 0) {
+		cache_close(c);
+		return 1;
+	}
+	rc = check_prefix(c, 1, count, prefix, count - 1);
+	if (rc != 0 && cache_was_rebuilt(c)) {
+		printf("# rebuilt\n");
+		rc = 0;
+	} else if (rc == 0)
+		printf("# every entry right\n");
+	cache_close(c);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -305,6 +393,11 @@ main(int argc, char **argv)
 	long round, count;
 	int rc;
 
+	if (argc == 4 && strcmp(argv[2], "damage") == 0)
+		return damage(argv[1], strtoul(argv[3], NULL, 10));
+	if (argc == 6 && strcmp(argv[2], "live") == 0)
+		return do_live(argv[1], strtoul(argv[3], NULL, 10),
+		    strtol(argv[4], NULL, 10), argv[5]);
 	if (argc < 6 || (strcmp(argv[2], "write") == 0 && argc != 6) ||
 	    (strcmp(argv[2], "check") == 0 && (argc - 5) % 2 != 0)) {
 		fprintf(stderr, "usage: cache_writer DIR write ROUND COUNT "

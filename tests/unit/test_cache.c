@@ -626,6 +626,21 @@ test_corrupt_value(void **state)
 		len = bad_values[i].len ? bad_values[i].len :
 		    strlen(bad_values[i].val);
 		raw_put(fx->dir, "sts", "bad.example", bad_values[i].val, len);
+		if (len == 0 || bad_values[i].val[0] != '{') {
+			/* neither checksummed nor of the unchecked older
+			 * form: damage, found at open, so rebuilt */
+			why[0] = '\0';
+			assert_int_equal(cache_open(fx->dir, &c, why,
+			    sizeof(why)), DANESTS_OK);
+			assert_non_null(strstr(why, "moved aside"));
+			assert_true(cache_was_rebuilt(c));
+			assert_int_equal(cache_sts_get(c, "bad.example", &out,
+			    why, sizeof(why)), DANESTS_NOTFOUND);
+			cache_close(c);
+			raw_put(fx->dir, "sts", "good.example", GOOD_PREFIX
+			    ",\"v\":1}", strlen(GOOD_PREFIX ",\"v\":1}"));
+			continue;
+		}
 		c = open_ok(fx->dir);
 		why[0] = '\0';
 		print_message("row %s\n", bad_values[i].name);
@@ -650,20 +665,37 @@ test_corrupt_value(void **state)
 		cache_close(c);
 	}
 
-	/* corrupt decisions: too short, wrong magic, NUL inside */
+	/* corrupt decisions of the older form: too short, NUL inside */
 	raw_put(fx->dir, "decision", "d1.example", "DEC1", 4);
-	raw_put(fx->dir, "decision", "d2.example", "XXXX\xff\xff\xff\xff"
-	    "\xff\xff\xff\x7f{}", 14);
 	raw_put(fx->dir, "decision", "d3.example", "DEC1\xff\xff\xff\xff"
 	    "\xff\xff\xff\x7f{\0}", 15);
 	c = open_ok(fx->dir);
 	assert_int_equal(cache_decision_get(c, "d1.example", 0, &json, why,
 	    sizeof(why)), DANESTS_TEMP);
-	assert_int_equal(cache_decision_get(c, "d2.example", 0, &json, why,
-	    sizeof(why)), DANESTS_TEMP);
 	assert_int_equal(cache_decision_get(c, "d3.example", 0, &json, why,
 	    sizeof(why)), DANESTS_TEMP);
 	assert_non_null(strstr(why, "corrupt"));
+	cache_close(c);
+
+	/* an older decision is still read */
+	raw_put(fx->dir, "decision", "d4.example", "DEC1\xff\xff\xff\xff"
+	    "\xff\xff\xff\x7f{}", 14);
+	c = open_ok(fx->dir);
+	assert_int_equal(cache_decision_get(c, "d4.example", 0, &json, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_string_equal(json, "{}");
+	free(json);
+	cache_close(c);
+
+	/* a wrong magic is damage: rebuilt at open */
+	raw_put(fx->dir, "decision", "d2.example", "XXXX\xff\xff\xff\xff"
+	    "\xff\xff\xff\x7f{}", 14);
+	why[0] = '\0';
+	assert_int_equal(cache_open(fx->dir, &c, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_non_null(strstr(why, "moved aside"));
+	assert_int_equal(cache_decision_get(c, "d2.example", 0, &json, why,
+	    sizeof(why)), DANESTS_NOTFOUND);
 	cache_close(c);
 }
 
@@ -860,6 +892,132 @@ test_trust(void **state)
 		assert_int_equal(chmod(fx->dir, 0770), 0);
 		refused(fx->dir, "writable by another group");
 	}
+}
+
+/* flip - change one byte of each occurrence of what in dir's data.mdb,
+ * in place (a reader with the file mapped sees it) */
+static void
+flip(const char *dir, const char *what)
+{
+	char path[600], *buf, *hit;
+	struct stat st;
+	int fd;
+
+	/* past the file system's time stamp granularity (a jiffy): the
+	 * change must show in data.mdb's modification time */
+	usleep(50000);
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	assert_true((fd = open(path, O_RDWR)) >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_non_null(buf = malloc((size_t)st.st_size));
+	assert_int_equal(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+	/* every copy: older ones stay behind in free pages */
+	assert_non_null(hit = memmem(buf, (size_t)st.st_size, what,
+	    strlen(what)));
+	do {
+		*hit ^= 0x20;
+		assert_int_equal(pwrite(fd, hit, 1, hit - buf), 1);
+	} while ((hit = memmem(hit, (size_t)(buf + st.st_size - hit), what,
+	    strlen(what))) != NULL);
+	close(fd);
+	free(buf);
+}
+
+/* put_many - n policies and decisions, id "keep<i>" and "damage-me" */
+static void
+put_many(struct cache *c, int n)
+{
+	struct cache_sts e;
+	char why[DANESTS_WHY_MAX], dom[64], id[32];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(dom, sizeof(dom), "d%d.example", i);
+		snprintf(id, sizeof(id), i == n / 2 ? "damage-me" : "keep%d",
+		    i);
+		mkentry(&e, mx1, 1, DANESTS_STS_ENFORCE, id, i, "");
+		assert_int_equal(cache_sts_put(c, dom, &e, why, sizeof(why)),
+		    DANESTS_OK);
+		assert_int_equal(cache_decision_put(c, dom, "{\"x\":1}",
+		    time(NULL) + 3600, why, sizeof(why)), DANESTS_OK);
+	}
+}
+
+/* test_damage - a damaged value is found by the checksum walk, at open or
+ * before a whole walk in a process that has the cache open, and the cache
+ * is rebuilt; another process then moves over to the new file */
+static void
+test_damage(void **state)
+{
+	struct fix *fx = *state;
+	struct cache *c;
+	struct cache_sts out;
+	char why[DANESTS_WHY_MAX], path[600];
+	struct stat st;
+	pid_t pid;
+	int n, status;
+
+	/* a verified file is not walked again by the next opener */
+	c = open_ok(fx->dir);
+	put_many(c, 200);
+	cache_close(c);
+	c = open_ok(fx->dir);
+	cache_close(c);
+	snprintf(path, sizeof(path), "%s/verified", fx->dir);
+	assert_int_equal(stat(path, &st), 0);
+
+	/* damage at rest: found at open */
+	flip(fx->dir, "damage-me");
+	why[0] = '\0';
+	assert_int_equal(cache_open(fx->dir, &c, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_non_null(strstr(why, "moved aside"));
+	assert_true(cache_was_rebuilt(c));
+	assert_int_equal(cache_sts_get(c, "d0.example", &out, why,
+	    sizeof(why)), DANESTS_NOTFOUND);
+	put_many(c, 200);
+	cache_close(c);
+
+	/* damage under a process that has the cache open: its next walk
+	 * (the refresh) finds it, rebuilds, and says so */
+	c = open_ok(fx->dir);
+	assert_int_equal(cache_sts_get(c, "d1.example", &out, why,
+	    sizeof(why)), DANESTS_OK);
+	cache_sts_clear(&out);
+	flip(fx->dir, "damage-me");
+	n = 0;
+	why[0] = '\0';
+	assert_int_equal(cache_sts_each(c, count_cb, &n, why, sizeof(why)),
+	    DANESTS_TEMP);
+	assert_non_null(strstr(why, "moved aside"));
+	assert_int_equal(n, 0);
+	assert_int_equal(cache_sts_get(c, "d1.example", &out, why,
+	    sizeof(why)), DANESTS_NOTFOUND);
+	put_many(c, 200);
+
+	/* another process rebuilds under this one: this one's next write
+	 * goes to the new file */
+	flip(fx->dir, "damage-me");
+	if ((pid = fork()) == 0) {
+		struct cache *c2;
+		char w[DANESTS_WHY_MAX] = "";
+
+		_exit(cache_open(fx->dir, &c2, w, sizeof(w)) == DANESTS_OK &&
+		    strstr(w, "moved aside") != NULL ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	mkentry(&out, mx1, 1, DANESTS_STS_ENFORCE, "after", 5, "");
+	assert_int_equal(cache_sts_put(c, "after.example", &out, why,
+	    sizeof(why)), DANESTS_OK);
+	cache_close(c);
+	c = open_ok(fx->dir);
+	assert_int_equal(cache_sts_get(c, "after.example", &out, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_string_equal(out.id, "after");
+	cache_sts_clear(&out);
+	cache_close(c);
 }
 
 /* test_map_growth - more data than the initial map: the map grows */
@@ -1080,6 +1238,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_unusable_dir, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_trust, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_growth, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_processes, setup,
