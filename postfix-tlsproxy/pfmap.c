@@ -9,7 +9,9 @@
  *
  * Postfix decides per next-hop destination, the core per MX host: the
  * answer is the weakest Postfix level that still does at least what the
- * core decided for every host (danests-postfix(8), ANSWERS).
+ * core decided for every host, or, where no level does (DANE and MTA-STS
+ * hosts behind an unsigned MX RRset), the one that still authenticates
+ * every host (danests-postfix(8), ANSWERS).
  */
 #include "pfmap.h"
 
@@ -318,6 +320,7 @@ pfmap_answer(const struct danests_decision *d, const struct pfmap_profile *p,
     char *out, size_t outlen)
 {
 	size_t i, dane = 0, enc = 0, enforce = 0, testing = 0, may = 0;
+	bool secure_mx;
 	char why[128];
 
 	if (d->verdict == DANESTS_PERMFAIL) {
@@ -346,14 +349,15 @@ pfmap_answer(const struct danests_decision *d, const struct pfmap_profile *p,
 		pfmap_reply(DANESTS_TEMP, why, out, outlen);
 		return DANESTS_TEMP;
 	}
-	if (dane + enc > 0) {
+	secure_mx = d->mx_security == DANESTS_SEC_SECURE;
+	if (dane + enc > 0 && (secure_mx || enforce == 0)) {
 		/* Hosts with a secure TLSA RRset: Postfix looks them up itself
 		 * (smtp_dns_support_level = dnssec).  "dane-only" defers hosts
 		 * without TLSA rather than sending to them unverified (RFC 8461
 		 * 2: MTA-STS never weakens DANE; a host under an enforce
 		 * policy without TLSA is deferred, not tried unverified). */
 		if (enforce > 0 || (testing + may == 0 && enc == 0 &&
-		    d->mx_security == DANESTS_SEC_SECURE))
+		    secure_mx))
 			pfmap_reply(DANESTS_OK, "dane-only", out, outlen);
 		else if (testing + may + enc == 0)
 			/* An insecure MX RRset (RFC 7672 2.2.1): Postfix's
@@ -367,6 +371,16 @@ pfmap_answer(const struct danests_decision *d, const struct pfmap_profile *p,
 			pfmap_reply(DANESTS_OK, "dane", out, outlen);
 		return DANESTS_OK;
 	}
+	/* MTA-STS enforce; also DANE hosts and enforce hosts behind an MX
+	 * RRset that is not DNSSEC-validated.  Postfix 3.7 takes one level
+	 * per next hop: there "dane-only" defers every host ("non DNSSEC
+	 * destination") and "dane", even with smtp_tls_dane_insecure_mx_policy
+	 * = dane, sends to the hosts without TLSA opportunistically.  The one
+	 * level that authenticates every host is the policy's: a DANE host is
+	 * then checked under the WebPKI against the policy's patterns instead
+	 * of its TLSA records, and deferred when its certificate matches none.
+	 * Whoever can forge the unsigned MX RRset (RFC 7672 2.2.1) can already
+	 * steer delivery to any host the policy allows. */
 	if (d->sts != NULL && (enforce > 0 ||
 	    (testing > 0 && p->strict_testing)))
 		return secure_answer(d, p, out, outlen);
