@@ -937,8 +937,12 @@ env_walk(const char *dir, char *why, size_t whylen)
 	long left;
 	int p[2], status, waited, err;
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return errno;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		err = errno;
+		why_set(why, whylen, "cache: %s: cannot check: pipe: %s", dir,
+		    strerror(err));
+		return err;
+	}
 	if ((pid = fork()) < 0) {
 		err = errno;
 		close(p[0]);
@@ -1268,6 +1272,8 @@ cache_open(const char *dir, struct cache **out, char *why, size_t whylen)
 		free(c);
 		return DANESTS_TEMP;
 	}
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
 	if ((rc = env_open(c, true, why, whylen)) != 0 && env_is_corrupt(rc))
 		rc = env_rebuild(c, time(NULL), why, whylen);
 	close(lockfd);
