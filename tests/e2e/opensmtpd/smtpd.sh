@@ -47,7 +47,7 @@ osmtpd_fetch() {
 
 # ctl ARGS - smtpctl inside smtpd's mount namespace
 ctl() {
-	nsenter -t "$smtpd_pid" -m "$INST/smtpctl" "$@"
+	nsenter -t "$smtpd_pid" -m -r "$INST/smtpctl" "$@"	# -r: its root too (a chroot)
 }
 
 # osmtpd_prepare - a fresh instance under INST and the relay's config

@@ -86,6 +86,11 @@ install_postfix() {
 	PFVER=$(dpkg-deb -f "$deb" Version)
 	ROOT=$CACHE/postfix-$PFVER
 	e2e_deb_unpack "$deb" "$ROOT" || fatal "dpkg -x $deb failed"
+	# Debian's post-install (3.10) runs its chroot helper by absolute
+	# path: the one of the prefix (a no-op here: nothing is chrooted).
+	sed -i 's@\([ 	]\)/usr/lib/postfix/\(configure-instance\.sh\|syncfiles\.pl\)@\1'"$ROOT"'/usr/lib/postfix/\2@' \
+	    "$ROOT/usr/lib/postfix/sbin/post-install" \
+	    "$ROOT/usr/lib/postfix/configure-instance.sh" 2>/dev/null
 	# Its libraries (not Postfix itself: it conflicts with the other
 	# MTAs of the test machine), as this release names them.
 	e2e_deb_libs "$deb" netbase || fatal "cannot install Postfix's libraries"
