@@ -285,6 +285,13 @@ size_t danests_ctx_pending(const struct danests_ctx *);
  * aside and rebuilt), or "" when nothing is worth logging. */
 const char *danests_ctx_cache_note(const struct danests_ctx *);
 
+/* danests_ctx_generation - the cache's purge generation: it changes when
+ * `danests cache purge` runs, so that a daemon drops the decisions it
+ * keeps in memory.  0 without a cache; DANESTS_TEMP (why set) when the
+ * cache cannot be read, in which case nothing may be reused from memory. */
+danests_status danests_ctx_generation(struct danests_ctx *, uint64_t *gen,
+    char *why, size_t whylen);
+
 /* Refresh ahead of expiry: refetch every cached MTA-STS policy that
  * expires within window_s seconds, at most parallel fetches at a time.
  * A failed refetch keeps the cached policy (and records the error).  cb

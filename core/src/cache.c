@@ -1898,3 +1898,51 @@ cache_decision_put(struct cache *c, const char *domain, const char *json,
 	}
 	return DANESTS_OK;
 }
+
+/* cache_generation - the purge generation, "generation" in meta: every
+ * purge adds one (bump), and a daemon that keeps decisions in memory reads
+ * it before reusing one, so a purge reaches running daemons at once.  0
+ * when never bumped.  DANESTS_TEMP when the cache cannot be read or
+ * written. */
+danests_status
+cache_generation(struct cache *c, bool bump, uint64_t *gen, char *why,
+    size_t whylen)
+{
+	unsigned char buf[8];
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, tries;
+
+	*gen = 0;
+	k.mv_data = "generation";
+	k.mv_size = 10;
+	for (tries = 0; tries < 8; tries++) {
+		if ((rc = txn_begin(c, bump ? 0 : MDB_RDONLY, &txn)) != 0)
+			break;
+		rc = mdb_get(txn, c->meta, &k, &v);
+		if (rc == 0 && v.mv_size == sizeof(buf))
+			*gen = (uint64_t)get_le64(v.mv_data);
+		else if (rc != MDB_NOTFOUND) {
+			mdb_txn_abort(txn);
+			rc = rc == 0 ? MDB_CORRUPTED : rc;
+			break;
+		}
+		if (!bump) {
+			mdb_txn_abort(txn);
+			return DANESTS_OK;
+		}
+		put_le64(buf, (int64_t)++*gen);
+		v.mv_data = buf;
+		v.mv_size = sizeof(buf);
+		if ((rc = mdb_put(txn, c->meta, &k, &v, 0)) == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc == 0)
+			return DANESTS_OK;
+		if (rc != MDB_MAP_FULL || cache_grow(c) < 0)
+			break;
+	}
+	why_set(why, whylen, "cache: generation: %s", mdb_strerror(rc));
+	return DANESTS_TEMP;
+}

@@ -141,3 +141,15 @@ danests_ctx_cache_note(const struct danests_ctx *c)
 {
 	return c->cache_note;
 }
+
+/* danests_ctx_generation - the cache's purge generation (one read
+ * transaction), 0 without a cache */
+danests_status
+danests_ctx_generation(struct danests_ctx *c, uint64_t *gen, char *why,
+    size_t whylen)
+{
+	*gen = 0;
+	if (c->cache == NULL)
+		return DANESTS_OK;
+	return cache_generation(c->cache, false, gen, why, whylen);
+}

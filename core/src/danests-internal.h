@@ -255,6 +255,10 @@ danests_status cache_decision_each(struct cache *, cache_decision_each_fn *fn,
  * never). */
 bool cache_was_rebuilt(const struct cache *);
 time_t cache_rebuilt_at(const struct cache *);
+/* cache_generation - read (or, bump, add one to) the purge generation that
+ * tells daemons to drop the decisions they keep in memory. */
+danests_status cache_generation(struct cache *, bool bump, uint64_t *gen,
+    char *why, size_t whylen);
 
 /*
  * sts.c - the MTA-STS policy that applies to a domain: TXT, fetch, cache.

@@ -293,12 +293,17 @@ cache_purge(struct cache *c, const char *domain)
 {
 	char why[DANESTS_WHY_MAX] = "";
 	danests_status ss, ds;
+	uint64_t gen;
 
 	ss = cache_sts_del(c, domain, why, sizeof(why));
 	if (ss != DANESTS_OK && ss != DANESTS_NOTFOUND)
 		return why_err(EXIT_TEMPFAIL, why);
 	ds = cache_decision_del(c, domain, why, sizeof(why));
 	if (ds != DANESTS_OK && ds != DANESTS_NOTFOUND)
+		return why_err(EXIT_TEMPFAIL, why);
+	/* Running daemons drop what they keep in memory, entry or not: a
+	 * decision may live in a daemon's memory only. */
+	if (cache_generation(c, true, &gen, why, sizeof(why)) != DANESTS_OK)
 		return why_err(EXIT_TEMPFAIL, why);
 	if (ss == DANESTS_NOTFOUND && ds == DANESTS_NOTFOUND)
 		return cache_err(EXIT_NOTFOUND, "no entry for %s", domain);
