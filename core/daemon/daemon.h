@@ -1,0 +1,129 @@
+/*
+ * daemon.h - what danests-postfix and danests-relay share as daemons:
+ * listen specifications and binding, the privilege drop, the pid file,
+ * logging, the descriptor limit, an accept loop that pauses when
+ * descriptors run out, and the signals that reload and stop.
+ *
+ * A small static library linked into the two daemons only; the decision
+ * library (libdanests) knows nothing of it.  Every function runs on the
+ * daemon's main thread except dmn_log, which any thread may call.
+ */
+#ifndef DANESTS_DAEMON_H
+#define DANESTS_DAEMON_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+
+#define DMN_SPEC_MAX	256
+#define DMN_USER_MAX	64
+/* The service account of every danests daemon. */
+#define DMN_DEFAULT_USER	"_danests"
+
+/*
+ * Logging: syslog (mail facility), or stderr with a time stamp (-d).
+ */
+void dmn_log_open(const char *name, bool to_stderr, bool verbose);
+void dmn_log_set(bool to_stderr, bool verbose);
+bool dmn_log_verbose(void);
+void dmn_log(int prio, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void dmn_vlog(int prio, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/*
+ * Listen specifications: "unix:PATH", "inet:ADDR:PORT", "inet:[V6]:PORT";
+ * a bare "ADDR:PORT" reads as inet.  ADDR is a numeric address.
+ */
+struct dmn_listen {
+	char spec[DMN_SPEC_MAX];	/* as given */
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	bool is_unix;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int fd;				/* -1 until bound */
+	dev_t dev;			/* the socket file we created */
+	ino_t ino;
+};
+
+/* dmn_listen_parse - check and split spec; false with why set */
+bool dmn_listen_parse(const char *spec, struct dmn_listen *l, char *why,
+    size_t whylen);
+/* dmn_listen_bind - bind and listen (non-blocking, close-on-exec).  A unix
+ * path is replaced only when it is a socket nobody listens on; any other
+ * file there is refused.  The socket file gets unix_mode. */
+bool dmn_listen_bind(struct dmn_listen *l, unsigned unix_mode, char *why,
+    size_t whylen);
+/* dmn_listen_close - close; remove the socket file if it is still ours */
+void dmn_listen_close(struct dmn_listen *l);
+
+/*
+ * Privileges.  A daemon started as root always becomes its service user
+ * (never root); one started as another user stays that user.
+ */
+struct dmn_user {
+	char name[DMN_USER_MAX];
+	uid_t uid;
+	gid_t gid;
+};
+
+/* dmn_user_lookup - resolve name; root (uid 0) is refused */
+bool dmn_user_lookup(const char *name, struct dmn_user *u, char *why,
+    size_t whylen);
+/* dmn_will_drop - true when this process runs as root and must drop */
+bool dmn_will_drop(void);
+/* dmn_dir_writable - may u create and remove files in the directory that
+ * holds path (so that it removes its socket or pid file at exit)? */
+bool dmn_dir_writable(const char *path, const struct dmn_user *u, char *why,
+    size_t whylen);
+/* dmn_drop - become u (supplementary groups, group, user) and verify that
+ * root cannot be regained; a no-op when not running as root */
+bool dmn_drop(const struct dmn_user *u, char *why, size_t whylen);
+
+/* dmn_pidfile_write - write our pid to path (after the drop: the file and
+ * its directory belong to the service user); removed by
+ * dmn_pidfile_remove at exit. */
+bool dmn_pidfile_write(const char *path, char *why, size_t whylen);
+void dmn_pidfile_remove(void);
+
+/*
+ * Descriptors.  dmn_nofile_fit raises the soft RLIMIT_NOFILE to the hard
+ * limit and returns how many clients fit when each needs per_client
+ * descriptors and reserve stay free for everything else (at least 1);
+ * lowering want is logged.
+ */
+unsigned dmn_nofile_fit(unsigned want, unsigned per_client, unsigned reserve,
+    const char *what);
+
+/*
+ * An accept loop on a listening socket.  cb gets each new client (a
+ * non-blocking, close-on-exec descriptor it owns).  When accept fails for
+ * want of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the
+ * listener pauses for DMN_ACCEPT_PAUSE_MS and logs once per pause, so a
+ * full descriptor table never makes the loop spin.
+ */
+#define DMN_ACCEPT_PAUSE_MS	1000
+struct dmn_acceptor;
+typedef void dmn_accept_fn(int fd, void *arg);
+struct dmn_acceptor *dmn_acceptor_new(struct event_base *base, int fd,
+    dmn_accept_fn *cb, void *arg);
+void dmn_acceptor_free(struct dmn_acceptor *);	/* does not close fd */
+/* dmn_acceptor_pauses - accept pauses so far (for tests and logs) */
+unsigned long dmn_acceptor_pauses(const struct dmn_acceptor *);
+
+/*
+ * Signals on the event loop: SIGHUP calls reload, SIGTERM and SIGINT call
+ * stop with the signal number; SIGPIPE is ignored.
+ */
+struct dmn_signals;
+struct dmn_signals *dmn_signals_new(struct event_base *base,
+    void (*reload)(void *), void (*stop)(int sig, void *), void *arg);
+void dmn_signals_free(struct dmn_signals *);
+
+#endif /* DANESTS_DAEMON_H */

@@ -1,0 +1,95 @@
+/*
+ * danests-postfix.h - what the files of danests-postfix(8) share.
+ *
+ *   danests-postfix.c  configuration and main
+ *   server.c           listeners, privileges, contexts, refresh, reload,
+ *                      exit (the daemon glue over core/daemon)
+ *   conn.c             client connections: socketmap I/O, request
+ *                      deadlines, lookups shared by every client asking
+ *   memory.c           decisions reused from memory
+ *
+ * One process, one libevent loop shared with the core (getdns and curl
+ * run on it).
+ */
+#ifndef DANESTS_POSTFIX_H
+#define DANESTS_POSTFIX_H
+
+#include "danests.h"
+#include "daemon.h"
+#include "pfmap.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <syslog.h>
+#include <time.h>
+
+#define PF_NAME		"danests-postfix"
+#define MAX_LISTEN	8
+#define MAX_PROFILES	16
+#define HASH_SIZE	65536		/* buckets, power of two */
+/* A request must be complete this many seconds after its first byte
+ * (Postfix writes one in a single write); bytes do not extend it. */
+#define PF_REQUEST_READ_S	10
+/* Descriptors kept free of clients for the resolver, fetches, the cache
+ * and the log. */
+#define PF_FD_RESERVE	128
+
+/* Settings of the daemon itself; the rest go to the core. */
+struct conf {
+	char *listen[MAX_LISTEN];
+	size_t nlisten;
+	char user[64];
+	char user_at[PATH_MAX + 16];	/* "FILE:LINE" of user, or "" */
+	char pidfile[PATH_MAX];
+	unsigned lookup_timeout_ms;	/* bound on one request */
+	unsigned max_clients;
+	unsigned idle_timeout_s;
+	unsigned refresh_interval_s;	/* 0: no refresh timer */
+	unsigned refresh_window_s;
+	unsigned refresh_parallel;
+	unsigned memory_ttl_s;		/* reuse of a decision from memory */
+	unsigned memory_max;		/* decisions kept in memory */
+	unsigned unix_mode;
+	bool verbose;
+	bool log_stderr;
+	struct pfmap_profile profiles[MAX_PROFILES];
+	size_t nprofiles;
+	struct danests_config *core;
+};
+
+/* danests-postfix.c */
+extern struct conf *conf;		/* the configuration in force */
+struct conf *conf_load(char *why, size_t whylen);
+void conf_free(struct conf *);
+const struct pfmap_profile *profile_find(const char *name);
+
+/* server.c */
+extern struct event_base *base;
+extern struct danests_ctx *ctx;		/* decisions are asked of it */
+extern unsigned long n_requests, n_resolutions;
+/* server_check - what the start would fail on besides the configuration:
+ * listen specs, the user, directories of the socket and pid files */
+bool server_check(const struct conf *, char *why, size_t whylen);
+/* server_run - bind, drop privileges, serve until SIGTERM; exit status */
+int server_run(bool foreground);
+
+/* conn.c */
+void conn_accept(int fd, void *arg);	/* a dmn_accept_fn */
+void conn_sweep(void);			/* once a second */
+void conn_close_all(void);
+size_t conn_count(void);
+
+/* memory.c */
+unsigned memory_hash(const char *domain);
+/* memory_generation - the cache's purge generation; false when it cannot
+ * be read (then nothing is reused or kept) */
+bool memory_generation(uint64_t *gen);
+const struct danests_decision *memory_get(const char *domain, unsigned h,
+    time_t now);
+void memory_put(struct danests_decision *d, unsigned h, bool gen_ok,
+    uint64_t gen);
+void memory_flush(void);
+
+#endif /* DANESTS_POSTFIX_H */

@@ -1,0 +1,340 @@
+/*
+ * server.c - the daemon glue of danests-postfix: listeners, privileges,
+ * pid file, core contexts, the refresh timer, reload and exit, on top of
+ * the daemon support shared with danests-relay (core/daemon).
+ *
+ * Start: bind every listener as the starting user (root), detach, become
+ * the service user (never root), write the pid file as that user, fit
+ * max_clients to the descriptor limit, then serve.  The sockets' and the
+ * pid file's directories must be writable by the service user, so that it
+ * removes both at exit (checked before anything is bound, also by -n).
+ */
+#include "danests-postfix.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A context kept after a reload until its pending requests end. */
+struct old_ctx {
+	struct danests_ctx *ctx;
+	struct old_ctx *next;
+};
+
+struct event_base *base;
+struct danests_ctx *ctx;
+unsigned long n_requests, n_resolutions;
+
+static struct old_ctx *old_ctxs;
+static struct dmn_listen listens[MAX_LISTEN];
+static struct dmn_acceptor *acceptors[MAX_LISTEN];
+static size_t nlistens;
+static struct event *refresh_ev, *reap_ev, *sweep_ev;
+static bool refresh_running;
+
+/* server_check - see danests-postfix.h */
+bool
+server_check(const struct conf *c, char *why, size_t whylen)
+{
+	struct dmn_listen l;
+	struct dmn_user u;
+	size_t i;
+
+	for (i = 0; i < c->nlisten; i++)
+		if (!dmn_listen_parse(c->listen[i], &l, why, whylen))
+			return false;
+	if (!dmn_will_drop())
+		return true;	/* stays the user it was started as */
+	if (!dmn_user_lookup(c->user, &u, why, whylen))
+		return false;
+	for (i = 0; i < c->nlisten; i++)
+		if (dmn_listen_parse(c->listen[i], &l, why, whylen) &&
+		    l.is_unix && !dmn_dir_writable(l.path, &u, why, whylen))
+			return false;
+	if (c->pidfile[0] != '\0' && !dmn_dir_writable(c->pidfile, &u, why,
+	    whylen))
+		return false;
+	return true;
+}
+
+/* fit_clients - max_clients within the descriptor limit (one descriptor
+ * per client, PF_FD_RESERVE kept for the rest) */
+static void
+fit_clients(struct conf *c)
+{
+	c->max_clients = dmn_nofile_fit(c->max_clients, 1, PF_FD_RESERVE,
+	    "max_clients");
+}
+
+/* ctx_make - a core context on the shared loop */
+static struct danests_ctx *
+ctx_make(const struct conf *c, char *why, size_t whylen)
+{
+	struct danests_ctx *x;
+
+	if (danests_ctx_new(c->core, base, &x, why, whylen) != DANESTS_OK)
+		return NULL;
+	if (danests_ctx_cache_note(x)[0] != '\0')
+		dmn_log(LOG_WARNING, "cache: %s", danests_ctx_cache_note(x));
+	return x;
+}
+
+/* reap_cb - free contexts of earlier configurations once idle */
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct old_ctx **pp, *o;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (pp = &old_ctxs; (o = *pp) != NULL;) {
+		if (danests_ctx_pending(o->ctx) == 0 && !refresh_running) {
+			*pp = o->next;
+			danests_ctx_free(o->ctx);
+			free(o);
+		} else
+			pp = &o->next;
+	}
+}
+
+/* refresh_done - the background refresh finished */
+static void
+refresh_done(void *arg, size_t due, size_t refreshed, size_t failed)
+{
+	(void)arg;
+	refresh_running = false;
+	if (due > 0)
+		dmn_log(LOG_INFO, "refresh: %zu due, %zu refreshed, %zu failed",
+		    due, refreshed, failed);
+	if (refreshed > 0)
+		memory_flush();	/* answers must follow the new policies */
+}
+
+/* refresh_policies - refetch cached MTA-STS policies ahead of expiry
+ * (RFC 8461 5.1: "proactively refresh"); runs on the shared loop */
+static void
+refresh_policies(evutil_socket_t fd, short what, void *arg)
+{
+	char why[256];
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (refresh_running || ctx == NULL)
+		return;
+	if (danests_refresh_async(ctx, conf->refresh_window_s,
+	    conf->refresh_parallel, refresh_done, NULL, why, sizeof(why)) ==
+	    DANESTS_OK)
+		refresh_running = true;
+	else
+		dmn_log(LOG_WARNING, "refresh: %s", why);
+}
+
+/* sweep_cb - once a second: idle and slow clients */
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	conn_sweep();
+}
+
+/* timers_arm - (re)start the refresh, reap and sweep timers */
+static void
+timers_arm(void)
+{
+	struct timeval tv;
+
+	if (refresh_ev == NULL)
+		refresh_ev = event_new(base, -1, EV_PERSIST, refresh_policies,
+		    NULL);
+	if (reap_ev == NULL)
+		reap_ev = event_new(base, -1, EV_PERSIST, reap_cb, NULL);
+	if (sweep_ev == NULL)
+		sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, NULL);
+	if (refresh_ev != NULL) {
+		event_del(refresh_ev);
+		if (conf->refresh_interval_s > 0) {
+			tv.tv_sec = conf->refresh_interval_s;
+			tv.tv_usec = 0;
+			event_add(refresh_ev, &tv);
+		}
+	}
+	if (reap_ev != NULL) {
+		tv.tv_sec = 5;
+		tv.tv_usec = 0;
+		event_add(reap_ev, &tv);
+	}
+	if (sweep_ev != NULL) {
+		tv.tv_sec = 1;
+		tv.tv_usec = 0;
+		event_add(sweep_ev, &tv);
+	}
+}
+
+/* reload_cb - SIGHUP: re-read the configuration, make a new core context
+ * (resolver, ca_file, cache) and drop every decision kept in memory;
+ * listen addresses, user and pid file need a restart */
+static void
+reload_cb(void *arg)
+{
+	struct conf *nc;
+	struct danests_ctx *nx;
+	struct old_ctx *o;
+	char why[512];
+	size_t i;
+
+	(void)arg;
+	if ((nc = conf_load(why, sizeof(why))) == NULL) {
+		dmn_log(LOG_ERR, "reload: %s; keeping the old configuration",
+		    why);
+		return;
+	}
+	if ((nx = ctx_make(nc, why, sizeof(why))) == NULL) {
+		dmn_log(LOG_ERR, "reload: %s; keeping the old configuration",
+		    why);
+		conf_free(nc);
+		return;
+	}
+	for (i = 0; i < nc->nlisten && i < conf->nlisten; i++)
+		if (strcmp(nc->listen[i], conf->listen[i]) != 0)
+			break;
+	if (nc->nlisten != conf->nlisten || i != nc->nlisten ||
+	    strcmp(nc->user, conf->user) != 0 ||
+	    strcmp(nc->pidfile, conf->pidfile) != 0)
+		dmn_log(LOG_WARNING, "reload: listen, user and pidfile changes "
+		    "take effect at restart");
+	strlcpy(nc->pidfile, conf->pidfile, sizeof(nc->pidfile));
+	if ((o = calloc(1, sizeof(*o))) != NULL) {
+		o->ctx = ctx;
+		o->next = old_ctxs;
+		old_ctxs = o;
+	}	/* else: leak the old context rather than cut its requests */
+	ctx = nx;
+	conf_free(conf);
+	conf = nc;
+	fit_clients(conf);
+	dmn_log_set(conf->log_stderr, conf->verbose);
+	memory_flush();
+	timers_arm();
+	dmn_log(LOG_INFO, "configuration reloaded");
+}
+
+/* stop_cb - SIGTERM/SIGINT: leave the loop; shutdown_all closes */
+static void
+stop_cb(int sig, void *arg)
+{
+	(void)arg;
+	dmn_log(LOG_INFO, "signal %d: exiting (%lu requests, %lu "
+	    "resolutions)", sig, n_requests, n_resolutions);
+	event_base_loopexit(base, NULL);
+}
+
+/* shutdown_all - release everything before exit: the socket files and
+ * the pid file go (the service user owns their directories) */
+static void
+shutdown_all(void)
+{
+	struct old_ctx *o;
+	size_t i;
+
+	for (i = 0; i < nlistens; i++) {
+		dmn_acceptor_free(acceptors[i]);
+		acceptors[i] = NULL;
+		dmn_listen_close(&listens[i]);
+	}
+	conn_close_all();
+	/* Freeing a context cancels its lookups, whose callbacks find no
+	 * waiters left. */
+	danests_ctx_free(ctx);
+	ctx = NULL;
+	while ((o = old_ctxs) != NULL) {
+		old_ctxs = o->next;
+		danests_ctx_free(o->ctx);
+		free(o);
+	}
+	memory_flush();
+	if (refresh_ev != NULL)
+		event_free(refresh_ev);
+	if (reap_ev != NULL)
+		event_free(reap_ev);
+	if (sweep_ev != NULL)
+		event_free(sweep_ev);
+	dmn_pidfile_remove();
+}
+
+/* server_run - see danests-postfix.h */
+int
+server_run(bool foreground)
+{
+	struct dmn_signals *sigs;
+	struct dmn_user u;
+	char why[512];
+	size_t i;
+
+	dmn_log_open(PF_NAME, conf->log_stderr, conf->verbose);
+	if (!server_check(conf, why, sizeof(why)) ||
+	    (dmn_will_drop() && !dmn_user_lookup(conf->user, &u, why,
+	    sizeof(why)))) {
+		fprintf(stderr, "%s: %s\n", PF_NAME, why);
+		dmn_log(LOG_ERR, "%s", why);
+		return 78;	/* EX_CONFIG */
+	}
+	for (i = 0; i < conf->nlisten; i++) {
+		if (!dmn_listen_parse(conf->listen[i], &listens[i], why,
+		    sizeof(why)) || !dmn_listen_bind(&listens[i],
+		    conf->unix_mode, why, sizeof(why))) {
+			fprintf(stderr, "%s: %s\n", PF_NAME, why);
+			dmn_log(LOG_ERR, "%s", why);
+			while (i-- > 0)
+				dmn_listen_close(&listens[i]);
+			return 71;	/* EX_OSERR */
+		}
+		nlistens++;
+	}
+	if (!foreground && daemon(0, 0) != 0) {
+		fprintf(stderr, "%s: daemon: %s\n", PF_NAME, strerror(errno));
+		goto fail;
+	}
+	if (!dmn_drop(&u, why, sizeof(why)) || (conf->pidfile[0] != '\0' &&
+	    !dmn_pidfile_write(conf->pidfile, why, sizeof(why)))) {
+		dmn_log(LOG_ERR, "%s", why);
+		goto fail;
+	}
+	fit_clients(conf);
+	if ((base = event_base_new()) == NULL) {
+		dmn_log(LOG_ERR, "cannot create event loop");
+		goto fail;
+	}
+	for (i = 0; i < nlistens; i++)
+		if ((acceptors[i] = dmn_acceptor_new(base, listens[i].fd,
+		    conn_accept, NULL)) == NULL) {
+			dmn_log(LOG_ERR, "cannot listen on %s", listens[i].spec);
+			goto fail;
+		}
+	if ((ctx = ctx_make(conf, why, sizeof(why))) == NULL) {
+		dmn_log(LOG_ERR, "%s", why);
+		shutdown_all();
+		return 78;
+	}
+	if ((sigs = dmn_signals_new(base, reload_cb, stop_cb, NULL)) == NULL) {
+		dmn_log(LOG_ERR, "cannot install signal handlers");
+		goto fail;
+	}
+	timers_arm();
+	for (i = 0; i < nlistens; i++)
+		dmn_log(LOG_INFO, "listening on %s", listens[i].spec);
+	event_base_dispatch(base);
+	shutdown_all();
+	dmn_signals_free(sigs);
+	event_base_free(base);
+	return 0;
+fail:
+	shutdown_all();
+	return 71;
+}
