@@ -11,13 +11,16 @@
  */
 #include "relay.h"
 #include "lmtp.h"
+#include "daemon.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -48,22 +51,23 @@ static struct dreq *queue;		/* under lock */
 static bool debug;
 
 static struct event_base *base;
-static struct event *ev_queue, *ev_listen, *ev_tick;
+static struct event *ev_queue, *ev_tick;
+static struct dmn_acceptor *acceptor;
 static struct danests_ctx *ctx, *old_ctx;
-static struct ssl_ctx_st *tls;
+static struct ssl_ctx_st *tls;		/* under lock */
 static const char *conf_path = RELAY_CONF;
-static int listen_fd = -1;
+static struct dmn_listen listener = { .fd = -1 };
 static bool stopping;
 static time_t stop_by;
 
-/* relay_log - syslog, and stderr with -d */
+/* relay_log - syslog, or stderr with -d (any thread) */
 void
 relay_log(int prio, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsyslog(prio, fmt, ap);
+	dmn_vlog(prio, fmt, ap);
 	va_end(ap);
 }
 
@@ -298,11 +302,19 @@ relay_conf_get(struct relay_conf *out)
 	pthread_mutex_unlock(&lock);
 }
 
-/* relay_tls - the TLS client context (thread-safe for SSL_new) */
+/* relay_tls - a reference to the TLS client context in force (a reload
+ * replaces it); the caller drops it with danests_tls_ctx_free */
 struct ssl_ctx_st *
 relay_tls(void)
 {
-	return tls;
+	struct ssl_ctx_st *t;
+
+	pthread_mutex_lock(&lock);
+	t = tls;
+	if (t != NULL && SSL_CTX_up_ref(t) != 1)
+		t = NULL;
+	pthread_mutex_unlock(&lock);
+	return t;
 }
 
 /* dreq_unref - drop one reference; the last frees */
@@ -405,17 +417,21 @@ relay_decide(const char *domain, unsigned timeout_ms, char *why,
 	return d;
 }
 
-/* accept_cb - a new LMTP connection gets a thread (threads.c) */
+/* accept_cb - a new LMTP connection gets a thread (threads.c); a
+ * dmn_accept_fn */
 static void
-accept_cb(evutil_socket_t lfd, short ev, void *arg)
+accept_cb(int fd, void *arg)
 {
 	static const char busy[] = "421 4.3.2 too many connections, try "
 	    "later\r\n";
 	unsigned max;
-	int fd, rc;
+	int rc;
 
-	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+	/* the session thread does blocking I/O with its own bounds */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+		close(fd);
 		return;
+	}
 	pthread_mutex_lock(&lock);
 	max = conf.max_sessions;
 	pthread_mutex_unlock(&lock);
@@ -456,13 +472,25 @@ tick_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 }
 
+/* fit_sessions - max_sessions within the descriptor limit: a session
+ * holds its LMTP socket and a spill file, and at most max_deliveries
+ * SMTP connections are open over all sessions */
+static void
+fit_sessions(struct relay_conf *c)
+{
+	c->max_sessions = dmn_nofile_fit(c->max_sessions, RELAY_FD_SESSION,
+	    RELAY_FD_RESERVE + c->max_deliveries, "max_sessions");
+}
+
 /* reload - SIGHUP: read the file again; sessions started from now on
- * use the new settings, decisions a new context once the old is idle */
+ * use the new settings, decisions a new context once the old is idle,
+ * deliveries a new TLS context (ca_file) once those in flight end */
 static void
 reload(void)
 {
 	struct relay_conf nc;
 	struct danests_ctx *nctx;
+	struct ssl_ctx_st *ntls, *otls;
 	char why[1024];
 
 	if (relay_conf_load(conf_path, &nc, why, sizeof(why)) != 0) {
@@ -475,9 +503,17 @@ reload(void)
 		    "restart; kept");
 	snprintf(nc.listen, sizeof(nc.listen), "%s", conf.listen);
 	snprintf(nc.user, sizeof(nc.user), "%s", conf.user);
+	fit_sessions(&nc);
+	if ((ntls = danests_tls_ctx_new(danests_config_ca_file(nc.core), why,
+	    sizeof(why))) == NULL) {
+		relay_log(LOG_ERR, "reload: %s; keeping the old settings", why);
+		relay_conf_clear(&nc);
+		return;
+	}
 	if (danests_ctx_new(nc.core, base, &nctx, why, sizeof(why)) !=
 	    DANESTS_OK) {
 		relay_log(LOG_ERR, "reload: %s; keeping the old settings", why);
+		danests_tls_ctx_free(ntls);
 		relay_conf_clear(&nc);
 		return;
 	}
@@ -488,121 +524,56 @@ reload(void)
 	pthread_mutex_lock(&lock);
 	relay_conf_clear(&conf);
 	conf = nc;
+	otls = tls;
+	tls = ntls;
 	pthread_mutex_unlock(&lock);
+	/* deliveries in flight hold their own reference (relay_tls) */
+	danests_tls_ctx_free(otls);
 	relay_log(LOG_INFO, "configuration reloaded from %s", conf_path);
 }
 
-/* signal_cb - SIGHUP reloads; SIGTERM/SIGINT stop accepting, close idle
- * sessions (421) and end once the transactions in flight are done
- * (bounded by transaction_timeout) */
+/* reload_cb - SIGHUP */
 static void
-signal_cb(evutil_socket_t sig, short ev, void *arg)
+reload_cb(void *arg)
 {
-	if (sig == SIGHUP) {
-		reload();
-		return;
-	}
+	(void)arg;
+	reload();
+}
+
+/* stop_cb - SIGTERM/SIGINT: stop accepting (the socket file goes at
+ * once), close idle sessions (421) and end once the transactions in
+ * flight are done (bounded by transaction_timeout) */
+static void
+stop_cb(int sig, void *arg)
+{
+	(void)arg;
 	if (stopping)
 		return;
-	relay_log(LOG_INFO, "signal %d: no new connections, finishing",
-	    (int)sig);
+	relay_log(LOG_INFO, "signal %d: no new connections, finishing", sig);
 	stopping = true;
 	stop_by = time(NULL) + conf.transaction_s + 10;
 	threads_stop();
-	if (ev_listen != NULL)
-		event_del(ev_listen);
-	if (listen_fd >= 0)
-		close(listen_fd);
-	listen_fd = -1;
+	dmn_acceptor_free(acceptor);
+	acceptor = NULL;
+	dmn_listen_close(&listener);
 }
 
-/* listen_on - bind the LMTP socket: HOST:PORT, [V6]:PORT, unix:/path */
+/* relay_check - what the start would fail on besides the file and the
+ * core settings: the listen spec, the user (never root) and the socket's
+ * directory */
 static int
-listen_on(const char *spec, char *why, size_t whylen)
+relay_check(const struct relay_conf *c, char *why, size_t whylen)
 {
-	struct sockaddr_storage ss;
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	struct sockaddr_un *su = (struct sockaddr_un *)&ss;
-	char host[128];
-	const char *port;
-	unsigned long long p;
-	socklen_t slen;
-	int fd, one = 1;
+	struct dmn_listen l;
+	struct dmn_user u;
 
-	memset(&ss, 0, sizeof(ss));
-	if (strncmp(spec, "unix:", 5) == 0) {
-		if (strlen(spec + 5) >= sizeof(su->sun_path)) {
-			snprintf(why, whylen, "socket path too long");
-			return -1;
-		}
-		su->sun_family = AF_UNIX;
-		snprintf(su->sun_path, sizeof(su->sun_path), "%s", spec + 5);
-		unlink(su->sun_path);
-		slen = sizeof(*su);
-	} else {
-		if ((port = strrchr(spec, ':')) == NULL ||
-		    !parse_num(port + 1, 1, 65535, &p)) {
-			snprintf(why, whylen, "listen: expected HOST:PORT");
-			return -1;
-		}
-		snprintf(host, sizeof(host), "%.*s", (int)(port - spec), spec);
-		if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-			memmove(host, host + 1, strlen(host));
-			host[strlen(host) - 1] = '\0';
-		}
-		if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-			s4->sin_family = AF_INET;
-			s4->sin_port = htons((uint16_t)p);
-			slen = sizeof(*s4);
-		} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-			s6->sin6_family = AF_INET6;
-			s6->sin6_port = htons((uint16_t)p);
-			slen = sizeof(*s6);
-		} else {
-			snprintf(why, whylen, "listen: %s is not an address",
-			    host);
-			return -1;
-		}
-	}
-	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) < 0) {
-		snprintf(why, whylen, "socket: %s", strerror(errno));
+	if (!dmn_listen_parse(c->listen, &l, why, whylen))
 		return -1;
-	}
-	if (ss.ss_family != AF_UNIX)
-		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-		    sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, slen) != 0 ||
-	    listen(fd, 128) != 0) {
-		snprintf(why, whylen, "%s: %s", spec, strerror(errno));
-		close(fd);
+	if (!dmn_will_drop())
+		return 0;	/* stays the user it was started as */
+	if (!dmn_user_lookup(c->user, &u, why, whylen) ||
+	    (l.is_unix && !dmn_dir_writable(l.path, &u, why, whylen)))
 		return -1;
-	}
-	if (ss.ss_family == AF_UNIX)
-		(void)chmod(su->sun_path, 0660);
-	return fd;
-}
-
-/* drop_privileges - become user (after binding, before the cache) */
-static int
-drop_privileges(const char *user, char *why, size_t whylen)
-{
-	struct passwd *pw;
-
-	if (geteuid() != 0 || *user == '\0')
-		return 0;
-	if ((pw = getpwnam(user)) == NULL) {
-		snprintf(why, whylen, "user %s does not exist", user);
-		return -1;
-	}
-	if (setgroups(1, &pw->pw_gid) != 0 || setresgid(pw->pw_gid,
-	    pw->pw_gid, pw->pw_gid) != 0 || setresuid(pw->pw_uid, pw->pw_uid,
-	    pw->pw_uid) != 0) {
-		snprintf(why, whylen, "cannot become %s: %s", user,
-		    strerror(errno));
-		return -1;
-	}
 	return 0;
 }
 
@@ -612,7 +583,7 @@ usage(int status)
 	fprintf(status == 0 ? stdout : stderr,
 	    "usage: %s [-dhn] [-c file]\n"
 	    "  -c file  configuration (default %s)\n"
-	    "  -d       stay in the foreground, log to stderr as well\n"
+	    "  -d       stay in the foreground, log to stderr\n"
 	    "  -h       this help\n"
 	    "  -n       check the configuration as the start would, exit\n"
 	    "See danests-relay(8) and danests.conf(5).\n", RELAY_NAME,
@@ -648,6 +619,10 @@ conf_check(void)
 		fprintf(stderr, "%s: %s\n", RELAY_NAME, why);
 		return 78;	/* EX_CONFIG */
 	}
+	if (relay_check(&conf, why, sizeof(why)) != 0) {
+		fprintf(stderr, "%s: %s\n", RELAY_NAME, why);
+		return 78;
+	}
 	if (note[0] != '\0')
 		fprintf(stderr, "%s: note: %s\n", RELAY_NAME, note);
 	printf("%s: configuration OK: listen %s, user %s\n", conf_path,
@@ -658,12 +633,11 @@ conf_check(void)
 int
 main(int argc, char **argv)
 {
-	struct event *ev_sig[4];
-	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	struct dmn_signals *sigs;
+	struct dmn_user u;
 	struct timeval tv = { 0, 200000 };
 	bool check_only = false;
 	char why[1024];
-	size_t i;
 	int c;
 
 	while ((c = getopt(argc, argv, "c:dhn")) != -1) {
@@ -686,8 +660,7 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(64);
-	openlog(RELAY_NAME, LOG_PID | LOG_NDELAY | (debug ? LOG_PERROR : 0),
-	    LOG_MAIL);
+	dmn_log_open(RELAY_NAME, debug, true);
 	if (relay_conf_load(conf_path, &conf, why, sizeof(why)) != 0) {
 		if (!debug)
 			fprintf(stderr, "%s: %s\n", RELAY_NAME, why);
@@ -696,17 +669,28 @@ main(int argc, char **argv)
 	}
 	if (check_only)
 		return conf_check();
-	signal(SIGPIPE, SIG_IGN);
+	if (relay_check(&conf, why, sizeof(why)) != 0) {
+		if (!debug)
+			fprintf(stderr, "%s: %s\n", RELAY_NAME, why);
+		relay_log(LOG_ERR, "%s", why);
+		return 78;
+	}
 	if (evthread_use_pthreads() != 0 || (base = event_base_new()) ==
 	    NULL || threads_init() != 0) {
 		relay_log(LOG_ERR, "cannot create the event loop");
 		return 71;
 	}
-	if ((listen_fd = listen_on(conf.listen, why, sizeof(why))) < 0 ||
-	    drop_privileges(conf.user, why, sizeof(why)) != 0) {
+	/* bind as root, then become the service user (never root); the
+	 * socket's directory is the user's, so it goes at exit */
+	if (!dmn_listen_parse(conf.listen, &listener, why, sizeof(why)) ||
+	    (dmn_will_drop() && !dmn_user_lookup(conf.user, &u, why,
+	    sizeof(why))) || !dmn_listen_bind(&listener, 0660, why,
+	    sizeof(why)) || !dmn_drop(&u, why, sizeof(why))) {
 		relay_log(LOG_ERR, "%s", why);
+		dmn_listen_close(&listener);
 		return 71;
 	}
+	fit_sessions(&conf);
 	/* MTA-STS hosts are checked against the CA store of the policy
 	 * fetch (ca_file) */
 	if ((tls = danests_tls_ctx_new(danests_config_ca_file(conf.core),
@@ -719,25 +703,21 @@ main(int argc, char **argv)
 	if (*danests_ctx_cache_note(ctx) != '\0')
 		relay_log(LOG_WARNING, "cache: %s", danests_ctx_cache_note(ctx));
 	ev_queue = event_new(base, -1, 0, queue_cb, NULL);
-	ev_listen = event_new(base, listen_fd, EV_READ | EV_PERSIST,
-	    accept_cb, NULL);
+	acceptor = dmn_acceptor_new(base, listener.fd, accept_cb, NULL);
 	ev_tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-	if (ev_queue == NULL || ev_listen == NULL || ev_tick == NULL ||
-	    event_add(ev_listen, NULL) != 0 || event_add(ev_tick, &tv) != 0) {
+	sigs = dmn_signals_new(base, reload_cb, stop_cb, NULL);
+	if (ev_queue == NULL || acceptor == NULL || ev_tick == NULL ||
+	    sigs == NULL || event_add(ev_tick, &tv) != 0) {
 		relay_log(LOG_ERR, "cannot set up events");
+		dmn_listen_close(&listener);
 		return 71;
-	}
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		ev_sig[i] = evsignal_new(base, sigs[i], signal_cb, NULL);
-		if (ev_sig[i] == NULL || event_add(ev_sig[i], NULL) != 0) {
-			relay_log(LOG_ERR, "cannot catch signals");
-			return 71;
-		}
 	}
 	relay_log(LOG_INFO, "listening on %s (LMTP), %s", conf.listen,
 	    DANESTS_VERSION);
 	event_base_dispatch(base);
 	threads_join();
+	dmn_acceptor_free(acceptor);
+	dmn_listen_close(&listener);
 	relay_log(LOG_INFO, "exiting");
 	return 0;
 }

@@ -19,6 +19,12 @@
 
 #define RELAY_NAME	"danests-relay"
 #define RELAY_CONF	"/etc/danests/danests-relay.conf"
+/* Descriptors per session (the LMTP socket and a spill file) and kept
+ * free for the resolver, fetches, the cache and the log besides the
+ * max_deliveries SMTP connections; max_sessions is fitted to the
+ * descriptor limit with these. */
+#define RELAY_FD_SESSION	2
+#define RELAY_FD_RESERVE	128
 
 struct relay_conf {
 	char listen[256];	/* HOST:PORT, [V6]:PORT or unix:/path */
@@ -50,7 +56,8 @@ void relay_log(int prio, const char *fmt, ...)
  * The caller frees the decision. */
 struct danests_decision *relay_decide(const char *domain, unsigned timeout_ms,
     char *why, size_t whylen);
-/* relay_tls - the shared TLS client context */
+/* relay_tls - a reference to the TLS client context in force; drop it
+ * with danests_tls_ctx_free */
 struct ssl_ctx_st *relay_tls(void);
 /* relay_conf_get - a snapshot of the current configuration (copied; its
  * core pointer is not to be used) */

@@ -354,6 +354,7 @@ group_main(void *arg)
 	struct danests_decision *d;
 	struct danests_smtp_opts o = g->s->conf.smtp;
 	struct danests_smtp_tx tx;
+	struct ssl_ctx_st *tls;
 	uint64_t now = mono_ms();
 	char text[DANESTS_SMTP_TEXT_MAX];
 	size_t i;
@@ -387,7 +388,10 @@ group_main(void *arg)
 	tx.msg = g->msg;
 	tx.nrcpt = g->nrcpt;
 	tx.rcpt = g->rcpt;
-	(void)danests_smtp_deliver(relay_tls(), d, &o, &tx, deliver_log, g);
+	/* a reference: a reload (new ca_file) may replace the context */
+	tls = relay_tls();
+	(void)danests_smtp_deliver(tls, d, &o, &tx, deliver_log, g);
+	danests_tls_ctx_free(tls);
 	for (i = 0; i < g->nrcpt; i++)
 		relay_log(g->rcpt[i].code / 100 == 2 ? LOG_INFO : LOG_WARNING,
 		    "domain=%s rcpt=<%s> verdict=%s host=%s addr=%s tls=\"%s\" "
