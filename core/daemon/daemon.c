@@ -271,6 +271,7 @@ dmn_listen_bind(struct dmn_listen *l, unsigned unix_mode, char *why,
 	if (l->is_unix) {
 		l->dev = st.st_dev;
 		l->ino = st.st_ino;
+		l->ctim = st.st_ctim;
 	}
 	l->fd = fd;
 	return true;
@@ -291,7 +292,8 @@ dmn_listen_close(struct dmn_listen *l)
 	/* only the file we created: a later instance may own the path */
 	if (lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
 	    st.st_dev == l->dev && st.st_ino == l->ino &&
-	    unlink(l->path) != 0)
+	    st.st_ctim.tv_sec == l->ctim.tv_sec &&
+	    st.st_ctim.tv_nsec == l->ctim.tv_nsec && unlink(l->path) != 0)
 		dmn_log(LOG_WARNING, "unix:%s: cannot remove the socket: %s",
 		    l->path, strerror(errno));
 }

@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 struct event_base;
 
@@ -50,6 +51,7 @@ struct dmn_listen {
 	int fd;				/* -1 until bound */
 	dev_t dev;			/* the socket file we created */
 	ino_t ino;
+	struct timespec ctim;		/* inode numbers are reused */
 };
 
 /* dmn_listen_parse - check and split spec; false with why set */
