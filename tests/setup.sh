@@ -14,6 +14,8 @@ PKGS="build-essential meson ninja-build pkg-config clang
  nsd unbound ldnsutils bind9-dnsutils getdns-utils nginx-light openssl jq
  python3 python3-aiosmtpd swaks valgrind iproute2 procps psmisc curl
  ca-certificates util-linux mount bc"
+# systemd: systemd-analyze verify of the shipped units (daemons.sh).
+PKGS="$PKGS systemd"
 
 updated=0
 # install PKG... - apt-get install those of PKG... not installed yet

@@ -1,0 +1,281 @@
+#!/bin/bash
+# tests/integration/daemons.sh - danests-postfix and danests-relay as
+# daemons: clients that hold their slots (slowloris), a low descriptor
+# limit, `danests cache purge` reaching a running daemon, privileges (the
+# pid file written as the service user, sockets removed at exit, root and
+# foreign directories refused), and `systemd-analyze verify` of the units.
+# Needs the test bed (tests/testbed/up.sh) and root.  Usage: daemons.sh
+# BUILD_DIR
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$top/build}
+# shellcheck source=../e2e/lib.sh
+. "$top/tests/e2e/lib.sh"
+pf=$build/postfix-tlsproxy/danests-postfix
+relay=$build/opensmtpd/danests-relay
+danests=$build/core/danests
+W=$build/daemons-it
+PY=/usr/bin/python3
+CLIENTS=$top/tests/integration/slowclients.py
+n=0 fails=0 pids=()
+
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $1${2:+ # $2}"; }
+check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-}"; fi; }
+
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	pids=()
+}
+trap cleanup EXIT
+
+[ -x "$pf" ] || { echo "not ok 1 build # no $pf"; exit 1; }
+[ -f "$E2E_CA" ] || { echo "skip daemons (test bed not up)"; exit 0; }
+[ "$(id -u)" = 0 ] || { echo "skip daemons (needs root)"; exit 0; }
+rm -rf "$W"
+mkdir -p "$W/cache" "$W/run" "$W/rootdir"
+chown nobody "$W/cache" "$W/run"
+chmod 755 "$W/rootdir"
+: >"$W/empty.conf"
+
+# start_pf NAME PORT ARGS... - danests-postfix as nobody on 127.0.0.1:PORT
+start_pf() {
+	local name=$1 port=$2
+	shift 2
+	"$pf" -d -u nobody -c "$W/empty.conf" -l "inet:127.0.0.1:$port" \
+	    -o "resolver=$E2E_RESOLVER" -o "ca_file=$E2E_CA" \
+	    -o "cache_dir=$W/cache" "$@" 2>"$W/$name.log" &
+	pid=$!
+	pids+=("$pid")
+	e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$port' | grep -q LISTEN" ||
+	    { echo "# $name did not start: $(tail -3 "$W/$name.log")"; return 1; }
+}
+
+# cpu_ticks PID - user + system clock ticks of a process
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# ask PORT DOMAIN - one socketmap request; prints the answer's first word
+ask() {
+	"$PY" - "$1" "$2" <<'EOP' 2>&1
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+q = ("postfix " + sys.argv[2]).encode()
+s.sendall(str(len(q)).encode() + b":" + q + b",")
+buf = b""
+while not buf.endswith(b","):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    buf += chunk
+print(buf.split(b":", 1)[-1].decode().split(" ")[0])
+EOP
+}
+
+# --- 9.5: slow clients must not lock good ones out -----------------------
+start_pf slow 18470 -o max_clients=40 || notok slow-start
+out=$("$PY" "$CLIENTS" 127.0.0.1 18470 60 25 dane-ee.test slow 2>&1)
+good=$(sed -n 's/^good //p' <<<"$out")
+echo "# slowloris (60 slow clients, max_clients 40): good sent/answered: $good"
+sent=${good% *} answered=${good#* }
+check slowloris-good-answered '[ -n "$good" ] && [ "$sent" -ge 20 ] && [ "$sent" = "$answered" ]' \
+    "$(grep -v '^good' <<<"$out" | sort | uniq -c | head -3 | tr '\n' ' ')"
+check slowloris-room-made 'grep -q "to make room" "$W/slow.log"'
+# a client that never finishes its request is closed at its deadline
+exec 7<>/dev/tcp/127.0.0.1/18470
+printf '30:postfix exa' >&7
+t0=$(date +%s)
+timeout 20 cat <&7 >/dev/null
+t1=$(date +%s)
+exec 7>&-
+check slowloris-deadline '[ $((t1 - t0)) -ge 9 ] && [ $((t1 - t0)) -le 13 ]' "closed after $((t1 - t0)) s"
+
+# --- issue: cache purge reaches the daemon's memory ----------------------
+resolutions() { grep -c "]: dane-ee.test: deliver (" "$W/slow.log"; }
+r0=$(resolutions)
+a=$(ask 18470 dane-ee.test)
+r1=$(resolutions)
+check purge-before-reused '[ "$a" = OK ] && [ "$r1" = "$r0" ]' "answer $a, resolutions $r0 -> $r1"
+"$danests" cache --cache-dir "$W/cache" purge dane-ee.test >/dev/null
+a=$(ask 18470 dane-ee.test)
+r2=$(resolutions)
+check purge-reaches-daemon '[ "$a" = OK ] && [ "$r2" = $((r1 + 1)) ]' "answer $a, resolutions $r1 -> $r2"
+kill -HUP "$pid"
+sleep 0.5
+a=$(ask 18470 dane-ee.test)
+r3=$(resolutions)
+check sighup-drops-memory '[ "$a" = OK ] && [ "$r3" -gt "$r2" ]' "answer $a, resolutions $r2 -> $r3"
+cleanup
+
+# --- 9.6: more clients than descriptors ----------------------------------
+(ulimit -n 200 && exec "$pf" -d -u nobody -c "$W/empty.conf" \
+    -l inet:127.0.0.1:18471 -o "resolver=$E2E_RESOLVER" \
+    -o "ca_file=$E2E_CA" -o "cache_dir=$W/cache" -o max_clients=1000 \
+    2>"$W/nofile.log") &
+pid=$!
+pids+=("$pid")
+e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:18471' | grep -q LISTEN" ||
+    notok nofile-start "$(tail -3 "$W/nofile.log")"
+check nofile-fitted 'grep -q "max_clients lowered from 1000 to 72" "$W/nofile.log"'
+c0=$(cpu_ticks "$pid")
+l0=$(wc -l <"$W/nofile.log")
+out=$("$PY" "$CLIENTS" 127.0.0.1 18471 400 15 dane-ta.test idle 2>&1)
+c1=$(cpu_ticks "$pid")
+l1=$(wc -l <"$W/nofile.log")
+good=$(sed -n 's/^good //p' <<<"$out")
+hz=$(getconf CLK_TCK)
+echo "# nofile (ulimit -n 200, 400 idle clients, 15 s): good $good, cpu $((c1 - c0)) ticks, $((l1 - l0)) log lines"
+check nofile-cpu-bounded '[ $((c1 - c0)) -lt $((3 * hz)) ]' "$((c1 - c0)) ticks"
+check nofile-log-bounded '[ $((l1 - l0)) -lt 100 ]' "$((l1 - l0)) lines"
+check nofile-good-answered '[ -n "$good" ] && [ "${good% *}" = "${good#* }" ]' "$good"
+a=$(ask 18471 dane-ee-full.test)
+check nofile-after-clients '[ "$a" = OK ]' "answer $a"
+cleanup
+
+# --- 9.8: privileges -----------------------------------------------------
+"$pf" -d -u nobody -c "$W/empty.conf" -l "unix:$W/run/policy" \
+    -p "$W/run/pid" -o "resolver=$E2E_RESOLVER" -o "cache_dir=$W/cache" \
+    2>"$W/privs.log" &
+pid=$!
+pids+=("$pid")
+e2e_wait 10 test -S "$W/run/policy" -a -s "$W/run/pid"
+check pf-runs-as-user '[ "$(ps -o user= -p "$pid")" = nobody ]'
+check pf-pidfile-as-user '[ "$(stat -c %U "$W/run/pid" 2>/dev/null)" = nobody ] && [ "$(cat "$W/run/pid")" = "$pid" ]'
+kill "$pid"
+wait "$pid"
+check pf-clean-exit '[ ! -e "$W/run/policy" ] && [ ! -e "$W/run/pid" ]' "$(ls "$W/run")"
+pids=()
+check pf-refuses-root '! "$pf" -n -u root -c "$W/empty.conf" 2>/dev/null'
+check pf-refuses-foreign-dir '! "$pf" -n -u nobody -c "$W/empty.conf" -l "unix:$W/rootdir/policy" 2>"$W/n.err" && grep -q "not writable by user nobody" "$W/n.err"'
+if ! getent passwd _danests >/dev/null; then
+	check pf-default-user '! "$pf" -n -c "$W/empty.conf" 2>"$W/n.err" && grep -q "user _danests does not exist" "$W/n.err"'
+fi
+echo keep >"$W/run/file"
+chown nobody "$W/run/file"
+check pf-keeps-non-socket '! timeout 10 "$pf" -d -u nobody -c "$W/empty.conf" -l "unix:$W/run/file" -o cache_dir=none 2>/dev/null && [ "$(cat "$W/run/file")" = keep ]'
+
+cat >"$W/relay.conf" <<EOC
+listen unix:$W/run/lmtp
+user nobody
+helo_name relay-it.test
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $W/cache
+tmpdir $W/run
+EOC
+"$relay" -d -f "$W/relay.conf" 2>"$W/relay.log" &
+pid=$!
+pids+=("$pid")
+e2e_wait 10 test -S "$W/run/lmtp"
+check relay-runs-as-user '[ "$(ps -o user= -p "$pid")" = nobody ]'
+kill "$pid"
+wait "$pid"
+pids=()
+check relay-socket-removed '[ ! -e "$W/run/lmtp" ]'
+sed -i "s|^listen .*|listen unix:$W/rootdir/lmtp|" "$W/relay.conf"
+check relay-refuses-foreign-dir '! "$relay" -n -f "$W/relay.conf" 2>/dev/null'
+sed -i "s|^listen .*|listen 127.0.0.1:18472|; s|^user .*|user root|" "$W/relay.conf"
+check relay-refuses-root '! "$relay" -n -f "$W/relay.conf" 2>/dev/null'
+sed -i "s|^user .*|user nobody|" "$W/relay.conf"
+(ulimit -n 300 && exec "$relay" -d -f "$W/relay.conf" 2>"$W/relay-nofile.log") &
+pid=$!
+pids+=("$pid")
+e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:18472' | grep -q LISTEN"
+check relay-nofile-fitted 'grep -q "max_sessions lowered from 200 to 17" "$W/relay-nofile.log"'
+c0=$(cpu_ticks "$pid")
+"$PY" - <<'EOP'
+import socket, time
+s = []
+for _ in range(300):
+    try:
+        s.append(socket.create_connection(("127.0.0.1", 18472), timeout=2))
+    except OSError:
+        pass
+time.sleep(5)
+EOP
+c1=$(cpu_ticks "$pid")
+check relay-nofile-cpu-bounded '[ $((c1 - c0)) -lt $((2 * hz)) ]' "$((c1 - c0)) ticks"
+greet=$(timeout 5 "$PY" -c 'import socket; s = socket.create_connection(("127.0.0.1", 18472), timeout=3); print(s.recv(512).decode().strip())' 2>&1)
+check relay-nofile-serves-after '[ "${greet#220 }" != "$greet" ]' "$greet"
+cleanup
+
+# --- SIGHUP: the relay checks MX certificates against the new ca_file ---
+# The policy of sts-enforce.test is cached first; the relay starts with a
+# CA store that lacks the test CA (the MX certificate check fails: 4xx),
+# then ca_file is fixed and SIGHUP must reach the deliveries too.
+mkdir -p "$W/rcache"
+"$danests" check --resolver "$E2E_RESOLVER" --ca-file "$E2E_CA" \
+    --cache-dir "$W/rcache" sts-enforce.test >/dev/null 2>&1
+chown -R nobody "$W/rcache"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/other.key" \
+    -out "$W/other.crt" -subj /CN=other-ca -days 2 >/dev/null 2>&1
+cat >"$W/relay-ca.conf" <<EOC
+listen 127.0.0.1:18473
+user nobody
+helo_name relay-it.test
+resolver $E2E_RESOLVER
+ca_file $W/other.crt
+cache_dir $W/rcache
+tmpdir $W/run
+connect_timeout 5
+tls_timeout 5
+EOC
+"$relay" -d -f "$W/relay-ca.conf" 2>"$W/relay-ca.log" &
+pid=$!
+pids+=("$pid")
+e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:18473' | grep -q LISTEN"
+# deliver_one - one message to postmaster@sts-enforce.test; the replies
+deliver_one() {
+	"$PY" - <<'EOP' 2>&1
+import socket
+s = socket.create_connection(("127.0.0.1", 18473), timeout=60)
+f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline().decode("latin1").rstrip("\r\n")
+        if len(l) < 4 or l[3] != "-":
+            return l
+out = [reply()]
+for cmd in ["LHLO it.test", "MAIL FROM:<s@relay-it.test>",
+            "RCPT TO:<postmaster@sts-enforce.test>", "DATA"]:
+    s.sendall(cmd.encode() + b"\r\n")
+    out.append(reply())
+s.sendall(b"Subject: ca reload\r\n\r\nbody\r\n.\r\n")
+out.append(reply())
+s.sendall(b"QUIT\r\n")
+print("|".join(out))
+EOP
+}
+e2e_mail_reset
+out=$(deliver_one)
+check relay-ca-old-refused 'grep -Eq "\|354 [^|]*\|4[0-9]{2} 4\.7\.[0-9]" <<<"$out" && [ "$(e2e_mail_count sts-enforce.test)" = 0 ]' "$out"
+sed -i "s|^ca_file .*|ca_file $E2E_CA|" "$W/relay-ca.conf"
+kill -HUP "$pid"
+e2e_wait 10 grep -q "configuration reloaded" "$W/relay-ca.log"
+out=$(deliver_one)
+check relay-ca-reloaded 'grep -Eq "\|354 [^|]*\|250 2\.0\.0 delivered" <<<"$out" && [ "$(e2e_mail_count sts-enforce.test)" = 1 ]' "$out"
+cleanup
+
+# --- 9.8: the units ------------------------------------------------------
+if command -v systemd-analyze >/dev/null; then
+	mkdir -p "$W/units"
+	for u in "$top/postfix-tlsproxy/danests-postfix.service" \
+	    "$top/opensmtpd/danests-relay.service"; do
+		b=$(basename "$u")
+		# the installed binaries are the build's here
+		sed "s|/usr/sbin/danests-postfix|$pf|g; s|/usr/sbin/danests-relay|$relay|g" \
+		    "$u" >"$W/units/$b"
+		out=$(cd "$W/units" && systemd-analyze verify --man=no "$b" 2>&1)
+		rc=$?
+		check "unit-verify-$b" '[ $rc = 0 ] && [ -z "$out" ]' "$out"
+		check "unit-sandbox-$b" 'grep -q "^NoNewPrivileges=yes" "$u" && grep -q "^ProtectSystem=strict" "$u" && grep -q "^PrivateTmp=yes" "$u" && grep -q "^LimitNOFILE=" "$u" && grep -q "^CapabilityBoundingSet=" "$u" && ! grep -q "^StateDirectory" "$u"'
+	done
+else
+	notok unit-verify "systemd-analyze missing (tests/setup.sh installs systemd)"
+fi
+[ $fails = 0 ]
