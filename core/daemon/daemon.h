@@ -24,8 +24,6 @@ struct event_base;
 
 #define DMN_SPEC_MAX	256
 #define DMN_USER_MAX	64
-/* The service account of every danests daemon. */
-#define DMN_DEFAULT_USER	"_danests"
 
 /*
  * Logging: syslog (mail facility), or stderr with a time stamp (-d).
