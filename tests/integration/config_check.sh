@@ -46,7 +46,8 @@ trap 'rm -rf "$tmp"' EXIT
 ok() { n=$((n + 1)); echo "ok $n $1"; }
 notok() { n=$((n + 1)); echo "not ok $n $1: $2"; failed=1; }
 
-# the service user and an empty /var/lib, in this namespace only
+# the service user, an empty /var/lib and the directory of the Postfix
+# daemon's socket (danests-postfix(8)), in this namespace only
 grep -v '^_danests:' /etc/passwd >"$tmp/passwd.orig"
 grep -v '^_danests:' /etc/group >"$tmp/group.orig"
 cp /etc/passwd "$tmp/passwd"
@@ -59,7 +60,8 @@ mount --bind "$tmp/passwd" /etc/passwd &&
     mount -t tmpfs -o mode=755 tmpfs /var/lib &&
     install -d -o _danests -g _danests -m 2770 /var/lib/danests &&
     mount -t tmpfs -o mode=755 tmpfs /var/spool &&
-    install -d -m 700 /var/spool/postfix/private || {
+    install -d -m 700 /var/spool/postfix/private &&
+    install -d -o _danests -m 750 /var/spool/postfix/danests || {
 	echo "not ok 1 config-check-setup"
 	exit 1
 }
