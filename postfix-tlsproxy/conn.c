@@ -43,6 +43,7 @@ struct conn {
 	time_t last;			/* last activity, for idle_timeout */
 	time_t req_start;		/* first byte of an unfinished request,
 					 * 0 when none is buffered */
+	unsigned long seq;		/* accept order, breaks ties */
 	size_t inlen, outlen;
 	char in[CONN_IN_MAX];
 	char *out;			/* CONN_OUT_MAX bytes, on demand */
@@ -52,7 +53,7 @@ struct conn {
 static struct lookup *pending[HASH_SIZE];
 static LIST_HEAD(, conn) conns = LIST_HEAD_INITIALIZER(conns);
 static size_t nconns;
-static unsigned long n_refused, n_evicted, n_slow;
+static unsigned long n_refused, n_evicted, n_slow, n_accepted;
 
 static void conn_process(struct conn *);
 
@@ -423,24 +424,35 @@ conn_sweep(void)
 	}
 }
 
+/* older - was a's moment t (then its accept) before b's? */
+static bool
+older(const struct conn *a, time_t ta, const struct conn *b, time_t tb)
+{
+	return ta < tb || (ta == tb && a->seq < b->seq);
+}
+
 /* conn_evict - the table is full: close the client whose unfinished
- * request (or unread reply) is oldest, else the one idle longest; never
- * one waiting on a lookup.  false when every client waits. */
+ * request (or unread reply) is oldest, else the one idle longest (ties,
+ * within a second, go to the earlier accepted); never one waiting on a
+ * lookup, nor one idle since its accept in this second (it has not had
+ * its turn to send).  false when there is none to close. */
 static bool
 conn_evict(void)
 {
 	struct conn *c, *slow = NULL, *idle = NULL;
-	time_t t;
+	time_t t, ts = 0, now = time(NULL);
 
 	LIST_FOREACH(c, &conns, all) {
 		if (c->waiting != NULL)
 			continue;
 		if (c->req_start != 0 || c->outlen > 0) {
 			t = c->req_start != 0 ? c->req_start : c->last;
-			if (slow == NULL || t < (slow->req_start != 0 ?
-			    slow->req_start : slow->last))
+			if (slow == NULL || older(c, t, slow, ts)) {
 				slow = c;
-		} else if (idle == NULL || c->last < idle->last)
+				ts = t;
+			}
+		} else if (c->last < now && (idle == NULL ||
+		    older(c, c->last, idle, idle->last)))
 			idle = c;
 	}
 	if ((c = slow != NULL ? slow : idle) == NULL)
@@ -454,8 +466,8 @@ conn_evict(void)
 }
 
 /* conn_accept - a new client (a dmn_accept_fn); at max_clients room is
- * made by closing a slow or idle client, and only when every client
- * waits on a lookup is the new one refused */
+ * made by closing a slow or idle client, and only when none can be
+ * closed is the new one refused */
 void
 conn_accept(int fd, void *arg)
 {
@@ -464,9 +476,9 @@ conn_accept(int fd, void *arg)
 	(void)arg;
 	if (nconns >= conf->max_clients && !conn_evict()) {
 		if (n_refused++ % 1000 == 0)
-			dmn_log(LOG_WARNING, "too many clients (%zu) waiting on "
-			    "lookups, refusing (%lu so far)", nconns,
-			    n_refused);
+			dmn_log(LOG_WARNING, "max_clients %u reached, all "
+			    "waiting on lookups or just connected: refusing "
+			    "(%lu so far)", conf->max_clients, n_refused);
 		close(fd);
 		return;
 	}
@@ -489,6 +501,7 @@ conn_accept(int fd, void *arg)
 	}
 	c->reading = true;
 	c->last = time(NULL);
+	c->seq = ++n_accepted;
 	LIST_INSERT_HEAD(&conns, c, all);
 	nconns++;
 }
