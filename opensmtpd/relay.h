@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define RELAY_NAME	"danests-relay"
 #define RELAY_CONF	"/etc/danests/danests-relay.conf"
@@ -65,6 +66,19 @@ void relay_conf_get(struct relay_conf *out);
 
 /* session.c */
 void session_main(int fd);	/* one connection; closes fd */
+
+/* peer.c - whether the LMTP client has read what the relay wrote */
+struct peer {
+	int family;		/* AF_UNIX, AF_INET, AF_INET6; 0 unknown */
+	bool v4mapped;
+	bool unknown;		/* the client's socket is not on this host */
+	int nl;			/* NETLINK_SOCK_DIAG, -1 not open */
+	unsigned seq;
+	struct sockaddr_storage local, remote;
+};
+void peer_init(struct peer *p, int fd);
+void peer_free(struct peer *p);
+int peer_read_all(struct peer *p, int fd, uint64_t sent);
 
 /* threads.c */
 int threads_init(void);

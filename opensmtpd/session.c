@@ -38,6 +38,8 @@ struct rcpt {
 
 struct session {
 	int fd;
+	struct peer peer;	/* has the client read our replies (peer.c) */
+	uint64_t sent;		/* bytes written to the client */
 	struct relay_conf conf;
 	char rbuf[RBUF_SIZE];
 	size_t rlen, roff;
@@ -69,6 +71,8 @@ struct group {
 	char why[256];
 };
 
+static bool pace_warned;	/* the fallback of reply_pace was logged */
+
 /* mono_ms - monotonic milliseconds */
 static uint64_t
 mono_ms(void)
@@ -90,6 +94,7 @@ s_write(struct session *s, const char *buf, size_t len)
 	while (len > 0) {
 		n = send(s->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
+			s->sent += (uint64_t)n;
 			buf += n;
 			len -= (size_t)n;
 			continue;
@@ -423,18 +428,40 @@ group_thread(void *arg)
 	return NULL;
 }
 
-/* reply_pace - let the client read one LMTP reply before the next.
- * OpenSMTPD 6.8's mta takes one reply per read and fails the rest of the
- * transaction ("Remote host sent too much data") when two arrive in one
- * read, which would retry recipients already delivered.  So wait until
- * the previous reply left our socket (SIOCOUTQ), then reply_gap_ms. */
+/* reply_pace - hold the next per-recipient reply until the client has
+ * read the previous one.  OpenSMTPD 6.8's mta takes one reply out of each
+ * read(2) and fails the rest of the transaction when bytes are left over
+ * ("Remote host sent too much data"), retrying recipients the relay has
+ * delivered already (peer.c).  For a client on this host the kernel says
+ * when it has read everything we wrote; only for a client elsewhere is the
+ * pause a guess: until the reply left our socket, then reply_gap_ms.
+ * Never past end (monotonic ms). */
 static void
-reply_pace(struct session *s)
+reply_pace(struct session *s, uint64_t end)
 {
-	uint64_t end = mono_ms() + 1000;
 	struct timespec ts;
-	int outq;
+	unsigned nap_us = 200;
+	int r, outq;
 
+	while ((r = peer_read_all(&s->peer, s->fd, s->sent)) == 0) {
+		if (mono_ms() >= end) {
+			relay_log(LOG_WARNING, "the client did not read a "
+			    "reply in time; replying anyway");
+			return;
+		}
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)nap_us * 1000;
+		nanosleep(&ts, NULL);
+		if (nap_us < 10000)
+			nap_us *= 2;
+	}
+	if (r == 1)
+		return;
+	/* once per process: per session it would flood the log */
+	if (!__atomic_exchange_n(&pace_warned, true, __ATOMIC_RELAXED))
+		relay_log(LOG_WARNING, "cannot see whether the LMTP client "
+		    "read each reply (not on this host, or no sock_diag); "
+		    "pacing replies %u ms apart", s->conf.reply_gap_ms);
 	if (s->conf.reply_gap_ms == 0)
 		return;
 	while (ioctl(s->fd, SIOCOUTQ, &outq) == 0 && outq > 0 &&
@@ -446,6 +473,39 @@ reply_pace(struct session *s)
 	ts.tv_sec = s->conf.reply_gap_ms / 1000;
 	ts.tv_nsec = (long)(s->conf.reply_gap_ms % 1000) * 1000000;
 	nanosleep(&ts, NULL);
+}
+
+/* reply_rcpts - one reply per recipient after DATA (RFC 2033 4.2), each
+ * after the client read the previous one; code 0 takes each recipient's
+ * own outcome from outs (in RCPT order through order) */
+static int
+reply_rcpts(struct session *s, int code, const char *text,
+    struct danests_smtp_rcpt *outs, const size_t *order)
+{
+	uint64_t end = mono_ms() + (uint64_t)s->conf.idle_s * 1000;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < s->nrcpt && rc == 0; i++) {
+		int c = code;
+		const char *t = text;
+
+		if (c == 0) {
+			struct danests_smtp_rcpt *o = &outs[order[i]];
+
+			c = o->code;
+			if (c < 200 || c > 599) {
+				c = 451;
+				snprintf(o->text, sizeof(o->text),
+				    "4.3.0 no outcome");
+			}
+			t = o->text;
+		}
+		if (i > 0)
+			reply_pace(s, end);
+		rc = s_reply(s, c, t);
+	}
+	return rc;
 }
 
 /* deliver - group by domain, deliver the groups (at most parallel at
@@ -469,8 +529,7 @@ deliver(struct session *s)
 	if ((outs = calloc(s->nrcpt, sizeof(*outs))) == NULL ||
 	    (groups = calloc(s->nrcpt, sizeof(*groups))) == NULL ||
 	    (order = calloc(s->nrcpt, sizeof(*order))) == NULL) {
-		for (i = 0; i < s->nrcpt && rc == 0; i++)
-			rc = s_reply(s, 451, "4.3.0 out of memory");
+		rc = reply_rcpts(s, 451, "4.3.0 out of memory", NULL, NULL);
 		goto out;
 	}
 	for (i = 0; i < s->nrcpt; i++)
@@ -519,18 +578,7 @@ deliver(struct session *s)
 	}
 	pthread_attr_destroy(&attr);
 	/* RFC 2033 4.2: one reply per accepted recipient, in order */
-	for (i = 0; i < s->nrcpt && rc == 0; i++) {
-		struct danests_smtp_rcpt *o = &outs[order[i]];
-		int code = o->code;
-
-		if (code < 200 || code > 599) {
-			code = 451;
-			snprintf(o->text, sizeof(o->text), "4.3.0 no outcome");
-		}
-		if (i > 0)
-			reply_pace(s);
-		rc = s_reply(s, code, o->text);
-	}
+	rc = reply_rcpts(s, 0, NULL, outs, order);
 out:
 	free(order);
 	free(groups);
@@ -677,16 +725,12 @@ session_loop(struct session *s)
 				    s->nrcpt);
 				goto out;
 			}
-			if (rc == -2 || s->too_big) {
-				size_t i;
-
-				for (i = 0, rc = 0; i < s->nrcpt && rc == 0;
-				    i++)
-					rc = s_reply(s, s->too_big ? 552 : 451,
-					    s->too_big ? "5.3.4 message too "
-					    "big" : "4.3.0 cannot store the "
-					    "message");
-			} else
+			if (rc == -2 || s->too_big)
+				rc = reply_rcpts(s, s->too_big ? 552 : 451,
+				    s->too_big ? "5.3.4 message too big" :
+				    "4.3.0 cannot store the message", NULL,
+				    NULL);
+			else
 				rc = deliver(s);
 			tx_reset(s);
 			break;
@@ -723,9 +767,11 @@ session_main(int fd)
 	if ((s = calloc(1, sizeof(*s))) != NULL) {
 		s->fd = fd;
 		s->tmpfd = -1;
+		peer_init(&s->peer, fd);
 		relay_conf_get(&s->conf);
 		session_loop(s);
 		tx_reset(s);
+		peer_free(&s->peer);
 		free(s);
 	}
 	close(fd);

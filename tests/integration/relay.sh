@@ -398,6 +398,58 @@ EOF
 )
 expect drop-mid-tls '\|451 4\.7\.5 [^|]*TLS handshake failed' "$out"
 
+# one reply per read: a client that reads late (as OpenSMTPD's mta on a
+# busy host, which fails the rest of the transaction when one read holds
+# more than one reply) still gets each per-recipient reply in a read of
+# its own, over TCP and over a unix socket
+conf "$W/relay4.conf" $((PORT2 + 2)) 25
+sed -i "s|^listen .*|listen unix:$W/relay4.sock|" "$W/relay4.conf"
+"$relay" -d -c "$W/relay4.conf" >"$W/relay4.log" 2>&1 &
+pids+=($!)
+e2e_wait 10 test -S "$W/relay4.sock"
+cat >"$W/reads.py" <<'EOF'
+import socket, sys, time
+where = sys.argv[1]
+if where.startswith("/"):
+    s = socket.socket(socket.AF_UNIX); s.connect(where)
+else:
+    s = socket.create_connection(("127.0.0.1", int(where)))
+s.settimeout(30)
+f = s.makefile("rb")
+def rd():
+    while True:
+        l = f.readline()
+        if not l or l[3:4] != b"-": return l
+rd()
+rcpts = ["r1@dane-ee.test", "r2@insecure.test", "r3@dane-ee.test",
+         "r4@insecure.test", "r5@dane-ta.test"]
+for c in ["LHLO reads.test", "MAIL FROM:<s@relay-it.test>"] + \
+        ["RCPT TO:<%s>" % r for r in rcpts] + ["DATA"]:
+    s.sendall(c.encode() + b"\r\n"); rd()
+s.sendall(b"Subject: reads\r\n\r\nreads\r\n.\r\n")
+got = []
+for _ in rcpts:
+    time.sleep(0.3)
+    b = s.recv(65536)
+    got.append("%d:%s" % (b.count(b"\r\n"), b.decode().split(" ")[0]))
+print(" ".join(got))
+s.close()
+EOF
+for w in $PORT "$W/relay4.sock"; do
+	out=$("$PY" "$W/reads.py" "$w" 2>&1)
+	n=tcp; case $w in /*) n=unix ;; esac
+	if [ "$out" = "1:250 1:250 1:250 1:250 1:250" ]; then
+		e2e_ok "one-reply-per-read-$n"
+	else
+		e2e_notok "one-reply-per-read-$n" "lines:code per read: $out"
+	fi
+done
+if grep -q 'cannot see whether' "$W/relay.log" "$W/relay4.log"; then
+	e2e_notok reads-seen "the relay paced by time: $(grep -h 'cannot see' "$W"/relay*.log | head -1)"
+else
+	e2e_ok reads-seen
+fi
+
 # SIGHUP reloads, the relay keeps serving
 kill -HUP "${pids[0]}"
 sleep 0.5

@@ -19,7 +19,9 @@
 # tests/scenarios/list, and one to three domains at once; outcomes are
 # checked against the list's e2e column from the receivers' mailboxes,
 # `smtpctl show queue` and smtpd's log.  Bounces go back to the sender,
-# e2e-sender@insecure.test.  Prints "ok NAME" / "not ok NAME".
+# e2e-sender@insecure.test.  Then load.sh: many multi-recipient messages
+# under load, no recipient delivered twice.  Prints "ok NAME" / "not ok
+# NAME".
 #
 # Environment: E2E_WAIT (seconds to wait for first attempts, default 150).
 set -u
@@ -180,4 +182,7 @@ else
 fi
 
 osmtpd_cleanup
+
+# under load: no recipient delivered twice (its own smtpd instance)
+"$here/load.sh" "$build" || E2E_FAILS=$((E2E_FAILS + 1))
 [ "$E2E_FAILS" = 0 ]
