@@ -586,6 +586,17 @@ out:
 	return rc;
 }
 
+/* copy_path - a parsed path into a path buffer; lmtp_parse refuses
+ * paths longer than LMTP_PATH_MAX, so nothing is ever cut */
+static void
+copy_path(char dst[LMTP_PATH_MAX + 1], const char *src)
+{
+	size_t n = strnlen(src, LMTP_PATH_MAX);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* cmd_lhlo - RFC 2033 4.1 */
 static int
 cmd_lhlo(struct session *s)
@@ -666,8 +677,7 @@ session_loop(struct session *s)
 				    "exceeds the fixed limit");
 			else {
 				s->mail = true;
-				snprintf(s->sender, sizeof(s->sender), "%s",
-				    cmd->arg);
+				copy_path(s->sender, cmd->arg);
 				s->body_8bit = cmd->body == LMTP_BODY_8BITMIME;
 				s->smtputf8 = cmd->smtputf8;
 				rc = s_reply(s, 250, "2.1.0 sender ok");
@@ -690,8 +700,7 @@ session_loop(struct session *s)
 				}
 				s->rcpt = nr;
 				memset(&nr[s->nrcpt], 0, sizeof(*nr));
-				snprintf(nr[s->nrcpt].addr,
-				    sizeof(nr[s->nrcpt].addr), "%s", cmd->arg);
+				copy_path(nr[s->nrcpt].addr, cmd->arg);
 				snprintf(nr[s->nrcpt].domain,
 				    sizeof(nr[s->nrcpt].domain), "%s",
 				    cmd->domain);
