@@ -403,10 +403,11 @@ expect drop-mid-tls '\|451 4\.7\.5 [^|]*TLS handshake failed' "$out"
 # more than one reply) still gets each per-recipient reply in a read of
 # its own, over TCP and over a unix socket
 conf "$W/relay4.conf" $((PORT2 + 2)) 25
-sed -i "s|^listen .*|listen unix:$W/relay4.sock|" "$W/relay4.conf"
+mkdir -p "$W/sock" && chown nobody "$W/sock"	# the user removes it at exit
+sed -i "s|^listen .*|listen unix:$W/sock/relay4.sock|" "$W/relay4.conf"
 "$relay" -d -c "$W/relay4.conf" >"$W/relay4.log" 2>&1 &
 pids+=($!)
-e2e_wait 10 test -S "$W/relay4.sock"
+e2e_wait 10 test -S "$W/sock/relay4.sock"
 cat >"$W/reads.py" <<'EOF'
 import socket, sys, time
 where = sys.argv[1]
@@ -435,7 +436,7 @@ for _ in rcpts:
 print(" ".join(got))
 s.close()
 EOF
-for w in $PORT "$W/relay4.sock"; do
+for w in $PORT "$W/sock/relay4.sock"; do
 	out=$("$PY" "$W/reads.py" "$w" 2>&1)
 	n=tcp; case $w in /*) n=unix ;; esac
 	if [ "$out" = "1:250 1:250 1:250 1:250 1:250" ]; then
