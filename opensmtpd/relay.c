@@ -129,42 +129,14 @@ relay_conf_clear(struct relay_conf *c)
 	c->core = NULL;
 }
 
-/* listen_ok - HOST:PORT, [V6]:PORT or unix:/path, as listen_on takes it */
+/* listen_ok - ADDR:PORT, [V6]:PORT, inet:... or unix:/PATH (core/daemon
+ * reads them) */
 static bool
 listen_ok(const char *spec, char *why, size_t whylen)
 {
-	struct sockaddr_un su;
-	unsigned char addr[sizeof(struct in6_addr)];
-	unsigned long long p;
-	const char *port;
-	char host[128];
+	struct dmn_listen l;
 
-	if (strncmp(spec, "unix:", 5) == 0) {
-		if (spec[5] != '/' || strlen(spec + 5) >= sizeof(su.sun_path)) {
-			snprintf(why, whylen, "expected unix:/PATH (absolute, "
-			    "at most %zu bytes)", sizeof(su.sun_path) - 1);
-			return false;
-		}
-		return true;
-	}
-	if ((port = strrchr(spec, ':')) == NULL ||
-	    !parse_num(port + 1, 1, 65535, &p) ||
-	    (size_t)(port - spec) >= sizeof(host)) {
-		snprintf(why, whylen, "expected ADDR:PORT, [ADDR]:PORT or "
-		    "unix:/PATH");
-		return false;
-	}
-	snprintf(host, sizeof(host), "%.*s", (int)(port - spec), spec);
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	if (inet_pton(AF_INET, host, addr) != 1 &&
-	    inet_pton(AF_INET6, host, addr) != 1) {
-		snprintf(why, whylen, "%s is not an IP address", host);
-		return false;
-	}
-	return true;
+	return dmn_listen_parse(spec, &l, why, whylen);
 }
 
 /* relay_conf_key - one key of the [relay] section (danests_config_key_cb);
@@ -602,7 +574,7 @@ conf_check(void)
 	int e;
 
 	if (strncmp(conf.listen, "unix:", 5) == 0) {
-		snprintf(dir, sizeof(dir), "%s", conf.listen + 5);
+		strlcpy(dir, conf.listen + 5, sizeof(dir));
 		if ((slash = strrchr(dir, '/')) != NULL)
 			slash[slash == dir ? 1 : 0] = '\0';
 		if ((e = stat(dir, &sb) != 0 ? errno : 0) != 0 ||

@@ -116,35 +116,19 @@ conf_profile(struct conf *c, const char *val, char *why, size_t whylen)
 	return true;
 }
 
-/* listen_ok - "inet:ADDR:PORT", "inet:[ADDR]:PORT" or "unix:/PATH" */
+/* listen_ok - "inet:ADDR:PORT", "inet:[ADDR]:PORT" or "unix:/PATH"
+ * (core/daemon reads them) */
 static bool
 listen_ok(const char *val, char *why, size_t whylen)
 {
-	struct sockaddr_storage ss;
-	struct sockaddr_un sun;
-	int sl = sizeof(ss);
-	const char *port;
+	struct dmn_listen l;
 
-	if (strncmp(val, "unix:", 5) == 0) {
-		if (val[5] != '/' || strlen(val + 5) >= sizeof(sun.sun_path)) {
-			snprintf(why, whylen, "expected unix:/PATH (absolute, "
-			    "at most %zu bytes)", sizeof(sun.sun_path) - 1);
-			return false;
-		}
-		return true;
-	}
-	if (strncmp(val, "inet:", 5) != 0 ||
-	    (port = strrchr(val + 5, ':')) == NULL ||
-	    strspn(port + 1, "0123456789") != strlen(port + 1) ||
-	    port[1] == '\0' || strlen(port + 1) > 5 || atoi(port + 1) < 1 ||
-	    atoi(port + 1) > 65535 ||
-	    evutil_parse_sockaddr_port(val + 5, (struct sockaddr *)&ss,
-	    &sl) != 0) {
+	if (strncmp(val, "inet:", 5) != 0 && strncmp(val, "unix:", 5) != 0) {
 		snprintf(why, whylen, "expected inet:ADDR:PORT, "
 		    "inet:[ADDR]:PORT or unix:/PATH");
 		return false;
 	}
-	return true;
+	return dmn_listen_parse(val, &l, why, whylen);
 }
 
 /* conf_apply - one key of the [postfix] section (danests_config_key_cb);

@@ -128,20 +128,15 @@ dmn_listen_parse(const char *spec, struct dmn_listen *l, char *why,
 	memset(l, 0, sizeof(*l));
 	l->fd = -1;
 	if (strlcpy(l->spec, spec, sizeof(l->spec)) >= sizeof(l->spec)) {
-		snprintf(why, whylen, "listen: longer than %zu bytes",
+		snprintf(why, whylen, "longer than %zu bytes",
 		    sizeof(l->spec) - 1);
 		return false;
 	}
 	if (strncmp(spec, "unix:", 5) == 0) {
-		if (spec[5] != '/') {
-			snprintf(why, whylen, "listen %s: the path must be "
-			    "absolute", spec);
-			return false;
-		}
-		if (strlcpy(l->path, spec + 5, sizeof(l->path)) >=
-		    sizeof(l->path)) {
-			snprintf(why, whylen, "listen %s: path longer than %zu "
-			    "bytes", spec, sizeof(l->path) - 1);
+		if (spec[5] != '/' || strlcpy(l->path, spec + 5,
+		    sizeof(l->path)) >= sizeof(l->path)) {
+			snprintf(why, whylen, "expected unix:/PATH (absolute, "
+			    "at most %zu bytes)", sizeof(l->path) - 1);
 			return false;
 		}
 		su->sun_family = AF_UNIX;
@@ -153,8 +148,8 @@ dmn_listen_parse(const char *spec, struct dmn_listen *l, char *why,
 	a = strncmp(spec, "inet:", 5) == 0 ? spec + 5 : spec;
 	if ((colon = strrchr(a, ':')) == NULL || !parse_port(colon + 1,
 	    &s4->sin_port)) {
-		snprintf(why, whylen, "listen %s: expected inet:ADDR:PORT, "
-		    "inet:[ADDR]:PORT or unix:/PATH", spec);
+		snprintf(why, whylen, "expected inet:ADDR:PORT, "
+		    "inet:[ADDR]:PORT or unix:/PATH");
 		return false;
 	}
 	hl = (size_t)(colon - a);
@@ -163,7 +158,8 @@ dmn_listen_parse(const char *spec, struct dmn_listen *l, char *why,
 		hl -= 2;
 	}
 	if (hl == 0 || hl >= sizeof(host)) {
-		snprintf(why, whylen, "listen %s: bad address", spec);
+		snprintf(why, whylen, "expected inet:ADDR:PORT, "
+		    "inet:[ADDR]:PORT or unix:/PATH");
 		return false;
 	}
 	memcpy(host, a, hl);
@@ -176,8 +172,7 @@ dmn_listen_parse(const char *spec, struct dmn_listen *l, char *why,
 		s6->sin6_family = AF_INET6;
 		l->sslen = sizeof(*s6);
 	} else {
-		snprintf(why, whylen, "listen %s: %s is not a numeric address",
-		    spec, host);
+		snprintf(why, whylen, "%s is not a numeric IP address", host);
 		return false;
 	}
 	return true;

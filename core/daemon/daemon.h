@@ -52,7 +52,8 @@ struct dmn_listen {
 	struct timespec ctim;		/* inode numbers are reused */
 };
 
-/* dmn_listen_parse - check and split spec; false with why set */
+/* dmn_listen_parse - check and split spec; false with why set (what is
+ * wrong, without the spec: callers name it) */
 bool dmn_listen_parse(const char *spec, struct dmn_listen *l, char *why,
     size_t whylen);
 /* dmn_listen_bind - bind and listen (non-blocking, close-on-exec).  A unix
