@@ -451,6 +451,38 @@ else
 	e2e_ok reads-seen
 fi
 
+# a client on another host (here: another network namespace over a veth
+# pair): the relay cannot see its reads, says so once, and paces by time
+ns_pid=
+if ip link add rly-a type veth peer name rly-b 2>/dev/null; then
+	unshare -n sleep 60 &
+	ns_pid=$!
+	pids+=($ns_pid)
+	sleep 0.2
+	ip link set rly-b netns "$ns_pid" &&
+	    ip addr add 10.251.0.1/24 dev rly-a && ip link set rly-a up &&
+	    nsenter -t "$ns_pid" -n ip addr add 10.251.0.2/24 dev rly-b &&
+	    nsenter -t "$ns_pid" -n ip link set rly-b up || ns_pid=
+fi
+if [ -n "$ns_pid" ]; then
+	conf "$W/relay5.conf" $((PORT2 + 3)) 25
+	sed -i "s|^listen .*|listen 10.251.0.1:$((PORT2 + 3))|" "$W/relay5.conf"
+	"$relay" -d -c "$W/relay5.conf" >"$W/relay5.log" 2>&1 &
+	pids+=($!)
+	e2e_wait 10 sh -c "ss -Hltn 'src 10.251.0.1:$((PORT2 + 3))' | grep -q LISTEN"
+	sed 's/"127\.0\.0\.1"/"10.251.0.1"/' "$W/reads.py" >"$W/reads-remote.py"
+	out=$(nsenter -t "$ns_pid" -n "$PY" "$W/reads-remote.py" $((PORT2 + 3)) 2>&1)
+	n=$(grep -c 'cannot see whether the LMTP client' "$W/relay5.log")
+	if [ "$n" = 1 ] && grep -q '^[0-9]:250' <<<"$out"; then
+		e2e_ok remote-client-paced-by-time
+	else
+		e2e_notok remote-client-paced-by-time "$n warnings; reads: $out"
+	fi
+	ip link del rly-a 2>/dev/null
+else
+	e2e_notok remote-client-paced-by-time "cannot make a veth pair"
+fi
+
 # SIGHUP reloads, the relay keeps serving
 kill -HUP "${pids[0]}"
 sleep 0.5
