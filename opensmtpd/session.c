@@ -443,6 +443,8 @@ reply_pace(struct session *s, uint64_t end)
 	unsigned nap_us = 200;
 	int r, outq;
 
+	if (mono_ms() >= end)
+		return;		/* said once already: the client is stuck */
 	while ((r = peer_read_all(&s->peer, s->fd, s->sent)) == 0) {
 		if (mono_ms() >= end) {
 			relay_log(LOG_WARNING, "the client did not read a "
