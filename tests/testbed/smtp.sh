@@ -64,10 +64,13 @@ up() {
 	rm -f "$S/ready"
 	"$PY" "$TB/smtp/receiver.py" --mail-dir "$S/mail" --pki "$RUN/pki" \
 	    --ready "$S/ready" >"$S/receiver.log" 2>&1 &
-	echo $! > "$PIDFILE"
+	started=$!
+	echo "$started" > "$PIDFILE"
 	i=0
 	until [ -f "$S/ready" ] && listening; do
-		if ! running; then
+		# kill -0, not running(): until the child has exec'd python3
+		# its command line is still the shell's
+		if ! kill -0 "$started" 2>/dev/null; then
 			cat "$S/receiver.log" >&2
 			rm -f "$PIDFILE"
 			die "receivers did not start"
