@@ -140,6 +140,10 @@ enum tlsa_check {
  * out->data).  Returns TLSA_USABLE/UNUSABLE/MALFORMED; *why on failure. */
 enum tlsa_check tlsa_parse(const unsigned char *rdata, size_t len,
     struct danests_tlsa *out, const char **why);
+/* tlsa_usable - the same classification for a record already split (the
+ * verify layer checks every record it is handed, wherever it came from). */
+enum tlsa_check tlsa_usable(uint8_t usage, uint8_t selector, uint8_t mtype,
+    const unsigned char *data, size_t dlen, const char **why);
 
 /*
  * sts_txt.c - "_mta-sts" TXT record (RFC 8461 3.1).

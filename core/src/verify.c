@@ -158,7 +158,16 @@ verify_prepare_dane(SSL *ssl, const struct danests_host *host, char *why,
 
 	for (i = 0; i < host->ntlsa; i++) {
 		const struct danests_tlsa *t = &host->tlsa[i];
+		const char *unusable;
 
+		/* Only DANE-TA(2) and DANE-EE(3) records with known
+		 * parameters reach OpenSSL, whatever the host's list holds
+		 * (e.g. a decision read back from the cache): a PKIX-TA(0)
+		 * or PKIX-EE(1) record would make the CA store a trust
+		 * anchor (RFC 7672 3.1.3). */
+		if (tlsa_usable(t->usage, t->selector, t->mtype, t->data,
+		    t->len, &unusable) != TLSA_USABLE)
+			continue;
 		/* A record OpenSSL rejects (0) or cannot parse (< 0) is
 		 * left out: fewer records can only make the match
 		 * stricter (RFC 7672 2.2: unusable records are ignored). */
@@ -169,8 +178,8 @@ verify_prepare_dane(SSL *ssl, const struct danests_host *host, char *why,
 	}
 	ERR_clear_error();
 	if (added == 0) {
-		why_set(why, whylen, "no TLSA record of %s usable by OpenSSL",
-		    host->name);
+		why_set(why, whylen, "no usable TLSA record for %s "
+		    "(RFC 7672 3.1)", host->name);
 		return DANESTS_PERM;
 	}
 	/* DANE is mandatory for this host: the handshake fails when no
