@@ -29,10 +29,8 @@
  * cache (the refresh); the time is kept in "meta" so that every process
  * knows, through cache_was_rebuilt, that policies may have been lost, and
  * a process still holding the old file moves to the new one at its next
- * transaction.  Damage that appears while a process has the file open is
- * found at the next open or refresh; until then a point read that meets it
- * reports DANESTS_TEMP (checksum) or, where LMDB follows a damaged page
- * number, may still fault.
+ * transaction.  Damage written while a process has the file open is
+ * found before its next transaction (see "Damage" below).
  *
  * The shared directory's owner and modes, the refusal of one that others
  * could write, and the full-disk case: see "Shared state" below.
@@ -106,6 +104,9 @@ struct cache {
 	dev_t data_dev;		/* data.mdb as checked and opened */
 	ino_t data_ino;
 	struct account acct;	/* as looked up at that open */
+	struct stat seen;	/* data.mdb as last known sound here */
+	bool has_seen;
+	bool shared;		/* the directory is the service group's */
 	time_t rebuilt_at;	/* 0: never rebuilt */
 	char dir[PATH_MAX];
 };
@@ -780,11 +781,17 @@ files_prepare(struct cache *c, int dfd, const struct account *a,
  * means damage, and the environment takes the rebuild path, as a bad
  * header does.  The verdict is kept in "verified" for the data file's
  * device, inode, size and modification time: Exim opens the cache in every
- * delivery process, and only the first opener after a change (another
- * writer, or damage) pays for the walk.  A writer whose data file was
- * verified before its commit carries the verdict over to the state after
- * it.  The daemons' refresh (cache_sts_each) walks again unconditionally,
- * which also catches damage that did not change the file's times.
+ * delivery process, and only the first opener after a change pays for the
+ * walk.  A writer whose data file was verified before its commit carries
+ * the verdict over to the state after it, holding mark.lock from before
+ * its commit until the verdict is written.  Before every transaction a
+ * process compares the file with the state it last knew sound; a change
+ * that no verdict covers (damage written into the file) is walked before
+ * anything is read.  The daemons' refresh (cache_sts_each) walks again
+ * unconditionally, which also catches damage that did not change the
+ * file's times (below the file system).  What remains: damage within the
+ * time stamp granularity (a jiffy) of a verified state of equal size, and
+ * damage between the check and the read.
  */
 #define CACHE_WALK_SECONDS 30	/* bound on one walk */
 
@@ -1007,6 +1014,16 @@ env_walk(const char *dir, char *why, size_t whylen)
 	return ETIMEDOUT;
 }
 
+/* same_state - do two stats show the same contents of data.mdb? */
+static bool
+same_state(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	    a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
 /* mark_text - the verdict's key for a data file */
 static void
 mark_text(const struct stat *st, char *buf, size_t len)
@@ -1075,9 +1092,7 @@ env_verify(struct cache *c, int dfd, const struct account *a,
 	if ((rc = env_walk(c->dir, why, whylen)) != 0)
 		return rc;
 	if (fstatat(dfd, "data.mdb", &after, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    after.st_ino == st->st_ino && after.st_size == st->st_size &&
-	    after.st_mtim.tv_sec == st->st_mtim.tv_sec &&
-	    after.st_mtim.tv_nsec == st->st_mtim.tv_nsec)
+	    same_state(&after, st))
 		mark_set(dfd, a, st);
 	return 0;
 }
@@ -1154,6 +1169,9 @@ env_open(struct cache *c, bool locked, char *why, size_t whylen)
 	c->env = env;
 	c->pid = getpid();
 	c->acct = a;
+	c->seen = data;		/* verified, or new */
+	c->has_seen = true;
+	c->shared = shared;
 	/* slots left by readers that died (Exim processes are killed) */
 	(void)mdb_reader_check(env, NULL);
 	if ((rc = dbis_open(c)) != 0) {
@@ -1364,14 +1382,131 @@ cache_rebuilt_at(const struct cache *c)
 	return c != NULL ? c->rebuilt_at : 0;
 }
 
-/* txn_begin - begin a transaction, adopting a map grown elsewhere */
+/* env_drop - let go of the environment in use */
+static void
+env_drop(struct cache *c)
+{
+	if (c->env != NULL && c->pid == getpid())
+		mdb_env_close(c->env);
+	else
+		env_forget(c);
+	c->env = NULL;
+}
+
+/* dir_fd - the cache directory, for the verdict file */
 static int
-txn_begin(struct cache *c, unsigned flags, MDB_txn **txn)
+dir_fd(const struct cache *c)
+{
+	return open(c->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* cache_check - walk the data file in use in a child (see env_verify);
+ * when it is damaged, move it aside and rebuild it.  0: sound (and
+ * recorded); 1: rebuilt, why says so; -1: unusable, why says why */
+static int
+cache_check(struct cache *c, char *why, size_t whylen)
+{
+	struct stat st, after;
+	int rc, lockfd, fd, dfd;
+
+	if ((rc = cache_ready(c)) != 0) {
+		why_set(why, whylen, "cache: read: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if (mdb_env_get_fd(c->env, &fd) != 0 || fstat(fd, &st) < 0) {
+		why_set(why, whylen, "cache: %s/data.mdb: %s", c->dir,
+		    strerror(errno));
+		return -1;
+	}
+	if ((rc = env_walk(c->dir, why, whylen)) == 0) {
+		if (fstat(fd, &after) == 0 && same_state(&st, &after)) {
+			c->seen = st;
+			c->has_seen = true;
+			if ((dfd = dir_fd(c)) >= 0) {
+				mark_set(dfd, &c->acct, &st);
+				close(dfd);
+			}
+		}
+		return 0;
+	}
+	if (rc != MDB_CORRUPTED)
+		return -1;
+	if ((lockfd = rebuild_lock(c, LOCK_EX, why, whylen)) < 0)
+		return -1;
+	/* another process may have rebuilt it meanwhile */
+	env_drop(c);
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	if ((rc = env_walk(c->dir, why, whylen)) == 0)
+		rc = env_open(c, true, why, whylen);
+	else if (rc == MDB_CORRUPTED)
+		rc = env_rebuild(c, time(NULL), why, whylen);
+	close(lockfd);
+	if (rc != 0 && why != NULL && whylen > 0 && why[0] == '\0')
+		why_set(why, whylen, "cache: rebuild %s: %s", c->dir,
+		    mdb_strerror(rc));
+	return rc == 0 ? 1 : -1;
+}
+
+/* mark_lock - take mark.lock: LOCK_EX around a commit and the verdict
+ * carried over to it, LOCK_SH to read a verdict; the descriptor, or -1
+ * (then the reader may walk once more than needed) */
+static int
+mark_lock(struct cache *c, int dfd, int op)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = file_open(c, dfd, "mark.lock", O_RDWR, &c->acct, c->shared,
+	    &st, NULL, 0)) < 0)
+		return -1;
+	while (flock(fd, op) < 0)
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	return fd;
+}
+
+/* cache_guard - before a transaction: a data file that changed since this
+ * process last knew it sound, and that no one recorded as sound, is walked
+ * first, so that damage that changed the file takes the rebuild path
+ * before a read meets it.  0, or an error */
+static int
+cache_guard(struct cache *c)
+{
+	struct stat st;
+	bool known;
+	int fd, dfd, lfd;
+
+	if (mdb_env_get_fd(c->env, &fd) != 0 || fstat(fd, &st) < 0)
+		return EIO;
+	if (c->has_seen && same_state(&st, &c->seen))
+		return 0;
+	known = false;
+	if ((dfd = dir_fd(c)) >= 0) {
+		/* no writer is between its commit and its verdict now */
+		lfd = mark_lock(c, dfd, LOCK_SH);
+		known = fstat(fd, &st) == 0 &&
+		    mark_matches(dfd, &c->acct, &st);
+		if (lfd >= 0)
+			close(lfd);
+		close(dfd);
+	}
+	if (known) {
+		c->seen = st;
+		c->has_seen = true;
+		return 0;
+	}
+	return cache_check(c, NULL, 0) < 0 ? EIO : 0;
+}
+
+/* txn_start - begin a transaction, adopting a map grown elsewhere */
+static int
+txn_start(struct cache *c, unsigned flags, MDB_txn **txn)
 {
 	int rc, tries;
 
-	if ((rc = cache_ready(c)) != 0)
-		return rc;
 	for (tries = 0; tries < 3; tries++) {
 		rc = mdb_txn_begin(c->env, NULL, flags, txn);
 		if (rc == MDB_MAP_RESIZED)
@@ -1384,6 +1519,17 @@ txn_begin(struct cache *c, unsigned flags, MDB_txn **txn)
 			return rc;
 	}
 	return MDB_READERS_FULL;
+}
+
+/* txn_begin - txn_start on a ready and guarded environment */
+static int
+txn_begin(struct cache *c, unsigned flags, MDB_txn **txn)
+{
+	int rc;
+
+	if ((rc = cache_ready(c)) != 0 || (rc = cache_guard(c)) != 0)
+		return rc;
+	return txn_start(c, flags, txn);
 }
 
 /* cache_grow - double the map after MDB_MAP_FULL, up to CACHE_MAP_MAX */
@@ -1443,25 +1589,35 @@ cache_write(struct cache *c, struct write_op *op)
 {
 	MDB_txn *txn;
 	struct stat st;
-	int rc, tries, fd, dfd = -1;
+	int rc, tries, fd, dfd, lfd = -1;
 	bool carry;
 
+	if ((rc = cache_ready(c)) != 0 || (rc = cache_guard(c)) != 0)
+		return rc;
+	/* mark.lock is taken before LMDB's write lock and never held while
+	 * waiting for another lock but that one */
+	if ((dfd = dir_fd(c)) >= 0)
+		lfd = mark_lock(c, dfd, LOCK_EX);
 	for (tries = 0; tries < 8; tries++) {
-		if ((rc = txn_begin(c, 0, &txn)) != 0)
+		if ((rc = txn_start(c, 0, &txn)) != 0)
 			break;
-		carry = mdb_env_get_fd(c->env, &fd) == 0 &&
-		    fstat(fd, &st) == 0 && (dfd >= 0 || (dfd = open(c->dir,
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0) &&
-		    mark_matches(dfd, &c->acct, &st);
+		carry = dfd >= 0 && mdb_env_get_fd(c->env, &fd) == 0 &&
+		    fstat(fd, &st) == 0 && ((c->has_seen &&
+		    same_state(&st, &c->seen)) ||
+		    mark_matches(dfd, &c->acct, &st));
 		if ((rc = write_apply(txn, op)) == 0)
 			rc = mdb_txn_commit(txn);
 		else
 			mdb_txn_abort(txn);
-		if (rc == 0 && carry && fstat(fd, &st) == 0)
+		if (rc == 0 && carry && fstat(fd, &st) == 0) {
 			mark_set(dfd, &c->acct, &st);
+			c->seen = st;
+		}
 		if (rc != MDB_MAP_FULL || cache_grow(c) < 0)
 			break;
 	}
+	if (lfd >= 0)
+		close(lfd);
 	if (dfd >= 0)
 		close(dfd);
 	return rc;
@@ -1661,49 +1817,6 @@ snapshot(struct cache *c, MDB_dbi *dbi, struct raw_kv **out, size_t *n)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* env_drop - let go of the environment in use */
-static void
-env_drop(struct cache *c)
-{
-	if (c->env != NULL && c->pid == getpid())
-		mdb_env_close(c->env);
-	else
-		env_forget(c);
-	c->env = NULL;
-}
-
-/* cache_check - before a walk of the whole cache in this process (the
- * refresh, "cache list"): walk it in a child first; when it is damaged,
- * move it aside and rebuild it.  0: sound; -1: rebuilt or unusable, why
- * says which */
-static int
-cache_check(struct cache *c, char *why, size_t whylen)
-{
-	int rc, lockfd;
-
-	if ((rc = cache_ready(c)) != 0) {
-		why_set(why, whylen, "cache: read: %s", mdb_strerror(rc));
-		return -1;
-	}
-	if ((rc = env_walk(c->dir, why, whylen)) == 0)
-		return 0;
-	if (rc != MDB_CORRUPTED)
-		return -1;
-	if ((lockfd = rebuild_lock(c, LOCK_EX, why, whylen)) < 0)
-		return -1;
-	/* another process may have rebuilt it meanwhile */
-	env_drop(c);
-	if ((rc = env_walk(c->dir, why, whylen)) == 0)
-		rc = env_open(c, true, why, whylen);
-	else if (rc == MDB_CORRUPTED)
-		rc = env_rebuild(c, time(NULL), why, whylen);
-	close(lockfd);
-	if (rc != 0 && why != NULL && whylen > 0 && why[0] == '\0')
-		why_set(why, whylen, "cache: rebuild %s: %s", c->dir,
-		    mdb_strerror(rc));
-	return -1;
-}
-
 /* snapshot_free - release a snapshot */
 static void
 snapshot_free(struct raw_kv *kv, size_t n)
@@ -1729,7 +1842,7 @@ cache_sts_each(struct cache *c, cache_sts_each_fn *fn, void *arg, char *why,
 	size_t n, i, len, bad = 0;
 	int rc, stop = 0;
 
-	if (cache_check(c, why, whylen) < 0)
+	if (cache_check(c, why, whylen) != 0)
 		return DANESTS_TEMP;
 	if ((rc = cache_ready(c)) != 0 ||
 	    (rc = snapshot(c, &c->sts, &kv, &n)) != 0) {
@@ -1771,7 +1884,7 @@ cache_decision_each(struct cache *c, cache_decision_each_fn *fn, void *arg,
 	time_t expires;
 	int rc, stop = 0;
 
-	if (cache_check(c, why, whylen) < 0)
+	if (cache_check(c, why, whylen) != 0)
 		return DANESTS_TEMP;
 	if ((rc = cache_ready(c)) != 0 ||
 	    (rc = snapshot(c, &c->dec, &kv, &n)) != 0) {

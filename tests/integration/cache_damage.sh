@@ -6,7 +6,9 @@
 #  - damage-cli: `danests cache list --json` in a fresh process (what a
 #    daemon, the tool or an Exim delivery does at open);
 #  - damage-live: a process that had the cache open when it was damaged
-#    walks it as the daemons' refresh does.
+#    walks it as the daemons' refresh does;
+#  - damage-live-get: such a process looks each entry up, as a decision
+#    does.
 # No run may die from a signal, and each must give the right answer (the
 # damage hit unused bytes) or take the rebuild path (moved aside, rebuilt
 # empty, known as rebuilt); a wrong answer or a bare error fails.
@@ -72,24 +74,26 @@ for seed in $(seq 1 "$runs"); do
 done
 report damage-cli $right $rebuilt $bad
 
-right=0 rebuilt=0 bad=0
-for seed in $(seq 1 "$runs"); do
-	rm -rf "$tmp/d"
-	cp -a "$tmp/pristine" "$tmp/d"
-	"$writer" "$tmp/d" live "$seed" "$count" a >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	if [ $rc -eq 0 ] && grep -q "every entry right" "$tmp/out"; then
-		right=$((right + 1))
-	elif [ $rc -eq 0 ] && grep -q "rebuilt" "$tmp/out"; then
-		rebuilt=$((rebuilt + 1))
-	else
-		bad=$((bad + 1))
-		[ $rc -gt 128 ] && echo "# seed $seed: killed by signal" \
-		    "$((rc - 128))" || echo "# seed $seed: exit $rc," \
-		    "$(head -c 200 "$tmp/err" | tr -cd "[:print:]")"
-		grep '^# damaged' "$tmp/out" | sed 's/^/#   /'
-	fi
+for mode in live live-get; do
+	right=0 rebuilt=0 bad=0
+	for seed in $(seq 1 "$runs"); do
+		rm -rf "$tmp/d"
+		cp -a "$tmp/pristine" "$tmp/d"
+		"$writer" "$tmp/d" "$mode" "$seed" "$count" a >"$tmp/out" 2>"$tmp/err"
+		rc=$?
+		if [ $rc -eq 0 ] && grep -q "every entry right" "$tmp/out"; then
+			right=$((right + 1))
+		elif [ $rc -eq 0 ] && grep -q "rebuilt" "$tmp/out"; then
+			rebuilt=$((rebuilt + 1))
+		else
+			bad=$((bad + 1))
+			[ $rc -gt 128 ] && echo "# seed $seed: killed by signal" \
+			    "$((rc - 128))" || echo "# seed $seed: exit $rc," \
+			    "$(head -c 200 "$tmp/err" | tr -cd "[:print:]")"
+			grep '^# damaged' "$tmp/out" | sed 's/^/#   /'
+		fi
+	done
+	report "damage-$mode" $right $rebuilt $bad
 done
-report damage-live $right $rebuilt $bad
 
 [ "$fail" -eq 0 ]

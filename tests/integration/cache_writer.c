@@ -18,6 +18,9 @@
  *		does and walk it as the refresh does.  Exit 0 when the walk
  *		gives every entry right or the cache was rebuilt, 1 when it
  *		gives a wrong answer; a signal is the failure to find.
+ *	cache_writer DIR live-get SEED COUNT PREFIX
+ *		the same, with a lookup of each entry (as a decision does)
+ *		instead of the walk.
  *
  * What check demands, per prefix: the cache opens without a rebuild;
  * every entry decodes and its fields agree with its (round, index); the
@@ -385,6 +388,75 @@ do_live(const char *dir, unsigned long seed, long count, const char *prefix)
 	return rc;
 }
 
+/* do_live_get - point lookups of a process that had the cache open when
+ * it was damaged: each right, or the cache rebuilt */
+static int
+do_live_get(const char *dir, unsigned long seed, long count,
+    const char *prefix)
+{
+	struct cache *c;
+	struct cache_sts e, want;
+	char why[DANESTS_WHY_MAX] = "", dom[128], json[128], *got;
+	danests_status st;
+	long i, right = 0, missing = 0;
+	int rc = 0;
+
+	if (cache_open(dir, &c, why, sizeof(why)) != DANESTS_OK) {
+		fprintf(stderr, "live-get: open: %s\n", why);
+		return 1;
+	}
+	snprintf(dom, sizeof(dom), "%s0.example", prefix);
+	if (cache_sts_get(c, dom, &e, why, sizeof(why)) != DANESTS_OK) {
+		fprintf(stderr, "live-get: read before the damage: %s\n", why);
+		cache_close(c);
+		return 1;
+	}
+	cache_sts_clear(&e);
+	if (damage(dir, seed) != 0) {
+		cache_close(c);
+		return 1;
+	}
+	for (i = 0; i < count && rc == 0; i++) {
+		snprintf(dom, sizeof(dom), "%s%ld.example", prefix, i);
+		fields(&want, 1, i, prefix);
+		st = cache_sts_get(c, dom, &e, why, sizeof(why));
+		if (st == DANESTS_OK) {
+			if (!same_entry(&e, &want)) {
+				fprintf(stderr, "live-get: %s: wrong policy\n",
+				    dom);
+				rc = 1;
+			}
+			cache_sts_clear(&e);
+		}
+		if (st == DANESTS_OK && rc == 0) {
+			snprintf(json, sizeof(json), "{\"r\":1,\"i\":%ld}", i);
+			st = cache_decision_get(c, dom, 1, &got, why,
+			    sizeof(why));
+			if (st == DANESTS_OK && strcmp(got, json) != 0) {
+				fprintf(stderr, "live-get: %s: wrong decision "
+				    "%s\n", dom, got);
+				rc = 1;
+			}
+			free(got);
+		}
+		if (rc != 0)
+			break;
+		if (st == DANESTS_OK)
+			right++;
+		else if (!cache_was_rebuilt(c)) {
+			fprintf(stderr, "live-get: %s: %s without a rebuild: "
+			    "%s\n", dom, st == DANESTS_NOTFOUND ? "not found" :
+			    "error", why);
+			rc = 1;
+		} else
+			missing++;
+	}
+	if (rc == 0)
+		printf(missing ? "# rebuilt\n" : "# every entry right\n");
+	cache_close(c);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -397,6 +469,9 @@ main(int argc, char **argv)
 		return damage(argv[1], strtoul(argv[3], NULL, 10));
 	if (argc == 6 && strcmp(argv[2], "live") == 0)
 		return do_live(argv[1], strtoul(argv[3], NULL, 10),
+		    strtol(argv[4], NULL, 10), argv[5]);
+	if (argc == 6 && strcmp(argv[2], "live-get") == 0)
+		return do_live_get(argv[1], strtoul(argv[3], NULL, 10),
 		    strtol(argv[4], NULL, 10), argv[5]);
 	if (argc < 6 || (strcmp(argv[2], "write") == 0 && argc != 6) ||
 	    (strcmp(argv[2], "check") == 0 && (argc - 5) % 2 != 0)) {
