@@ -11,6 +11,11 @@
  *   - a TXT lookup that fails (bogus, SERVFAIL, timeout) with nothing
  *     cached is reported as STS_DNS_FAIL: the engine then refuses the
  *     hosts DANE does not protect instead of reading it as "no policy";
+ *     so is a failed address lookup of the policy host (bogus, or a
+ *     timeout or error that leaves no address): the fetch was never
+ *     tried, so RFC 8461 3.3's "no policy after a failed fetch" does not
+ *     apply; a policy host without addresses (NXDOMAIN, NODATA) is a
+ *     fetch failure;
  *   - mode none replaces a cached policy; expired entries are removed.
  */
 #include "danests-internal.h"
@@ -150,6 +155,26 @@ failed(struct sts_req *q, const char *reason, const char *detail)
 	no_policy(q, reason, detail);
 }
 
+/* dns_failed - the policy host's address lookup failed: with a cached
+ * policy keep it, else a policy may exist but can't be fetched now
+ * (STS_DNS_FAIL, as for the TXT lookup) */
+static void
+dns_failed(struct sts_req *q, const char *r, const struct dns_answer *ans)
+{
+	char err[DANESTS_WHY_MAX];
+
+	snprintf(err, sizeof(err), "%s: %s address lookup: %s", r, q->host,
+	    ans ? ans->why : "out of memory");
+	if (q->have_cache) {
+		use_cached(q, err);
+		return;
+	}
+	q->res.state = STS_DNS_FAIL;
+	q->res.fail_reason = r;
+	strlcpy(q->res.error, err, sizeof(q->res.error));
+	finish(q);
+}
+
 /* fetching_link - note a lookup waiting on the fetcher */
 static void
 fetching_link(struct sts_req *q)
@@ -248,12 +273,27 @@ host_done(struct sts_req *q)
 			n++;
 		}
 	}
-	if ((q->a && q->a->rcode == DNS_R_SERVFAIL) ||
-	    (q->aaaa && q->aaaa->rcode == DNS_R_SERVFAIL)) {
-		failed(q, "sts-policy-fetch-error",
-		    "policy host address lookup failed DNSSEC validation");
-		return;
-	}
+	/*
+	 * A lookup of the policy host that failed says nothing about the
+	 * host: it is a DNS failure like a failed TXT lookup, never "the
+	 * host has no address" (which, on first contact, would read as no
+	 * policy under RFC 8461 3.3).  Bogus is bogus even when the other
+	 * family answered; a timeout or error matters only when no address
+	 * is left to fetch from.
+	 */
+	for (k = 0; k < 2; k++)
+		if (as[k] == NULL || as[k]->rcode == DNS_R_SERVFAIL) {
+			dns_failed(q, as[k] ? R_DNSSEC_INVALID : R_DNS_ERROR,
+			    as[k]);
+			return;
+		}
+	for (k = 0; n == 0 && k < 2; k++)
+		if (as[k]->rcode == DNS_R_TIMEOUT ||
+		    as[k]->rcode == DNS_R_ERROR) {
+			dns_failed(q, as[k]->rcode == DNS_R_TIMEOUT ?
+			    R_DNS_TIMEOUT : R_DNS_ERROR, as[k]);
+			return;
+		}
 	if (n == 0) {
 		failed(q, "sts-policy-fetch-error", q->a && q->a->rcode ==
 		    DNS_R_NXDOMAIN ? "policy host does not exist" :
@@ -298,7 +338,7 @@ addr_cb(void *arg, struct dns_answer *ans)
 	if (!q->done && q->a != NULL && q->aaaa != NULL)
 		host_done(q);
 	else if (!q->done && ans == NULL)
-		failed(q, "sts-policy-fetch-error", "out of memory");
+		dns_failed(q, R_DNS_ERROR, NULL);
 	req_unref(q);
 }
 

@@ -7,7 +7,8 @@
 # NXDOMAIN or "no record": each domain must be tempfail with a DNS
 # reason (dns-error; dns-timeout where the reply is too short to be DNS
 # at all), never permfail; a host whose TLSA or address lookup gets such
-# a reply is skipped.  The control "nx" (a proper NXDOMAIN) must be
+# a reply is skipped, and so is a host left without MTA-STS because the
+# policy host's address lookup failed.  The control "nx" (a proper NXDOMAIN) must be
 # permfail, so the resolver is known to answer.  Once more through the
 # `resolver` key of a configuration file.
 #
@@ -45,7 +46,7 @@ result() {
 kinds="noq-nx noq-noerror other-nx ad-other type-nx class-nx twoq-nx garbage
  short hdr-only trailing tc-nx qr0-nx ancount"
 domains=""
-for k in $kinds tiny nx tlsa-noq addr-noq; do
+for k in $kinds tiny nx tlsa-noq addr-noq stshost-noq stshost-tiny; do
 	domains="$domains $k.hostile.test"
 done
 
@@ -83,6 +84,19 @@ for k in tlsa-noq addr-noq; do
 	    join(","))"' "$tmp/all.jsonl" 2>/dev/null)
 	want="tempfail mx.$k.hostile.test skip dns-error"
 	result "hostile-$k" "$([ "$got" = "$want" ]; echo $?)" \
+	    "got '$got', want '$want'"
+done
+# A valid _mta-sts TXT record, then the policy host's address lookup
+# misses its question or times out: a DNS failure (a policy may exist),
+# so the host DANE does not protect is skipped, never "may" as for a
+# policy host without address.
+for k in stshost-noq:dns-error stshost-tiny:dns-timeout; do
+	d=${k%%:*}.hostile.test
+	got=$(jq -r --arg d "$d" 'select(.domain == $d) |
+	    "\(.verdict) \(.hosts | map("\(.name) \(.policy) \(.reason)") |
+	    join(","))"' "$tmp/all.jsonl" 2>/dev/null)
+	want="tempfail mx.$d skip ${k#*:}"
+	result "hostile-${k%%:*}" "$([ "$got" = "$want" ]; echo $?)" \
 	    "got '$got', want '$want'"
 done
 got=$(verdict nx.hostile.test)

@@ -298,6 +298,25 @@ def h_reply(kind, q, base):
     ques = q[12:end]
     qname = wire(labels)
     other = wire([b"gmail", b"com"])
+    if kind in ("stshost-noq", "stshost-tiny"):
+        # Proper secure MX (mx.DOMAIN, A 127.10.2.1, no AAAA, no TLSA)
+        # and _mta-sts TXT; the policy host's address lookups get noq-nx
+        # or tiny (a DNS error, a timeout).
+        if labels[:1] == [b"mta-sts"] and qtype in (T_A, T_AAAA):
+            if kind == "stshost-tiny":
+                return qid + b"\x81"
+            return reply(qid, rd, AD, NXDOMAIN, [])
+        if qtype == T_MX and labels == base:
+            mx = b"\0\x0a" + wire([b"mx"] + base)
+            return reply(qid, rd, AD, 0, [ques], rr(qname, T_MX, mx), an=1)
+        if qtype == T_TXT and labels[:1] == [b"_mta-sts"]:
+            txt = b"v=STSv1; id=1"
+            return reply(qid, rd, AD, 0, [ques],
+                         rr(qname, T_TXT, bytes([len(txt)]) + txt), an=1)
+        if qtype == T_A and labels[:1] == [b"mx"]:
+            return reply(qid, rd, AD, 0, [ques],
+                         rr(qname, T_A, bytes([127, 10, 2, 1])), an=1)
+        return reply(qid, rd, AD, 0, [ques])
     if kind in ("tlsa-noq", "addr-noq"):
         # Proper secure answers for the domain's MX (mx.DOMAIN) and, for
         # tlsa-noq, its address; the next lookup gets noq-nx.
@@ -368,7 +387,7 @@ def hostile(q):
 HOSTILE = ("nx", "noq-nx", "noq-noerror", "other-nx", "ad-other", "type-nx",
            "class-nx", "twoq-nx", "garbage", "short", "hdr-only", "tiny",
            "trailing", "tc-nx", "qr0-nx", "ancount", "tlsa-noq",
-           "addr-noq")
+           "addr-noq", "stshost-noq", "stshost-tiny")
 
 def answer(mode, q):
     return refused(q) if mode == "refuse" else hostile(q)
