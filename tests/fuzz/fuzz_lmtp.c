@@ -2,7 +2,11 @@
  * fuzz_lmtp.c - libFuzzer target: LMTP command lines as danests-relay
  * parses them (opensmtpd/lmtp_parse.c), line by line.
  */
-#include "../../opensmtpd/lmtp_parse.c"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmtp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

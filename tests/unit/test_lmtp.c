@@ -10,8 +10,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-/* the parser is part of the relay, not of the core library */
-#include "../../opensmtpd/lmtp_parse.c"
+/* the parser is part of the relay, not of the core library: it is
+ * linked from opensmtpd/ (lmtp_dep) */
+#include "lmtp.h"
 
 struct lmtp_case {
 	const char *name;
