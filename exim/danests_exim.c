@@ -101,6 +101,8 @@ exim_yield(uschar **yield, int rc, const char *s)
 }
 
 /* exim_fail - a non-forced failure with a message; the router defers */
+static int exim_fail(uschar **yield, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int
 exim_fail(uschar **yield, const char *fmt, ...)
 {

@@ -145,9 +145,13 @@ fi
 
 if want fuzz && [ "$FUZZ_SECONDS" != 0 ]; then
 	note "fuzzers ($FUZZ_SECONDS s each, ASan+UBSan)"
+	# Warnings are errors here too (clang sees what gcc does not).
 	if [ ! -d build-fuzz ]; then
-		CC=clang meson setup build-fuzz -Dfuzz=true \
+		CC=clang meson setup build-fuzz -Dfuzz=true -Dwerror=true \
 		    -Db_sanitize=address,undefined -Db_lundef=false \
+		    >"$logdir/fuzz-setup.log" 2>&1
+	else
+		meson configure build-fuzz -Dwerror=true \
 		    >"$logdir/fuzz-setup.log" 2>&1
 	fi
 	if ninja -C build-fuzz >"$logdir/fuzz-build.log" 2>&1; then
