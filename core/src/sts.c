@@ -163,8 +163,8 @@ dns_failed(struct sts_req *q, const char *r, const struct dns_answer *ans)
 {
 	char err[DANESTS_WHY_MAX];
 
-	snprintf(err, sizeof(err), "%s: %s address lookup: %s", r, q->host,
-	    ans ? ans->why : "out of memory");
+	snprintf(err, sizeof(err), "%s: %.100s address lookup: %.100s", r,
+	    q->host, ans ? ans->why : "out of memory");
 	if (q->have_cache) {
 		use_cached(q, err);
 		return;
