@@ -745,6 +745,7 @@ static int
 files_prepare(struct cache *c, int dfd, const struct account *a,
     bool shared, struct stat *data, char *why, size_t whylen)
 {
+	char path[PATH_MAX];
 	struct stat st;
 	int fd, rc;
 
@@ -754,8 +755,22 @@ files_prepare(struct cache *c, int dfd, const struct account *a,
 	c->data_dev = data->st_dev;
 	c->data_ino = data->st_ino;
 	close(fd);
-	/* nothing else of this process has lock.mdb open here, so closing
-	 * this descriptor drops no fcntl lock of an environment */
+	/*
+	 * LMDB keeps fcntl locks on lock.mdb, and closing any descriptor of
+	 * it drops them for the whole process (one that, against LMDB's
+	 * rules, has a second environment open on it): open it only when it
+	 * lacks its blocks or its shared owner and mode.
+	 */
+	if (fstatat(dfd, "lock.mdb", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_size >= CACHE_LOCK_SIZE &&
+	    (off_t)st.st_blocks * 512 >= st.st_size && (!shared ||
+	    ((st.st_mode & 07777) == 0660 && st.st_gid == a->gid &&
+	    !(geteuid() == 0 && a->has_uid && st.st_uid != a->uid)))) {
+		if (cache_path(path, sizeof(path), c->dir, "lock.mdb") < 0 ||
+		    trust_check(a, &st, true, path, c->dir, why, whylen) != 0)
+			return EPERM;
+		return 0;
+	}
 	if ((fd = file_open(c, dfd, "lock.mdb", O_RDWR, a, shared, &st, why,
 	    whylen)) < 0)
 		return EPERM;
