@@ -3,11 +3,12 @@
  *
  *	danests check [--resolver ADDR[@PORT]] [--ca-file FILE]
  *	    [--cache-dir DIR | --no-cache] [--json] [--timeout SECONDS]
- *	    DOMAIN...
+ *	    [-f FILE] [DOMAIN...]
  *
  * Every domain is decided at once on one event loop; the results are
  * printed in the order the domains were given, as text or as JSON lines
- * (danests_decision_to_json).  Exit status: 0 when every domain can be
+ * (danests_decision_to_json).  -f FILE ("-": standard input) adds the
+ * domains of FILE, one a line, after those of the command line.  Exit status: 0 when every domain can be
  * delivered to, 75 when any must be deferred or could not be decided,
  * else 69 when any bounces; 64 for a usage error.
  */
@@ -25,6 +26,8 @@
 #define NAME_BUF	256	/* danests_domain_normalize output */
 #define WHY_BUF		256
 #define TLSA_HEX_SHOWN	16	/* hex digits of TLSA data in text output */
+#define FILE_LINE_MAX	1024	/* a line of a -f file, newline included */
+#define FILE_DOMAINS_MAX 100000	/* domains of one run, at most */
 
 static const char check_help[] =
 "NAME\n"
@@ -33,7 +36,8 @@ static const char check_help[] =
 "SYNOPSIS\n"
 "     danests check [--resolver ADDR[@PORT]] [--ca-file FILE]\n"
 "                   [--cache-dir DIR | --no-cache] [--json]\n"
-"                   [--timeout SECONDS] [--config FILE] DOMAIN...\n"
+"                   [--timeout SECONDS] [--config FILE] [-f FILE]\n"
+"                   [DOMAIN...]\n"
 "\n"
 "DESCRIPTION\n"
 "     Resolves every DOMAIN at once, the way a sending MTA must: its MX\n"
@@ -80,6 +84,12 @@ static const char check_help[] =
 "             danests-relay.conf too: their sections are skipped.  The\n"
 "             options above override the file.\n"
 "\n"
+"     -f FILE, --file FILE\n"
+"             Also decide the domains listed in FILE (\"-\": standard\n"
+"             input), one per line after those of the command line;\n"
+"             blank lines and lines starting with # are skipped.  At most\n"
+"             100000 domains in all.\n"
+"\n"
 "     --timeout SECONDS\n"
 "             Bound on the whole decision of a domain, 1 to 300 (default\n"
 "             15).  A single DNS query waits at most 5 seconds.\n"
@@ -102,11 +112,12 @@ static const char check_help[] =
 "\n"
 "EXAMPLES\n"
 "     danests check example.org\n"
-"     danests check --json --no-cache --resolver 127.0.0.1@5353 a.test b.test\n";
+"     danests check --json --no-cache --resolver 127.0.0.1@5353 a.test b.test\n"
+"     danests check --json -f domains.txt\n";
 
 /* One domain being decided. */
 struct job {
-	const char *arg;		/* as given */
+	const char *arg;		/* as given (for -f: FILE:LINE: name) */
 	char domain[NAME_BUF];		/* normalized */
 	bool done;
 	danests_status status;
@@ -326,15 +337,116 @@ report(struct job *jobs, size_t n, bool json)
 	return temp ? EXIT_TEMP : perm ? EXIT_PERM : 0;
 }
 
+/* struct names - domains given on the command line and in -f files */
+struct names {
+	char **v;		/* each as given; owned when from a file */
+	bool *owned;
+	size_t n, cap;
+};
+
+/* names_add - append one name; false when out of memory */
+static bool
+names_add(struct names *l, char *name, bool owned)
+{
+	char **nv;
+	bool *no;
+	size_t cap;
+
+	if (l->n == l->cap) {
+		cap = l->cap ? l->cap * 2 : 64;
+		if ((nv = reallocarray(l->v, cap, sizeof(*nv))) == NULL)
+			return false;
+		l->v = nv;
+		if ((no = reallocarray(l->owned, cap, sizeof(*no))) == NULL)
+			return false;
+		l->owned = no;
+		l->cap = cap;
+	}
+	l->v[l->n] = name;
+	l->owned[l->n++] = owned;
+	return true;
+}
+
+/* names_free - release the names read from files */
+static void
+names_free(struct names *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->owned[i])
+			free(l->v[i]);
+	free(l->v);
+	free(l->owned);
+}
+
+/* read_names - the domains of FILE ("-": standard input), one a line,
+ * blank and # lines skipped; 0, or the exit status after a message */
+static int
+read_names(const struct common *o, const char *file, struct names *l)
+{
+	FILE *fp;
+	char line[FILE_LINE_MAX], where[FILE_LINE_MAX], *p, *e, *name;
+	unsigned long lineno = 0;
+	int rc = 0;
+	size_t len;
+
+	if (strcmp(file, "-") == 0)
+		fp = stdin;
+	else if ((fp = fopen(file, "r")) == NULL) {
+		snprintf(where, sizeof(where), "%s (%s)", file,
+		    strerror(errno));
+		return common_usage(o, "cannot open domain file", where);
+	}
+	while (rc == 0 && fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		len = strlen(line);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n' &&
+		    !feof(fp)) {
+			snprintf(where, sizeof(where), "%.900s:%lu", file,
+			    lineno);
+			rc = common_usage(o, "line too long", where);
+			break;
+		}
+		p = line + strspn(line, " \t\r\n");
+		if (*p == '\0' || *p == '#')
+			continue;
+		e = p + strlen(p);
+		while (e > p && strchr(" \t\r\n", e[-1]) != NULL)
+			*--e = '\0';
+		if (l->n >= FILE_DOMAINS_MAX) {
+			snprintf(where, sizeof(where), "%.900s:%lu", file,
+			    lineno);
+			rc = common_usage(o, "more than 100000 domains", where);
+		} else if ((name = strdup(p)) == NULL ||
+		    !names_add(l, name, true)) {
+			free(name);
+			fprintf(stderr, "danests: out of memory\n");
+			rc = EXIT_TEMP;
+		}
+	}
+	if (rc == 0 && ferror(fp)) {
+		snprintf(where, sizeof(where), "%.900s (%s)", file,
+		    strerror(errno));
+		rc = common_usage(o, "cannot read domain file", where);
+	}
+	if (fp != stdin)
+		fclose(fp);
+	return rc;
+}
+
 /* cmd_check - the check command; argv[0] is "check" */
 int
 cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		COMMON_OPTIONS,
+		{ "file", required_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct common o;
+	struct names names = { NULL, NULL, 0, 0 };
+	const char *file = NULL;
 	struct job *jobs = NULL;
 	char why[WHY_BUF] = "";
 	size_t i, n = 0;
@@ -345,11 +457,19 @@ cmd_check(int argc, char **argv)
 	rc = EXIT_USAGE;
 	opterr = 0;
 	optind = 0;		/* glibc: start afresh after main's getopt */
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hf:", opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(check_help, stdout);
 			rc = 0;
 			goto out;
+		}
+		if (c == 'f') {
+			if (file != NULL) {
+				common_usage(&o, "-f given twice", NULL);
+				goto out;
+			}
+			file = optarg;
+			continue;
 		}
 		switch (common_option(&o, c, optarg)) {
 		case 1:
@@ -361,7 +481,16 @@ cmd_check(int argc, char **argv)
 			goto out;
 		}
 	}
-	if ((n = (size_t)(argc - optind)) == 0) {
+	for (i = (size_t)optind; i < (size_t)argc; i++)
+		if (!names_add(&names, argv[i], false)) {
+			fprintf(stderr, "danests: out of memory\n");
+			rc = EXIT_TEMP;
+			goto out;
+		}
+	if (file != NULL && (rc = read_names(&o, file, &names)) != 0)
+		goto out;
+	rc = EXIT_USAGE;
+	if ((n = names.n) == 0) {
 		common_usage(&o, "missing domain", NULL);
 		goto out;
 	}
@@ -371,7 +500,7 @@ cmd_check(int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		jobs[i].arg = argv[optind + i];
+		jobs[i].arg = names.v[i];
 		if (danests_domain_normalize(jobs[i].arg, jobs[i].domain,
 		    sizeof(jobs[i].domain)) != DANESTS_OK) {
 			common_usage(&o, "malformed domain", jobs[i].arg);
@@ -390,6 +519,7 @@ out:
 	for (i = 0; jobs != NULL && i < n; i++)
 		danests_decision_free(jobs[i].d);
 	free(jobs);
+	names_free(&names);
 	common_free(&o);
 	return rc;
 }

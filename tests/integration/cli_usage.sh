@@ -2,7 +2,8 @@
 #
 # cli_usage.sh - command line of danests(1): help, version, usage errors
 # and their exit status.  Needs no network: every case fails or ends
-# before the first lookup.
+# before the first lookup, but for the -f cases, which ask a resolver
+# address where nothing listens (127.0.0.1 port 1) for a second.
 #
 # usage: cli_usage.sh PATH-TO-danests | BUILD_DIR
 # Prints "ok NAME" or "not ok NAME" per case; exits 1 when any failed.
@@ -102,6 +103,40 @@ usage_case check_domain_hyphen check '-'
 usage_case check_domain_too_long check "$(printf 'a%.0s' $(seq 1 64)).example.org"
 usage_case check_one_bad_of_many check example.org 'bad..example.org' example.net
 usage_case help_too_many help check cache
+usage_case check_file_missing check -f "$tmp/none.txt"
+usage_case check_file_no_value check -f
+usage_case check_file_twice check -f /dev/null -f /dev/null
+usage_case check_file_empty check -f /dev/null
+printf 'ok.example\nbad..example.org\n' >"$tmp/bad.txt"
+usage_case check_file_bad_domain check -f "$tmp/bad.txt"
+printf '%02000d\n' 0 >"$tmp/long.txt"
+usage_case check_file_long_line check -f "$tmp/long.txt"
+help_case check_help_file '-f FILE' check --help
+
+# -f FILE and -f - (standard input): the domains of the file after those
+# of the command line, comments, blank lines and blanks around a name
+# skipped; the output is what the same domains as arguments give: one
+# JSON line per domain, in order.
+printf '# batch\n\n  b.example  \nC.Example.\r\n' >"$tmp/list.txt"
+nores="--no-cache --resolver 127.0.0.1@1 --timeout 1"
+# shellcheck disable=SC2086
+"$bin" check --json $nores a.example b.example c.example >"$tmp/args" 2>&1
+rc_args=$?
+# shellcheck disable=SC2086
+"$bin" check --json $nores -f "$tmp/list.txt" a.example >"$tmp/file" 2>&1
+rc_file=$?
+# shellcheck disable=SC2086
+"$bin" check --json $nores a.example -f - <"$tmp/list.txt" >"$tmp/stdin" 2>&1
+rc_stdin=$?
+why=""
+for f in args file stdin; do
+	got=$(jq -r '"\(.domain) \(.verdict)"' "$tmp/$f" 2>/dev/null | tr '\n' ' ')
+	[ "$got" = "a.example tempfail b.example tempfail c.example tempfail " ] ||
+	    why="$why; $f: got '$got' ($(head -c 200 "$tmp/$f"))"
+done
+[ "$rc_args$rc_file$rc_stdin" = 757575 ] ||
+    why="$why; exit $rc_args $rc_file $rc_stdin, want 75"
+report check_file_stdin_order "$([ -z "$why" ]; echo $?)" "$why"
 
 # A context that cannot be made (the cache path is a file): exit 75 with
 # the library's reason, before any lookup.
