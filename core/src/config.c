@@ -250,7 +250,7 @@ static const char *const config_keys[] = {
 
 /* The sections of the adapters; any other name is a typo. */
 static const char *const config_sections[] = {
-	"postfix", "relay", "exim", NULL,
+	"postfix", "relay", "exim", "filter", NULL,
 };
 
 /* danests_config_is_core_key - true for a key of danests_config_apply */
@@ -352,7 +352,7 @@ config_section(char *line, char *why, size_t whylen)
 		if (strcmp(name, config_sections[i]) == 0)
 			return config_sections[i];
 	why_set(why, whylen, "unknown section [%s] (known: [postfix], "
-	    "[relay], [exim])", name);
+	    "[relay], [exim], [filter])", name);
 	return NULL;
 }
 
