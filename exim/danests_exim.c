@@ -256,7 +256,8 @@ exim_decided(uschar **yield, uschar *domain, const char *conf,
 	}
 	if (deliverable && d->verdict != DANESTS_DELIVER) {
 		*rc = exim_fail(yield, "%s: %s (%s)", d->domain,
-		    danests_verdict_name(d->verdict), d->reason);
+		    danests_verdict_name(d->verdict),
+		    danests_reason_name(d->reason));
 		return NULL;
 	}
 	return d;
@@ -376,14 +377,14 @@ check(uschar **yield, int argc, uschar *argv[])
 		return exim_forced(yield);
 	case DANESTS_PERMFAIL:
 		snprintf(buf, sizeof(buf), ":fail: danests: %s: %s (%s)",
-		    d->domain, d->reason,
-		    strcmp(d->reason, "null-mx") == 0 ?
+		    d->domain, danests_reason_name(d->reason),
+		    d->reason == DANESTS_R_NULL_MX ?
 		    "domain does not accept mail" : "domain does not exist");
 		return exim_yield(yield, OK, buf);
 	case DANESTS_TEMPFAIL:
 	default:
 		snprintf(buf, sizeof(buf), ":defer: danests: %s: tempfail "
-		    "(%s)", d->domain, d->reason);
+		    "(%s)", d->domain, danests_reason_name(d->reason));
 		return exim_yield(yield, OK, buf);
 	}
 }
@@ -487,7 +488,7 @@ decision(uschar **yield, int argc, uschar *argv[])
 		    danests_policy_name((danests_policy)i), count[i]);
 		strlcat(buf, part, sizeof(buf));
 	}
-	snprintf(part, sizeof(part), " (%s%s)", d->reason,
+	snprintf(part, sizeof(part), " (%s%s)", danests_reason_name(d->reason),
 	    d->from_cache ? ", cached" : "");
 	strlcat(buf, part, sizeof(buf));
 	return exim_yield(yield, OK, buf);

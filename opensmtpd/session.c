@@ -404,8 +404,10 @@ group_main(void *arg)
 		    g->rcpt[i].addr, danests_verdict_name(d->verdict),
 		    *tx.host ? tx.host : "-", *tx.addr ? tx.addr : "-",
 		    tx.tls, tx.verified ? "yes" : "no",
-		    tx.result_type ? " result_type=" : "",
-		    tx.result_type ? tx.result_type : "", g->rcpt[i].code,
+		    tx.result_type != DANESTS_RT_NONE ? " result_type=" : "",
+		    tx.result_type != DANESTS_RT_NONE ?
+		    danests_result_type_name(tx.result_type) : "",
+		    g->rcpt[i].code,
 		    g->rcpt[i].text);
 	danests_decision_free(d);
 	return NULL;

@@ -173,7 +173,8 @@ decided(void *arg, danests_status st, struct danests_decision *d,
 	lookup_unlink(l);
 	if (st == DANESTS_OK && d != NULL)
 		dmn_log(LOG_INFO, "%s: %s (%s)%s", l->domain,
-		    danests_verdict_name(d->verdict), d->reason,
+		    danests_verdict_name(d->verdict),
+		    danests_reason_name(d->reason),
 		    d->from_cache ? ", from cache" : "");
 	else
 		dmn_log(LOG_WARNING, "%s: no decision: %s", l->domain,

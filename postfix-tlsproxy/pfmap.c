@@ -330,7 +330,8 @@ pfmap_answer(const struct danests_decision *d, const struct pfmap_profile *p,
 	}
 	if (d->verdict == DANESTS_TEMPFAIL) {
 		snprintf(why, sizeof(why), "%s: %s", d->domain,
-		    d->reason ? d->reason : "tempfail");
+		    danests_reason_name(d->reason) ?
+		    danests_reason_name(d->reason) : "tempfail");
 		pfmap_reply(DANESTS_TEMP, why, out, outlen);
 		return DANESTS_TEMP;
 	}

@@ -73,9 +73,75 @@ const char *danests_verdict_name(danests_verdict);
 const char *danests_policy_name(danests_policy);
 const char *danests_sts_mode_name(danests_sts_mode);
 
-/* danests_reason_result_type - RFC 8460 result type for a reason code, or
- * NULL when the reason is not a failure. */
-const char *danests_reason_result_type(const char *reason);
+/*
+ * RFC 8460 4.3 result types (TLS reporting): X(enum, name).
+ */
+#define DANESTS_RESULT_TYPES(X) \
+	X(DANESTS_RT_STARTTLS_NOT_SUPPORTED, "starttls-not-supported") \
+	X(DANESTS_RT_CERT_HOST_MISMATCH, "certificate-host-mismatch") \
+	X(DANESTS_RT_CERT_EXPIRED, "certificate-expired") \
+	X(DANESTS_RT_CERT_NOT_TRUSTED, "certificate-not-trusted") \
+	X(DANESTS_RT_VALIDATION_FAILURE, "validation-failure") \
+	X(DANESTS_RT_TLSA_INVALID, "tlsa-invalid") \
+	X(DANESTS_RT_DNSSEC_INVALID, "dnssec-invalid") \
+	X(DANESTS_RT_DANE_REQUIRED, "dane-required") \
+	X(DANESTS_RT_STS_POLICY_FETCH_ERROR, "sts-policy-fetch-error") \
+	X(DANESTS_RT_STS_POLICY_INVALID, "sts-policy-invalid") \
+	X(DANESTS_RT_STS_WEBPKI_INVALID, "sts-webpki-invalid")
+
+typedef enum danests_result_type {
+	DANESTS_RT_NONE = 0,	/* not a failure */
+#define DANESTS_X_(e, name) e,
+	DANESTS_RESULT_TYPES(DANESTS_X_)
+#undef DANESTS_X_
+} danests_result_type;
+
+/*
+ * Reason codes of decisions and hosts: X(enum, name, RFC 8460 result
+ * type when the reason is a failure).  The names are stable: they appear
+ * in logs, adapter replies and `danests check --json`.
+ */
+#define DANESTS_REASONS(X) \
+	X(DANESTS_R_OK, "ok", DANESTS_RT_NONE) \
+	X(DANESTS_R_NULL_MX, "null-mx", DANESTS_RT_NONE) \
+	X(DANESTS_R_NXDOMAIN, "nxdomain", DANESTS_RT_NONE) \
+	X(DANESTS_R_DNSSEC_INVALID, "dnssec-invalid", \
+	    DANESTS_RT_DNSSEC_INVALID) \
+	X(DANESTS_R_DNS_ERROR, "dns-error", DANESTS_RT_DNSSEC_INVALID) \
+	X(DANESTS_R_DNS_TIMEOUT, "dns-timeout", DANESTS_RT_DNSSEC_INVALID) \
+	X(DANESTS_R_NO_ADDRESS, "no-address", DANESTS_RT_NONE) \
+	X(DANESTS_R_NO_USABLE_HOST, "no-usable-host", DANESTS_RT_NONE) \
+	X(DANESTS_R_DANE, "dane-tlsa", DANESTS_RT_NONE) \
+	X(DANESTS_R_TLSA_UNUSABLE, "tlsa-unusable", DANESTS_RT_NONE) \
+	X(DANESTS_R_TLSA_INVALID, "tlsa-invalid", DANESTS_RT_TLSA_INVALID) \
+	X(DANESTS_R_NO_TLSA, "no-tlsa", DANESTS_RT_NONE) \
+	X(DANESTS_R_ADDR_INSECURE, "address-insecure", DANESTS_RT_NONE) \
+	X(DANESTS_R_TLSA_INSECURE, "tlsa-insecure", DANESTS_RT_NONE) \
+	X(DANESTS_R_STS_MX_MATCH, "sts-mx-match", DANESTS_RT_NONE) \
+	X(DANESTS_R_STS_MX_MISMATCH, "sts-mx-mismatch", \
+	    DANESTS_RT_VALIDATION_FAILURE) \
+	X(DANESTS_R_STS_TESTING, "sts-testing", DANESTS_RT_NONE) \
+	X(DANESTS_R_STS_NONE, "sts-none", DANESTS_RT_NONE) \
+	X(DANESTS_R_NO_POLICY, "no-policy", DANESTS_RT_NONE) \
+	X(DANESTS_R_CACHE_ERROR, "cache-error", DANESTS_RT_NONE) \
+	X(DANESTS_R_DECISION_TIMEOUT, "decision-timeout", DANESTS_RT_NONE)
+
+typedef enum danests_reason {
+	DANESTS_R_NONE = 0,	/* no reason recorded (JSON null) */
+#define DANESTS_X_(e, name, rt) e,
+	DANESTS_REASONS(DANESTS_X_)
+#undef DANESTS_X_
+} danests_reason;
+
+/* danests_reason_name - the reason code's name; NULL for DANESTS_R_NONE
+ * and values out of range. */
+const char *danests_reason_name(danests_reason);
+/* danests_reason_result_type - RFC 8460 result type of a reason, or
+ * DANESTS_RT_NONE when the reason is not a failure. */
+danests_result_type danests_reason_result_type(danests_reason);
+/* danests_result_type_name - "certificate-expired" etc.; NULL for
+ * DANESTS_RT_NONE and values out of range. */
+const char *danests_result_type_name(danests_result_type);
 
 /* One usable TLSA record (RFC 6698 2.1). */
 struct danests_tlsa {
@@ -112,7 +178,7 @@ struct danests_host {
 	char *name;		/* MX exchange, lower case, no trailing dot */
 	int priority;		/* MX preference (0 for implicit MX) */
 	danests_policy policy;
-	const char *reason;	/* static reason code, see README */
+	danests_reason reason;	/* see danests_reason_name */
 	bool mx_insecure;	/* dane from an insecure MX RRset */
 	danests_dnssec addr_security;
 	danests_dnssec tlsa_security;	/* meaningful when a TLSA lookup ran */
@@ -128,7 +194,7 @@ struct danests_host {
 struct danests_decision {
 	char *domain;		/* as asked, lower case, no trailing dot */
 	danests_verdict verdict;
-	const char *reason;	/* static reason code */
+	danests_reason reason;	/* see danests_reason_name */
 	danests_dnssec mx_security;
 	bool implicit_mx;
 	char *mx_cname;		/* canonical name when the MX lookup
@@ -324,17 +390,15 @@ struct ssl_st;
 struct x509_st;
 struct stack_st_X509;
 
-/* The outcome of one check.  reason is a static string. */
+/* The outcome of one check. */
 struct danests_verify_result {
 	bool verified;		/* authenticated as the host's policy asks;
 				 * for encrypt/may: what PKIX to the CA
 				 * store with the MX name would give */
-	const char *reason;	/* NULL when verified, else an RFC 8460
-				 * result type: "certificate-host-mismatch",
-				 * "certificate-expired",
-				 * "certificate-not-trusted", "tlsa-invalid"
-				 * (no TLSA record matched),
-				 * "validation-failure" */
+	danests_result_type reason;	/* DANESTS_RT_NONE when verified,
+				 * else CERT_HOST_MISMATCH, CERT_EXPIRED,
+				 * CERT_NOT_TRUSTED, TLSA_INVALID (no TLSA
+				 * record matched) or VALIDATION_FAILURE */
 	int depth;		/* chain depth of the TLSA match, or -1 */
 	int usage, selector, mtype;	/* the matching TLSA record, or -1 */
 	char peername[256];	/* reference name the certificate matched
@@ -445,8 +509,8 @@ struct danests_smtp_tx {
 				 * "none" */
 	bool verified;		/* peer authenticated per host policy */
 	char verify_detail[256];
-	const char *result_type;	/* RFC 8460 result type of the last
-					 * failure (TLS-RPT), or NULL */
+	danests_result_type result_type;	/* of the last failure
+					 * (TLS-RPT), or DANESTS_RT_NONE */
 };
 
 /* Progress lines for the caller's log; warn for failures. */
@@ -466,7 +530,8 @@ danests_status danests_smtp_deliver(struct ssl_ctx_st *tls,
 #define DANESTS_PROBE_CHAIN_MAX 8
 struct danests_smtp_probe {
 	danests_status status;	/* OK: reached as the policy asks */
-	const char *result_type;	/* RFC 8460 type on failure, or NULL */
+	danests_result_type result_type;	/* on failure, or
+					 * DANESTS_RT_NONE */
 	char error[256];	/* what failed, or "" */
 	char addr[64];		/* address that answered, or the last tried */
 	char banner[256];	/* first line of the 220 greeting */

@@ -186,8 +186,8 @@ bool sts_policy_match(const struct danests_sts_policy *p, const char *host);
 struct sts_fetcher;
 struct sts_fetch_result {
 	danests_status status;	/* OK: body holds a 200 text/plain body */
-	const char *reason;	/* "sts-policy-fetch-error" or
-				 * "sts-webpki-invalid" on failure */
+	danests_result_type reason;	/* STS_POLICY_FETCH_ERROR or
+				 * STS_WEBPKI_INVALID on failure */
 	long http_code;
 	char *body;		/* NUL-terminated, owned by the result */
 	size_t len;
@@ -277,7 +277,7 @@ enum sts_state {
 struct sts_result {
 	enum sts_state state;
 	struct danests_sts *sts;	/* the callee may take it (set NULL) */
-	const char *fail_reason;	/* STS_DNS_FAIL: R_* code */
+	danests_reason fail_reason;	/* STS_DNS_FAIL: why */
 	char error[DANESTS_WHY_MAX];	/* "" or "reason: detail" */
 };
 typedef void sts_lookup_cb(void *arg, struct sts_result *res);
@@ -335,13 +335,12 @@ danests_status danests_ctx_new_with_dns(const struct danests_config *,
     struct event_base *base, struct dns *dns, struct danests_ctx **out,
     char *why, size_t whylen);
 
-/* Reason codes (static strings), see reason.c. */
-extern const char R_DELIVER[], R_NULL_MX[], R_NXDOMAIN[], R_DNSSEC_INVALID[],
-    R_DNS_ERROR[], R_DNS_TIMEOUT[], R_NO_ADDRESS[], R_NO_USABLE_HOST[],
-    R_DANE[], R_TLSA_UNUSABLE[], R_TLSA_INVALID[], R_NO_TLSA[],
-    R_ADDR_INSECURE[], R_TLSA_INSECURE[], R_STS_MX_MATCH[],
-    R_STS_MX_MISMATCH[], R_STS_TESTING[], R_STS_NONE[], R_NO_POLICY[],
-    R_CACHE_ERROR[], R_DECISION_TIMEOUT[];
+/* verify.c - verify_result_type: RFC 8460 4.3 result type of an X509
+ * verify error for a host of that policy (DANESTS_RT_NONE for X509_V_OK) */
+danests_result_type verify_result_type(danests_policy policy, long err);
+
+/* reason.c - reason_from_name: the code of a reason's name (json.c) */
+bool reason_from_name(const char *name, danests_reason *out);
 
 /*
  * smtp_reply.c, smtp.c - SMTP client (RFC 5321) used by danests-relay and

@@ -111,25 +111,25 @@ req_unref(struct decide *q)
 
 /* skip_host - never connect to this host, for reason */
 static void
-skip_host(struct danests_host *h, const char *reason)
+skip_host(struct danests_host *h, danests_reason reason)
 {
 	h->policy = DANESTS_POLICY_SKIP;
 	h->reason = reason;
 }
 
 /* dns_reason - the reason code of a failed lookup */
-static const char *
+static danests_reason
 dns_reason(const struct dns_answer *a)
 {
 	if (a == NULL)
-		return R_DNS_ERROR;
+		return DANESTS_R_DNS_ERROR;
 	switch (a->rcode) {
 	case DNS_R_SERVFAIL:
-		return R_DNSSEC_INVALID;
+		return DANESTS_R_DNSSEC_INVALID;
 	case DNS_R_TIMEOUT:
-		return R_DNS_TIMEOUT;
+		return DANESTS_R_DNS_TIMEOUT;
 	default:
-		return R_DNS_ERROR;
+		return DANESTS_R_DNS_ERROR;
 	}
 }
 
@@ -179,7 +179,7 @@ tlsa_cb(void *arg, struct dns_answer *ans)
 		h->tlsa_security = ans && ans->rcode == DNS_R_SERVFAIL ?
 		    DANESTS_SEC_BOGUS : DANESTS_SEC_INDETERMINATE;
 		skip_host(h, ans && ans->rcode == DNS_R_SERVFAIL ?
-		    R_TLSA_INVALID : dns_reason(ans));
+		    DANESTS_R_TLSA_INVALID : dns_reason(ans));
 		host_finish(hs);
 		goto out;
 	}
@@ -193,15 +193,15 @@ tlsa_cb(void *arg, struct dns_answer *ans)
 			goto out;
 		}
 		h->policy = DANESTS_POLICY_MAY;
-		h->reason = ans->sec == DANESTS_SEC_SECURE ? R_NO_TLSA :
-		    R_TLSA_INSECURE;
+		h->reason = ans->sec == DANESTS_SEC_SECURE ? DANESTS_R_NO_TLSA :
+		    DANESTS_R_TLSA_INSECURE;
 		host_finish(hs);
 		goto out;
 	}
 	if (ans->sec != DANESTS_SEC_SECURE) {
 		/* RFC 7672 2.2: only secure TLSA records count. */
 		h->policy = DANESTS_POLICY_MAY;
-		h->reason = R_TLSA_INSECURE;
+		h->reason = DANESTS_R_TLSA_INSECURE;
 		host_finish(hs);
 		goto out;
 	}
@@ -228,13 +228,13 @@ tlsa_cb(void *arg, struct dns_answer *ans)
 	}
 	if (h->ntlsa > 0) {
 		h->policy = DANESTS_POLICY_DANE;
-		h->reason = R_DANE;
+		h->reason = DANESTS_R_DANE;
 		h->mx_insecure = q->d->mx_security != DANESTS_SEC_SECURE;
 	} else {
 		/* RFC 7672 2.2: TLSA records exist but none is usable:
 		 * TLS is mandatory, unauthenticated. */
 		h->policy = DANESTS_POLICY_ENCRYPT;
-		h->reason = R_TLSA_UNUSABLE;
+		h->reason = DANESTS_R_TLSA_UNUSABLE;
 	}
 	host_finish(hs);
 out:
@@ -279,14 +279,14 @@ host_addrs_done(struct hstate *hs)
 	struct danests_host *h = &q->d->hosts[hs->idx];
 	struct dns_answer *as[2] = { hs->a, hs->aaaa };
 	bool any_fail = false, all_secure = true;
-	const char *fail = NULL;
+	danests_reason fail = DANESTS_R_NONE;
 	int k;
 
 	for (k = 0; k < 2; k++) {
 		ttl_note(q, as[k]);
 		if (failed_lookup(as[k])) {
 			any_fail = true;
-			if (fail == NULL || (as[k] && as[k]->rcode ==
+			if (fail == DANESTS_R_NONE || (as[k] && as[k]->rcode ==
 			    DNS_R_SERVFAIL))
 				fail = dns_reason(as[k]);
 			continue;
@@ -299,16 +299,16 @@ host_addrs_done(struct hstate *hs)
 			    sizeof(hs->expanded));
 	}
 	/* A bogus address RRset may be an attack on this host. */
-	if (fail == R_DNSSEC_INVALID) {
+	if (fail == DANESTS_R_DNSSEC_INVALID) {
 		h->addr_security = DANESTS_SEC_BOGUS;
-		skip_host(h, R_DNSSEC_INVALID);
+		skip_host(h, DANESTS_R_DNSSEC_INVALID);
 		host_finish(hs);
 		return;
 	}
 	if (h->naddrs == 0) {
 		h->addr_security = any_fail ? DANESTS_SEC_INDETERMINATE :
 		    as[0]->sec;
-		skip_host(h, any_fail ? fail : R_NO_ADDRESS);
+		skip_host(h, any_fail ? fail : DANESTS_R_NO_ADDRESS);
 		host_finish(hs);
 		return;
 	}
@@ -317,7 +317,7 @@ host_addrs_done(struct hstate *hs)
 	if (!all_secure) {
 		/* RFC 7672 2.2.2: no TLSA lookup for insecure addresses. */
 		h->policy = DANESTS_POLICY_MAY;
-		h->reason = R_ADDR_INSECURE;
+		h->reason = DANESTS_R_ADDR_INSECURE;
 		host_finish(hs);
 		return;
 	}
@@ -339,7 +339,7 @@ host_next(struct hstate *hs)
 	q->outstanding++;
 	if (dns_query(q->ctx->dns, qname, DNS_T_TLSA, tlsa_cb, hs) != 0) {
 		q->outstanding--;
-		skip_host(h, R_DNS_ERROR);
+		skip_host(h, DANESTS_R_DNS_ERROR);
 		host_finish(hs);
 	}
 }
@@ -405,14 +405,14 @@ start_hosts(struct decide *q)
 		hs->q = q;
 		hs->idx = i;
 		d->hosts[i].policy = DANESTS_POLICY_SKIP;
-		d->hosts[i].reason = R_DNS_TIMEOUT;
+		d->hosts[i].reason = DANESTS_R_DNS_TIMEOUT;
 		d->hosts[i].addr_security = DANESTS_SEC_INDETERMINATE;
 		d->hosts[i].tlsa_security = DANESTS_SEC_INDETERMINATE;
 		q->outstanding += 2;
 		if (dns_query(q->ctx->dns, d->hosts[i].name, DNS_T_A, addr_cb,
 		    hs) != 0) {
 			q->outstanding -= 2;
-			skip_host(&d->hosts[i], R_DNS_ERROR);
+			skip_host(&d->hosts[i], DANESTS_R_DNS_ERROR);
 			hs->done = true;
 			q->hosts_left--;
 			continue;
@@ -481,7 +481,7 @@ mx_cb(void *arg, struct dns_answer *ans)
 	switch (ans->rcode) {
 	case DNS_R_NXDOMAIN:
 		d->verdict = DANESTS_PERMFAIL;
-		d->reason = R_NXDOMAIN;
+		d->reason = DANESTS_R_NXDOMAIN;
 		goto done;
 	case DNS_R_NODATA:
 		/* RFC 5321 5.1: no MX, the domain itself is the host;
@@ -498,7 +498,7 @@ mx_cb(void *arg, struct dns_answer *ans)
 		 * 0 or any: the domain accepts no mail. */
 		if (nnull > 0 && nnull == ans->nrr) {
 			d->verdict = DANESTS_PERMFAIL;
-			d->reason = R_NULL_MX;
+			d->reason = DANESTS_R_NULL_MX;
 			goto done;
 		}
 		for (i = 0; i < ans->nrr; i++)
@@ -563,8 +563,8 @@ merge(struct decide *q)
 		if (q->sts.state == STS_DNS_FAIL || q->sts.state == STS_FAIL) {
 			/* A policy may exist but can't be known: do not
 			 * read that as "no policy" for unprotected hosts. */
-			skip_host(h, q->sts.fail_reason ? q->sts.fail_reason :
-			    R_CACHE_ERROR);
+			skip_host(h, q->sts.fail_reason != DANESTS_R_NONE ?
+			    q->sts.fail_reason : DANESTS_R_CACHE_ERROR);
 			continue;
 		}
 		if (p == NULL || p->mode == DANESTS_STS_NONE)
@@ -572,12 +572,12 @@ merge(struct decide *q)
 		if (p->mode == DANESTS_STS_ENFORCE) {
 			if (sts_policy_match(p, h->name)) {
 				h->policy = DANESTS_POLICY_STS_ENFORCE;
-				h->reason = R_STS_MX_MATCH;
+				h->reason = DANESTS_R_STS_MX_MATCH;
 			} else
-				skip_host(h, R_STS_MX_MISMATCH);
+				skip_host(h, DANESTS_R_STS_MX_MISMATCH);
 		} else if (h->policy == DANESTS_POLICY_MAY) {
 			h->policy = DANESTS_POLICY_STS_TESTING;
-			h->reason = R_STS_TESTING;
+			h->reason = DANESTS_R_STS_TESTING;
 		}
 	}
 }
@@ -591,15 +591,15 @@ verdict(struct danests_decision *d)
 	for (i = 0; i < d->nhosts; i++) {
 		if (d->hosts[i].policy != DANESTS_POLICY_SKIP) {
 			d->verdict = DANESTS_DELIVER;
-			d->reason = R_DELIVER;
+			d->reason = DANESTS_R_OK;
 			return;
 		}
-		if (d->hosts[i].reason == R_STS_MX_MISMATCH)
+		if (d->hosts[i].reason == DANESTS_R_STS_MX_MISMATCH)
 			mismatch++;
 	}
 	d->verdict = DANESTS_TEMPFAIL;
 	d->reason = mismatch == d->nhosts && mismatch > 0 ?
-	    R_STS_MX_MISMATCH : R_NO_USABLE_HOST;
+	    DANESTS_R_STS_MX_MISMATCH : DANESTS_R_NO_USABLE_HOST;
 }
 
 /* finish - the decision is complete (or timed out): hand it over */
@@ -617,12 +617,12 @@ finish(struct decide *q, bool timed_out)
 		event_del(q->timer);
 	if (timed_out && !q->mx_done) {
 		d->verdict = DANESTS_TEMPFAIL;
-		d->reason = R_DECISION_TIMEOUT;
+		d->reason = DANESTS_R_DECISION_TIMEOUT;
 		d->mx_security = DANESTS_SEC_INDETERMINATE;
 	} else if (d->verdict == DANESTS_DELIVER) {
 		if (timed_out && q->sts_wait) {
 			q->sts.state = STS_DNS_FAIL;
-			q->sts.fail_reason = R_DECISION_TIMEOUT;
+			q->sts.fail_reason = DANESTS_R_DECISION_TIMEOUT;
 			strlcpy(q->sts.error, "decision-timeout: MTA-STS "
 			    "lookup did not finish", sizeof(q->sts.error));
 		}
@@ -753,7 +753,7 @@ danests_decide_async(struct danests_ctx *ctx, const char *domain,
 	ctx->pending++;
 	d->decided = time(NULL);
 	d->verdict = DANESTS_DELIVER;
-	d->reason = R_DELIVER;
+	d->reason = DANESTS_R_OK;
 	d->mx_security = DANESTS_SEC_INDETERMINATE;
 
 	if (ctx->cache != NULL && !(flags & (DANESTS_F_NO_CACHE |
@@ -795,9 +795,10 @@ danests_decide_async(struct danests_ctx *ctx, const char *domain,
 			/* The policy cache can't be read: tempfail rather
 			 * than risk reading it as "no policy". */
 			q->sts.state = STS_FAIL;
-			q->sts.fail_reason = R_CACHE_ERROR;
+			q->sts.fail_reason = DANESTS_R_CACHE_ERROR;
 			why_set(q->sts.error, sizeof(q->sts.error), "%s: %s",
-			    R_CACHE_ERROR, why ? why : "policy lookup failed");
+			    danests_reason_name(DANESTS_R_CACHE_ERROR),
+			    why ? why : "policy lookup failed");
 		}
 	}
 	q->outstanding++;

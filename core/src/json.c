@@ -15,9 +15,9 @@
  *   mx_cname, sts_error, decided, expires, from_cache
  *
  * tlsa_security is null exactly when tlsa_base is null: no TLSA lookup ran
- * for that host.  TLSA data is lower-case hex.  Reason codes must be known
- * (reason.c or an RFC 8460 result type): decisions point at static strings,
- * so an unknown reason in the text is rejected rather than allocated.
+ * for that host.  TLSA data is lower-case hex.  A reason is the name of a
+ * danests_reason (danests.h DANESTS_REASONS) or null; any other text is
+ * rejected.
  */
 #include "danests-internal.h"
 
@@ -28,20 +28,6 @@
 #define JSON_TEXT_MAX	(4 * 1024 * 1024)	/* one decision, as text */
 #define JSON_TLSA_MAX	65535			/* RDATA bytes, RFC 6698 */
 #define JSON_STR_MAX	1024			/* error texts and the like */
-
-/* Every reason code a decision may carry, mapped back to static storage. */
-static const char *const known_reasons[] = {
-	R_DELIVER, R_NULL_MX, R_NXDOMAIN, R_DNSSEC_INVALID, R_DNS_ERROR,
-	R_DNS_TIMEOUT, R_NO_ADDRESS, R_NO_USABLE_HOST, R_DANE,
-	R_TLSA_UNUSABLE, R_TLSA_INVALID, R_NO_TLSA, R_ADDR_INSECURE,
-	R_TLSA_INSECURE, R_STS_MX_MATCH, R_STS_MX_MISMATCH, R_STS_TESTING,
-	R_STS_NONE, R_NO_POLICY, R_CACHE_ERROR, R_DECISION_TIMEOUT,
-	/* RFC 8460 4.3 result types used as reasons as they are */
-	"dane-required", "starttls-not-supported",
-	"certificate-host-mismatch", "certificate-expired",
-	"certificate-not-trusted", "validation-failure",
-	"sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid",
-};
 
 static const char STS_FETCHED[] = "fetched";
 static const char STS_CACHE[] = "cache";
@@ -190,7 +176,7 @@ host_to_json(const struct danests_host *h)
 	if (set(o, "name", jstr(h->name)) ||
 	    set(o, "priority", json_integer(h->priority)) ||
 	    set(o, "policy", json_string(danests_policy_name(h->policy))) ||
-	    set(o, "reason", jstr(h->reason)) ||
+	    set(o, "reason", jstr(danests_reason_name(h->reason))) ||
 	    set(o, "mx_insecure", json_boolean(h->mx_insecure)))
 		goto fail;
 	if ((tl = json_array()) == NULL || set(o, "tlsa", tl))
@@ -251,7 +237,7 @@ danests_decision_to_json(const struct danests_decision *d)
 		return NULL;
 	if (set(o, "domain", jstr(d->domain)) ||
 	    set(o, "verdict", json_string(danests_verdict_name(d->verdict))) ||
-	    set(o, "reason", jstr(d->reason)) ||
+	    set(o, "reason", jstr(danests_reason_name(d->reason))) ||
 	    set(o, "mx_security",
 	    json_string(danests_dnssec_name(d->mx_security))) ||
 	    set(o, "implicit_mx", json_boolean(d->implicit_mx)) ||
@@ -408,27 +394,19 @@ static const char *dnssec_name(int i) { return danests_dnssec_name(i); }
 static const char *policy_name(int i) { return danests_policy_name(i); }
 static const char *mode_name(int i) { return danests_sts_mode_name(i); }
 
-/* get_reason - a reason code (or null), mapped to its static string */
+/* get_reason - a reason code by its name, or null (DANESTS_R_NONE) */
 static int
-get_reason(struct rd *r, json_t *o, const char *key, const char **out)
+get_reason(struct rd *r, json_t *o, const char *key, danests_reason *out)
 {
 	json_t *v;
-	size_t i;
 
-	*out = NULL;
+	*out = DANESTS_R_NONE;
 	if ((v = member(r, o, key)) == NULL)
 		return -1;
 	if (json_is_null(v))
 		return 0;
-	if (json_is_string(v)) {
-		for (i = 0; i < NELEM(known_reasons); i++) {
-			if (strcmp(json_string_value(v), known_reasons[i]) ==
-			    0) {
-				*out = known_reasons[i];
-				return 0;
-			}
-		}
-	}
+	if (json_is_string(v) && reason_from_name(json_string_value(v), out))
+		return 0;
 	why_set(r->why, r->whylen, "\"%s\": unknown reason code", key);
 	return -1;
 }

@@ -1,35 +1,81 @@
 /*
  * reason.c - names of the public enums and the reason codes
  *
- * Reason codes are short, stable, lower-case strings: they appear in logs,
- * in `danests check --json` and in adapter replies.  Failure reasons map to
- * the result types of RFC 8460 4.3.
+ * Reason codes are an enum (danests.h, DANESTS_REASONS) whose names are
+ * short, stable, lower-case strings: they appear in logs, in `danests check
+ * --json` and in adapter replies.  Failure reasons map to the result types
+ * of RFC 8460 4.3 (DANESTS_RESULT_TYPES); both tables are built here from
+ * those lists, so each name is written once.
  */
 #include "danests-internal.h"
 
 #include <string.h>
 
-const char R_DELIVER[] = "ok";
-const char R_NULL_MX[] = "null-mx";
-const char R_NXDOMAIN[] = "nxdomain";
-const char R_DNSSEC_INVALID[] = "dnssec-invalid";
-const char R_DNS_ERROR[] = "dns-error";
-const char R_DNS_TIMEOUT[] = "dns-timeout";
-const char R_NO_ADDRESS[] = "no-address";
-const char R_NO_USABLE_HOST[] = "no-usable-host";
-const char R_DANE[] = "dane-tlsa";
-const char R_TLSA_UNUSABLE[] = "tlsa-unusable";
-const char R_TLSA_INVALID[] = "tlsa-invalid";
-const char R_NO_TLSA[] = "no-tlsa";
-const char R_ADDR_INSECURE[] = "address-insecure";
-const char R_TLSA_INSECURE[] = "tlsa-insecure";
-const char R_STS_MX_MATCH[] = "sts-mx-match";
-const char R_STS_MX_MISMATCH[] = "sts-mx-mismatch";
-const char R_STS_TESTING[] = "sts-testing";
-const char R_STS_NONE[] = "sts-none";
-const char R_NO_POLICY[] = "no-policy";
-const char R_CACHE_ERROR[] = "cache-error";
-const char R_DECISION_TIMEOUT[] = "decision-timeout";
+/* One row per reason, indexed by danests_reason (DANESTS_REASONS). */
+static const struct {
+	const char *name;
+	danests_result_type type;
+} reasons[] = {
+	[DANESTS_R_NONE] = { NULL, DANESTS_RT_NONE },
+#define X(e, name, rt) [e] = { name, rt },
+	DANESTS_REASONS(X)
+#undef X
+};
+
+/* RFC 8460 4.3 result types, indexed by danests_result_type. */
+static const char *const result_types[] = {
+	[DANESTS_RT_NONE] = NULL,
+#define X(e, name) [e] = name,
+	DANESTS_RESULT_TYPES(X)
+#undef X
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* danests_reason_name - name of a reason code, NULL for none */
+const char *
+danests_reason_name(danests_reason r)
+{
+	if ((size_t)r >= NELEM(reasons))
+		return NULL;
+	return reasons[r].name;
+}
+
+/* danests_reason_result_type - RFC 8460 result type of a failure reason */
+danests_result_type
+danests_reason_result_type(danests_reason r)
+{
+	if ((size_t)r >= NELEM(reasons))
+		return DANESTS_RT_NONE;
+	return reasons[r].type;
+}
+
+/* danests_result_type_name - the RFC 8460 4.3 spelling, NULL for none */
+const char *
+danests_result_type_name(danests_result_type t)
+{
+	if ((size_t)t >= NELEM(result_types))
+		return NULL;
+	return result_types[t];
+}
+
+/* reason_from_name - the reason code called name; false when there is
+ * none (NULL and "" included) */
+bool
+reason_from_name(const char *name, danests_reason *out)
+{
+	size_t i;
+
+	if (name == NULL)
+		return false;
+	for (i = 1; i < NELEM(reasons); i++)
+		if (reasons[i].name != NULL && strcmp(name, reasons[i].name) ==
+		    0) {
+			*out = (danests_reason)i;
+			return true;
+		}
+	return false;
+}
 
 const char *
 danests_status_name(danests_status s)
@@ -89,38 +135,4 @@ danests_sts_mode_name(danests_sts_mode m)
 	case DANESTS_STS_ENFORCE: return "enforce";
 	}
 	return "?";
-}
-
-/* RFC 8460 4.3 result types for the reasons that are failures. */
-static const struct {
-	const char *reason;
-	const char *type;
-} result_types[] = {
-	{ "dnssec-invalid", "dnssec-invalid" },
-	{ "dns-error", "dnssec-invalid" },
-	{ "dns-timeout", "dnssec-invalid" },
-	{ "tlsa-invalid", "tlsa-invalid" },
-	{ "dane-required", "dane-required" },
-	{ "starttls-not-supported", "starttls-not-supported" },
-	{ "certificate-host-mismatch", "certificate-host-mismatch" },
-	{ "certificate-expired", "certificate-expired" },
-	{ "certificate-not-trusted", "certificate-not-trusted" },
-	{ "validation-failure", "validation-failure" },
-	{ "sts-mx-mismatch", "validation-failure" },
-	{ "sts-policy-fetch-error", "sts-policy-fetch-error" },
-	{ "sts-policy-invalid", "sts-policy-invalid" },
-	{ "sts-webpki-invalid", "sts-webpki-invalid" },
-};
-
-const char *
-danests_reason_result_type(const char *reason)
-{
-	size_t i;
-
-	if (reason == NULL)
-		return NULL;
-	for (i = 0; i < sizeof(result_types) / sizeof(result_types[0]); i++)
-		if (strcmp(reason, result_types[i].reason) == 0)
-			return result_types[i].type;
-	return NULL;
 }

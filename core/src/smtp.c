@@ -35,8 +35,9 @@
 #define SMTP_CMD_MAX	1100	/* one command: path 256 + params */
 
 /* RFC 8460 4.3 result types set here (verify.c sets the others). */
-static const char RT_STARTTLS[] = "starttls-not-supported";
-static const char RT_VALIDATION[] = "validation-failure";
+#define RT_STARTTLS	DANESTS_RT_STARTTLS_NOT_SUPPORTED
+#define RT_VALIDATION	DANESTS_RT_VALIDATION_FAILURE
+#define RT_NAME(t)	danests_result_type_name(t)
 
 enum step_rc {
 	STEP_OK = 0,
@@ -51,7 +52,7 @@ struct conn {
 	char rbuf[SMTP_RBUF];
 	size_t rlen;
 	char why[DANESTS_WHY_MAX];
-	const char *rtype;	/* RFC 8460 type of the failure, or NULL */
+	danests_result_type rtype;	/* of the failure, or RT_NONE */
 	bool timed_out;
 };
 
@@ -107,10 +108,10 @@ conn_deadline(const struct conn *c, unsigned step_ms)
 
 /* conn_fail - record why the connection failed; returns STEP_FAIL */
 static enum step_rc
-conn_fail(struct conn *c, const char *rtype, const char *fmt, ...)
+conn_fail(struct conn *c, danests_result_type rtype, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static enum step_rc
-conn_fail(struct conn *c, const char *rtype, const char *fmt, ...)
+conn_fail(struct conn *c, danests_result_type rtype, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -169,19 +170,19 @@ conn_connect(struct conn *c, const char *addr, unsigned port,
 		s6->sin6_port = htons(port);
 		slen = sizeof(*s6);
 	} else
-		return conn_fail(c, NULL, "bad address %s", addr);
+		return conn_fail(c, DANESTS_RT_NONE, "bad address %s", addr);
 	if ((c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) < 0)
-		return conn_fail(c, NULL, "socket: %s", strerror(errno));
+		return conn_fail(c, DANESTS_RT_NONE, "socket: %s", strerror(errno));
 	if (connect(c->fd, (struct sockaddr *)&ss, slen) == 0)
 		return STEP_OK;
 	if (errno != EINPROGRESS)
-		return conn_fail(c, NULL, "connect: %s", strerror(errno));
+		return conn_fail(c, DANESTS_RT_NONE, "connect: %s", strerror(errno));
 	if (conn_wait(c, POLLOUT, conn_deadline(c, timeout_ms)) != 0)
-		return conn_fail(c, NULL, "connect: timed out");
+		return conn_fail(c, DANESTS_RT_NONE, "connect: timed out");
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 ||
 	    err != 0)
-		return conn_fail(c, NULL, "connect: %s", strerror(err ? err :
+		return conn_fail(c, DANESTS_RT_NONE, "connect: %s", strerror(err ? err :
 		    errno));
 	return STEP_OK;
 }
@@ -233,14 +234,14 @@ conn_write(struct conn *c, const char *buf, size_t len, uint64_t deadline)
 				e = SSL_get_error(c->ssl, rc);
 				if (e != SSL_ERROR_WANT_READ &&
 				    e != SSL_ERROR_WANT_WRITE)
-					return conn_fail(c, NULL,
+					return conn_fail(c, DANESTS_RT_NONE,
 					    "TLS write failed");
 				n = -1;
 			}
 		} else {
 			n = send(c->fd, buf, len, MSG_NOSIGNAL);
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
-				return conn_fail(c, NULL, "write: %s",
+				return conn_fail(c, DANESTS_RT_NONE, "write: %s",
 				    strerror(errno));
 		}
 		if (n > 0) {
@@ -249,7 +250,7 @@ conn_write(struct conn *c, const char *buf, size_t len, uint64_t deadline)
 			continue;
 		}
 		if (conn_io_wait(c, e, POLLOUT, deadline) != 0)
-			return conn_fail(c, NULL, "write: timed out");
+			return conn_fail(c, DANESTS_RT_NONE, "write: timed out");
 	}
 	return STEP_OK;
 }
@@ -266,7 +267,7 @@ conn_read_reply(struct conn *c, struct smtp_reply *r, uint64_t deadline)
 	for (;;) {
 		used = smtp_reply_parse(c->rbuf, c->rlen, r, &pwhy);
 		if (used < 0)
-			return conn_fail(c, NULL, "malformed reply: %s", pwhy);
+			return conn_fail(c, DANESTS_RT_NONE, "malformed reply: %s", pwhy);
 		if (used > 0) {
 			memmove(c->rbuf, c->rbuf + used, c->rlen -
 			    (size_t)used);
@@ -274,7 +275,7 @@ conn_read_reply(struct conn *c, struct smtp_reply *r, uint64_t deadline)
 			return STEP_OK;
 		}
 		if (c->rlen >= sizeof(c->rbuf))
-			return conn_fail(c, NULL, "reply too long");
+			return conn_fail(c, DANESTS_RT_NONE, "reply too long");
 		if (c->ssl != NULL) {
 			size_t got = 0;
 			int rc;
@@ -287,11 +288,11 @@ conn_read_reply(struct conn *c, struct smtp_reply *r, uint64_t deadline)
 			else {
 				e = SSL_get_error(c->ssl, rc);
 				if (e == SSL_ERROR_ZERO_RETURN)
-					return conn_fail(c, NULL,
+					return conn_fail(c, DANESTS_RT_NONE,
 					    "connection closed");
 				if (e != SSL_ERROR_WANT_READ &&
 				    e != SSL_ERROR_WANT_WRITE)
-					return conn_fail(c, NULL,
+					return conn_fail(c, DANESTS_RT_NONE,
 					    "TLS read failed");
 				n = -1;
 			}
@@ -299,10 +300,10 @@ conn_read_reply(struct conn *c, struct smtp_reply *r, uint64_t deadline)
 			n = recv(c->fd, c->rbuf + c->rlen,
 			    sizeof(c->rbuf) - c->rlen, 0);
 			if (n == 0)
-				return conn_fail(c, NULL,
+				return conn_fail(c, DANESTS_RT_NONE,
 				    "connection closed");
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
-				return conn_fail(c, NULL, "read: %s",
+				return conn_fail(c, DANESTS_RT_NONE, "read: %s",
 				    strerror(errno));
 		}
 		if (n > 0) {
@@ -310,7 +311,7 @@ conn_read_reply(struct conn *c, struct smtp_reply *r, uint64_t deadline)
 			continue;
 		}
 		if (conn_io_wait(c, e, POLLIN, deadline) != 0)
-			return conn_fail(c, NULL, "timed out waiting for "
+			return conn_fail(c, DANESTS_RT_NONE, "timed out waiting for "
 			    "a reply");
 	}
 }
@@ -353,29 +354,9 @@ static void
 verify_failed(const struct danests_host *h, long err,
     struct danests_verify_result *vr)
 {
-	switch (err) {
-	case X509_V_ERR_HOSTNAME_MISMATCH:
-		vr->reason = "certificate-host-mismatch";
-		break;
-	case X509_V_ERR_CERT_HAS_EXPIRED:
-		vr->reason = "certificate-expired";
-		break;
-	case X509_V_ERR_DANE_NO_MATCH:
-		vr->reason = "tlsa-invalid";
-		break;
-	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-	case X509_V_ERR_CERT_UNTRUSTED:
-		/* with DANE no trust anchor means no DANE-TA match */
-		vr->reason = h->policy == DANESTS_POLICY_DANE ?
-		    "tlsa-invalid" : "certificate-not-trusted";
-		break;
-	default:
+	if ((vr->reason = verify_result_type(h->policy, err)) ==
+	    DANESTS_RT_NONE)
 		vr->reason = RT_VALIDATION;
-	}
 	vr->verified = false;
 	snprintf(vr->detail, sizeof(vr->detail), "%s (X509 error %ld)",
 	    X509_verify_cert_error_string(err), err);
@@ -394,12 +375,12 @@ tls_handshake(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 	vr->reason = RT_VALIDATION;
 	ERR_clear_error();
 	if ((c->ssl = SSL_new(ctx)) == NULL)
-		return conn_fail(c, NULL, "SSL_new failed");
+		return conn_fail(c, DANESTS_RT_NONE, "SSL_new failed");
 	*why = '\0';
 	if (danests_tls_prepare(c->ssl, h, why, sizeof(why)) != DANESTS_OK)
 		return conn_fail(c, RT_VALIDATION, "TLS set-up: %s", why);
 	if (SSL_set_fd(c->ssl, c->fd) != 1)
-		return conn_fail(c, NULL, "SSL_set_fd failed");
+		return conn_fail(c, DANESTS_RT_NONE, "SSL_set_fd failed");
 	for (;;) {
 		ERR_clear_error();
 		if ((rc = SSL_connect(c->ssl)) == 1)
@@ -407,7 +388,7 @@ tls_handshake(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 		e = SSL_get_error(c->ssl, rc);
 		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 			if (conn_io_wait(c, e, POLLIN, deadline) != 0)
-				return conn_fail(c, NULL,
+				return conn_fail(c, DANESTS_RT_NONE,
 				    "TLS handshake timed out");
 			continue;
 		}
@@ -419,10 +400,11 @@ tls_handshake(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 			 * peer certificate: name the failure here */
 			if (SSL_get0_peer_certificate(c->ssl) == NULL)
 				verify_failed(h, verr, vr);
-			return conn_fail(c, vr->reason ? vr->reason :
-			    RT_VALIDATION, "TLS authentication failed: %s: %s",
-			    vr->reason ? vr->reason : RT_VALIDATION,
-			    vr->detail);
+			if (vr->reason == DANESTS_RT_NONE)
+				vr->reason = RT_VALIDATION;
+			return conn_fail(c, vr->reason,
+			    "TLS authentication failed: %s: %s",
+			    RT_NAME(vr->reason), vr->detail);
 		}
 		{
 			char ebuf[160];
@@ -483,7 +465,7 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 	memset(s, 0, sizeof(*s));
 	snprintf(s->tls_desc, sizeof(s->tls_desc), "none");
 	if ((r = malloc(sizeof(*r))) == NULL)
-		return conn_fail(c, NULL, "out of memory");
+		return conn_fail(c, DANESTS_RT_NONE, "out of memory");
 	if ((rc = conn_connect(c, addr, o->port, o->connect_ms)) != STEP_OK)
 		goto out;
 	/* RFC 5321 4.5.3.2.1: initial 220 message, 5 minutes */
@@ -494,7 +476,7 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 	snprintf(s->banner, sizeof(s->banner), "%d %.*s", r->code,
 	    (int)(n > 200 ? 200 : n), r->text);
 	if (r->code != 220) {
-		rc = conn_fail(c, NULL, "greeting: %s", s->banner);
+		rc = conn_fail(c, DANESTS_RT_NONE, "greeting: %s", s->banner);
 		goto out;
 	}
 	snprintf(line, sizeof(line), "EHLO %s\r\n", helo);
@@ -511,7 +493,7 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 		if ((rc = conn_cmd(c, line, r, o->tls_ms)) != STEP_OK)
 			goto out;
 		if (r->code != 250) {
-			rc = conn_fail(c, NULL, "HELO refused: %d", r->code);
+			rc = conn_fail(c, DANESTS_RT_NONE, "HELO refused: %d", r->code);
 			goto out;
 		}
 		rc = STEP_OK;
@@ -552,7 +534,8 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 	if (auth_required(h->policy) && !s->vr.verified) {
 		/* verify.c fails the handshake already; never trust a
 		 * completed one that says otherwise */
-		rc = conn_fail(c, s->vr.reason ? s->vr.reason : RT_VALIDATION,
+		rc = conn_fail(c, s->vr.reason != DANESTS_RT_NONE ?
+		    s->vr.reason : RT_VALIDATION,
 		    "TLS authentication failed: %s", s->vr.detail);
 		goto out;
 	}
@@ -561,7 +544,7 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 	if ((rc = conn_cmd(c, line, r, o->tls_ms)) != STEP_OK)
 		goto out;
 	if (r->code != 250) {
-		rc = conn_fail(c, NULL, "EHLO after STARTTLS refused: %d",
+		rc = conn_fail(c, DANESTS_RT_NONE, "EHLO after STARTTLS refused: %d",
 		    r->code);
 		goto out;
 	}
@@ -629,14 +612,14 @@ send_message(struct conn *c, const struct danests_smtp_msg *m,
 	ssize_t got;
 
 	if (m->fd >= 0 && (buf = malloc(SMTP_CHUNK)) == NULL)
-		return conn_fail(c, NULL, "out of memory");
+		return conn_fail(c, DANESTS_RT_NONE, "out of memory");
 	while (off < m->len) {
 		n = m->len - off > SMTP_CHUNK ? SMTP_CHUNK :
 		    (size_t)(m->len - off);
 		if (m->fd >= 0) {
 			got = pread(m->fd, buf, n, (off_t)off);
 			if (got <= 0) {
-				rc = conn_fail(c, NULL, "message read: %s",
+				rc = conn_fail(c, DANESTS_RT_NONE, "message read: %s",
 				    got < 0 ? strerror(errno) : "short");
 				goto out;
 			}
@@ -697,7 +680,7 @@ transaction(struct smtp_run *run, struct conn *c, const struct session *s,
 	uint64_t deadline;
 
 	if ((r = malloc(sizeof(*r))) == NULL)
-		return conn_fail(c, NULL, "out of memory");
+		return conn_fail(c, DANESTS_RT_NONE, "out of memory");
 	/* RFC 1870 6.1: do not send what the server said it refuses */
 	if ((s->ext & SMTP_EXT_SIZE) && s->size != 0 && tx->msg->len >
 	    s->size) {
@@ -718,7 +701,7 @@ transaction(struct smtp_run *run, struct conn *c, const struct session *s,
 	}
 	cap = SMTP_CMD_MAX * (SMTP_PIPE_GROUP + 1);
 	if ((cmds = malloc(cap)) == NULL) {
-		rc = conn_fail(c, NULL, "out of memory");
+		rc = conn_fail(c, DANESTS_RT_NONE, "out of memory");
 		goto out;
 	}
 	clen = (size_t)snprintf(cmds, cap, "MAIL FROM:<%s>%s\r\n",
@@ -755,7 +738,7 @@ mail_reply:
 				reply_line(r, r->code / 100 == 4 ? "4.0.0" :
 				    "5.0.0", who, text, sizeof(text));
 				if (r->code / 100 == 4) {
-					rc = conn_fail(c, NULL, "MAIL: %s",
+					rc = conn_fail(c, DANESTS_RT_NONE, "MAIL: %s",
 					    text);
 					goto out;
 				}
@@ -875,7 +858,8 @@ try_address(struct smtp_run *run, const struct danests_host *h,
 			/* RFC 8461 5: testing mode delivers anyway and
 			 * reports the failure (RFC 8460) */
 			tx->result_type = !s.tls ? RT_STARTTLS :
-			    s.vr.reason ? s.vr.reason : RT_VALIDATION;
+			    s.vr.reason != DANESTS_RT_NONE ? s.vr.reason :
+			    RT_VALIDATION;
 			testing_fail = true;
 		}
 		run_log(run, testing_fail, "%s: policy %s, tls %s, %s%s%s%s",
@@ -889,19 +873,20 @@ try_address(struct smtp_run *run, const struct danests_host *h,
 		rc = transaction(run, c, &s, who);
 	}
 	if (rc == STEP_FAIL) {
-		if (c->rtype != NULL)
+		if (c->rtype != DANESTS_RT_NONE)
 			tx->result_type = c->rtype;
 		if (run->end != 0 && now_ms() >= run->end)
 			run->expired = true;
 		/* RFC 3463: 4.7.5 cryptographic failure, 4.7.4 security
 		 * feature missing, 4.4.1 no answer from host */
 		snprintf(run->last, sizeof(run->last), "%s %.200s: %.250s",
-		    c->rtype != NULL && c->rtype != RT_STARTTLS ? "4.7.5" :
-		    c->rtype == RT_STARTTLS ? "4.7.4" : "4.4.1", who, c->why);
+		    c->rtype == DANESTS_RT_NONE ? "4.4.1" :
+		    c->rtype == RT_STARTTLS ? "4.7.4" : "4.7.5", who, c->why);
 		run_log(run, true, "%s: policy %s: %s%s%s%s", who,
 		    danests_policy_name(h->policy), c->why,
-		    c->rtype ? " (" : "", c->rtype ? c->rtype : "",
-		    c->rtype ? ")" : "");
+		    c->rtype != DANESTS_RT_NONE ? " (" : "",
+		    c->rtype != DANESTS_RT_NONE ? RT_NAME(c->rtype) : "",
+		    c->rtype != DANESTS_RT_NONE ? ")" : "");
 		for (i = 0; i < tx->nrcpt; i++)
 			tx->rcpt[i].code = 0;
 	}
@@ -915,26 +900,28 @@ static danests_status
 verdict_fail(struct smtp_run *run)
 {
 	const struct danests_decision *d = run->d;
+	const char *why = danests_reason_name(d->reason);
 	char text[DANESTS_SMTP_TEXT_MAX];
 
 	if (d->verdict == DANESTS_PERMFAIL) {
-		if (d->reason != NULL && strcmp(d->reason, R_NULL_MX) == 0) {
+		if (d->reason == DANESTS_R_NULL_MX) {
 			/* RFC 7505 4.2 */
 			snprintf(text, sizeof(text), "5.1.10 domain %s does "
 			    "not accept mail (null MX)", d->domain);
 			all_set(run->tx, 556, text);
 		} else {
 			snprintf(text, sizeof(text), "5.1.2 domain %s: %s",
-			    d->domain, d->reason ? d->reason : "permfail");
+			    d->domain, why ? why : "permfail");
 			all_set(run->tx, 550, text);
 		}
-		run_log(run, true, "%s: permfail (%s)", d->domain, d->reason);
+		run_log(run, true, "%s: permfail (%s)", d->domain,
+		    why ? why : "-");
 		return DANESTS_PERM;
 	}
 	snprintf(text, sizeof(text), "4.4.3 domain %s: delivery deferred "
-	    "(%s)", d->domain, d->reason ? d->reason : "tempfail");
+	    "(%s)", d->domain, why ? why : "tempfail");
 	all_set(run->tx, 451, text);
-	run_log(run, true, "%s: tempfail (%s)", d->domain, d->reason);
+	run_log(run, true, "%s: tempfail (%s)", d->domain, why ? why : "-");
 	return DANESTS_TEMP;
 }
 
@@ -976,7 +963,7 @@ danests_smtp_deliver(SSL_CTX *tls, const struct danests_decision *d,
 	tx->host[0] = tx->addr[0] = tx->verify_detail[0] = '\0';
 	snprintf(tx->tls, sizeof(tx->tls), "none");
 	tx->verified = false;
-	tx->result_type = NULL;
+	tx->result_type = DANESTS_RT_NONE;
 	for (i = 0; i < tx->nrcpt; i++) {
 		tx->rcpt[i].code = 0;
 		tx->rcpt[i].text[0] = '\0';
@@ -999,11 +986,13 @@ danests_smtp_deliver(SSL_CTX *tls, const struct danests_decision *d,
 		h = &d->hosts[i];
 		if (h->policy == DANESTS_POLICY_SKIP) {
 			run_log(&run, true, "%s: skipped (%s)", h->name,
-			    h->reason ? h->reason : "skip");
+			    danests_reason_name(h->reason) ?
+			    danests_reason_name(h->reason) : "skip");
 			if (!tried)
 				snprintf(run.last, sizeof(run.last), "4.7.5 "
 				    "%s: host skipped (%s)", h->name,
-				    h->reason ? h->reason : "skip");
+				    danests_reason_name(h->reason) ?
+			    danests_reason_name(h->reason) : "skip");
 			continue;
 		}
 		for (k = 0; k < h->naddrs && rc != STEP_DONE &&
@@ -1014,7 +1003,7 @@ danests_smtp_deliver(SSL_CTX *tls, const struct danests_decision *d,
 			/* RFC 7435 / RFC 8461 5: a failed handshake with a
 			 * may or testing host is retried in the clear */
 			if (rc == STEP_FAIL && !run.expired &&
-			    tx->result_type != NULL &&
+			    tx->result_type != DANESTS_RT_NONE &&
 			    tx->result_type != RT_STARTTLS &&
 			    (h->policy == DANESTS_POLICY_MAY ||
 			    h->policy == DANESTS_POLICY_STS_TESTING)) {
@@ -1071,7 +1060,8 @@ danests_smtp_probe(SSL_CTX *tls, const struct danests_host *h,
 	if (h->policy == DANESTS_POLICY_SKIP) {
 		out->status = DANESTS_PERM;
 		snprintf(out->error, sizeof(out->error), "host skipped (%s)",
-		    h->reason ? h->reason : "skip");
+		    danests_reason_name(h->reason) ?
+			    danests_reason_name(h->reason) : "skip");
 		return out->status;
 	}
 	if (h->naddrs == 0) {
@@ -1093,7 +1083,7 @@ danests_smtp_probe(SSL_CTX *tls, const struct danests_host *h,
 		c->end = now_ms() + o->total_ms;
 	for (k = 0; k < h->naddrs; k++) {
 		c->fd = -1;
-		c->rtype = NULL;
+		c->rtype = DANESTS_RT_NONE;
 		c->why[0] = '\0';
 		snprintf(out->addr, sizeof(out->addr), "%s", h->addrs[k]);
 		rc = session_open(c, tls, h, h->addrs[k], o, helo, false, &s);
@@ -1141,12 +1131,13 @@ danests_smtp_probe(SSL_CTX *tls, const struct danests_host *h,
 			out->result_type = RT_STARTTLS;
 		else if (h->policy == DANESTS_POLICY_STS_TESTING &&
 		    !out->verify.verified)
-			out->result_type = out->verify.reason ?
-			    out->verify.reason : RT_VALIDATION;
-		if (out->result_type != NULL)
+			out->result_type = out->verify.reason !=
+			    DANESTS_RT_NONE ? out->verify.reason :
+			    RT_VALIDATION;
+		if (out->result_type != DANESTS_RT_NONE)
 			snprintf(out->error, sizeof(out->error), "sts "
 			    "testing: would fail under enforce (%s)",
-			    out->result_type);
+			    RT_NAME(out->result_type));
 	} else {
 		out->result_type = c->rtype;
 		snprintf(out->error, sizeof(out->error), "%s", c->why);

@@ -123,22 +123,23 @@ use_cached(struct sts_req *q, const char *err)
 
 /* no_policy - no policy applies; keep why for reporting */
 static void
-no_policy(struct sts_req *q, const char *reason, const char *detail)
+no_policy(struct sts_req *q, danests_result_type reason, const char *detail)
 {
 	q->res.state = STS_NONE;
-	if (reason != NULL)
-		snprintf(q->res.error, sizeof(q->res.error), "%s: %s", reason,
-		    detail);
+	if (reason != DANESTS_RT_NONE)
+		snprintf(q->res.error, sizeof(q->res.error), "%s: %s",
+		    danests_result_type_name(reason), detail);
 	finish(q);
 }
 
 /* failed - the lookup itself failed: with a cache keep it, else report */
 static void
-failed(struct sts_req *q, const char *reason, const char *detail)
+failed(struct sts_req *q, danests_result_type reason, const char *detail)
 {
 	char err[DANESTS_WHY_MAX];
 
-	snprintf(err, sizeof(err), "%s: %s", reason, detail);
+	snprintf(err, sizeof(err), "%s: %s", danests_result_type_name(reason),
+	    detail);
 	if (q->have_cache) {
 		use_cached(q, err);
 		return;
@@ -159,12 +160,12 @@ failed(struct sts_req *q, const char *reason, const char *detail)
  * policy keep it, else a policy may exist but can't be fetched now
  * (STS_DNS_FAIL, as for the TXT lookup) */
 static void
-dns_failed(struct sts_req *q, const char *r, const struct dns_answer *ans)
+dns_failed(struct sts_req *q, danests_reason r, const struct dns_answer *ans)
 {
 	char err[DANESTS_WHY_MAX];
 
-	snprintf(err, sizeof(err), "%s: %.100s address lookup: %.100s", r,
-	    q->host, ans ? ans->why : "out of memory");
+	snprintf(err, sizeof(err), "%s: %.100s address lookup: %.100s",
+	    danests_reason_name(r), q->host, ans ? ans->why : "out of memory");
 	if (q->have_cache) {
 		use_cached(q, err);
 		return;
@@ -218,15 +219,15 @@ fetch_done(void *arg, struct sts_fetch_result *fr)
 		return;
 	}
 	if (fr->status != DANESTS_OK) {
-		failed(q, fr->reason ? fr->reason : "sts-policy-fetch-error",
-		    fr->why);
+		failed(q, fr->reason != DANESTS_RT_NONE ? fr->reason :
+		    DANESTS_RT_STS_POLICY_FETCH_ERROR, fr->why);
 		req_unref(q);
 		return;
 	}
 	memset(&e, 0, sizeof(e));
 	if (sts_policy_parse(fr->body, fr->len, &e.policy, &why) !=
 	    DANESTS_OK) {
-		failed(q, "sts-policy-invalid", why ? why : "invalid policy");
+		failed(q, DANESTS_RT_STS_POLICY_INVALID, why ? why : "invalid policy");
 		req_unref(q);
 		return;
 	}
@@ -283,19 +284,19 @@ host_done(struct sts_req *q)
 	 */
 	for (k = 0; k < 2; k++)
 		if (as[k] == NULL || as[k]->rcode == DNS_R_SERVFAIL) {
-			dns_failed(q, as[k] ? R_DNSSEC_INVALID : R_DNS_ERROR,
-			    as[k]);
+			dns_failed(q, as[k] ? DANESTS_R_DNSSEC_INVALID :
+			    DANESTS_R_DNS_ERROR, as[k]);
 			return;
 		}
 	for (k = 0; n == 0 && k < 2; k++)
 		if (as[k]->rcode == DNS_R_TIMEOUT ||
 		    as[k]->rcode == DNS_R_ERROR) {
 			dns_failed(q, as[k]->rcode == DNS_R_TIMEOUT ?
-			    R_DNS_TIMEOUT : R_DNS_ERROR, as[k]);
+			    DANESTS_R_DNS_TIMEOUT : DANESTS_R_DNS_ERROR, as[k]);
 			return;
 		}
 	if (n == 0) {
-		failed(q, "sts-policy-fetch-error", q->a && q->a->rcode ==
+		failed(q, DANESTS_RT_STS_POLICY_FETCH_ERROR, q->a && q->a->rcode ==
 		    DNS_R_NXDOMAIN ? "policy host does not exist" :
 		    "policy host has no address");
 		return;
@@ -304,7 +305,7 @@ host_done(struct sts_req *q)
 	if (q->ctx->fetcher == NULL || sts_fetch_start(q->ctx->fetcher,
 	    q->domain, addrs, n, fetch_done, q) != DANESTS_OK) {
 		q->outstanding--;
-		failed(q, "sts-policy-fetch-error", "cannot start fetch");
+		failed(q, DANESTS_RT_STS_POLICY_FETCH_ERROR, "cannot start fetch");
 		return;
 	}
 	fetching_link(q);
@@ -319,7 +320,7 @@ sts_cancel_fetches(struct danests_ctx *ctx)
 	while (ctx->sts_fetching != NULL) {
 		memset(&r, 0, sizeof(r));
 		r.status = DANESTS_TEMP;
-		r.reason = "sts-policy-fetch-error";
+		r.reason = DANESTS_RT_STS_POLICY_FETCH_ERROR;
 		strlcpy(r.why, "cancelled", sizeof(r.why));
 		fetch_done(ctx->sts_fetching, &r);
 	}
@@ -338,7 +339,7 @@ addr_cb(void *arg, struct dns_answer *ans)
 	if (!q->done && q->a != NULL && q->aaaa != NULL)
 		host_done(q);
 	else if (!q->done && ans == NULL)
-		dns_failed(q, R_DNS_ERROR, NULL);
+		dns_failed(q, DANESTS_R_DNS_ERROR, NULL);
 	req_unref(q);
 }
 
@@ -349,7 +350,7 @@ start_fetch(struct sts_req *q)
 	q->outstanding += 2;
 	if (dns_query(q->ctx->dns, q->host, DNS_T_A, addr_cb, q) != 0) {
 		q->outstanding -= 2;
-		failed(q, "sts-policy-fetch-error", "cannot start DNS lookup");
+		failed(q, DANESTS_RT_STS_POLICY_FETCH_ERROR, "cannot start DNS lookup");
 		return;
 	}
 	if (dns_query(q->ctx->dns, q->host, DNS_T_AAAA, addr_cb, q) != 0) {
@@ -376,21 +377,23 @@ txt_cb(void *arg, struct dns_answer *ans)
 		goto out;
 	if (ans == NULL || ans->rcode == DNS_R_SERVFAIL ||
 	    ans->rcode == DNS_R_TIMEOUT || ans->rcode == DNS_R_ERROR) {
-		const char *r = ans && ans->rcode == DNS_R_SERVFAIL ?
-		    R_DNSSEC_INVALID : ans && ans->rcode == DNS_R_TIMEOUT ?
-		    R_DNS_TIMEOUT : R_DNS_ERROR;
+		danests_reason r = ans && ans->rcode == DNS_R_SERVFAIL ?
+		    DANESTS_R_DNSSEC_INVALID : ans &&
+		    ans->rcode == DNS_R_TIMEOUT ? DANESTS_R_DNS_TIMEOUT :
+		    DANESTS_R_DNS_ERROR;
 
 		if (q->have_cache) {
 			char err[DANESTS_WHY_MAX];
 
 			snprintf(err, sizeof(err), "%s: TXT lookup failed",
-			    r);
+			    danests_reason_name(r));
 			use_cached(q, err);
 		} else {
 			q->res.state = STS_DNS_FAIL;
 			q->res.fail_reason = r;
 			snprintf(q->res.error, sizeof(q->res.error),
-			    "%s: _mta-sts TXT lookup: %s", r,
+			    "%s: _mta-sts TXT lookup: %s",
+			    danests_reason_name(r),
 			    ans ? ans->why : "out of memory");
 			finish(q);
 		}
@@ -412,9 +415,9 @@ txt_cb(void *arg, struct dns_answer *ans)
 		if (q->have_cache)
 			use_cached(q, NULL);
 		else if (st == DANESTS_NOTFOUND)
-			no_policy(q, NULL, NULL);
+			no_policy(q, DANESTS_RT_NONE, NULL);
 		else
-			no_policy(q, "sts-policy-invalid", why ? why :
+			no_policy(q, DANESTS_RT_STS_POLICY_INVALID, why ? why :
 			    "invalid TXT record");
 		goto out;
 	}

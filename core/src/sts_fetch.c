@@ -38,8 +38,6 @@
 #define STS_FETCH_PATH			"/.well-known/mta-sts.txt"
 
 /* Reason codes (RFC 8460 4.3.2 result types). */
-static const char R_STS_FETCH_ERROR[] = "sts-policy-fetch-error";
-static const char R_STS_WEBPKI_INVALID[] = "sts-webpki-invalid";
 
 struct sts_sock;
 struct sts_fetch;
@@ -127,11 +125,13 @@ sts_fetch_destroy(struct sts_fetch *fe)
 
 /* sts_fetch_fail - record a failure in the fetch's result */
 static void
-sts_fetch_fail(struct sts_fetch *fe, const char *reason, const char *fmt, ...)
+sts_fetch_fail(struct sts_fetch *fe, danests_result_type reason,
+    const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-sts_fetch_fail(struct sts_fetch *fe, const char *reason, const char *fmt, ...)
+sts_fetch_fail(struct sts_fetch *fe, danests_result_type reason,
+    const char *fmt, ...)
 {
 	va_list ap;
 
@@ -283,12 +283,12 @@ sts_fetch_finish_result(struct sts_fetch *fe, CURLcode rc)
 	/* Our own aborts first: they explain curl's CURLE_WRITE_ERROR. */
 	switch (fe->abort) {
 	case ABORT_TOOBIG:
-		sts_fetch_fail(fe, R_STS_FETCH_ERROR, "body exceeds %d bytes",
+		sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "body exceeds %d bytes",
 		    STS_BODY_MAX);
 		return;
 	case ABORT_CTYPE:
 		curl_easy_getinfo(fe->easy, CURLINFO_CONTENT_TYPE, &ct);
-		sts_fetch_fail(fe, R_STS_FETCH_ERROR, "Content-Type %s",
+		sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "Content-Type %s",
 		    ct ? ct : "missing");
 		return;
 	case ABORT_STATUS:
@@ -298,13 +298,13 @@ sts_fetch_finish_result(struct sts_fetch *fe, CURLcode rc)
 
 	if (rc != CURLE_OK && fe->abort != ABORT_STATUS) {
 		if (sts_fetch_is_cert_error(fe, rc)) {
-			sts_fetch_fail(fe, R_STS_WEBPKI_INVALID,
+			sts_fetch_fail(fe, DANESTS_RT_STS_WEBPKI_INVALID,
 			    "certificate: %s", err);
 			return;
 		}
 		if (rc == CURLE_OPERATION_TIMEDOUT && (code == 0 ||
 		    code == 200)) {
-			sts_fetch_fail(fe, R_STS_FETCH_ERROR,
+			sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR,
 			    "timeout after %u ms (%s)",
 			    fe->fetcher->timeout_ms, err);
 			return;
@@ -312,13 +312,13 @@ sts_fetch_finish_result(struct sts_fetch *fe, CURLcode rc)
 		/* A non-200 answer is reported by its status below. */
 		if (code == 0 || code == 200) {
 			if (rc == CURLE_FILESIZE_EXCEEDED)
-				sts_fetch_fail(fe, R_STS_FETCH_ERROR,
+				sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR,
 				    "body exceeds %d bytes", STS_BODY_MAX);
 			else if (rc == CURLE_WRITE_ERROR)
-				sts_fetch_fail(fe, R_STS_FETCH_ERROR,
+				sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR,
 				    "out of memory");
 			else
-				sts_fetch_fail(fe, R_STS_FETCH_ERROR, "%s",
+				sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "%s",
 				    err);
 			return;
 		}
@@ -327,24 +327,24 @@ sts_fetch_finish_result(struct sts_fetch *fe, CURLcode rc)
 	/* RFC 8461 3.3: only 200; redirects are not followed. */
 	if (code != 200) {
 		if (code >= 300 && code < 400)
-			sts_fetch_fail(fe, R_STS_FETCH_ERROR,
+			sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR,
 			    "redirect (HTTP %ld) not followed", code);
 		else
-			sts_fetch_fail(fe, R_STS_FETCH_ERROR, "HTTP %ld", code);
+			sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "HTTP %ld", code);
 		return;
 	}
 	curl_easy_getinfo(fe->easy, CURLINFO_CONTENT_TYPE, &ct);
 	if (!sts_fetch_ctype_ok(ct)) {
-		sts_fetch_fail(fe, R_STS_FETCH_ERROR, "Content-Type %s",
+		sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "Content-Type %s",
 		    ct ? ct : "missing");
 		return;
 	}
 	if (fe->body == NULL && (fe->body = strdup("")) == NULL) {
-		sts_fetch_fail(fe, R_STS_FETCH_ERROR, "out of memory");
+		sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "out of memory");
 		return;
 	}
 	r->status = DANESTS_OK;
-	r->reason = R_DELIVER;
+	r->reason = DANESTS_RT_NONE;
 	r->body = fe->body;
 	r->len = fe->len;
 	r->why[0] = '\0';
@@ -726,7 +726,7 @@ sts_fetch_start(struct sts_fetcher *f, const char *domain,
 	fe->fetcher = f;
 	fe->cb = cb;
 	fe->arg = arg;
-	fe->res.reason = R_STS_FETCH_ERROR;
+	fe->res.reason = DANESTS_RT_STS_POLICY_FETCH_ERROR;
 	fe->res.status = DANESTS_TEMP;
 
 	if (name_lower(domain, name, sizeof(name)) != DANESTS_OK ||
@@ -740,13 +740,13 @@ sts_fetch_start(struct sts_fetcher *f, const char *domain,
 		err = sts_fetch_setup(fe, addrs, naddrs);
 	if (err == NULL && (mrc = curl_multi_add_handle(f->multi, fe->easy))
 	    != CURLM_OK) {
-		sts_fetch_fail(fe, R_STS_FETCH_ERROR, "%s: %s", fe->host,
+		sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "%s: %s", fe->host,
 		    curl_multi_strerror(mrc));
 		err = "";
 	}
 	if (err != NULL) {
 		if (*err)
-			sts_fetch_fail(fe, R_STS_FETCH_ERROR, "%s: %s",
+			sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "%s: %s",
 			    fe->host[0] ? fe->host : domain, err);
 		fe->defer = evtimer_new(f->base, sts_fetch_defer_cb, fe);
 		if (fe->defer == NULL || evtimer_add(fe->defer, &now) != 0) {

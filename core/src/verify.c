@@ -22,19 +22,13 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-static const char V_HOST_MISMATCH[] = "certificate-host-mismatch";
-static const char V_EXPIRED[] = "certificate-expired";
-static const char V_NOT_TRUSTED[] = "certificate-not-trusted";
-static const char V_TLSA_INVALID[] = "tlsa-invalid";
-static const char V_FAILURE[] = "validation-failure";
-
 /* verify_result_init - a result that says nothing was verified */
 static void
 verify_result_init(struct danests_verify_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->verified = false;
-	res->reason = V_FAILURE;
+	res->reason = DANESTS_RT_VALIDATION_FAILURE;
 	res->depth = -1;
 	res->usage = res->selector = res->mtype = -1;
 }
@@ -247,26 +241,29 @@ danests_tls_prepare(SSL *ssl, const struct danests_host *host, char *why,
 		    whylen);
 	case DANESTS_POLICY_SKIP:
 		why_set(why, whylen, "host %s must not be contacted (%s)",
-		    host->name, host->reason ? host->reason : "skip");
+		    host->name, danests_reason_name(host->reason) ?
+		    danests_reason_name(host->reason) : "skip");
 		return DANESTS_PERM;
 	}
 	why_set(why, whylen, "unknown policy %d", (int)host->policy);
 	return DANESTS_PERM;
 }
 
-/* verify_reason - RFC 8460 4.3 result type for an X509 verify error */
-static const char *
-verify_reason(danests_policy policy, long err)
+/* verify_result_type - RFC 8460 4.3 result type of an X509 verify error
+ * for a host of policy (DANESTS_RT_NONE for X509_V_OK); the one mapping
+ * for an offline check, a completed handshake and one that failed */
+danests_result_type
+verify_result_type(danests_policy policy, long err)
 {
 	switch (err) {
 	case X509_V_OK:
-		return NULL;
+		return DANESTS_RT_NONE;
 	case X509_V_ERR_HOSTNAME_MISMATCH:
-		return V_HOST_MISMATCH;
+		return DANESTS_RT_CERT_HOST_MISMATCH;
 	case X509_V_ERR_CERT_HAS_EXPIRED:
-		return V_EXPIRED;
+		return DANESTS_RT_CERT_EXPIRED;
 	case X509_V_ERR_DANE_NO_MATCH:
-		return V_TLSA_INVALID;
+		return DANESTS_RT_TLSA_INVALID;
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
 	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
 	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
@@ -275,10 +272,10 @@ verify_reason(danests_policy policy, long err)
 	case X509_V_ERR_CERT_UNTRUSTED:
 		/* With DANE the trust store is not consulted: a chain
 		 * without trust anchor means no DANE-TA record matched. */
-		return policy == DANESTS_POLICY_DANE ? V_TLSA_INVALID :
-		    V_NOT_TRUSTED;
+		return policy == DANESTS_POLICY_DANE ? DANESTS_RT_TLSA_INVALID :
+		    DANESTS_RT_CERT_NOT_TRUSTED;
 	default:
-		return V_FAILURE;
+		return DANESTS_RT_VALIDATION_FAILURE;
 	}
 }
 
@@ -293,8 +290,8 @@ verify_fill(SSL *ssl, const struct danests_host *host, long err,
 	size_t dlen;
 	int depth;
 
-	res->reason = verify_reason(host->policy, err);
-	res->verified = res->reason == NULL;
+	res->reason = verify_result_type(host->policy, err);
+	res->verified = res->reason == DANESTS_RT_NONE;
 	if ((peer = SSL_get0_peername(ssl)) != NULL)
 		snprintf(res->peername, sizeof(res->peername), "%s", peer);
 
@@ -322,7 +319,7 @@ verify_fill(SSL *ssl, const struct danests_host *host, long err,
 		/* Verified with DANE enabled yet no matching record:
 		 * never trusted (RFC 7672 2.2: no PKIX fallback). */
 		res->verified = false;
-		res->reason = V_TLSA_INVALID;
+		res->reason = DANESTS_RT_TLSA_INVALID;
 		snprintf(res->detail, sizeof(res->detail),
 		    "chain verified but no TLSA record matched");
 		return;

@@ -216,12 +216,14 @@ show_decision_text(const char *json)
 		return;
 	}
 	printf("decision:    %s (%s), expires %s\n",
-	    danests_verdict_name(d->verdict), d->reason ? d->reason : "-",
+	    danests_verdict_name(d->verdict), danests_reason_name(d->reason) ?
+	    danests_reason_name(d->reason) : "-",
 	    fmt_time(d->expires, t, sizeof(t)));
 	for (i = 0; i < d->nhosts; i++)
 		printf("  host:      %s %s (%s)\n", d->hosts[i].name,
 		    danests_policy_name(d->hosts[i].policy),
-		    d->hosts[i].reason ? d->hosts[i].reason : "-");
+		    danests_reason_name(d->hosts[i].reason) ?
+		    danests_reason_name(d->hosts[i].reason) : "-");
 	danests_decision_free(d);
 }
 

@@ -209,7 +209,7 @@ print_text(const struct danests_decision *d)
 	char prio[16];
 
 	printf("%s: %s (%s)  mx: %s%s", d->domain,
-	    danests_verdict_name(d->verdict), orstr(d->reason),
+	    danests_verdict_name(d->verdict), orstr(danests_reason_name(d->reason)),
 	    danests_dnssec_name(d->mx_security),
 	    d->implicit_mx ? " implicit" : "");
 	if (d->mx_cname != NULL)
@@ -234,7 +234,7 @@ print_text(const struct danests_decision *d)
 		h = &d->hosts[i];
 		printf("  %-*s  %*d  %-*s  %s", wname, h->name, wprio,
 		    h->priority, wpol, danests_policy_name(h->policy),
-		    orstr(h->reason));
+		    orstr(danests_reason_name(h->reason)));
 		if (h->mx_insecure)
 			printf("  (mx insecure)");
 		if (h->nunusable > 0)

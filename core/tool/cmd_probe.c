@@ -92,7 +92,8 @@ print_host(const struct danests_host *h, const struct danests_smtp_probe *p)
 	size_t i;
 
 	printf("  %s (prio %d, policy %s, %s)\n", h->name, h->priority,
-	    danests_policy_name(h->policy), h->reason ? h->reason : "-");
+	    danests_policy_name(h->policy), danests_reason_name(h->reason) ?
+	    danests_reason_name(h->reason) : "-");
 	if (h->policy == DANESTS_POLICY_SKIP) {
 		printf("    not contacted: %s\n", p->error);
 		return;
@@ -113,13 +114,15 @@ print_host(const struct danests_host *h, const struct danests_smtp_probe *p)
 	if (p->tls)
 		printf("    verify    %s%s%s\n", p->verify.verified ?
 		    "verified: " : "not verified: ", p->verify.detail,
-		    p->verify.reason && !p->verify.verified ? "" : "");
+		    "");
 	if (p->status == DANESTS_OK)
-		printf("    result    ok%s%s\n", p->result_type ? ", " : "",
-		    p->result_type ? p->error : "");
+		printf("    result    ok%s%s\n", p->result_type !=
+		    DANESTS_RT_NONE ? ", " : "", p->result_type !=
+		    DANESTS_RT_NONE ? p->error : "");
 	else
-		printf("    result    FAIL %s: %s\n", p->result_type ?
-		    p->result_type : "connection", p->error);
+		printf("    result    FAIL %s: %s\n", p->result_type !=
+		    DANESTS_RT_NONE ? danests_result_type_name(p->result_type) :
+		    "connection", p->error);
 }
 
 /* host_json - JSON report of one host */
@@ -132,7 +135,7 @@ host_json(const struct danests_host *h, const struct danests_smtp_probe *p)
 
 	o = json_pack("{s:s, s:i, s:s, s:s?}", "name", h->name, "priority",
 	    h->priority, "policy", danests_policy_name(h->policy), "reason",
-	    h->reason);
+	    danests_reason_name(h->reason));
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "contacted",
@@ -169,8 +172,9 @@ host_json(const struct danests_host *h, const struct danests_smtp_probe *p)
 	    json_string(p->verify.peername) : json_null());
 	json_object_set_new(o, "status", json_string(p->status == DANESTS_OK ?
 	    "ok" : "fail"));
-	json_object_set_new(o, "result_type", p->result_type ?
-	    json_string(p->result_type) : json_null());
+	json_object_set_new(o, "result_type", p->result_type !=
+	    DANESTS_RT_NONE ? json_string(danests_result_type_name(
+	    p->result_type)) : json_null());
 	json_object_set_new(o, "error", *p->error ? json_string(p->error) :
 	    json_null());
 	return o;
@@ -300,8 +304,9 @@ cmd_probe(int argc, char **argv)
 		free(text);
 	} else {
 		printf("%s: %s (%s)\n", d->domain,
-		    danests_verdict_name(d->verdict), d->reason ? d->reason :
-		    "-");
+		    danests_verdict_name(d->verdict),
+		    danests_reason_name(d->reason) ?
+		    danests_reason_name(d->reason) : "-");
 		if (d->sts != NULL)
 			printf("  mta-sts: mode %s id %s\n",
 			    danests_sts_mode_name(d->sts->policy.mode),

@@ -149,7 +149,8 @@ fetched(void *arg, struct sts_fetch_result *res)
 		r->early = 1;
 	r->status = res->status;
 	snprintf(r->reason, sizeof(r->reason), "%s",
-	    res->reason ? res->reason : "(null)");
+	    res->reason != DANESTS_RT_NONE ?
+	    danests_result_type_name(res->reason) : "ok");
 	r->code = res->http_code;
 	snprintf(r->why, sizeof(r->why), "%s", res->why);
 	r->len = res->len;

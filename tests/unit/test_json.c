@@ -23,7 +23,7 @@
 
 /* mk_decision - a decision with n zeroed hosts */
 static struct danests_decision *
-mk_decision(const char *domain, danests_verdict v, const char *reason,
+mk_decision(const char *domain, danests_verdict v, danests_reason reason,
     danests_dnssec mxsec, size_t nhosts)
 {
 	struct danests_decision *d;
@@ -47,7 +47,7 @@ mk_decision(const char *domain, danests_verdict v, const char *reason,
 /* set_host - fill host i */
 static struct danests_host *
 set_host(struct danests_decision *d, size_t i, const char *name, int prio,
-    danests_policy p, const char *reason, danests_dnssec addrsec)
+    danests_policy p, danests_reason reason, danests_dnssec addrsec)
 {
 	struct danests_host *h = &d->hosts[i];
 
@@ -118,7 +118,7 @@ mk_sts(struct danests_decision *d, danests_sts_mode mode, const char *id,
 static struct danests_decision *
 shape_permfail(void)
 {
-	return mk_decision("null-mx.test", DANESTS_PERMFAIL, R_NULL_MX,
+	return mk_decision("null-mx.test", DANESTS_PERMFAIL, DANESTS_R_NULL_MX,
 	    DANESTS_SEC_SECURE, 0);
 }
 
@@ -129,10 +129,10 @@ shape_dane(void)
 	struct danests_decision *d;
 	struct danests_host *h;
 
-	d = mk_decision("dane-ee.test", DANESTS_DELIVER, R_DELIVER,
+	d = mk_decision("dane-ee.test", DANESTS_DELIVER, DANESTS_R_OK,
 	    DANESTS_SEC_SECURE, 2);
 	d->mx_cname = strdup("real.dane-ee.test");
-	h = set_host(d, 0, "mx.dane-ee.test", 10, DANESTS_POLICY_DANE, R_DANE,
+	h = set_host(d, 0, "mx.dane-ee.test", 10, DANESTS_POLICY_DANE, DANESTS_R_DANE,
 	    DANESTS_SEC_SECURE);
 	h->tlsa_security = DANESTS_SEC_SECURE;
 	h->tlsa_base = strdup("target.dane-ee.test");
@@ -142,7 +142,7 @@ shape_dane(void)
 	add_tlsa(h, 3, 1, 1, 32, 0xab);
 	add_tlsa(h, 2, 0, 2, 64, 0x0f);
 	h = set_host(d, 1, "mx2.dane-ee.test", 20, DANESTS_POLICY_SKIP,
-	    R_TLSA_INVALID, DANESTS_SEC_SECURE);
+	    DANESTS_R_TLSA_INVALID, DANESTS_SEC_SECURE);
 	h->tlsa_security = DANESTS_SEC_BOGUS;
 	h->tlsa_base = strdup("mx2.dane-ee.test");
 	add_addr(h, "127.10.2.2");
@@ -157,15 +157,15 @@ shape_sts(void)
 	struct danests_decision *d;
 	struct danests_host *h;
 
-	d = mk_decision("sts-wild.test", DANESTS_DELIVER, R_DELIVER,
+	d = mk_decision("sts-wild.test", DANESTS_DELIVER, DANESTS_R_OK,
 	    DANESTS_SEC_INSECURE, 2);
 	mk_sts(d, DANESTS_STS_ENFORCE, "20240101T000000", "cache",
 	    "sts-policy-fetch-error: HTTP 404", mx, NELEM(mx));
 	h = set_host(d, 0, "mx1.sts-wild.test", 10,
-	    DANESTS_POLICY_STS_ENFORCE, R_STS_MX_MATCH, DANESTS_SEC_INSECURE);
+	    DANESTS_POLICY_STS_ENFORCE, DANESTS_R_STS_MX_MATCH, DANESTS_SEC_INSECURE);
 	add_addr(h, "127.10.2.1");
 	h = set_host(d, 1, "a.b.sts-wild.test", 20, DANESTS_POLICY_SKIP,
-	    R_STS_MX_MISMATCH, DANESTS_SEC_INSECURE);
+	    DANESTS_R_STS_MX_MISMATCH, DANESTS_SEC_INSECURE);
 	add_addr(h, "127.10.2.1");
 	return d;
 }
@@ -177,17 +177,17 @@ shape_skip(void)
 	struct danests_decision *d;
 	struct danests_host *h;
 
-	d = mk_decision("implicit.test", DANESTS_TEMPFAIL, R_NO_USABLE_HOST,
+	d = mk_decision("implicit.test", DANESTS_TEMPFAIL, DANESTS_R_NO_USABLE_HOST,
 	    DANESTS_SEC_SECURE, 3);
 	d->implicit_mx = true;
 	d->from_cache = true;
 	d->sts_error = strdup("sts-policy-invalid: max_age out of range");
 	h = set_host(d, 0, "implicit.test", 0, DANESTS_POLICY_SKIP,
-	    R_DNSSEC_INVALID, DANESTS_SEC_BOGUS);
+	    DANESTS_R_DNSSEC_INVALID, DANESTS_SEC_BOGUS);
 	h = set_host(d, 1, "b.implicit.test", 0, DANESTS_POLICY_SKIP,
-	    R_NO_ADDRESS, DANESTS_SEC_SECURE);
+	    DANESTS_R_NO_ADDRESS, DANESTS_SEC_SECURE);
 	h = set_host(d, 2, "c.implicit.test", 5, DANESTS_POLICY_SKIP,
-	    R_DNS_TIMEOUT, DANESTS_SEC_INDETERMINATE);
+	    DANESTS_R_DNS_TIMEOUT, DANESTS_SEC_INDETERMINATE);
 	h->mx_insecure = true;
 	(void)h;
 	return d;
@@ -201,21 +201,21 @@ shape_misc(void)
 	struct danests_decision *d;
 	struct danests_host *h;
 
-	d = mk_decision("sts-testing.test", DANESTS_DELIVER, R_DELIVER,
+	d = mk_decision("sts-testing.test", DANESTS_DELIVER, DANESTS_R_OK,
 	    DANESTS_SEC_INDETERMINATE, 3);
 	mk_sts(d, DANESTS_STS_TESTING, "a1", "fetched", NULL, mx, NELEM(mx));
 	h = set_host(d, 0, "mx.sts-testing.test", 10, DANESTS_POLICY_ENCRYPT,
-	    R_TLSA_UNUSABLE, DANESTS_SEC_SECURE);
+	    DANESTS_R_TLSA_UNUSABLE, DANESTS_SEC_SECURE);
 	h->tlsa_security = DANESTS_SEC_SECURE;
 	h->tlsa_base = strdup("mx.sts-testing.test");
 	h->nunusable = 3;
 	h->mx_insecure = true;
 	h = set_host(d, 1, "mx2.sts-testing.test", 20,
-	    DANESTS_POLICY_STS_TESTING, R_STS_TESTING, DANESTS_SEC_INSECURE);
+	    DANESTS_POLICY_STS_TESTING, DANESTS_R_STS_TESTING, DANESTS_SEC_INSECURE);
 	h->tlsa_security = DANESTS_SEC_INSECURE;
 	h->tlsa_base = strdup("mx2.sts-testing.test");
 	h = set_host(d, 2, "mx3.sts-testing.test", 65535, DANESTS_POLICY_MAY,
-	    "sts-webpki-invalid", DANESTS_SEC_INSECURE);
+	    DANESTS_R_ADDR_INSECURE, DANESTS_SEC_INSECURE);
 	add_addr(h, "::1");
 	return d;
 }
@@ -244,8 +244,7 @@ cmp_host(const struct danests_host *a, const struct danests_host *b)
 	cmp_str(a->name, b->name);
 	assert_int_equal(a->priority, b->priority);
 	assert_int_equal(a->policy, b->policy);
-	/* static storage, and the very same string */
-	cmp_str(a->reason, b->reason);
+	assert_int_equal(a->reason, b->reason);
 	assert_int_equal(a->mx_insecure, b->mx_insecure);
 	assert_int_equal(a->addr_security, b->addr_security);
 	cmp_str(a->tlsa_base, b->tlsa_base);
@@ -274,7 +273,7 @@ cmp_decision(const struct danests_decision *a,
 
 	cmp_str(a->domain, b->domain);
 	assert_int_equal(a->verdict, b->verdict);
-	cmp_str(a->reason, b->reason);
+	assert_int_equal(a->reason, b->reason);
 	assert_int_equal(a->mx_security, b->mx_security);
 	assert_int_equal(a->implicit_mx, b->implicit_mx);
 	cmp_str(a->mx_cname, b->mx_cname);
@@ -603,7 +602,7 @@ test_roundtrip(void **state)
 	}
 }
 
-/* test_reason_static - reasons come back as the reason.c strings */
+/* test_reason_static - reasons come back as the same codes */
 static void
 test_reason_static(void **state)
 {
@@ -613,9 +612,9 @@ test_reason_static(void **state)
 	(void)state;
 	text = danests_decision_to_json(d);
 	assert_int_equal(danests_decision_from_json(text, &back), DANESTS_OK);
-	assert_ptr_equal(back->reason, R_DELIVER);
-	assert_ptr_equal(back->hosts[0].reason, R_DANE);
-	assert_ptr_equal(back->hosts[1].reason, R_TLSA_INVALID);
+	assert_int_equal(back->reason, DANESTS_R_OK);
+	assert_int_equal(back->hosts[0].reason, DANESTS_R_DANE);
+	assert_int_equal(back->hosts[1].reason, DANESTS_R_TLSA_INVALID);
 	free(text);
 	danests_decision_free(back);
 	danests_decision_free(d);

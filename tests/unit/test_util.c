@@ -170,18 +170,100 @@ test_resolvconf(void **state)
 	    sizeof(addr)), DANESTS_TEMP);
 }
 
+/* Every reason code: its stable name (the JSON contract) and its RFC 8460
+ * result type, spelled out here independently of reason.c. */
+static const struct {
+	danests_reason r;
+	const char *name;
+	const char *type;
+} reason_rows[] = {
+	{ DANESTS_R_OK, "ok", NULL },
+	{ DANESTS_R_NULL_MX, "null-mx", NULL },
+	{ DANESTS_R_NXDOMAIN, "nxdomain", NULL },
+	{ DANESTS_R_DNSSEC_INVALID, "dnssec-invalid", "dnssec-invalid" },
+	{ DANESTS_R_DNS_ERROR, "dns-error", "dnssec-invalid" },
+	{ DANESTS_R_DNS_TIMEOUT, "dns-timeout", "dnssec-invalid" },
+	{ DANESTS_R_NO_ADDRESS, "no-address", NULL },
+	{ DANESTS_R_NO_USABLE_HOST, "no-usable-host", NULL },
+	{ DANESTS_R_DANE, "dane-tlsa", NULL },
+	{ DANESTS_R_TLSA_UNUSABLE, "tlsa-unusable", NULL },
+	{ DANESTS_R_TLSA_INVALID, "tlsa-invalid", "tlsa-invalid" },
+	{ DANESTS_R_NO_TLSA, "no-tlsa", NULL },
+	{ DANESTS_R_ADDR_INSECURE, "address-insecure", NULL },
+	{ DANESTS_R_TLSA_INSECURE, "tlsa-insecure", NULL },
+	{ DANESTS_R_STS_MX_MATCH, "sts-mx-match", NULL },
+	{ DANESTS_R_STS_MX_MISMATCH, "sts-mx-mismatch", "validation-failure" },
+	{ DANESTS_R_STS_TESTING, "sts-testing", NULL },
+	{ DANESTS_R_STS_NONE, "sts-none", NULL },
+	{ DANESTS_R_NO_POLICY, "no-policy", NULL },
+	{ DANESTS_R_CACHE_ERROR, "cache-error", NULL },
+	{ DANESTS_R_DECISION_TIMEOUT, "decision-timeout", NULL },
+};
+
 static void
 test_reason_types(void **state)
 {
+	danests_reason back;
+	size_t i;
+
 	(void)state;
-	assert_string_equal(danests_reason_result_type("tlsa-invalid"),
+	for (i = 0; i < sizeof(reason_rows) / sizeof(reason_rows[0]); i++) {
+		const char *type = danests_result_type_name(
+		    danests_reason_result_type(reason_rows[i].r));
+
+		assert_string_equal(danests_reason_name(reason_rows[i].r),
+		    reason_rows[i].name);
+		if (reason_rows[i].type == NULL)
+			assert_null(type);
+		else
+			assert_string_equal(type, reason_rows[i].type);
+		assert_true(reason_from_name(reason_rows[i].name, &back));
+		assert_int_equal(back, reason_rows[i].r);
+	}
+	/* the table above is the whole list */
+#define X(e, name, rt) + 1
+	assert_int_equal(sizeof(reason_rows) / sizeof(reason_rows[0]),
+	    0 DANESTS_REASONS(X));
+#undef X
+	assert_null(danests_reason_name(DANESTS_R_NONE));
+	assert_null(danests_reason_name((danests_reason)1000));
+	assert_int_equal(danests_reason_result_type((danests_reason)1000),
+	    DANESTS_RT_NONE);
+	assert_false(reason_from_name(NULL, &back));
+	assert_false(reason_from_name("", &back));
+	assert_false(reason_from_name("OK", &back));
+	assert_false(reason_from_name("certificate-expired", &back));
+}
+
+/* RFC 8460 4.3 spellings of the result types. */
+static void
+test_result_types(void **state)
+{
+	(void)state;
+	assert_null(danests_result_type_name(DANESTS_RT_NONE));
+	assert_string_equal(danests_result_type_name(
+	    DANESTS_RT_STARTTLS_NOT_SUPPORTED), "starttls-not-supported");
+	assert_string_equal(danests_result_type_name(
+	    DANESTS_RT_CERT_HOST_MISMATCH), "certificate-host-mismatch");
+	assert_string_equal(danests_result_type_name(DANESTS_RT_CERT_EXPIRED),
+	    "certificate-expired");
+	assert_string_equal(danests_result_type_name(
+	    DANESTS_RT_CERT_NOT_TRUSTED), "certificate-not-trusted");
+	assert_string_equal(danests_result_type_name(
+	    DANESTS_RT_VALIDATION_FAILURE), "validation-failure");
+	assert_string_equal(danests_result_type_name(DANESTS_RT_TLSA_INVALID),
 	    "tlsa-invalid");
-	assert_string_equal(danests_reason_result_type("sts-mx-mismatch"),
-	    "validation-failure");
-	assert_string_equal(danests_reason_result_type("dnssec-invalid"),
-	    "dnssec-invalid");
-	assert_null(danests_reason_result_type("ok"));
-	assert_null(danests_reason_result_type(NULL));
+	assert_string_equal(danests_result_type_name(
+	    DANESTS_RT_DNSSEC_INVALID), "dnssec-invalid");
+	assert_string_equal(danests_result_type_name(DANESTS_RT_DANE_REQUIRED),
+	    "dane-required");
+	assert_string_equal(danests_result_type_name(
+	    DANESTS_RT_STS_POLICY_FETCH_ERROR), "sts-policy-fetch-error");
+	assert_string_equal(danests_result_type_name(
+	    DANESTS_RT_STS_POLICY_INVALID), "sts-policy-invalid");
+	assert_string_equal(danests_result_type_name(
+	    DANESTS_RT_STS_WEBPKI_INVALID), "sts-webpki-invalid");
+	assert_null(danests_result_type_name((danests_result_type)1000));
 }
 
 int
@@ -193,6 +275,7 @@ main(void)
 		cmocka_unit_test(test_resolver_spec),
 		cmocka_unit_test(test_resolvconf),
 		cmocka_unit_test(test_reason_types),
+		cmocka_unit_test(test_result_types),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -248,7 +248,7 @@ host_make(struct danests_host *h, danests_policy policy, const char *name,
 	h->name = (char *)(uintptr_t)name;
 	h->tlsa_base = (char *)(uintptr_t)base;
 	h->policy = policy;
-	h->reason = "test";
+	h->reason = DANESTS_R_OK;
 	for (n = 0; n < MAXT && specs[n].from != C_NONE; n++)
 		;
 	h->ntlsa = n;
@@ -460,7 +460,7 @@ check_result(const struct danests_verify_result *res, int verified,
 		print_error("detail: %s\n", res->detail);
 	assert_int_equal(res->verified, verified);
 	if (verified) {
-		assert_null(res->reason);
+		assert_int_equal(res->reason, DANESTS_RT_NONE);
 		assert_int_equal(res->depth, depth);
 		assert_int_equal(res->usage, usage);
 		assert_int_equal(res->selector, selector);
@@ -470,11 +470,12 @@ check_result(const struct danests_verify_result *res, int verified,
 			assert_int_equal(res->mtype, -1);
 		assert_string_equal(res->peername, peername);
 	} else {
-		assert_non_null(res->reason);
-		assert_string_equal(res->reason, reason);
+		assert_int_not_equal(res->reason, DANESTS_RT_NONE);
+		assert_non_null(danests_result_type_name(res->reason));
+		assert_string_equal(danests_result_type_name(res->reason),
+		    reason);
 		assert_int_equal(res->depth, -1);
 		assert_int_equal(res->usage, -1);
-		assert_non_null(danests_reason_result_type(res->reason));
 	}
 	assert_true(res->detail[0] != '\0');
 }
@@ -749,7 +750,7 @@ test_no_peer_cert(void **state)
 	    DANESTS_OK);
 	assert_int_equal(danests_tls_result(ssl, &h, &res), DANESTS_OK);
 	assert_false(res.verified);
-	assert_non_null(res.reason);
+	assert_int_not_equal(res.reason, DANESTS_RT_NONE);
 	SSL_free(ssl);
 	danests_tls_ctx_free(ctx);
 }
