@@ -55,6 +55,8 @@ static bool stopping;
 static bool full_noted;
 static bool fatal;		/* a protocol smtpd speaks that we cannot */
 
+/* flog - one line on stderr, which smtpd logs */
+static void flog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void
 flog(const char *fmt, ...)
 {
@@ -124,7 +126,7 @@ decided(void *arg, danests_status st, struct danests_decision *d,
 		    d->verdict, d->reason, reply, sizeof(reply))) {
 			flog("session=%016llx %s domain=%s reason=%s: %s",
 			    (unsigned long long)r->session, phase_name(r->phase),
-			    r->domain, d->reason, reply);
+			    r->domain, danests_reason_name(d->reason), reply);
 			answer(r, reply);
 		} else {
 			if (st != DANESTS_OK)

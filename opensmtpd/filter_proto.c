@@ -273,14 +273,14 @@ filter_proto_result(uint64_t session, uint64_t token, const char *reply,
  */
 bool
 filter_proto_reply(enum filter_phase phase, const char *domain,
-    danests_verdict verdict, const char *reason, char *buf, size_t buflen)
+    danests_verdict verdict, danests_reason reason, char *buf, size_t buflen)
 {
 	bool nullmx, nx;
 
-	if (verdict != DANESTS_PERMFAIL || reason == NULL)
+	if (verdict != DANESTS_PERMFAIL)
 		return false;
-	nullmx = strcmp(reason, "null-mx") == 0;
-	nx = strcmp(reason, "nxdomain") == 0;
+	nullmx = reason == DANESTS_R_NULL_MX;
+	nx = reason == DANESTS_R_NXDOMAIN;
 	if (!nullmx && !nx)
 		return false;
 	switch (phase) {

@@ -117,6 +117,6 @@ void filter_proto_result(uint64_t session, uint64_t token, const char *reply,
  * false when the event is to proceed (deliver, tempfail, anything not a
  * final refusal). */
 bool filter_proto_reply(enum filter_phase, const char *domain,
-    danests_verdict, const char *reason, char *buf, size_t buflen);
+    danests_verdict, danests_reason, char *buf, size_t buflen);
 
 #endif /* DANESTS_FILTER_PROTO_H */

@@ -37,7 +37,7 @@ check(const struct filter_out *o)
 			abort();
 		/* every reply for it must stay one line */
 		if (filter_proto_reply(o->phase, o->domain, DANESTS_PERMFAIL,
-		    "null-mx", reply, sizeof(reply))) {
+		    DANESTS_R_NULL_MX, reply, sizeof(reply))) {
 			filter_proto_result(o->session, o->token, reply, line,
 			    sizeof(line));
 			if (strchr(line, '\n') != line + strlen(line) - 1)
