@@ -311,7 +311,36 @@ struct danests_config {
 };
 
 /*
- * decide.c - the decision engine (DESIGN.md rules 1-7).
+ * rules.c - the decision rules, pure (no I/O): what the answers of
+ * decide.c's lookups mean for each host and for the domain.
+ */
+bool rules_lookup_failed(const struct dns_answer *);
+danests_reason rules_dns_reason(const struct dns_answer *);
+void rules_skip_host(struct danests_host *, danests_reason);
+/* rules_mx - the MX answer into d's verdict or its hosts (delivery
+ * order, each skipped for dns-timeout until decided); -1: out of memory */
+int rules_mx(struct danests_decision *d, const struct dns_answer *);
+/* rules_addrs - A and AAAA answers of a host whose addresses are already
+ * collected; true when its TLSA RRset is to be looked up */
+bool rules_addrs(struct danests_host *, const struct dns_answer *a,
+    const struct dns_answer *aaaa);
+enum rules_tlsa {
+	RULES_TLSA_DONE = 0,	/* the host is decided */
+	RULES_TLSA_RETRY,	/* look up TLSA at the original name */
+	RULES_TLSA_NOMEM,	/* decided, but records were lost */
+};
+enum rules_tlsa rules_tlsa(struct danests_host *, const struct dns_answer *,
+    bool expanded, bool mx_secure);
+/* rules_merge - the MTA-STS outcome (state, and d->sts when a policy
+ * applies; fail for STS_DNS_FAIL/STS_FAIL) applied to d's hosts */
+void rules_merge(struct danests_decision *d, enum sts_state state,
+    danests_reason fail);
+/* rules_verdict - the domain verdict from its hosts */
+void rules_verdict(struct danests_decision *d);
+
+/*
+ * decide.c - the decision engine: runs the lookups on the context's loop
+ * and applies rules.c to their answers.
  */
 struct decide;
 struct danests_ctx {
@@ -326,11 +355,8 @@ struct danests_ctx {
 	size_t pending;		/* requests alive (callbacks may be due) */
 };
 
-/* decision_free_hosts - release the host array of a decision */
-void decision_free_hosts(struct danests_decision *);
-
-/* decide_finish_host_policy etc. are static in decide.c; the unit tests
- * drive the engine through danests_ctx_new_with_dns. */
+/* danests_ctx_new_with_dns - a context over a given resolver; the unit
+ * tests drive the engine through it (rules.c is tested on its own). */
 danests_status danests_ctx_new_with_dns(const struct danests_config *,
     struct event_base *base, struct dns *dns, struct danests_ctx **out,
     char *why, size_t whylen);

@@ -1,13 +1,13 @@
 /*
- * decide.c - the decision engine (DESIGN.md, RFC 7672, RFC 8461)
+ * decide.c - the decision engine (RFC 7672, RFC 8461)
  *
  * For a destination domain: look up the MX RRset (RFC 7672 2.2.1, RFC
  * 7505), the addresses of every MX host, the TLSA RRset of every host whose
  * addresses are secure (RFC 7672 2.2.2-2.2.3), and the MTA-STS policy, all
  * in parallel on the context's loop; then merge them with DANE first (RFC
- * 8461 2) and reduce the hosts to a domain verdict.  Any DNS failure makes
- * the affected host or domain fail (skip/tempfail); nothing degrades to a
- * weaker policy because a lookup failed.
+ * 8461 2) and reduce the hosts to a domain verdict.  What each answer
+ * means is rules.c's (pure, tested as tables); this file runs the lookups,
+ * bounds the whole decision in time and uses the decision cache.
  */
 #include "danests-internal.h"
 
@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MX_HOSTS_MAX	32	/* more MX hosts than this are ignored */
 #define ADDRS_MAX	16	/* per family and host */
 
 struct hstate {
@@ -59,35 +58,6 @@ ttl_note(struct decide *q, const struct dns_answer *a)
 		q->min_ttl = a->min_ttl;
 }
 
-/* host_free - release what one host decision owns */
-static void
-host_free(struct danests_host *h)
-{
-	size_t i;
-
-	free(h->name);
-	free(h->tlsa_base);
-	for (i = 0; i < h->naddrs; i++)
-		free(h->addrs[i]);
-	free(h->addrs);
-	for (i = 0; i < h->ntlsa; i++)
-		free(h->tlsa[i].data);
-	free(h->tlsa);
-}
-
-/* decision_free_hosts - used by danests_decision_free (json.c) too */
-void
-decision_free_hosts(struct danests_decision *d)
-{
-	size_t i;
-
-	for (i = 0; i < d->nhosts; i++)
-		host_free(&d->hosts[i]);
-	free(d->hosts);
-	d->hosts = NULL;
-	d->nhosts = 0;
-}
-
 /* req_unref - drop one reference; the last one frees the request */
 static void
 req_unref(struct decide *q)
@@ -109,38 +79,6 @@ req_unref(struct decide *q)
 	free(q);
 }
 
-/* skip_host - never connect to this host, for reason */
-static void
-skip_host(struct danests_host *h, danests_reason reason)
-{
-	h->policy = DANESTS_POLICY_SKIP;
-	h->reason = reason;
-}
-
-/* dns_reason - the reason code of a failed lookup */
-static danests_reason
-dns_reason(const struct dns_answer *a)
-{
-	if (a == NULL)
-		return DANESTS_R_DNS_ERROR;
-	switch (a->rcode) {
-	case DNS_R_SERVFAIL:
-		return DANESTS_R_DNSSEC_INVALID;
-	case DNS_R_TIMEOUT:
-		return DANESTS_R_DNS_TIMEOUT;
-	default:
-		return DANESTS_R_DNS_ERROR;
-	}
-}
-
-/* failed_lookup - a lookup that says nothing about the data */
-static bool
-failed_lookup(const struct dns_answer *a)
-{
-	return a == NULL || a->rcode == DNS_R_SERVFAIL ||
-	    a->rcode == DNS_R_TIMEOUT || a->rcode == DNS_R_ERROR;
-}
-
 /* host_finish - one host is decided */
 static void
 host_finish(struct hstate *hs)
@@ -159,9 +97,6 @@ tlsa_cb(void *arg, struct dns_answer *ans)
 	struct hstate *hs = arg;
 	struct decide *q = hs->q;
 	struct danests_host *h;
-	struct danests_tlsa t, *nt;
-	const char *why;
-	size_t i;
 
 	if (q->done)
 		goto out;
@@ -173,68 +108,17 @@ tlsa_cb(void *arg, struct dns_answer *ans)
 	if ((h->tlsa_base = strdup(hs->tlsa_try == 1 ? hs->expanded :
 	    h->name)) == NULL)
 		q->nomem = true;
-	if (failed_lookup(ans)) {
-		/* RFC 7672 2.2.3: a failed TLSA lookup makes the host
-		 * unusable; it must not become "no TLSA". */
-		h->tlsa_security = ans && ans->rcode == DNS_R_SERVFAIL ?
-		    DANESTS_SEC_BOGUS : DANESTS_SEC_INDETERMINATE;
-		skip_host(h, ans && ans->rcode == DNS_R_SERVFAIL ?
-		    DANESTS_R_TLSA_INVALID : dns_reason(ans));
-		host_finish(hs);
+	switch (rules_tlsa(h, ans, hs->tlsa_try == 1,
+	    q->d->mx_security == DANESTS_SEC_SECURE)) {
+	case RULES_TLSA_RETRY:
+		hs->tlsa_try = 2;
+		host_next(hs);
 		goto out;
-	}
-	h->tlsa_security = ans->sec;
-	if (ans->rcode != DNS_R_OK) {
-		/* Secure denial at the expanded name: try the original
-		 * name (RFC 7672 2.2.3). */
-		if (hs->tlsa_try == 1 && ans->sec == DANESTS_SEC_SECURE) {
-			hs->tlsa_try = 2;
-			host_next(hs);
-			goto out;
-		}
-		h->policy = DANESTS_POLICY_MAY;
-		h->reason = ans->sec == DANESTS_SEC_SECURE ? DANESTS_R_NO_TLSA :
-		    DANESTS_R_TLSA_INSECURE;
-		host_finish(hs);
-		goto out;
-	}
-	if (ans->sec != DANESTS_SEC_SECURE) {
-		/* RFC 7672 2.2: only secure TLSA records count. */
-		h->policy = DANESTS_POLICY_MAY;
-		h->reason = DANESTS_R_TLSA_INSECURE;
-		host_finish(hs);
-		goto out;
-	}
-	for (i = 0; i < ans->nrr; i++) {
-		switch (tlsa_parse(ans->rr[i].rdata, ans->rr[i].rdlen, &t,
-		    &why)) {
-		case TLSA_USABLE:
-			nt = realloc(h->tlsa, (h->ntlsa + 1) * sizeof(*nt));
-			if (nt == NULL) {
-				free(t.data);
-				q->nomem = true;
-				break;
-			}
-			h->tlsa = nt;
-			h->tlsa[h->ntlsa++] = t;
-			break;
-		case TLSA_NOMEM:
-			q->nomem = true;
-			break;
-		default:
-			h->nunusable++;
-			break;
-		}
-	}
-	if (h->ntlsa > 0) {
-		h->policy = DANESTS_POLICY_DANE;
-		h->reason = DANESTS_R_DANE;
-		h->mx_insecure = q->d->mx_security != DANESTS_SEC_SECURE;
-	} else {
-		/* RFC 7672 2.2: TLSA records exist but none is usable:
-		 * TLS is mandatory, unauthenticated. */
-		h->policy = DANESTS_POLICY_ENCRYPT;
-		h->reason = DANESTS_R_TLSA_UNUSABLE;
+	case RULES_TLSA_NOMEM:
+		q->nomem = true;
+		break;
+	case RULES_TLSA_DONE:
+		break;
 	}
 	host_finish(hs);
 out:
@@ -278,46 +162,18 @@ host_addrs_done(struct hstate *hs)
 	struct decide *q = hs->q;
 	struct danests_host *h = &q->d->hosts[hs->idx];
 	struct dns_answer *as[2] = { hs->a, hs->aaaa };
-	bool any_fail = false, all_secure = true;
-	danests_reason fail = DANESTS_R_NONE;
 	int k;
 
 	for (k = 0; k < 2; k++) {
 		ttl_note(q, as[k]);
-		if (failed_lookup(as[k])) {
-			any_fail = true;
-			if (fail == DANESTS_R_NONE || (as[k] && as[k]->rcode ==
-			    DNS_R_SERVFAIL))
-				fail = dns_reason(as[k]);
+		if (rules_lookup_failed(as[k]))
 			continue;
-		}
 		addrs_add(q, h, as[k]);
-		if (as[k]->sec != DANESTS_SEC_SECURE)
-			all_secure = false;
 		if (as[k]->cname != NULL && hs->expanded[0] == '\0')
 			strlcpy(hs->expanded, as[k]->cname,
 			    sizeof(hs->expanded));
 	}
-	/* A bogus address RRset may be an attack on this host. */
-	if (fail == DANESTS_R_DNSSEC_INVALID) {
-		h->addr_security = DANESTS_SEC_BOGUS;
-		skip_host(h, DANESTS_R_DNSSEC_INVALID);
-		host_finish(hs);
-		return;
-	}
-	if (h->naddrs == 0) {
-		h->addr_security = any_fail ? DANESTS_SEC_INDETERMINATE :
-		    as[0]->sec;
-		skip_host(h, any_fail ? fail : DANESTS_R_NO_ADDRESS);
-		host_finish(hs);
-		return;
-	}
-	h->addr_security = all_secure ? DANESTS_SEC_SECURE :
-	    DANESTS_SEC_INSECURE;
-	if (!all_secure) {
-		/* RFC 7672 2.2.2: no TLSA lookup for insecure addresses. */
-		h->policy = DANESTS_POLICY_MAY;
-		h->reason = DANESTS_R_ADDR_INSECURE;
+	if (!rules_addrs(h, hs->a, hs->aaaa)) {
 		host_finish(hs);
 		return;
 	}
@@ -339,7 +195,7 @@ host_next(struct hstate *hs)
 	q->outstanding++;
 	if (dns_query(q->ctx->dns, qname, DNS_T_TLSA, tlsa_cb, hs) != 0) {
 		q->outstanding--;
-		skip_host(h, DANESTS_R_DNS_ERROR);
+		rules_skip_host(h, DANESTS_R_DNS_ERROR);
 		host_finish(hs);
 	}
 }
@@ -374,17 +230,6 @@ addr_cb(void *arg, struct dns_answer *ans)
 	req_unref(q);
 }
 
-/* host_cmp - MX preference order; names break ties for stable output */
-static int
-host_cmp(const void *a, const void *b)
-{
-	const struct danests_host *x = a, *y = b;
-
-	if (x->priority != y->priority)
-		return x->priority < y->priority ? -1 : 1;
-	return strcmp(x->name, y->name);
-}
-
 /* start_hosts - look up every MX host */
 static void
 start_hosts(struct decide *q)
@@ -392,7 +237,6 @@ start_hosts(struct decide *q)
 	struct danests_decision *d = q->d;
 	size_t i;
 
-	qsort(d->hosts, d->nhosts, sizeof(*d->hosts), host_cmp);
 	if ((q->hs = xcalloc(d->nhosts, sizeof(*q->hs))) == NULL) {
 		q->nomem = true;
 		return;
@@ -404,15 +248,11 @@ start_hosts(struct decide *q)
 
 		hs->q = q;
 		hs->idx = i;
-		d->hosts[i].policy = DANESTS_POLICY_SKIP;
-		d->hosts[i].reason = DANESTS_R_DNS_TIMEOUT;
-		d->hosts[i].addr_security = DANESTS_SEC_INDETERMINATE;
-		d->hosts[i].tlsa_security = DANESTS_SEC_INDETERMINATE;
 		q->outstanding += 2;
 		if (dns_query(q->ctx->dns, d->hosts[i].name, DNS_T_A, addr_cb,
 		    hs) != 0) {
 			q->outstanding -= 2;
-			skip_host(&d->hosts[i], DANESTS_R_DNS_ERROR);
+			rules_skip_host(&d->hosts[i], DANESTS_R_DNS_ERROR);
 			hs->done = true;
 			q->hosts_left--;
 			continue;
@@ -429,87 +269,20 @@ start_hosts(struct decide *q)
 	}
 }
 
-/* host_add - one more MX host, unless its name is already listed */
-static int
-host_add(struct danests_decision *d, const char *name, int prio)
-{
-	struct danests_host *n;
-	size_t i;
-
-	for (i = 0; i < d->nhosts; i++)
-		if (name_eq(d->hosts[i].name, name)) {
-			if (prio < d->hosts[i].priority)
-				d->hosts[i].priority = prio;
-			return 0;
-		}
-	if (d->nhosts >= MX_HOSTS_MAX)
-		return 0;
-	if ((n = realloc(d->hosts, (d->nhosts + 1) * sizeof(*n))) == NULL)
-		return -1;
-	d->hosts = n;
-	memset(&n[d->nhosts], 0, sizeof(*n));
-	if ((n[d->nhosts].name = strdup(name)) == NULL)
-		return -1;
-	n[d->nhosts].priority = prio;
-	d->nhosts++;
-	return 0;
-}
-
-/* mx_cb - the MX RRset (RFC 7672 2.2.1, RFC 7505, RFC 5321 5.1) */
+/* mx_cb - the MX RRset (rules_mx), then the lookups of every host */
 static void
 mx_cb(void *arg, struct dns_answer *ans)
 {
 	struct decide *q = arg;
-	struct danests_decision *d;
-	size_t i, nnull = 0;
 
 	if (q->done)
 		goto out;
-	d = q->d;
 	q->mx_done = true;
 	ttl_note(q, ans);
-	if (failed_lookup(ans)) {
-		d->mx_security = ans && ans->rcode == DNS_R_SERVFAIL ?
-		    DANESTS_SEC_BOGUS : DANESTS_SEC_INDETERMINATE;
-		d->verdict = DANESTS_TEMPFAIL;
-		d->reason = dns_reason(ans);
-		goto done;
-	}
-	d->mx_security = ans->sec;
-	if (ans->cname != NULL)
-		d->mx_cname = strdup(ans->cname);
-	switch (ans->rcode) {
-	case DNS_R_NXDOMAIN:
-		d->verdict = DANESTS_PERMFAIL;
-		d->reason = DANESTS_R_NXDOMAIN;
-		goto done;
-	case DNS_R_NODATA:
-		/* RFC 5321 5.1: no MX, the domain itself is the host;
-		 * after a CNAME, its target. */
-		d->implicit_mx = true;
-		if (host_add(d, ans->cname ? ans->cname : d->domain, 0) != 0)
-			q->nomem = true;
-		break;
-	default:
-		for (i = 0; i < ans->nrr; i++)
-			if (ans->rr[i].target[0] == '\0')
-				nnull++;
-		/* RFC 7505 3: a single MX with root target and preference
-		 * 0 or any: the domain accepts no mail. */
-		if (nnull > 0 && nnull == ans->nrr) {
-			d->verdict = DANESTS_PERMFAIL;
-			d->reason = DANESTS_R_NULL_MX;
-			goto done;
-		}
-		for (i = 0; i < ans->nrr; i++)
-			if (ans->rr[i].target[0] != '\0' && host_add(d,
-			    ans->rr[i].target, ans->rr[i].pref) != 0)
-				q->nomem = true;
-		break;
-	}
-	if (!q->nomem)
+	if (rules_mx(q->d, ans) != 0)
+		q->nomem = true;
+	else if (q->d->verdict == DANESTS_DELIVER)
 		start_hosts(q);
-done:
 	maybe_finish(q);
 out:
 	dns_answer_free(ans);
@@ -534,72 +307,20 @@ sts_cb(void *arg, struct sts_result *res)
 	req_unref(q);
 }
 
-/*
- * merge - apply the MTA-STS result to the DNS/DANE host decisions
- * (DESIGN.md rule 4): a dane host stays dane whatever the policy says
- * (RFC 8461 2); a skipped host stays skipped; enforce keeps only hosts
- * matching an mx pattern (RFC 8461 4.1); testing marks the rest.
- */
+/* merge - hand the MTA-STS result to the decision, then apply it to the
+ * hosts (rules_merge) */
 static void
 merge(struct decide *q)
 {
 	struct danests_decision *d = q->d;
-	struct danests_host *h;
-	const struct danests_sts_policy *p = NULL;
-	size_t i;
 
 	if (q->sts.state == STS_POLICY && q->sts.sts != NULL) {
 		d->sts = q->sts.sts;
 		q->sts.sts = NULL;
-		p = &d->sts->policy;
 	} else if (q->sts.error[0] != '\0' && (d->sts_error =
 	    strdup(q->sts.error)) == NULL)
 		q->nomem = true;
-	for (i = 0; i < d->nhosts; i++) {
-		h = &d->hosts[i];
-		if (h->policy == DANESTS_POLICY_SKIP ||
-		    h->policy == DANESTS_POLICY_DANE)
-			continue;
-		if (q->sts.state == STS_DNS_FAIL || q->sts.state == STS_FAIL) {
-			/* A policy may exist but can't be known: do not
-			 * read that as "no policy" for unprotected hosts. */
-			skip_host(h, q->sts.fail_reason != DANESTS_R_NONE ?
-			    q->sts.fail_reason : DANESTS_R_CACHE_ERROR);
-			continue;
-		}
-		if (p == NULL || p->mode == DANESTS_STS_NONE)
-			continue;
-		if (p->mode == DANESTS_STS_ENFORCE) {
-			if (sts_policy_match(p, h->name)) {
-				h->policy = DANESTS_POLICY_STS_ENFORCE;
-				h->reason = DANESTS_R_STS_MX_MATCH;
-			} else
-				skip_host(h, DANESTS_R_STS_MX_MISMATCH);
-		} else if (h->policy == DANESTS_POLICY_MAY) {
-			h->policy = DANESTS_POLICY_STS_TESTING;
-			h->reason = DANESTS_R_STS_TESTING;
-		}
-	}
-}
-
-/* verdict - reduce the hosts to the domain verdict */
-static void
-verdict(struct danests_decision *d)
-{
-	size_t i, mismatch = 0;
-
-	for (i = 0; i < d->nhosts; i++) {
-		if (d->hosts[i].policy != DANESTS_POLICY_SKIP) {
-			d->verdict = DANESTS_DELIVER;
-			d->reason = DANESTS_R_OK;
-			return;
-		}
-		if (d->hosts[i].reason == DANESTS_R_STS_MX_MISMATCH)
-			mismatch++;
-	}
-	d->verdict = DANESTS_TEMPFAIL;
-	d->reason = mismatch == d->nhosts && mismatch > 0 ?
-	    DANESTS_R_STS_MX_MISMATCH : DANESTS_R_NO_USABLE_HOST;
+	rules_merge(d, q->sts.state, q->sts.fail_reason);
 }
 
 /* finish - the decision is complete (or timed out): hand it over */
@@ -627,7 +348,7 @@ finish(struct decide *q, bool timed_out)
 			    "lookup did not finish", sizeof(q->sts.error));
 		}
 		merge(q);
-		verdict(d);
+		rules_verdict(d);
 	}
 	if (q->nomem) {
 		q->d = NULL;
@@ -735,11 +456,10 @@ danests_decide_async(struct danests_ctx *ctx, const char *domain,
 		    domain);
 		return DANESTS_PERM;
 	}
-	if ((q = xcalloc(1, sizeof(*q))) == NULL ||
-	    (d = xcalloc(1, sizeof(*d))) == NULL ||
-	    (d->domain = strdup(name)) == NULL) {
-		if (q != NULL)
-			free(q->d);
+	q = xcalloc(1, sizeof(*q));
+	d = q != NULL ? xcalloc(1, sizeof(*d)) : NULL;
+	if (d == NULL || (d->domain = strdup(name)) == NULL) {
+		free(d);
 		free(q);
 		why_set(why, whylen, "out of memory");
 		return DANESTS_TEMP;

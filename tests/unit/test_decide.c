@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,6 +462,73 @@ test_bad_domain(void **state)
 	danests_config_free(cfg);
 }
 
+/*
+ * strdup failure injection: this test is linked with -Wl,--wrap=strdup
+ * (tests/meson.build), so the core's strdup calls come here.
+ */
+char *__real_strdup(const char *);
+char *__wrap_strdup(const char *);
+static int strdup_fail;		/* fail the next call when set */
+
+char *
+__wrap_strdup(const char *s)
+{
+	if (strdup_fail) {
+		strdup_fail = 0;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_strdup(s);
+}
+
+/* never_cb - a request that fails to start never calls back */
+static void
+never_cb(void *arg, danests_status st, struct danests_decision *d,
+    const char *why)
+{
+	(void)arg;
+	(void)st;
+	(void)d;
+	(void)why;
+	fail_msg("callback of a request that did not start");
+}
+
+/* test_nomem_domain - out of memory copying the domain: TEMP, nothing
+ * allocated stays behind, nothing pending */
+static void
+test_nomem_domain(void **state)
+{
+	struct danests_config *cfg = danests_config_new();
+	struct event_base *base = event_base_new();
+	struct danests_ctx *ctx;
+	struct mallinfo2 before, after;
+	struct dns *dns;
+	danests_status st;
+	char why[256];
+
+	(void)state;
+	danests_config_set_sts(cfg, false);
+	assert_int_equal(danests_config_set_cache_dir(cfg, NULL, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(dns_mock_new(base, NULL, 0, &dns), DANESTS_OK);
+	assert_int_equal(danests_ctx_new_with_dns(cfg, base, dns, &ctx, why,
+	    sizeof(why)), DANESTS_OK);
+	before = mallinfo2();
+	strdup_fail = 1;
+	st = danests_decide_async(ctx, "d.test", 0, never_cb, NULL, why,
+	    sizeof(why));
+	after = mallinfo2();
+	assert_int_equal(strdup_fail, 0);	/* the domain's copy failed */
+	assert_int_equal(st, DANESTS_TEMP);
+	assert_string_equal(why, "out of memory");
+	assert_int_equal(after.uordblks, before.uordblks);
+	assert_int_equal(danests_ctx_pending(ctx), 0);
+	assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 1);
+	danests_ctx_free(ctx);
+	event_base_free(base);
+	danests_config_free(cfg);
+}
+
 /* A TCP listener that accepts into its backlog and never answers. */
 static int
 silent_listener(unsigned *port)
@@ -558,6 +627,7 @@ main(void)
 		cmocka_unit_test(test_dns_cases),
 		cmocka_unit_test(test_sts_cases),
 		cmocka_unit_test(test_bad_domain),
+		cmocka_unit_test(test_nomem_domain),
 		cmocka_unit_test(test_free_with_pending_fetch),
 	};
 
