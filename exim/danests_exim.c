@@ -34,8 +34,12 @@
  *	"yes" when the host must be authenticated by DANE, else "no".
  *   report DOMAIN HOST VERIFIED [CONF]
  *	logs an MTA-STS testing failure when VERIFIED is not "1"; yields "".
+ *   permfail DOMAIN [CONF]
+ *	"null-mx" or "nxdomain" when mail to DOMAIN can only bounce, else ""
+ *	(also when no decision can be made: logged, never an expansion
+ *	failure), for the submission ACLs of acl/25_danests-submission.
  *
- * Errors of any kind (bad arguments, a configuration that does not load,
+ * Errors of any kind except in permfail (bad arguments, a configuration that does not load,
  * a cache that cannot be opened, no decision within the bound) make the
  * expansion fail (not forced): a router whose expansion fails defers the
  * address, so the module fails closed.  A decision is the core's: this
@@ -83,6 +87,7 @@ int decision(uschar **, int, uschar *[]);
 int policy(uschar **, int, uschar *[]);
 int require_dane(uschar **, int, uschar *[]);
 int report(uschar **, int, uschar *[]);
+int permfail(uschar **, int, uschar *[]);
 
 /* exim_yield - copy s into Exim's store as *yield; returns rc */
 static int
@@ -553,5 +558,34 @@ report(uschar **yield, int argc, uschar *argv[])
 		    "policy not met by %.253s (%s); delivered anyway",
 		    argv[0], argv[1], v[0] == '\0' ? "no TLS" :
 		    "certificate-host-mismatch or certificate-not-trusted");
+	return exim_yield(yield, OK, "");
+}
+
+/* permfail - for an ACL at MAIL or RCPT time: "null-mx" or "nxdomain" when
+ * the domain's decision is that final refusal, "" for every other
+ * decision (tempfail included: the delivery defers it) and when no
+ * decision can be made, which is logged: an ACL refuses only what is
+ * certain, never on an error of the module */
+int
+permfail(uschar **yield, int argc, uschar *argv[])
+{
+	const struct danests_decision *d;
+	const char *conf;
+	char why[EXIM_WHY_MAX], name[256];
+
+	if (!exim_args(argc, argv, 1, &conf))
+		return exim_fail(yield, "permfail: expected DOMAIN [CONFIG]");
+	/* the null sender, an address literal: nothing to decide */
+	if (danests_domain_normalize((const char *)argv[0], name,
+	    sizeof(name)) != DANESTS_OK)
+		return exim_yield(yield, OK, "");
+	if ((d = exim_decide(name, conf, why, sizeof(why))) == NULL) {
+		log_write(0, LOG_MAIN, "danests: permfail: %s; not refused",
+		    why);
+		return exim_yield(yield, OK, "");
+	}
+	if (d->verdict == DANESTS_PERMFAIL && (d->reason == DANESTS_R_NULL_MX ||
+	    d->reason == DANESTS_R_NXDOMAIN))
+		return exim_yield(yield, OK, danests_reason_name(d->reason));
 	return exim_yield(yield, OK, "");
 }

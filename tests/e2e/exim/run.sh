@@ -10,7 +10,11 @@
 # of tests/scenarios/list goes in over SMTP; each is then delivered by its
 # own "exim -M" (several at once, each bounded); the outcome is read from
 # the receivers' mailboxes, Exim's main log and its queue (exim -bp) and
-# compared with the list's e2e column.  Then the module is broken on
+# compared with the list's e2e column.  Port 587 runs the submission
+# ACLs (exim/conf.d/acl/25_danests-submission): swaks submissions to
+# null-MX and nonexistent domains are refused at RCPT or MAIL time, those
+# to bogus-mx.test and dane-ee.test accepted and delivered with the rest.
+# Then the module is broken on
 # purpose (unusable cache, bad configuration, a configuration path that is
 # a directory or missing, dead resolver): every
 # message must stay queued, none may leave, and a later run with the good
@@ -271,6 +275,40 @@ for d in $domains; do
 done
 e2e_ok "submitted $nsub messages over SMTP to $IFACE ($(($(date +%s) - ts)) s)"
 
+# Submission on port 587 (acl/25_danests-submission): refused at MAIL or
+# RCPT time for null-mx.test and nxdomain.test; bogus-mx.test (tempfail)
+# and dane-ee.test accepted, then delivered by the same queue run below.
+# sub FROM TO [SWAKS-ARGS] - swaks's transcript
+sub() {
+	local from=$1 to=$2
+	shift 2
+	timeout 60 swaks --server "$IFACE" --port 587 --helo e2e.test \
+	    --from "$from" --to "$to" --add-header "X-E2E-Nonce: $NONCE" \
+	    --body "danests submission e2e to $to" "$@" 2>&1
+}
+# sub_refused NAME FROM TO CODE
+sub_refused() {
+	local t
+	t=$(sub "$2" "$3" --quit-after RCPT)
+	if grep -q "^<\*\* *$4 " <<<"$t"; then
+		e2e_ok "$1"
+	else
+		e2e_notok "$1" "$(grep '^<' <<<"$t" | tail -2 | tr '\n' ' ')"
+	fi
+}
+sub_refused submission-rcpt-null-mx sender@exim.e2e.test sub@null-mx.test "556 5.1.10"
+sub_refused submission-rcpt-nxdomain sender@exim.e2e.test sub@nxdomain.test "550 5.1.2"
+sub_refused submission-mail-from-null-mx sender@null-mx.test sub@dane-ee.test "550 5.7.27"
+sub_refused submission-mail-from-nxdomain sender@nxdomain.test sub@dane-ee.test "550 5.1.8"
+for d in bogus-mx.test dane-ee.test; do
+	t=$(sub sender@exim.e2e.test "sub@$d")
+	if [ "$(grep -c '^<- *250 ' <<<"$t")" -ge 4 ] && ! grep -q '^<\*\*' <<<"$t"; then
+		e2e_ok "submission-accepts-$d"
+	else
+		e2e_notok "submission-accepts-$d" "$(grep '^<' <<<"$t" | tail -3 | tr '\n' ' ')"
+	fi
+done
+
 t0=$(date +%s)
 deliver_all
 t1=$(date +%s)
@@ -332,6 +370,24 @@ e2e_scenarios | while read -r d want; do
 done >"$RUN/results"
 cat "$RUN/results"
 E2E_FAILS=$((E2E_FAILS + $(grep -c '^not ok' "$RUN/results")))
+
+# The accepted submissions went on as any message: dane-ee.test over
+# DANE, bogus-mx.test deferred; the refused ones never reached the queue.
+if grep -F "=> sub@dane-ee.test " "$MAINLOG" | grep -q ' CV=dane '; then
+	e2e_ok submission-dane-ee-delivered
+else
+	e2e_notok submission-dane-ee-delivered "$(grep -F 'sub@dane-ee.test' "$MAINLOG" | tail -1 | cut -c1-300)"
+fi
+if grep -qF "== sub@bogus-mx.test " "$MAINLOG" && grep -q 'sub@bogus-mx.test' "$RUN/queue"; then
+	e2e_ok submission-bogus-mx-deferred
+else
+	e2e_notok submission-bogus-mx-deferred "$(grep -F 'sub@bogus-mx.test' "$MAINLOG" | tail -1 | cut -c1-300)"
+fi
+if grep -q '[=-]> sub@\(null-mx\|nxdomain\)\.test\|\*\* sub@\(null-mx\|nxdomain\)\.test' "$MAINLOG"; then
+	e2e_notok submission-refused-not-queued
+else
+	e2e_ok submission-refused-not-queued
+fi
 
 # The sts-testing failure is logged, the message delivered anyway.
 if grep -q 'danests: sts-testing.test: MTA-STS testing policy not met' "$MAINLOG"; then
