@@ -19,7 +19,12 @@
 # tests/scenarios/list, and one to three domains at once; outcomes are
 # checked against the list's e2e column from the receivers' mailboxes,
 # `smtpctl show queue` and smtpd's log.  Bounces go back to the sender,
-# e2e-sender@insecure.test.  Then load.sh: many multi-recipient messages
+# e2e-sender@insecure.test.  A second listener, port 2526, runs
+# filter-danests (as the build made it, in smtpd's libexec directory):
+# swaks submissions get 556 5.1.10 / 550 5.1.2 / 550 5.7.27 at RCPT or
+# MAIL time for null-mx.test and nxdomain.test, and bogus-mx.test
+# (tempfail) and dane-ee.test are accepted, then deferred and delivered
+# as through the first listener.  Then load.sh: many multi-recipient messages
 # under load, no recipient delivered twice.  Prints "ok NAME" / "not ok
 # NAME".
 #
@@ -41,6 +46,8 @@ ME=sender.opensmtpd-e2e.test
 SENDER=e2e-sender@insecure.test
 WAIT=${E2E_WAIT:-150}
 relay=$build/opensmtpd/danests-relay
+filter=$build/opensmtpd/filter-danests
+FPORT=2526
 # shellcheck source=smtpd.sh
 . "$here/smtpd.sh"
 
@@ -59,8 +66,21 @@ if [ "${E2E_FETCH_ONLY:-}" = 1 ]; then	# tests/run.sh, with the network
 	exit 0
 fi
 osmtpd_prepare
+[ -x "$filter" ] || fatal "no $filter (build first)"
+cp "$filter" "$INST/libexec/filter-danests" || fatal "cannot copy the filter"
+cat >"$INST/filter.conf" <<EOF
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $INST/cache
+
+[filter]
+timeout 20
+EOF
+chmod 644 "$INST/filter.conf"
 cat >"$INST/smtpd.conf" <<EOF
+filter "danests" proc-exec "/usr/libexec/opensmtpd/filter-danests -c $INST/filter.conf" user nobody group nogroup
 listen on $ADDR port $PORT hostname $ME
+listen on $ADDR port $FPORT hostname $ME filter "danests"
 action "out" relay host "lmtp://127.0.0.1:$RELAY_PORT" helo $ME
 match from any for any action "out"
 EOF
@@ -179,6 +199,67 @@ if grep -q 'domain=dane-ee.test rcpt=<postmaster@dane-ee.test>.*verified=yes sta
 	e2e_ok relay-log-verified
 else
 	e2e_notok relay-log-verified
+fi
+
+# filter-danests on the second listener: refusals at RCPT / MAIL time
+FNONCE=filter-$$-$(date +%s)
+# fswaks FROM TO [SWAKS-ARGS] - one submission through the filtered
+# listener; prints swaks's transcript
+fswaks() {
+	local from=$1 to=$2
+	shift 2
+	timeout 60 swaks --server "$ADDR" --port "$FPORT" --helo e2e.test \
+	    --from "$from" --to "$to" --add-header "X-Filter-E2E: $FNONCE" \
+	    --body "filter-danests e2e to $to" "$@" 2>&1
+}
+# frefused NAME FROM TO CODE - refused with CODE (e.g. "556 5.1.10")
+frefused() {
+	local t
+	t=$(fswaks "$2" "$3" --quit-after RCPT)
+	if grep -q "^<\*\* *$4 " <<<"$t"; then
+		e2e_ok "$1"
+	else
+		e2e_notok "$1" "$(grep '^<' <<<"$t" | tail -2 | tr '\n' ' ')"
+	fi
+}
+frefused filter-rcpt-null-mx "$SENDER" filter@null-mx.test "556 5.1.10"
+frefused filter-rcpt-nxdomain "$SENDER" filter@nxdomain.test "550 5.1.2"
+frefused filter-mail-from-null-mx sender@null-mx.test filter@dane-ee.test "550 5.7.27"
+for d in bogus-mx.test dane-ee.test; do
+	t=$(fswaks "$SENDER" "filter@$d")
+	if [ "$(grep -c '^<- *250 ' <<<"$t")" -ge 4 ] && ! grep -q '^<\*\*' <<<"$t"; then
+		e2e_ok "filter-accepts-$d"
+	else
+		e2e_notok "filter-accepts-$d" "$(grep '^<' <<<"$t" | tail -3 | tr '\n' ' ')"
+	fi
+done
+# the accepted ones go on as through the first listener
+fdelivered() {
+	grep -l "X-Filter-E2E: $FNONCE" "$E2E_MAIL"/good/dane-ee.test/*.eml >/dev/null 2>&1
+}
+e2e_wait 60 final filter@bogus-mx.test
+if e2e_wait 60 fdelivered && ! grep -l "X-Filter-E2E: $FNONCE" "$E2E_MAIL"/*/dane-ee.test/*.eml 2>/dev/null |
+    xargs -r grep -L '^X-Danests-TLS: yes' | grep -q .; then
+	e2e_ok filter-dane-ee-delivered
+else
+	e2e_notok filter-dane-ee-delivered "no copy at the good receiver over TLS"
+fi
+queue=$(ctl show queue 2>&1)
+if [ "$(outcome filter@bogus-mx.test)" = TempFail ] && in_queue filter@bogus-mx.test; then
+	e2e_ok filter-bogus-mx-deferred
+else
+	e2e_notok filter-bogus-mx-deferred "result '$(outcome filter@bogus-mx.test)'"
+fi
+# the refused recipients never entered the queue
+if grep -q 'to=<filter@\(null-mx\|nxdomain\)\.test>.*result=' "$INST/smtpd.log"; then
+	e2e_notok filter-refused-not-queued
+else
+	e2e_ok filter-refused-not-queued
+fi
+if grep -q 'filter-danests: .*rcpt-to domain=null-mx.test reason=null-mx: 556 5.1.10' "$INST/smtpd.log"; then
+	e2e_ok filter-logged
+else
+	e2e_notok filter-logged "no refusal line in smtpd's log"
 fi
 
 osmtpd_cleanup
