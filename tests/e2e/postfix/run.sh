@@ -18,7 +18,11 @@
 # One message goes to postmaster@DOMAIN for every domain of
 # tests/scenarios/list; the outcome is checked against the list's e2e
 # column from the receivers' mailboxes, Postfix's log and its queue
-# (postqueue -j).  Prints "ok NAME" / "not ok NAME" per scenario.
+# (postqueue -j).  A second smtpd (127.10.5.1:2587) has Postfix's own
+# submission checks (reject_unknown_recipient_domain,
+# reject_unknown_sender_domain, unknown_address_reject_code = 550):
+# swaks gets 556 5.1.10 / 550 5.1.2 / 550 5.7.27 for null-mx.test and
+# nxdomain.test, 450 for bogus-mx.test, and dane-ee.test is delivered.  Prints "ok NAME" / "not ok NAME" per scenario.
 #
 # Environment: E2E_WAIT (seconds to wait for first attempts, default 150).
 set -u
@@ -33,6 +37,7 @@ ROOT=		# $CACHE/postfix-$PFVER
 INST=$build/e2e-postfix
 ADDR=127.10.5.1
 SMTPD_PORT=2525
+SUB_PORT=2587	# smtpd with the submission checks (README.md, Postfix)
 MAP_PORT=18462
 ME=sender.postfix-e2e.test
 E2E_SENDER=e2e@$ME	# lib.sh: only this suite's messages count
@@ -187,6 +192,10 @@ default_destination_concurrency_limit = 10
 EOF
 	cat >"$INST/conf/master.cf" <<EOF
 $ADDR:$SMTPD_PORT inet n - n - - smtpd
+$ADDR:$SUB_PORT inet n - n - - smtpd
+  -o smtpd_sender_restrictions=reject_unknown_sender_domain
+  -o smtpd_recipient_restrictions=reject_unknown_recipient_domain,permit_mynetworks,reject
+  -o unknown_address_reject_code=550
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -378,6 +387,45 @@ echo "# Postfix e2e: $(($(date +%s) - t0)) s after injection, $(jq -s length "$I
 while read -r d x; do
 	check_one "$d" "$x"
 done < <(e2e_scenarios)
+
+# Postfix's own answers at submission (the second smtpd, SUB_PORT):
+# reject_unknown_recipient_domain and reject_unknown_sender_domain with
+# unknown_address_reject_code = 550, the settings README.md documents.
+# sub FROM TO [SWAKS-ARGS] - swaks's transcript
+sub() {
+	local from=$1 to=$2
+	shift 2
+	timeout 60 swaks --server "$ADDR" --port "$SUB_PORT" --helo e2e.test \
+	    --from "$from" --to "$to" --body "postfix submission e2e to $to" "$@" 2>&1
+}
+# sub_reply NAME FROM TO CODE - the first refusal carries CODE
+sub_reply() {
+	local t
+	t=$(sub "$2" "$3" --quit-after RCPT)
+	if grep '^<\*\*' <<<"$t" | head -1 | grep -q "^<\*\* *$4 "; then
+		e2e_ok "$1"
+	else
+		e2e_notok "$1" "$(grep '^<' <<<"$t" | tail -2 | tr '\n' ' ')"
+	fi
+}
+sub_reply postfix-submission-rcpt-null-mx "$E2E_SENDER" sub@null-mx.test "556 5.1.10"
+sub_reply postfix-submission-rcpt-nxdomain "$E2E_SENDER" sub@nxdomain.test "550 5.1.2"
+# smtpd_delay_reject = yes (the default): the sender's refusal comes at RCPT
+sub_reply postfix-submission-mail-from-null-mx sender@null-mx.test sub@dane-ee.test "550 5.7.27"
+# a DNS failure is not a refusal: 450, the client keeps the message
+sub_reply postfix-submission-rcpt-tempfail "$E2E_SENDER" sub@bogus-mx.test "450 4.1.2"
+t=$(sub "$E2E_SENDER" sub@dane-ee.test)
+if [ "$(grep -c '^<- *250 ' <<<"$t")" -ge 4 ] && ! grep -q '^<\*\*' <<<"$t"; then
+	e2e_ok postfix-submission-accepts-dane-ee.test
+else
+	e2e_notok postfix-submission-accepts-dane-ee.test "$(grep '^<' <<<"$t" | tail -3 | tr '\n' ' ')"
+fi
+sub_sent() { grep -q 'to=<sub@dane-ee.test>.*status=sent' "$INST/maillog"; }
+if e2e_wait 60 sub_sent; then
+	e2e_ok postfix-submission-dane-ee-delivered
+else
+	e2e_notok postfix-submission-dane-ee-delivered "$(grep 'sub@dane-ee.test' "$INST/maillog" | tail -1)"
+fi
 
 # The map was really asked: every scenario domain got a lookup.
 n=$(grep -c ' postfix [a-z0-9.-]*: ' "$INST/danests-postfix.log")
