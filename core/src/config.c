@@ -35,6 +35,9 @@
 #include <unistd.h>
 
 #define DEF_DNS_TIMEOUT_MS	5000
+#define DEF_DNS_MAX_QUERIES	200	/* well below unbound's default
+					 * num-queries-per-thread (1024) */
+#define DEF_MAX_FETCHES		32
 #define DEF_DECISION_TIMEOUT_MS	15000
 #define DEF_STS_RECHECK_S	300
 #define DEF_FETCH_TIMEOUT_MS	10000
@@ -50,6 +53,8 @@ danests_config_new(void)
 		return NULL;
 	c->resolver_port = 53;
 	c->dns_timeout_ms = DEF_DNS_TIMEOUT_MS;
+	c->dns_max_queries = DEF_DNS_MAX_QUERIES;
+	c->max_fetches = DEF_MAX_FETCHES;
 	c->decision_timeout_ms = DEF_DECISION_TIMEOUT_MS;
 	c->sts_recheck_s = DEF_STS_RECHECK_S;
 	c->fetch_timeout_ms = DEF_FETCH_TIMEOUT_MS;
@@ -232,6 +237,10 @@ static const struct {
 } config_nums[] = {
 	{ "dns_timeout", 1, 60, 1000,
 	    offsetof(struct danests_config, dns_timeout_ms) },
+	{ "dns_max_queries", 1, 4096, 1,
+	    offsetof(struct danests_config, dns_max_queries) },
+	{ "max_fetches", 1, 1024, 1,
+	    offsetof(struct danests_config, max_fetches) },
 	{ "decision_timeout", 1, 300, 1000,
 	    offsetof(struct danests_config, decision_timeout_ms) },
 	{ "sts_recheck", 0, 86400, 1,

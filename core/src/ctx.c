@@ -41,6 +41,7 @@ danests_ctx_new_with_dns(const struct danests_config *cfg,
 	}
 	c->base = base;
 	c->dns = dns;
+	dns_set_max(dns, c->cfg.dns_max_queries);
 	/* A policy fetch must end before the decision's own bound, so
 	 * that a slow policy host reads as a fetch error, not a timeout. */
 	if (c->cfg.fetch_timeout_ms > c->cfg.decision_timeout_ms * 2 / 3)
@@ -49,6 +50,7 @@ danests_ctx_new_with_dns(const struct danests_config *cfg,
 	    c->cfg.fetch_timeout_ms, c->cfg.sts_port, &c->fetcher, why,
 	    whylen)) != DANESTS_OK)
 		goto fail;
+	sts_fetcher_set_max(c->fetcher, c->cfg.max_fetches);
 	if (c->cfg.cache_dir != NULL) {
 		if ((st = cache_open(c->cfg.cache_dir, &c->cache, cwhy,
 		    sizeof(cwhy))) != DANESTS_OK) {

@@ -93,10 +93,25 @@ struct dns_ops {
 	void (*free)(void *impl);
 };
 
+/*
+ * Pacing (dns.c): at most `max` queries are outstanding at the resolver
+ * (0: no bound); the others wait in a queue with one group per owner
+ * (the decision that asked), served round-robin, one query per turn, so
+ * a decision's lookups never wait behind a whole batch's.
+ */
+#define DNS_GROUP_BUCKETS 1024
+struct dns_pq;
+struct dns_group;
 struct dns {
 	const struct dns_ops *ops;
 	void *impl;
 	bool closing;		/* being freed: no new queries */
+	unsigned max;		/* outstanding queries at most (0: any) */
+	unsigned inflight;	/* started, not answered */
+	unsigned peak;		/* most ever in flight at once */
+	size_t queued;		/* waiting for a slot */
+	struct dns_group *rr_head, *rr_tail;	/* groups with queries */
+	struct dns_group *bucket[DNS_GROUP_BUCKETS];	/* by owner */
 };
 
 /* dns_getdns_new - stub resolver over getdns on base. */
@@ -105,6 +120,12 @@ danests_status dns_getdns_new(struct event_base *base, const char *addr,
     size_t whylen);
 int dns_query(struct dns *, const char *name, uint16_t type, dns_cb *cb,
     void *arg);
+/* dns_query_for - dns_query on behalf of owner (the decision that needs
+ * the answer; the unit of fairness of the queue); dns_query: owner arg */
+int dns_query_for(struct dns *, const void *owner, const char *name,
+    uint16_t type, dns_cb *cb, void *arg);
+/* dns_set_max - bound the queries outstanding at the resolver (0: none) */
+void dns_set_max(struct dns *, unsigned max);
 void dns_free(struct dns *);
 
 /* dns_resolvconf_first - first nameserver of a resolv.conf file. */
@@ -199,6 +220,9 @@ danests_status sts_fetcher_new(struct event_base *base, const char *ca_file,
     unsigned timeout_ms, unsigned port, struct sts_fetcher **out, char *why,
     size_t whylen);
 void sts_fetcher_free(struct sts_fetcher *);
+/* sts_fetcher_set_max - at most max fetches at once, the others wait in
+ * order (0: no bound) */
+void sts_fetcher_set_max(struct sts_fetcher *, unsigned max);
 /* sts_fetch_start - GET https://mta-sts.<domain>/.well-known/mta-sts.txt
  * connecting to the given addresses (textual; from the core's resolver).
  * cb is called exactly once, never before this returns; the callee owns
@@ -298,6 +322,8 @@ struct danests_config {
 	char resolver[64];	/* "" = from /etc/resolv.conf */
 	unsigned resolver_port;
 	unsigned dns_timeout_ms;
+	unsigned dns_max_queries;	/* outstanding at the resolver, at most */
+	unsigned max_fetches;		/* policy fetches at once, at most */
 	unsigned decision_timeout_ms;
 	char *ca_file;
 	char *cache_dir;	/* NULL: no persistent cache */

@@ -193,7 +193,8 @@ host_next(struct hstate *hs)
 	snprintf(qname, sizeof(qname), "_25._tcp.%s",
 	    hs->tlsa_try == 1 ? hs->expanded : h->name);
 	q->outstanding++;
-	if (dns_query(q->ctx->dns, qname, DNS_T_TLSA, tlsa_cb, hs) != 0) {
+	if (dns_query_for(q->ctx->dns, q, qname, DNS_T_TLSA, tlsa_cb,
+	    hs) != 0) {
 		q->outstanding--;
 		rules_skip_host(h, DANESTS_R_DNS_ERROR);
 		host_finish(hs);
@@ -249,16 +250,16 @@ start_hosts(struct decide *q)
 		hs->q = q;
 		hs->idx = i;
 		q->outstanding += 2;
-		if (dns_query(q->ctx->dns, d->hosts[i].name, DNS_T_A, addr_cb,
-		    hs) != 0) {
+		if (dns_query_for(q->ctx->dns, q, d->hosts[i].name, DNS_T_A,
+		    addr_cb, hs) != 0) {
 			q->outstanding -= 2;
 			rules_skip_host(&d->hosts[i], DANESTS_R_DNS_ERROR);
 			hs->done = true;
 			q->hosts_left--;
 			continue;
 		}
-		if (dns_query(q->ctx->dns, d->hosts[i].name, DNS_T_AAAA,
-		    addr_cb, hs) != 0) {
+		if (dns_query_for(q->ctx->dns, q, d->hosts[i].name,
+		    DNS_T_AAAA, addr_cb, hs) != 0) {
 			q->outstanding--;
 			if ((hs->aaaa = xcalloc(1, sizeof(*hs->aaaa))) != NULL) {
 				hs->aaaa->rcode = DNS_R_ERROR;

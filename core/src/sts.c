@@ -348,12 +348,14 @@ static void
 start_fetch(struct sts_req *q)
 {
 	q->outstanding += 2;
-	if (dns_query(q->ctx->dns, q->host, DNS_T_A, addr_cb, q) != 0) {
+	if (dns_query_for(q->ctx->dns, q->arg, q->host, DNS_T_A, addr_cb,
+	    q) != 0) {
 		q->outstanding -= 2;
 		failed(q, DANESTS_RT_STS_POLICY_FETCH_ERROR, "cannot start DNS lookup");
 		return;
 	}
-	if (dns_query(q->ctx->dns, q->host, DNS_T_AAAA, addr_cb, q) != 0) {
+	if (dns_query_for(q->ctx->dns, q->arg, q->host, DNS_T_AAAA, addr_cb,
+	    q) != 0) {
 		/* the A callback will still come: let it find no AAAA */
 		q->outstanding--;
 		if ((q->aaaa = xcalloc(1, sizeof(*q->aaaa))) != NULL) {
@@ -505,7 +507,9 @@ sts_lookup_start(struct danests_ctx *ctx, const char *domain, unsigned flags,
 		req_unref(q);
 		return DANESTS_OK;
 	}
-	if (dns_query(ctx->dns, q->txtname, DNS_T_TXT, txt_cb, q) != 0) {
+	/* paced as a lookup of the decision (or refresh) that asked */
+	if (dns_query_for(ctx->dns, arg, q->txtname, DNS_T_TXT, txt_cb,
+	    q) != 0) {
 		req_unref(q);
 		why_set(why, whylen, "cannot start DNS lookup");
 		return DANESTS_TEMP;

@@ -4,7 +4,17 @@
  * The curl multi interface runs inside the caller's libevent loop: curl
  * tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to
  * wake it (CURLMOPT_TIMERFUNCTION); we hand readiness back with
- * curl_multi_socket_action().  Any number of fetches run in parallel.
+ * curl_multi_socket_action().  At most `max` fetches run at once
+ * (sts_fetcher_set_max; max_fetches of danests.conf); the others wait
+ * their turn in order, and their time (fetch_timeout) starts when they
+ * start.
+ *
+ * TLS state is shared by the fetches of one fetcher (one per context):
+ * the CA store is loaded once and kept in the multi handle (curl's CA
+ * cache, STS_FETCH_CA_CACHE_S at most, so a changed store is read again;
+ * a new context, as the daemons make on reload, reads it at once), TLS
+ * sessions are shared (curl_share), and a connection to a policy host is
+ * reused by a later fetch from the same host for STS_FETCH_CONN_AGE_S.
  *
  * RFC 8461 3.3 fixes the rules enforced here: HTTPS only, a certificate
  * valid for "mta-sts.<domain>" chaining to a trusted root (PKIX, RFC 6125
@@ -36,6 +46,9 @@
 #define STS_FETCH_CONNECT_MAX_MS	10000	/* cap of the connect phase */
 #define STS_FETCH_USER_AGENT		"danests/" DANESTS_VERSION
 #define STS_FETCH_PATH			"/.well-known/mta-sts.txt"
+#define STS_FETCH_CA_CACHE_S		3600	/* CA store kept, at most */
+#define STS_FETCH_CONN_AGE_S		60	/* idle connection reused */
+#define STS_FETCH_PINS			64	/* hosts whose pins are kept */
 
 /* Reason codes (RFC 8460 4.3.2 result types). */
 
@@ -45,7 +58,16 @@ struct sts_fetch;
 struct sts_fetcher {
 	struct event_base *base;
 	CURLM *multi;
+	CURLSH *share;		/* TLS sessions of every fetch */
 	struct event *timer;
+	unsigned max;		/* fetches running at once (0: any) */
+	unsigned running;	/* handles in the multi */
+	struct sts_fetch *wait_head, *wait_tail;	/* waiting to run */
+	/* The CURLOPT_RESOLVE entry ("host:port:addrs") of the last fetches
+	 * of recent hosts: a connection is reused only for the same host
+	 * at the same addresses. */
+	char *pins[STS_FETCH_PINS];
+	unsigned pin_next;
 	char *ca_file;
 	unsigned timeout_ms;
 	unsigned port;
@@ -71,8 +93,11 @@ enum sts_abort {
 
 struct sts_fetch {
 	struct sts_fetch *next, *prev;
+	struct sts_fetch *wnext;	/* on the fetcher's wait queue */
 	struct sts_fetcher *fetcher;
 	CURL *easy;
+	bool added;		/* in the multi handle */
+	bool waiting;		/* on the wait queue */
 	struct curl_slist *resolve;
 	struct event *defer;	/* immediate failure, delivered later */
 	sts_fetch_cb *cb;
@@ -108,6 +133,17 @@ sts_fetch_unlink(struct sts_fetch *fe)
 	if (fe->next)
 		fe->next->prev = fe->prev;
 	fe->next = fe->prev = NULL;
+	if (fe->waiting) {
+		struct sts_fetch **pp, *last = NULL;
+
+		for (pp = &f->wait_head; *pp != fe; pp = &(*pp)->wnext)
+			last = *pp;
+		*pp = fe->wnext;
+		if (f->wait_tail == fe)
+			f->wait_tail = last;
+		fe->waiting = false;
+		fe->wnext = NULL;
+	}
 }
 
 /* sts_fetch_destroy - release one fetch (already unlinked, handle removed) */
@@ -368,6 +404,66 @@ sts_fetch_deliver(struct sts_fetch *fe)
 }
 
 static void sts_fetcher_destroy(struct sts_fetcher *);
+static void sts_fetch_defer_cb(evutil_socket_t, short, void *);
+
+/* sts_fetch_run - hand a fetch to curl; on failure its result says why
+ * and it is delivered from the loop; false when even that failed */
+static bool
+sts_fetch_run(struct sts_fetch *fe)
+{
+	struct sts_fetcher *f = fe->fetcher;
+	struct timeval now = { 0, 0 };
+	CURLMcode mrc;
+
+	if ((mrc = curl_multi_add_handle(f->multi, fe->easy)) == CURLM_OK) {
+		fe->added = true;
+		f->running++;
+		return true;
+	}
+	sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "%s: %s",
+	    fe->host, curl_multi_strerror(mrc));
+	if (fe->defer == NULL &&
+	    (fe->defer = evtimer_new(f->base, sts_fetch_defer_cb, fe)) == NULL)
+		return false;
+	return evtimer_add(fe->defer, &now) == 0;
+}
+
+/* sts_fetch_pump - start waiting fetches while slots are free */
+static void
+sts_fetch_pump(struct sts_fetcher *f)
+{
+	struct sts_fetch *fe;
+
+	while ((f->max == 0 || f->running < f->max) &&
+	    (fe = f->wait_head) != NULL) {
+		if ((f->wait_head = fe->wnext) == NULL)
+			f->wait_tail = NULL;
+		fe->wnext = NULL;
+		fe->waiting = false;
+		if (!sts_fetch_run(fe)) {
+			/* cannot even report it later: report it now */
+			f->depth++;
+			sts_fetch_deliver(fe);
+			f->depth--;
+			if (f->dead)
+				return;
+		}
+	}
+}
+
+/* sts_fetcher_set_max - run at most max fetches at once (0: any) */
+void
+sts_fetcher_set_max(struct sts_fetcher *f, unsigned max)
+{
+	if (f == NULL)
+		return;
+	f->max = max;
+	f->depth++;
+	sts_fetch_pump(f);
+	f->depth--;
+	if (f->dead && f->depth == 0)
+		sts_fetcher_destroy(f);
+}
 
 /* sts_fetch_check_done - deliver every transfer curl has finished */
 static void
@@ -388,11 +484,16 @@ sts_fetch_check_done(struct sts_fetcher *f)
 		fe = (struct sts_fetch *)priv;
 		rc = msg->data.result;
 		curl_multi_remove_handle(f->multi, msg->easy_handle);
+		if (f->running > 0)
+			f->running--;
 		if (fe == NULL)
 			continue;
+		fe->added = false;
 		sts_fetch_finish_result(fe, rc);
 		sts_fetch_deliver(fe);
 	}
+	if (!f->dead)
+		sts_fetch_pump(f);
 	f->depth--;
 	if (f->dead && f->depth == 0)
 		sts_fetcher_destroy(f);
@@ -534,6 +635,12 @@ sts_fetcher_new(struct event_base *base, const char *ca_file,
 		goto nomem;
 	if ((f->timer = evtimer_new(base, sts_fetch_timer_cb, f)) == NULL)
 		goto nomem;
+	/* TLS sessions, resumed by a later fetch from the same host (the
+	 * fetcher lives on one thread: no lock functions). */
+	if ((f->share = curl_share_init()) == NULL ||
+	    curl_share_setopt(f->share, CURLSHOPT_SHARE,
+	    CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK)
+		goto nomem;
 	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION,
 	    sts_fetch_sockfunction);
 	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
@@ -552,12 +659,18 @@ nomem:
 static void
 sts_fetcher_destroy(struct sts_fetcher *f)
 {
+	unsigned i;
+
 	if (f->multi)
 		curl_multi_cleanup(f->multi);
+	if (f->share)
+		curl_share_cleanup(f->share);
 	while (f->socks)
 		sts_fetch_sock_free(f, f->socks);
 	if (f->timer)
 		event_free(f->timer);
+	for (i = 0; i < STS_FETCH_PINS; i++)
+		free(f->pins[i]);
 	free(f->ca_file);
 	free(f);
 }
@@ -573,7 +686,7 @@ sts_fetcher_free(struct sts_fetcher *f)
 		return;
 	while ((fe = f->fetches) != NULL) {
 		sts_fetch_unlink(fe);
-		if (fe->easy && fe->defer == NULL)
+		if (fe->added)
 			curl_multi_remove_handle(f->multi, fe->easy);
 		sts_fetch_destroy(fe);
 	}
@@ -613,6 +726,35 @@ sts_fetch_host_ok(const char *h)
 	return true;
 }
 
+/* sts_fetch_pin - remember the resolve entry of a fetch; 0 when the last
+ * fetch from its host had the same (a connection may be reused), 1 when
+ * not (a new connection), -1 on no memory */
+static int
+sts_fetch_pin(struct sts_fetcher *f, const char *entry)
+{
+	size_t hl = strcspn(entry, ":") + 1;	/* "host:" */
+	unsigned i;
+	char *c;
+
+	for (i = 0; i < STS_FETCH_PINS; i++) {
+		if (f->pins[i] == NULL || strncmp(f->pins[i], entry, hl) != 0)
+			continue;
+		if (strcmp(f->pins[i], entry) == 0)
+			return 0;
+		if ((c = strdup(entry)) == NULL)
+			return -1;
+		free(f->pins[i]);
+		f->pins[i] = c;
+		return 1;
+	}
+	if ((c = strdup(entry)) == NULL)
+		return -1;
+	free(f->pins[f->pin_next]);
+	f->pins[f->pin_next] = c;
+	f->pin_next = (f->pin_next + 1) % STS_FETCH_PINS;
+	return 1;
+}
+
 /* sts_fetch_setup - configure the easy handle; NULL or a failure text */
 static const char *
 sts_fetch_setup(struct sts_fetch *fe, const char *const *addrs, size_t naddrs)
@@ -623,7 +765,7 @@ sts_fetch_setup(struct sts_fetch *fe, const char *const *addrs, size_t naddrs)
 	struct curl_slist *l;
 	size_t i, off;
 	long connect_ms;
-	int n;
+	int n, fresh;
 
 	if (naddrs == 0)
 		return "no address for the policy host";
@@ -659,6 +801,8 @@ sts_fetch_setup(struct sts_fetch *fe, const char *const *addrs, size_t naddrs)
 	if ((l = curl_slist_append(NULL, entry)) == NULL)
 		return "out of memory";
 	fe->resolve = l;
+	if ((fresh = sts_fetch_pin(f, entry)) < 0)
+		return "out of memory";
 
 	connect_ms = f->timeout_ms < STS_FETCH_CONNECT_MAX_MS ?
 	    (long)f->timeout_ms : STS_FETCH_CONNECT_MAX_MS;
@@ -689,14 +833,24 @@ sts_fetch_setup(struct sts_fetch *fe, const char *const *addrs, size_t naddrs)
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (f->ca_file != NULL)
 		SET(CURLOPT_CAINFO, f->ca_file);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	/* curl keeps the store it loaded only when it comes from a bundle
+	 * file alone: no CA directory (Debian's libcurl sets one by
+	 * default; ca-certificates puts every certificate of it in the
+	 * bundle too). */
+	SET(CURLOPT_CAPATH, NULL);
+	SET(CURLOPT_CA_CACHE_TIMEOUT, (long)STS_FETCH_CA_CACHE_S);
+#endif
+	SET(CURLOPT_SHARE, f->share);
 	SET(CURLOPT_PROXY, "");
 	SET(CURLOPT_NOPROXY, "*");
 	SET(CURLOPT_USERAGENT, STS_FETCH_USER_AGENT);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	SET(CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
-	/* One connection per fetch: the pinned addresses may change. */
-	SET(CURLOPT_FORBID_REUSE, 1L);
-	SET(CURLOPT_FRESH_CONNECT, 1L);
+	/* A connection is reused only by a fetch from the same host at the
+	 * same pinned addresses, and not after STS_FETCH_CONN_AGE_S idle. */
+	SET(CURLOPT_FRESH_CONNECT, (long)fresh);
+	SET(CURLOPT_MAXAGE_CONN, (long)STS_FETCH_CONN_AGE_S);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)STS_BODY_MAX);
 	SET(CURLOPT_HEADERFUNCTION, sts_fetch_header);
 	SET(CURLOPT_HEADERDATA, fe);
@@ -738,11 +892,22 @@ sts_fetch_start(struct sts_fetcher *f, const char *domain,
 		err = "curl_easy_init failed";
 	else
 		err = sts_fetch_setup(fe, addrs, naddrs);
-	if (err == NULL && (mrc = curl_multi_add_handle(f->multi, fe->easy))
-	    != CURLM_OK) {
-		sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "%s: %s", fe->host,
-		    curl_multi_strerror(mrc));
+	if (err == NULL && f->max != 0 && f->running >= f->max) {
+		/* wait for a slot, in order */
+		fe->waiting = true;
+		if (f->wait_tail != NULL)
+			f->wait_tail->wnext = fe;
+		else
+			f->wait_head = fe;
+		f->wait_tail = fe;
+	} else if (err == NULL && (mrc = curl_multi_add_handle(f->multi,
+	    fe->easy)) != CURLM_OK) {
+		sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "%s: %s",
+		    fe->host, curl_multi_strerror(mrc));
 		err = "";
+	} else if (err == NULL) {
+		fe->added = true;
+		f->running++;
 	}
 	if (err != NULL) {
 		if (*err)

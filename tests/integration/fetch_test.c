@@ -7,7 +7,9 @@
  * Every domain runs against the address of the plan in tests/scenarios/list
  * and is compared with the expected table below; no DNS is used.  All
  * table rows run in parallel in one event loop, then a batch of good
- * domains runs 25 at once, then the API's edge cases (no address, bad
+ * domains runs 25 at once (the CA file must be read once for all of
+ * them), then a slow and a good fetch with one fetch at a time (the good
+ * one waits, and its time starts when it starts), then the API's edge cases (no address, bad
  * name, several addresses, cancel, free inside a callback).  Prints
  * TAP lines; exits 1 on any failure.
  */
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -105,6 +108,7 @@ struct run {
 	struct sts_fetcher **freeme;	/* free the fetcher in the callback */
 	struct run *next;		/* start this one in the callback */
 	struct sts_fetcher *nextf;
+	int seq;		/* order of completion, from 1 */
 };
 
 static struct event_base *base;
@@ -162,6 +166,7 @@ fetched(void *arg, struct sts_fetch_result *res)
 			snprintf(r->body, sizeof(r->body), "%s", res->body);
 	}
 	ndone++;
+	r->seq = ndone;
 	if (r->next) {
 		const char *addr = ADDR_GOOD;
 
@@ -339,7 +344,18 @@ test_parallel(void)
 	size_t i, ngood = 0, idx[NTABLE];
 	int pass = 1;
 	long ms;
+	int ino, opens = 0;
+	char evbuf[4096];
+	ssize_t got;
 
+	/* Every open of the CA file during the batch: the store is loaded
+	 * once per fetcher, not once per fetch.  (Closes are watched too:
+	 * inotify merges identical events in a row.) */
+	if ((ino = inotify_init1(IN_NONBLOCK)) < 0 || ca_file == NULL ||
+	    inotify_add_watch(ino, ca_file, IN_OPEN | IN_CLOSE) < 0) {
+		fprintf(stderr, "fetch_test: inotify on the CA file failed\n");
+		exit(2);
+	}
 	for (i = 0; i < NTABLE; i++)
 		if (table[i].status == DANESTS_OK &&
 		    strcmp(table[i].addr, ADDR_GOOD) == 0)
@@ -371,6 +387,51 @@ test_parallel(void)
 		ok(pass && ndone == N, "fetch-parallel-25",
 		    "started ok %d, %d of %d done", pass, ndone, N);
 	printf("# %d parallel fetches in %ld ms\n", N, ms);
+	sts_fetcher_free(f);
+	while ((got = read(ino, evbuf, sizeof(evbuf))) > 0) {
+		char *p = evbuf;
+
+		while (p < evbuf + got) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+
+			if (ev->mask & IN_OPEN)
+				opens++;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	close(ino);
+	ok(opens >= 1 && opens <= 2, "fetch-ca-loaded-once",
+	    "CA file opened %d times for %d fetches", opens, N);
+}
+
+/* test_max - one fetch at a time: a good fetch behind a slow one waits
+ * for it, then succeeds (its time starts when it runs) */
+static void
+test_max(void)
+{
+	struct sts_fetcher *f = new_fetcher(port);
+	struct run slow, good;
+	const char *addr = ADDR_GOOD;
+
+	memset(&slow, 0, sizeof(slow));
+	memset(&good, 0, sizeof(good));
+	sts_fetcher_set_max(f, 1);
+	ndone = 0;
+	slow.e = find("sts-slow.test");
+	good.e = find("sts-enforce.test");
+	if (!start(f, &slow, "sts-slow.test", &addr, 1) ||
+	    !start(f, &good, "sts-enforce.test", &addr, 1))
+		ok(0, "fetch-max-one-waits", "start failed");
+	else {
+		loop(3 * timeout_ms / 1000 + 5, 2);
+		ok(slow.calls == 1 && good.calls == 1 && slow.seq == 1 &&
+		    good.seq == 2 && good.status == DANESTS_OK &&
+		    slow.status != DANESTS_OK, "fetch-max-one-waits",
+		    "slow: %d calls, order %d, %s; good: %d calls, order %d, "
+		    "%s (%s)", slow.calls, slow.seq,
+		    danests_status_name(slow.status), good.calls, good.seq,
+		    danests_status_name(good.status), good.why);
+	}
 	sts_fetcher_free(f);
 }
 
@@ -509,6 +570,7 @@ main(int argc, char **argv)
 			all[i] = (char *)table[i].domain;
 		test_table(all, NTABLE);
 		test_parallel();
+		test_max();
 		test_edges();
 	}
 	printf("1..%d\n", ntests);

@@ -107,6 +107,17 @@ if [ $failed -ne 0 ]; then
 	echo
 fi
 
+# A resolver that drops every other query (as a busy one drops what
+# exceeds its request lists): the query is sent again within its time
+# (dns_timeout, split into tries) and the proper NXDOMAIN arrives.
+"$danests" check --json --no-cache --resolver "$addr" --timeout 10 \
+    drop-nx.hostile.test >"$tmp/drop.jsonl" 2>"$tmp/err"
+rc=$?
+got=$(jq -r '"\(.verdict) \(.reason)"' "$tmp/drop.jsonl" 2>/dev/null)
+result hostile-drop-retransmit "$([ $rc -eq 69 ] &&
+    [ "$got" = "permfail nxdomain" ]; echo $?)" \
+    "exit $rc, got '$got', want 'permfail nxdomain'"
+
 # The resolver from a configuration file (core key "resolver").
 printf 'resolver %s\ncache_dir none\n' "$addr" >"$tmp/danests.conf"
 "$danests" check --json --config "$tmp/danests.conf" --timeout 10 \

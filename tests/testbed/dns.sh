@@ -331,6 +331,12 @@ def h_reply(kind, q, base):
         if kind == "tlsa-noq" and qtype == T_AAAA:
             return reply(qid, rd, AD, 0, [ques])
         return reply(qid, rd, AD, NXDOMAIN, [])
+    if kind == "drop-nx":       # every other query of a name and type
+        key = (b".".join(labels).lower(), qtype)     # goes unanswered
+        DROPS[key] = DROPS.get(key, 0) + 1
+        if DROPS[key] % 2 == 1:
+            return None
+        return reply(qid, rd, AD, NXDOMAIN, [ques])
     if kind == "nx":            # control: a proper NXDOMAIN, AD set
         return reply(qid, rd, AD, NXDOMAIN, [ques])
     if kind == "noq-nx":        # no question, NXDOMAIN, AD
@@ -373,6 +379,8 @@ def h_reply(kind, q, base):
         return reply(qid, rd, AD, NXDOMAIN, [ques], an=1)
     return reply(qid, rd, AD, NXDOMAIN, [])
 
+DROPS = {}
+
 def hostile(q):
     p = parse_query(q)
     if p is None:
@@ -387,7 +395,7 @@ def hostile(q):
 HOSTILE = ("nx", "noq-nx", "noq-noerror", "other-nx", "ad-other", "type-nx",
            "class-nx", "twoq-nx", "garbage", "short", "hdr-only", "tiny",
            "trailing", "tc-nx", "qr0-nx", "ancount", "tlsa-noq",
-           "addr-noq", "stshost-noq", "stshost-tiny")
+           "addr-noq", "stshost-noq", "stshost-tiny", "drop-nx")
 
 def answer(mode, q):
     return refused(q) if mode == "refuse" else hostile(q)

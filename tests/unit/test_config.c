@@ -283,12 +283,24 @@ test_defaults(void **state)
 	assert_int_equal(c->dns_timeout_ms, 5000);
 	assert_int_equal(c->decision_timeout_ms, 15000);
 	assert_int_equal(c->fetch_timeout_ms, 10000);
+	assert_int_equal(c->dns_max_queries, 200);
+	assert_int_equal(c->max_fetches, 32);
 	assert_int_equal(c->decision_ttl_s, 300);
 	assert_int_equal(c->sts_recheck_s, 300);
 	assert_true(c->sts);
 	assert_int_equal(danests_config_apply(c, "cache_dir", "none", why,
 	    sizeof(why)), DANESTS_OK);
 	assert_null(c->cache_dir);
+	assert_int_equal(danests_config_apply(c, "dns_max_queries", "16", why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(c->dns_max_queries, 16);
+	assert_int_equal(danests_config_apply(c, "max_fetches", "1", why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(c->max_fetches, 1);
+	assert_int_equal(danests_config_apply(c, "dns_max_queries", "0", why,
+	    sizeof(why)), DANESTS_PERM);
+	assert_int_equal(danests_config_apply(c, "max_fetches", "1025", why,
+	    sizeof(why)), DANESTS_PERM);
 	danests_config_free(c);
 }
 
