@@ -51,6 +51,7 @@
 #include <limits.h>
 #include <lmdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -96,6 +97,11 @@ struct account {
 };
 
 struct cache {
+	pthread_mutex_t mu;	/* every operation on env and the fields */
+	unsigned refs;		/* under reg_mu: cache_open's not closed */
+	dev_t dir_dev;		/* the directory, the registry's key */
+	ino_t dir_ino;
+	struct cache *next;	/* under reg_mu */
 	MDB_env *env;
 	MDB_dbi sts;
 	MDB_dbi dec;
@@ -1256,73 +1262,6 @@ env_rebuild(struct cache *c, time_t now, char *why, size_t whylen)
 	return 0;
 }
 
-/* cache_open - open or create the cache under dir (see the header) */
-danests_status
-cache_open(const char *dir, struct cache **out, char *why, size_t whylen)
-{
-	struct cache *c;
-	size_t len;
-	int rc, lockfd;
-
-	*out = NULL;
-	if (why != NULL && whylen > 0)
-		why[0] = '\0';	/* stays empty unless rebuilt or failed */
-	if (dir == NULL || *dir == '\0') {
-		why_set(why, whylen, "cache: no directory");
-		return DANESTS_TEMP;
-	}
-	if ((c = xcalloc(1, sizeof(*c))) == NULL) {
-		why_set(why, whylen, "cache: out of memory");
-		return DANESTS_TEMP;
-	}
-	if ((len = strlcpy(c->dir, dir, sizeof(c->dir))) >= sizeof(c->dir) -
-	    sizeof("/data.mdb.corrupt-99999999999")) {
-		why_set(why, whylen, "cache: directory name too long");
-		free(c);
-		return DANESTS_TEMP;
-	}
-	/* "dir/" names what the link points to: check the link itself */
-	while (len > 1 && c->dir[len - 1] == '/')
-		c->dir[--len] = '\0';
-	if ((rc = env_open(c, false, why, whylen)) == 0) {
-		*out = c;
-		return DANESTS_OK;
-	}
-	if (!env_is_corrupt(rc)) {
-		if (why != NULL && whylen > 0 && why[0] == '\0')
-			why_set(why, whylen, "cache: open %s: %s", c->dir,
-			    mdb_strerror(rc));
-		free(c);
-		return DANESTS_TEMP;
-	}
-
-	/*
-	 * Corrupt.  Serialise the repair so that two processes never both
-	 * move aside, one of them the other's fresh environment: whoever
-	 * comes second finds a good one and just uses it.
-	 */
-	if ((lockfd = rebuild_lock(c, LOCK_EX, why, whylen)) < 0) {
-		free(c);
-		return DANESTS_TEMP;
-	}
-	if (why != NULL && whylen > 0)
-		why[0] = '\0';
-	if ((rc = env_open(c, true, why, whylen)) != 0 && env_is_corrupt(rc))
-		rc = env_rebuild(c, time(NULL), why, whylen);
-	close(lockfd);
-	if (rc != 0) {
-		if (why != NULL && whylen > 0 && why[0] == '\0')
-			why_set(why, whylen, "cache: rebuild %s: %s", c->dir,
-			    mdb_strerror(rc));
-		if (c->env != NULL)
-			mdb_env_close(c->env);
-		free(c);
-		return DANESTS_TEMP;
-	}
-	*out = c;
-	return DANESTS_OK;
-}
-
 /*
  * Environments inherited over fork() and given up in the child.  They are
  * never closed there: mdb_env_close would clear the parent's reader slots
@@ -1346,6 +1285,169 @@ env_forget(struct cache *c)
 	c->env = NULL;
 }
 
+/* env_first - open the environment of a directory not open in this
+ * process, rebuilding a corrupt one; 0, or -1 with why set */
+static int
+env_first(struct cache *c, char *why, size_t whylen)
+{
+	int rc, lockfd;
+
+	if ((rc = env_open(c, false, why, whylen)) == 0)
+		return 0;
+	if (!env_is_corrupt(rc)) {
+		if (why != NULL && whylen > 0 && why[0] == '\0')
+			why_set(why, whylen, "cache: open %s: %s", c->dir,
+			    mdb_strerror(rc));
+		return -1;
+	}
+
+	/*
+	 * Corrupt.  Serialise the repair so that two processes never both
+	 * move aside, one of them the other's fresh environment: whoever
+	 * comes second finds a good one and just uses it.
+	 */
+	if ((lockfd = rebuild_lock(c, LOCK_EX, why, whylen)) < 0)
+		return -1;
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	if ((rc = env_open(c, true, why, whylen)) != 0 && env_is_corrupt(rc))
+		rc = env_rebuild(c, time(NULL), why, whylen);
+	close(lockfd);
+	if (rc != 0) {
+		if (why != NULL && whylen > 0 && why[0] == '\0')
+			why_set(why, whylen, "cache: rebuild %s: %s", c->dir,
+			    mdb_strerror(rc));
+		if (c->env != NULL)
+			mdb_env_close(c->env);
+		c->env = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * One environment per directory and process.  LMDB forbids opening an
+ * environment twice in one process: its fcntl locks on lock.mdb belong to
+ * the process, so closing one copy drops the locks of the other, and
+ * another process that then finds lock.mdb unlocked may initialise the
+ * reader table anew under a live reader (and a writer reuse pages that
+ * reader still uses).  A daemon's reload opens a new context while the
+ * old one finishes its requests, so cache_open of a directory this process
+ * has open already (the same device and inode, after dir_open's checks)
+ * returns that handle with one reference more; the last cache_close
+ * closes the environment.  The registry and the references are under
+ * reg_mu, and each handle's mutex serialises the operations on it, since
+ * contexts of different threads may now share it (reg_mu is taken before
+ * a handle's mutex, never after).  reg_mu is held across a first open, so
+ * that two threads never open one directory twice; the walk in that open
+ * is bounded by CACHE_WALK_SECONDS.  A handle inherited over fork() stays
+ * registered in the child: a cache_open there opens the environment anew,
+ * as a first opener would, and so does the first transaction through the
+ * inherited handle (cache_ready).  The walking child (env_walk) opens its
+ * own environment and touches no handle.  A process that forks while
+ * another of its threads is inside the cache must not use it in the child.
+ */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cache *reg;	/* open handles, under reg_mu */
+
+/* dir_ident - check the directory as env_open will and note its device
+ * and inode; 0, or -1 with why set */
+static int
+dir_ident(struct cache *c, char *why, size_t whylen)
+{
+	struct account a;
+	struct stat st;
+	bool shared;
+	int dfd;
+
+	account_load(&a);
+	if ((dfd = dir_open(c, &a, &shared, why, whylen)) < 0)
+		return -1;
+	if (fstat(dfd, &st) < 0) {
+		why_set(why, whylen, "cache: %s: %s", c->dir, strerror(errno));
+		close(dfd);
+		return -1;
+	}
+	close(dfd);
+	c->dir_dev = st.st_dev;
+	c->dir_ino = st.st_ino;
+	return 0;
+}
+
+/* cache_open - open or create the cache under dir (see the header), or
+ * share the handle of this process that has it open already (above) */
+danests_status
+cache_open(const char *dir, struct cache **out, char *why, size_t whylen)
+{
+	struct cache *c, *o;
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';	/* stays empty unless rebuilt or failed */
+	if (dir == NULL || *dir == '\0') {
+		why_set(why, whylen, "cache: no directory");
+		return DANESTS_TEMP;
+	}
+	if ((c = xcalloc(1, sizeof(*c))) == NULL) {
+		why_set(why, whylen, "cache: out of memory");
+		return DANESTS_TEMP;
+	}
+	if ((len = strlcpy(c->dir, dir, sizeof(c->dir))) >= sizeof(c->dir) -
+	    sizeof("/data.mdb.corrupt-99999999999")) {
+		why_set(why, whylen, "cache: directory name too long");
+		free(c);
+		return DANESTS_TEMP;
+	}
+	/* "dir/" names what the link points to: check the link itself */
+	while (len > 1 && c->dir[len - 1] == '/')
+		c->dir[--len] = '\0';
+	if (dir_ident(c, why, whylen) < 0) {
+		free(c);
+		return DANESTS_TEMP;
+	}
+	pthread_mutex_lock(&reg_mu);
+	for (o = reg; o != NULL; o = o->next)
+		if (o->dir_dev == c->dir_dev && o->dir_ino == c->dir_ino)
+			break;
+	if (o != NULL && o->refs < UINT_MAX) {
+		rc = 0;
+		pthread_mutex_lock(&o->mu);
+		if (o->env == NULL || o->pid != getpid()) {
+			/* inherited over fork(), or lost since: open it as
+			 * a first opener would, rebuild included */
+			if (o->env != NULL)
+				env_forget(o);
+			rc = env_first(o, why, whylen);
+		}
+		pthread_mutex_unlock(&o->mu);
+		if (rc == 0)
+			o->refs++;
+		pthread_mutex_unlock(&reg_mu);
+		free(c);
+		if (rc != 0)
+			return DANESTS_TEMP;
+		*out = o;
+		return DANESTS_OK;
+	}
+	if (o != NULL || env_first(c, why, whylen) < 0) {
+		pthread_mutex_unlock(&reg_mu);
+		if (o != NULL)
+			why_set(why, whylen, "cache: %s: too many handles",
+			    c->dir);
+		free(c);
+		return DANESTS_TEMP;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	c->refs = 1;
+	c->next = reg;
+	reg = c;
+	pthread_mutex_unlock(&reg_mu);
+	*out = c;
+	return DANESTS_OK;
+}
+
 /* cache_ready - make sure the environment belongs to this process and is
  * still the one in the directory (another process may have rebuilt it) */
 static int
@@ -1361,16 +1463,32 @@ cache_ready(struct cache *c)
 	return env_open(c, false, NULL, 0);
 }
 
-/* cache_close - release the environment (not one inherited over fork) */
+/* cache_close - drop one reference; the last releases the environment
+ * (not one inherited over fork) */
 void
 cache_close(struct cache *c)
 {
+	struct cache **pp;
+
 	if (c == NULL)
 		return;
+	pthread_mutex_lock(&reg_mu);
+	if (--c->refs > 0) {
+		pthread_mutex_unlock(&reg_mu);
+		return;
+	}
+	for (pp = &reg; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&reg_mu);
+	/* no other reference: no operation can be running on it */
 	if (c->env != NULL && c->pid == getpid())
 		mdb_env_close(c->env);
 	else
 		env_forget(c);	/* inherited over fork() */
+	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
 
@@ -1383,18 +1501,25 @@ cache_close(struct cache *c)
 bool
 cache_was_rebuilt(const struct cache *c)
 {
-	time_t now = time(NULL);
+	time_t now = time(NULL), at = cache_rebuilt_at(c);
 
-	return c != NULL && c->rebuilt_at != 0 &&
-	    now - c->rebuilt_at < CACHE_REBUILD_GRACE &&
-	    now >= c->rebuilt_at - 300;	/* tolerate a clock step back */
+	return at != 0 && now - at < CACHE_REBUILD_GRACE &&
+	    now >= at - 300;	/* tolerate a clock step back */
 }
 
 /* cache_rebuilt_at - when it was replaced, 0 when never */
 time_t
 cache_rebuilt_at(const struct cache *c)
 {
-	return c != NULL ? c->rebuilt_at : 0;
+	struct cache *m = (struct cache *)c;	/* for its mutex only */
+	time_t at;
+
+	if (c == NULL)
+		return 0;
+	pthread_mutex_lock(&m->mu);
+	at = c->rebuilt_at;
+	pthread_mutex_unlock(&m->mu);
+	return at;
 }
 
 /* env_drop - let go of the environment in use */
@@ -1638,9 +1763,9 @@ cache_write(struct cache *c, struct write_op *op)
 	return rc;
 }
 
-/* cache_sts_get - read a policy entry */
-danests_status
-cache_sts_get(struct cache *c, const char *domain, struct cache_sts *out,
+/* sts_get_body - read a policy entry (cache_sts_get) */
+static danests_status
+sts_get_body(struct cache *c, const char *domain, struct cache_sts *out,
     char *why, size_t whylen)
 {
 	char key[DANESTS_NAME_MAX];
@@ -1687,9 +1812,9 @@ cache_sts_get(struct cache *c, const char *domain, struct cache_sts *out,
 	return DANESTS_OK;
 }
 
-/* cache_sts_put - store (or replace) a policy entry */
-danests_status
-cache_sts_put(struct cache *c, const char *domain, const struct cache_sts *e,
+/* sts_put_body - store (or replace) a policy entry (cache_sts_put) */
+static danests_status
+sts_put_body(struct cache *c, const char *domain, const struct cache_sts *e,
     char *why, size_t whylen)
 {
 	char key[DANESTS_NAME_MAX], *s;
@@ -1745,7 +1870,9 @@ cache_del(struct cache *c, MDB_dbi *dbi, const char *domain, char *why,
 		return st;
 	op.dbi = dbi;
 	op.del = 1;
+	pthread_mutex_lock(&c->mu);
 	rc = cache_write(c, &op);
+	pthread_mutex_unlock(&c->mu);
 	if (rc == MDB_NOTFOUND)
 		return DANESTS_NOTFOUND;
 	if (rc != 0) {
@@ -1857,10 +1984,16 @@ cache_sts_each(struct cache *c, cache_sts_each_fn *fn, void *arg, char *why,
 	size_t n, i, len, bad = 0;
 	int rc, stop = 0;
 
-	if (cache_check(c, why, whylen) != 0)
+	/* the callbacks run without the lock: they may use the cache */
+	pthread_mutex_lock(&c->mu);
+	if (cache_check(c, why, whylen) != 0) {
+		pthread_mutex_unlock(&c->mu);
 		return DANESTS_TEMP;
-	if ((rc = cache_ready(c)) != 0 ||
-	    (rc = snapshot(c, &c->sts, &kv, &n)) != 0) {
+	}
+	if ((rc = cache_ready(c)) == 0)
+		rc = snapshot(c, &c->sts, &kv, &n);
+	pthread_mutex_unlock(&c->mu);
+	if (rc != 0) {
 		why_set(why, whylen, "cache: read: %s", mdb_strerror(rc));
 		return DANESTS_TEMP;
 	}
@@ -1899,10 +2032,16 @@ cache_decision_each(struct cache *c, cache_decision_each_fn *fn, void *arg,
 	time_t expires;
 	int rc, stop = 0;
 
-	if (cache_check(c, why, whylen) != 0)
+	/* the callbacks run without the lock: they may use the cache */
+	pthread_mutex_lock(&c->mu);
+	if (cache_check(c, why, whylen) != 0) {
+		pthread_mutex_unlock(&c->mu);
 		return DANESTS_TEMP;
-	if ((rc = cache_ready(c)) != 0 ||
-	    (rc = snapshot(c, &c->dec, &kv, &n)) != 0) {
+	}
+	if ((rc = cache_ready(c)) == 0)
+		rc = snapshot(c, &c->dec, &kv, &n);
+	pthread_mutex_unlock(&c->mu);
+	if (rc != 0) {
 		why_set(why, whylen, "cache: read: %s", mdb_strerror(rc));
 		return DANESTS_TEMP;
 	}
@@ -1922,10 +2061,10 @@ cache_decision_each(struct cache *c, cache_decision_each_fn *fn, void *arg,
 	return bad ? DANESTS_TEMP : DANESTS_OK;
 }
 
-/* cache_decision_get - a cached decision still valid at now (malloc'ed
+/* decision_get_body - a cached decision still valid at now (malloc'ed
  * JSON in *json); DANESTS_NOTFOUND when absent or expired */
-danests_status
-cache_decision_get(struct cache *c, const char *domain, time_t now,
+static danests_status
+decision_get_body(struct cache *c, const char *domain, time_t now,
     char **json, char *why, size_t whylen)
 {
 	char key[DANESTS_NAME_MAX];
@@ -1982,9 +2121,9 @@ cache_decision_get(struct cache *c, const char *domain, time_t now,
 	return DANESTS_NOTFOUND;
 }
 
-/* cache_decision_put - store a decision's JSON until expires */
-danests_status
-cache_decision_put(struct cache *c, const char *domain, const char *json,
+/* decision_put_body - store a decision's JSON until expires */
+static danests_status
+decision_put_body(struct cache *c, const char *domain, const char *json,
     time_t expires, char *why, size_t whylen)
 {
 	char key[DANESTS_NAME_MAX];
@@ -2027,13 +2166,13 @@ cache_decision_put(struct cache *c, const char *domain, const char *json,
 	return DANESTS_OK;
 }
 
-/* cache_generation - the purge generation, "generation" in meta: every
+/* generation_body - the purge generation, "generation" in meta: every
  * purge adds one (bump), and a daemon that keeps decisions in memory reads
  * it before reusing one, so a purge reaches running daemons at once.  0
  * when never bumped.  DANESTS_TEMP when the cache cannot be read or
  * written. */
-danests_status
-cache_generation(struct cache *c, bool bump, uint64_t *gen, char *why,
+static danests_status
+generation_body(struct cache *c, bool bump, uint64_t *gen, char *why,
     size_t whylen)
 {
 	unsigned char buf[8];
@@ -2073,4 +2212,71 @@ cache_generation(struct cache *c, bool bump, uint64_t *gen, char *why,
 	}
 	why_set(why, whylen, "cache: generation: %s", mdb_strerror(rc));
 	return DANESTS_TEMP;
+}
+
+/*
+ * The entry points below hold the handle's mutex for the whole of one
+ * operation: handles are shared between contexts (see "One environment
+ * per directory and process"), and cache_ready may replace the
+ * environment under another thread's transaction.
+ */
+
+danests_status
+cache_sts_get(struct cache *c, const char *domain, struct cache_sts *out,
+    char *why, size_t whylen)
+{
+	danests_status st;
+
+	pthread_mutex_lock(&c->mu);
+	st = sts_get_body(c, domain, out, why, whylen);
+	pthread_mutex_unlock(&c->mu);
+	return st;
+}
+
+danests_status
+cache_sts_put(struct cache *c, const char *domain, const struct cache_sts *e,
+    char *why, size_t whylen)
+{
+	danests_status st;
+
+	pthread_mutex_lock(&c->mu);
+	st = sts_put_body(c, domain, e, why, whylen);
+	pthread_mutex_unlock(&c->mu);
+	return st;
+}
+
+danests_status
+cache_decision_get(struct cache *c, const char *domain, time_t now,
+    char **json, char *why, size_t whylen)
+{
+	danests_status st;
+
+	pthread_mutex_lock(&c->mu);
+	st = decision_get_body(c, domain, now, json, why, whylen);
+	pthread_mutex_unlock(&c->mu);
+	return st;
+}
+
+danests_status
+cache_decision_put(struct cache *c, const char *domain, const char *json,
+    time_t expires, char *why, size_t whylen)
+{
+	danests_status st;
+
+	pthread_mutex_lock(&c->mu);
+	st = decision_put_body(c, domain, json, expires, why, whylen);
+	pthread_mutex_unlock(&c->mu);
+	return st;
+}
+
+danests_status
+cache_generation(struct cache *c, bool bump, uint64_t *gen, char *why,
+    size_t whylen)
+{
+	danests_status st;
+
+	pthread_mutex_lock(&c->mu);
+	st = generation_body(c, bump, gen, why, whylen);
+	pthread_mutex_unlock(&c->mu);
+	return st;
 }

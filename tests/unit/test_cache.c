@@ -2,7 +2,8 @@
  * test_cache.c - the LMDB policy and decision cache: round trips of every
  * field, overwrite, absence, decision expiry, iteration, a corrupt
  * environment (rebuilt), corrupt values (TEMP, never NOTFOUND), unusable
- * directories, map growth, and many processes at once.
+ * directories, map growth, many processes at once, and one environment
+ * per process when a directory is opened twice (a daemon's reload).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <grp.h>
 #include <lmdb.h>
 #include <signal.h>
@@ -1216,6 +1218,179 @@ test_inherited(void **state)
 	cache_close(c);
 }
 
+/* lock_fds - descriptors of this process open on dir/lock.mdb */
+static int
+lock_fds(const char *dir)
+{
+	char want[600], link[300], got[600];
+	struct dirent *de;
+	DIR *d;
+	ssize_t len;
+	int n = 0;
+
+	snprintf(want, sizeof(want), "%s/lock.mdb", dir);
+	assert_non_null(d = opendir("/proc/self/fd"));
+	while ((de = readdir(d)) != NULL) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		if ((len = readlink(link, got, sizeof(got) - 1)) <= 0)
+			continue;
+		got[len] = '\0';
+		if (strcmp(got, want) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* lock_held - does this process hold an fcntl lock on dir/lock.mdb, as
+ * another process sees it (F_GETLK never reports one's own locks)? */
+static bool
+lock_held(const char *dir)
+{
+	char path[600];
+	pid_t me = getpid(), pid;
+	int st;
+
+	snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+	if ((pid = fork()) == 0) {
+		struct flock fl;
+		int fd;
+
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;	/* the whole file */
+		if ((fd = open(path, O_RDWR)) < 0 ||
+		    fcntl(fd, F_GETLK, &fl) < 0)
+			_exit(2);
+		_exit(fl.l_type != F_UNLCK && fl.l_pid == me ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 2);
+	return WEXITSTATUS(st) == 0;
+}
+
+/* test_reopen - a second open of a directory this process has open (a
+ * daemon's reload: a new context while the old one finishes) shares the
+ * one environment: closing the first keeps LMDB's locks on lock.mdb,
+ * which another process must see, and the last close releases them */
+static void
+test_reopen(void **state)
+{
+	struct fix *fx = *state;
+	struct cache *c1, *c2;
+	struct cache_sts e, out;
+	char why[DANESTS_WHY_MAX], alias[700];
+
+	c1 = open_ok(fx->dir);
+	mkentry(&e, mx1, 1, DANESTS_STS_ENFORCE, "one", 1, "");
+	assert_int_equal(cache_sts_put(c1, "one.example", &e, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(cache_sts_get(c1, "one.example", &out, why,
+	    sizeof(why)), DANESTS_OK);	/* a reader: LMDB's pid lock */
+	cache_sts_clear(&out);
+	assert_true(lock_held(fx->dir));
+
+	/* the same directory under another name: one environment */
+	snprintf(alias, sizeof(alias), "%s/../cache/", fx->dir);
+	c2 = open_ok(alias);
+	assert_int_equal(lock_fds(fx->dir), 1);
+	cache_close(c1);
+	assert_true(lock_held(fx->dir));
+	assert_int_equal(lock_fds(fx->dir), 1);
+
+	/* the survivor still reads and writes */
+	assert_int_equal(cache_sts_get(c2, "one.example", &out, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_string_equal(out.id, "one");
+	cache_sts_clear(&out);
+	mkentry(&e, mx1, 1, DANESTS_STS_ENFORCE, "two", 2, "");
+	assert_int_equal(cache_sts_put(c2, "two.example", &e, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_true(lock_held(fx->dir));
+
+	/* the last close releases the environment */
+	cache_close(c2);
+	assert_false(lock_held(fx->dir));
+	assert_int_equal(lock_fds(fx->dir), 0);
+	c1 = open_ok(fx->dir);
+	assert_int_equal(cache_sts_get(c1, "two.example", &out, why,
+	    sizeof(why)), DANESTS_OK);
+	cache_sts_clear(&out);
+	cache_close(c1);
+}
+
+#define NTHREAD		4
+#define TOPS		200
+
+/* One thread of test_threads. */
+struct targ {
+	const char *dir;
+	int k;
+	int bad;
+};
+
+/* thread_work - open the cache, write and read back its own keys, close */
+static void *
+thread_work(void *arg)
+{
+	struct targ *t = arg;
+	struct cache *c;
+	struct cache_sts e, out;
+	char why[DANESTS_WHY_MAX], dom[64], id[32];
+	int i;
+
+	if (cache_open(t->dir, &c, why, sizeof(why)) != DANESTS_OK) {
+		t->bad = TOPS;
+		return NULL;
+	}
+	for (i = 0; i < TOPS; i++) {
+		snprintf(dom, sizeof(dom), "t%d-%d.example", t->k, i);
+		snprintf(id, sizeof(id), "%d.%d", t->k, i);
+		mkentry(&e, mx1, 1, DANESTS_STS_ENFORCE, id, i, "");
+		if (cache_sts_put(c, dom, &e, why, sizeof(why)) != DANESTS_OK ||
+		    cache_sts_get(c, dom, &out, why, sizeof(why)) !=
+		    DANESTS_OK) {
+			t->bad++;
+			continue;
+		}
+		if (strcmp(out.id, id) != 0)
+			t->bad++;
+		cache_sts_clear(&out);
+	}
+	cache_close(c);
+	return NULL;
+}
+
+/* test_threads - contexts of several threads share one handle: their
+ * operations are serialised and all of them land */
+static void
+test_threads(void **state)
+{
+	struct fix *fx = *state;
+	struct targ t[NTHREAD];
+	pthread_t tid[NTHREAD];
+	struct cache *c;
+	int k;
+
+	c = open_ok(fx->dir);	/* held throughout, as an old context */
+	for (k = 0; k < NTHREAD; k++) {
+		t[k].dir = fx->dir;
+		t[k].k = k;
+		t[k].bad = 0;
+		assert_int_equal(pthread_create(&tid[k], NULL, thread_work,
+		    &t[k]), 0);
+	}
+	for (k = 0; k < NTHREAD; k++) {
+		assert_int_equal(pthread_join(tid[k], NULL), 0);
+		assert_int_equal(t[k].bad, 0);
+	}
+	assert_int_equal(lock_fds(fx->dir), 1);
+	assert_true(lock_held(fx->dir));
+	cache_close(c);
+	assert_false(lock_held(fx->dir));
+}
+
 int
 main(void)
 {
@@ -1244,6 +1419,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_processes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_inherited, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup,
 		    teardown),
 	};
 
