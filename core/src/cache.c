@@ -33,7 +33,9 @@
  * found before its next transaction (see "Damage" below).
  *
  * The shared directory's owner and modes, the refusal of one that others
- * could write, and the full-disk case: see "Shared state" below.
+ * could write, and the full-disk case: see "Shared state" below.  Opens of
+ * one directory within a process share one environment: see "One
+ * environment per directory and process".
  */
 #include "danests-internal.h"
 
