@@ -3,7 +3,9 @@
 # daemons: clients that hold their slots (slowloris), a low descriptor
 # limit, `danests cache purge` reaching a running daemon, privileges (the
 # pid file written as the service user, sockets removed at exit, root and
-# foreign directories refused), and `systemd-analyze verify` of the units.
+# foreign directories refused), SIGHUP while a lookup is in flight (one
+# cache environment per process: LMDB's locks on lock.mdb survive the old
+# context), and `systemd-analyze verify` of the units.
 # Needs the test bed (tests/testbed/up.sh) and root.  Usage: daemons.sh
 # BUILD_DIR
 set -u
@@ -277,6 +279,121 @@ e2e_wait 10 grep -q "configuration reloaded" "$W/relay-ca.log"
 out=$(deliver_one)
 check relay-ca-reloaded 'grep -Eq "\|354 [^|]*\|250 2\.0\.0 delivered" <<<"$out" && [ "$(e2e_mail_count sts-enforce.test)" = 1 ]' "$out"
 cleanup
+
+# --- SIGHUP while a lookup is in flight: one cache environment ----------
+# A reload makes a new core context while the old one finishes a lookup
+# (sts-slow.test: its policy host sends one byte a second until
+# fetch_timeout).  Both contexts use the cache; the process must hold one
+# LMDB environment, so that freeing the old context does not drop the
+# process's fcntl locks on lock.mdb under the new one.
+# lock_fds PID FILE - descriptors of PID open on FILE
+lock_fds() { find "/proc/$1/fd" -lname "$2" 2>/dev/null | wc -l; }
+# lmdb_locked PID FILE - PID holds an fcntl (POSIX) lock on FILE
+lmdb_locked() {
+	local ino
+	ino=$(stat -c %i "$2") || return 1
+	awk -v p="$1" -v i="$ino" '$2 == "POSIX" && $5 == p &&
+	    $6 ~ (":" i "$") { f = 1 } END { exit !f }' /proc/locks
+}
+# lmtp_one PORT DOMAIN - one message to postmaster@DOMAIN; the replies
+lmtp_one() {
+	"$PY" - "$1" "$2" <<'EOP' 2>&1
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=60)
+f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline().decode("latin1").rstrip("\r\n")
+        if len(l) < 4 or l[3] != "-":
+            return l
+out = [reply()]
+for cmd in ["LHLO it.test", "MAIL FROM:<s@relay-it.test>",
+            "RCPT TO:<postmaster@" + sys.argv[2] + ">", "DATA"]:
+    s.sendall(cmd.encode() + b"\r\n")
+    out.append(reply())
+s.sendall(b"Subject: reload\r\n\r\nbody\r\n.\r\n")
+out.append(reply())
+s.sendall(b"QUIT\r\n")
+print("|".join(out))
+EOP
+}
+# delivered REPLIES... - every LMTP exchange ended in 250 after DATA
+delivered() {
+	local r
+	for r; do
+		grep -Eq "\|354 [^|]*\|250 " <<<"$r" || return 1
+	done
+}
+# hup_conf FILE SECTION LINES... - core settings with a short fetch bound
+hup_conf() {
+	local f=$1 sect=$2 l
+	shift 2
+	{
+		echo "resolver $E2E_RESOLVER"
+		echo "ca_file $E2E_CA"
+		echo "cache_dir $W/hcache"
+		echo "fetch_timeout 3"
+		echo "[$sect]"
+		echo "user nobody"
+		for l in "$@"; do echo "$l"; done
+	} >"$f"
+}
+lk=$W/hcache/lock.mdb
+for who in postfix relay; do
+	rm -rf "$W/hcache"
+	mkdir -p "$W/hcache"
+	chown nobody "$W/hcache"
+	if [ $who = postfix ]; then
+		port=18474
+		hup_conf "$W/hup-pf.conf" postfix "listen inet:127.0.0.1:$port"
+		"$pf" -d -c "$W/hup-pf.conf" 2>"$W/hup-$who.log" &
+	else
+		port=18475
+		hup_conf "$W/hup-relay.conf" relay "listen 127.0.0.1:$port" \
+		    "helo_name relay-it.test" "tmpdir $W/run"
+		"$relay" -d -c "$W/hup-relay.conf" 2>"$W/hup-$who.log" &
+	fi
+	pid=$!
+	pids+=("$pid")
+	e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$port' | grep -q LISTEN" ||
+	    notok "$who-hup-start" "$(tail -3 "$W/hup-$who.log")"
+	# lookup - one lookup through this daemon; its answer
+	lookup() {
+		if [ $who = postfix ]; then ask $port "$1"; else lmtp_one $port "$1"; fi
+	}
+	first=$(lookup dane-ee.test)
+	(lookup sts-slow.test >"$W/hup-$who.slow") &
+	slow=$!
+	sleep 1
+	kill -HUP "$pid"
+	e2e_wait 10 grep -q "configuration reloaded" "$W/hup-$who.log"
+	# two contexts now, the old one waiting for sts-slow.test
+	fds=$(lock_fds "$pid" "$lk")
+	inflight=$(kill -0 "$slow" 2>/dev/null && echo yes || echo no)
+	check "$who-hup-one-env" '[ "$fds" = 1 ] && [ $inflight = yes ]' \
+	    "descriptors on lock.mdb: $fds, lookup still in flight: $inflight"
+	wait "$slow"
+	# the old context is freed once idle (relay: 0.2 s, postfix: 5 s)
+	sleep 6
+	check "$who-hup-slow-answered" '[ -n "$(cat "$W/hup-$who.slow")" ]' \
+	    "$(cat "$W/hup-$who.slow")"
+	check "$who-hup-lock-kept" 'lmdb_locked "$pid" "$lk" && [ "$(lock_fds "$pid" "$lk")" = 1 ]' \
+	    "$(grep -c " $pid " /proc/locks) locks of $pid, $(lock_fds "$pid" "$lk") descriptors"
+	list=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    "$danests" cache --cache-dir "$W/hcache" list 2>&1)
+	check "$who-hup-list" 'grep -q dane-ee.test <<<"$list" && grep -q sts-slow.test <<<"$list"' "$list"
+	again=$(lookup dane-ee.test)
+	other=$(lookup dane-ee-full.test)
+	if [ $who = postfix ]; then
+		check "$who-hup-lookups" '[ "$first" = OK ] && [ "$again" = OK ] && [ "$other" = OK ]' \
+		    "$first $again $other"
+	else
+		check "$who-hup-lookups" 'delivered "$first" "$again" "$other"' \
+		    "$first / $again / $other"
+	fi
+	check "$who-hup-lock-after" 'lmdb_locked "$pid" "$lk"'
+	cleanup
+done
 
 # --- 9.8: the units ------------------------------------------------------
 if command -v systemd-analyze >/dev/null; then
