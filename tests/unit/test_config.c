@@ -171,6 +171,10 @@ static const struct crow rows[] = {
 	    "[postfix]\nanything goes here\n[exim]\nwhatever 1\n"
 	    "[relay]\nuser nobody\n" } }, NULL, DANESTS_OK, NULL, 0,
 	    "user=nobody;" },
+	/* danests.conf may hold filter-danests's [filter] section */
+	{ "filter_section_skipped", NULL, { { "m.conf",
+	    "dns_timeout 14\n[filter]\ntimeout 5\n" } }, NULL, DANESTS_OK,
+	    NULL, 14000, "" },
 	{ "no_section_skips_all", NULL, { { "m.conf",
 	    "dns_timeout 13\n[relay]\nlisten bad\nnot_a_key_anywhere 1\n"
 	    "[postfix]\nlisten x\n" } }, NULL, DANESTS_OK, NULL, 13000, "" },
