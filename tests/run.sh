@@ -1,7 +1,9 @@
 #!/bin/bash
 # tests/run.sh - build danests and run every test suite:
 #   unit (cmocka), fuzz (libFuzzer, bounded time), integration (against the
-#   loopback test bed) and e2e (real MTAs), then print
+#   loopback test bed), e2e (real MTAs) and packages (the Debian packages
+#   built and used next to each MTA in clean Debian 12 and 13 roots:
+#   tests/packages/run.sh, which makes its own namespaces), then print
 #   "N passed, N failed, N skipped" and exit non-zero on any failure.
 #
 # tests/setup.sh (which may need the network for apt) and the downloads of
@@ -16,7 +18,7 @@
 # Environment:
 #   FUZZ_SECONDS   seconds per fuzz target (default 30; 0 skips fuzzing)
 #   SUITES         space-separated subset of:
-#                  unit fuzz isolation integration e2e
+#                  unit fuzz isolation integration e2e packages
 #   INTEGRATION    space-separated names of tests/integration scripts to
 #                  run (default: all), e.g. "golden fetch"
 #   TEST_LOGDIR    where the logs go (default build/test-logs)
@@ -24,7 +26,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 top=$PWD
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-SUITES=${SUITES:-"unit fuzz isolation integration e2e"}
+SUITES=${SUITES:-"unit fuzz isolation integration e2e packages"}
 logdir=${TEST_LOGDIR:-$top/build/test-logs}
 pass=0 fail=0 skip=0
 failed_names=()
@@ -202,6 +204,14 @@ if want integration || want e2e; then
 	else
 		record fail "server suites (no result; isolate.sh failed)"
 	fi
+fi
+
+if want packages; then
+	# Needs the network (the roots, apt) before each root gets a network
+	# namespace of its own, with its own copy of the test bed.
+	note "packages (Debian 12 and 13 roots, every MTA)"
+	run_tap packages tests/packages/run.sh
+	grep '^# packages: wall time' "$logdir/packages.log"
 fi
 
 if [ $fail -gt 0 ]; then

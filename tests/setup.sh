@@ -16,6 +16,8 @@ PKGS="build-essential meson ninja-build pkg-config clang
  ca-certificates util-linux mount bc"
 # systemd: systemd-analyze verify of the shipped units (daemons.sh).
 PKGS="$PKGS systemd"
+# mmdebstrap: the clean Debian roots of the package suite (tests/packages).
+PKGS="$PKGS mmdebstrap"
 
 updated=0
 # install PKG... - apt-get install those of PKG... not installed yet
