@@ -48,13 +48,13 @@ if [ "${1:-}" != --inner ] && [ "${PKG_INNER:-}" != 1 ]; then
 	    { echo "not ok root-$name # roots.sh mta $rel $mta failed"; exit 1; }
 	w=$(mktemp -d /var/tmp/danests-pkgtest.XXXXXX)
 	chmod 755 "$w"	# the test bed's servers drop privileges and read run/
-	PKG_INNER=1 PKG_W=$w PKG_MROOT=$mroot unshare -m --propagation private "$0" "$@"
-	rc=$?
 	logs=$top/build/test-logs/packages/$name
+	rm -rf "$logs"
 	mkdir -p "$logs"
-	cp "$w"/*.log "$logs/" 2>/dev/null
-	rm -rf "$w"
-	exit $rc
+	trap 'cp "$w"/*.log "$logs/" 2>/dev/null; rm -rf "$w"' EXIT
+	trap 'exit 143' TERM INT
+	PKG_INNER=1 PKG_W=$w PKG_MROOT=$mroot unshare -m --propagation private "$0" "$@"
+	exit $?
 fi
 
 w=$PKG_W
@@ -165,6 +165,7 @@ cleanup() {
 	[ -n "${tb:-}" ] && "$tb/down.sh" >/dev/null 2>&1
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT	# so that cleanup runs
 
 # A copy of the test bed of its own (its run/ directory holds keys, zones
 # and mailboxes), so that a test bed of the machine's own network namespace
@@ -250,6 +251,20 @@ while IFS= read -r cmd; do
 done < <("$here/steps.sh" "$readme" "$section")
 [ $bad = 0 ] && [ $n -gt 0 ] && ok "readme-$name ($n commands of \"$section\")"
 [ $bad = 0 ] || exit 1
+
+# The MTA accepts mail once its daemon is up (what systemd's readiness
+# would wait for; OpenSMTPD's sendmail fails while smtpd is starting).
+mta_ready() {
+	case $svc in
+	postfix) in_root postfix status >/dev/null 2>&1 ;;
+	exim4) in_root sh -c 'kill -0 "$(cat /run/exim4/exim.pid)"' 2>/dev/null ;;
+	opensmtpd) in_root smtpctl show status >/dev/null 2>&1 ;;
+	esac
+}
+if ! e2e_wait 30 mta_ready; then
+	notok "ready-$name" "$svc not running 30 s after the README.Debian steps"
+	exit 1
+fi
 
 # --- mail ----------------------------------------------------------
 for d in $DOMAINS; do
