@@ -90,6 +90,7 @@ expect_meson() {
 }
 {
 	expect_meson all /usr/bin/danests /usr/sbin/danests-postfix /usr/sbin/danests-relay \
+	    /usr/libexec/opensmtpd/filter-danests \
 	    /usr/lib/danests/danests_exim.so \
 	    /lib/systemd/system/danests-postfix.service /lib/systemd/system/danests-relay.service \
 	    /lib/systemd/system/danests-refresh.service /lib/systemd/system/danests-refresh.timer
@@ -99,7 +100,8 @@ expect_meson() {
 	done
 	expect_meson postfix /usr/sbin/danests-postfix /lib/systemd/system/danests-postfix.service
 	expect_meson exim /usr/lib/danests/danests_exim.so
-	expect_meson opensmtpd /usr/sbin/danests-relay /lib/systemd/system/danests-relay.service
+	expect_meson opensmtpd /usr/sbin/danests-relay /lib/systemd/system/danests-relay.service \
+	    /usr/libexec/opensmtpd/filter-danests
 } | sort >"$w/meson.expect"
 # Man pages and samples are listed as installed, not checked one by one.
 grep -v ' ./usr/share/' "$out/meson.log" | sort >"$w/meson.got"
