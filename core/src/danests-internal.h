@@ -244,7 +244,10 @@ struct cache_sts {
 };
 /* cache_open - open or create the environment under dir; a corrupt one is
  * moved aside and rebuilt (why says so, status DANESTS_OK).  DANESTS_TEMP
- * when the cache can't be used at all. */
+ * when the cache can't be used at all.  A directory this process has open
+ * already gives the same handle (one environment per process, as LMDB
+ * requires); cache_close drops one reference, the last closes it.  A
+ * handle may be used by several threads. */
 danests_status cache_open(const char *dir, struct cache **out, char *why,
     size_t whylen);
 void cache_close(struct cache *);
