@@ -32,8 +32,9 @@ danests_status name_lower(const char *in, char *out, size_t outlen);
  * dns.c - DNS lookups with DNSSEC status.
  *
  * A resolver is a small table of function pointers so the unit tests can
- * feed canned answers (dns_mock.c) while production uses getdns in stub
- * mode, trusting the AD bit of a validating resolver.
+ * feed canned answers (tests/lib/dns_mock.c, not part of the library)
+ * while production uses getdns in stub mode, trusting the AD bit of a
+ * validating resolver.
  */
 #define DNS_T_A		1
 #define DNS_T_CNAME	5
@@ -131,21 +132,6 @@ void dns_free(struct dns *);
 /* dns_resolvconf_first - first nameserver of a resolv.conf file. */
 danests_status dns_resolvconf_first(const char *path, char *addr,
     size_t addrlen);
-
-/* dns_mock.c (unit tests only): answers from a table. */
-struct dns_mock_entry {
-	const char *name;
-	uint16_t type;
-	enum dns_rcode rcode;
-	danests_dnssec sec;
-	const char *cname;	/* final owner or NULL */
-	/* records in presentation form of their RDATA:
-	 * MX "10 mx.example", A "192.0.2.1", AAAA "2001:db8::1",
-	 * TXT "v=STSv1; id=1" (one string), TLSA "3 1 1 <hex>" */
-	const char *rdata[8];
-};
-danests_status dns_mock_new(struct event_base *base,
-    const struct dns_mock_entry *table, size_t n, struct dns **out);
 
 /*
  * tlsa.c - TLSA RDATA (RFC 6698 2.1) and usability (RFC 7672 3.1).

@@ -1,7 +1,7 @@
 /*
  * test_decide.c - the decision rules over canned DNS answers
  *
- * Each case is a table of DNS answers (dns_mock.c) and the expected
+ * Each case is a table of DNS answers (tests/lib/dns_mock.c) and the expected
  * verdict, reason and per-host policies.  MTA-STS cases seed the policy
  * cache so that no network fetch is involved.
  */
@@ -20,7 +20,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "danests-internal.h"
+#include "dns_mock.h"
 
 #define S DANESTS_SEC_SECURE
 #define I DANESTS_SEC_INSECURE

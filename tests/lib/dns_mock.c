@@ -6,7 +6,7 @@
  * name/type missing from the table answers with an error: a test must
  * list every lookup it expects.
  */
-#include "danests-internal.h"
+#include "dns_mock.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@ struct mock {
 	struct event_base *base;
 	const struct dns_mock_entry *table;
 	size_t n;
+	size_t *count;		/* queries asked, or NULL */
 };
 
 struct mock_pending {
@@ -119,6 +120,8 @@ mock_query(void *impl, const char *name, uint16_t type, dns_cb *cb, void *arg)
 		free(p);
 		return -1;
 	}
+	if (m->count != NULL)
+		(*m->count)++;
 	a->qname = strdup(name);
 	a->qtype = type;
 	for (i = 0; i < m->n; i++)
@@ -187,4 +190,11 @@ dns_mock_new(struct event_base *base, const struct dns_mock_entry *table,
 	d->impl = m;
 	*out = d;
 	return DANESTS_OK;
+}
+
+/* dns_mock_count - count the queries of a mock resolver into *n */
+void
+dns_mock_count(struct dns *d, size_t *n)
+{
+	((struct mock *)d->impl)->count = n;
 }
