@@ -62,8 +62,6 @@
 #include "danests.h"
 
 #define EXIM_DEFAULT_CONF	DANESTS_DEFAULT_CONFIG
-#define EXIM_MEMO_N		8	/* decisions kept per process */
-#define EXIM_MEMO_S		10	/* ... for at most this long */
 #define EXIM_OUT_MAX		8192	/* cap on any yielded string */
 #define EXIM_WHY_MAX		512
 
@@ -72,12 +70,10 @@ static struct danests_ctx *exim_ctx;
 static pid_t exim_ctx_pid;
 static char exim_ctx_conf[1024];
 
-static struct {
-	char domain[256];
-	char conf[1024];
-	struct danests_decision *d;
-	time_t until;
-} exim_memo[EXIM_MEMO_N];
+/* The decision of the last call, owned here until the next one: the
+ * context keeps decisions in its memory (decision_memory_ttl, across the
+ * calls of one message and of a queue run, never across a purge). */
+static struct danests_decision *exim_last;
 
 int check(uschar **, int, uschar *[]);
 int route(uschar **, int, uschar *[]);
@@ -136,7 +132,6 @@ exim_ctx_get(const char *conf, char *why, size_t whylen)
 	struct danests_config *cfg;
 	char cwhy[EXIM_WHY_MAX];
 	danests_status st;
-	int i;
 
 	if (exim_ctx != NULL && exim_ctx_pid == getpid() &&
 	    strcmp(exim_ctx_conf, conf) == 0)
@@ -146,9 +141,6 @@ exim_ctx_get(const char *conf, char *why, size_t whylen)
 	/* A context inherited over fork() is left alone: its LMDB
 	 * environment and sockets belong to the parent. */
 	exim_ctx = NULL;
-	for (i = 0; i < EXIM_MEMO_N; i++)
-		danests_decision_free(exim_memo[i].d);
-	memset(exim_memo, 0, sizeof(exim_memo));
 	if (strlen(conf) >= sizeof(exim_ctx_conf)) {
 		snprintf(why, whylen, "configuration path too long");
 		return NULL;
@@ -180,9 +172,10 @@ exim_ctx_get(const char *conf, char *why, size_t whylen)
 	return exim_ctx;
 }
 
-/* exim_decide - the decision for domain: from this process's memo, the
+/* exim_decide - the decision for domain: from the context's memory, the
  * shared cache, or a resolution bounded by decision_timeout.  The
- * decision stays owned by the memo.  NULL with why set on any error. */
+ * decision stays owned here until the next call.  NULL with why set on
+ * any error. */
 static const struct danests_decision *
 exim_decide(const char *domain, const char *conf, char *why,
     size_t whylen)
@@ -190,9 +183,7 @@ exim_decide(const char *domain, const char *conf, char *why,
 	struct danests_ctx *ctx;
 	struct danests_decision *d = NULL;
 	char name[256], dwhy[EXIM_WHY_MAX];
-	time_t now = time(NULL);
 	danests_status st;
-	int i, slot = 0;
 
 	if (danests_domain_normalize(domain, name, sizeof(name)) !=
 	    DANESTS_OK) {
@@ -202,26 +193,13 @@ exim_decide(const char *domain, const char *conf, char *why,
 	}
 	if ((ctx = exim_ctx_get(conf, why, whylen)) == NULL)
 		return NULL;
-	for (i = 0; i < EXIM_MEMO_N; i++) {
-		if (exim_memo[i].d != NULL && exim_memo[i].until > now &&
-		    strcmp(exim_memo[i].domain, name) == 0 &&
-		    strcmp(exim_memo[i].conf, conf) == 0)
-			return exim_memo[i].d;
-		if (exim_memo[i].until < exim_memo[slot].until)
-			slot = i;
-	}
 	st = danests_decide(ctx, name, 0, &d, dwhy, sizeof(dwhy));
 	if (st != DANESTS_OK || d == NULL) {
 		snprintf(why, whylen, "%s: no decision: %s", name, dwhy);
 		return NULL;
 	}
-	danests_decision_free(exim_memo[slot].d);
-	strlcpy(exim_memo[slot].domain, name, sizeof(exim_memo[slot].domain));
-	strlcpy(exim_memo[slot].conf, conf, sizeof(exim_memo[slot].conf));
-	exim_memo[slot].d = d;
-	/* A tempfail is asked again by the next call. */
-	exim_memo[slot].until = d->verdict == DANESTS_TEMPFAIL ? 0 :
-	    now + EXIM_MEMO_S;
+	danests_decision_free(exim_last);
+	exim_last = d;
 	return d;
 }
 

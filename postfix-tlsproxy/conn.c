@@ -1,9 +1,10 @@
 /*
  * conn.c - client connections of danests-postfix: socketmap requests
- * (Postfix socketmap_table(5)) read and answered in order, one lookup per
- * domain shared by every client asking, a bound on each lookup and on the
- * time a request may take to arrive, and room made for new clients when
- * the table is full.
+ * (Postfix socketmap_table(5)) read and answered in order, a bound on each
+ * lookup and on the time a request may take to arrive, and room made for
+ * new clients when the table is full.  Reuse of decisions and one
+ * resolution shared by every client asking are the core context's
+ * (danests_decide_async).
  */
 #include "danests-postfix.h"
 
@@ -18,14 +19,11 @@
 
 struct conn;
 
-/* One resolution in progress, shared by every client asking for it. */
+/* One request asked of the core; outlives its connection when that
+ * goes first (c is then NULL). */
 struct lookup {
-	struct lookup *next;
-	unsigned h;
-	bool gen_ok;			/* cache generation at the start */
-	uint64_t gen;
+	struct conn *c;
 	char domain[PFMAP_DOMAIN_MAX];
-	TAILQ_HEAD(, conn) waiters;
 };
 
 #define CONN_IN_MAX	(4 * (PFMAP_REQUEST_MAX + 16))	/* unread input */
@@ -35,7 +33,6 @@ struct conn {
 	int fd;
 	struct event *rev, *wev;
 	struct lookup *waiting;
-	TAILQ_ENTRY(conn) wq;
 	struct event *timer;		/* bound on the current lookup */
 	struct pfmap_profile profile;	/* of the current request */
 	bool closing;			/* close once the output drained */
@@ -50,7 +47,6 @@ struct conn {
 	LIST_ENTRY(conn) all;
 };
 
-static struct lookup *pending[HASH_SIZE];
 static LIST_HEAD(, conn) conns = LIST_HEAD_INITIALIZER(conns);
 static size_t nconns;
 static unsigned long n_refused, n_evicted, n_slow, n_accepted;
@@ -62,7 +58,7 @@ static void
 conn_free(struct conn *c)
 {
 	if (c->waiting != NULL) {
-		TAILQ_REMOVE(&c->waiting->waiters, c, wq);
+		c->waiting->c = NULL;
 		c->waiting = NULL;
 	}
 	if (c->timer != NULL)
@@ -147,41 +143,26 @@ conn_resume(struct conn *c)
 	conn_process(c);
 }
 
-/* lookup_unlink - take a lookup out of the pending table */
-static void
-lookup_unlink(struct lookup *l)
-{
-	struct lookup **pp;
-
-	for (pp = &pending[l->h & (HASH_SIZE - 1)]; *pp != NULL;
-	    pp = &(*pp)->next)
-		if (*pp == l) {
-			*pp = l->next;
-			return;
-		}
-}
-
-/* decided - the core's callback: answer every waiting client */
+/* decided - the core's callback: answer the client, if still there */
 static void
 decided(void *arg, danests_status st, struct danests_decision *d,
     const char *why)
 {
 	struct lookup *l = arg;
-	struct conn *c;
+	struct conn *c = l->c;
 	char out[PFMAP_REPLY_MAX], w[512];
 
-	lookup_unlink(l);
-	if (st == DANESTS_OK && d != NULL)
+	/* One log line per resolution, not per client answered. */
+	if (st == DANESTS_OK && d != NULL && !d->reused) {
+		n_resolutions++;
 		dmn_log(LOG_INFO, "%s: %s (%s)%s", l->domain,
 		    danests_verdict_name(d->verdict),
 		    danests_reason_name(d->reason),
 		    d->from_cache ? ", from cache" : "");
-	else
+	} else if (st != DANESTS_OK || d == NULL)
 		dmn_log(LOG_WARNING, "%s: no decision: %s", l->domain,
 		    why ? why : "unknown error");
-	/* Answer everyone first, then let them read on: a client asking
-	 * the same domain again then finds the decision in memory. */
-	TAILQ_FOREACH(c, &l->waiters, wq) {
+	if (c != NULL) {
 		c->waiting = NULL;
 		if (st == DANESTS_OK && d != NULL)
 			conn_answer(c, d);
@@ -192,13 +173,10 @@ decided(void *arg, danests_status st, struct danests_decision *d,
 			conn_reply(c, out);
 		}
 	}
-	if (st == DANESTS_OK && d != NULL)
-		memory_put(d, l->h, l->gen_ok, l->gen);
-	while ((c = TAILQ_FIRST(&l->waiters)) != NULL) {
-		TAILQ_REMOVE(&l->waiters, c, wq);
-		conn_resume(c);
-	}
+	danests_decision_free(d);
 	free(l);
+	if (c != NULL)
+		conn_resume(c);
 }
 
 /* request_timeout - the bound on one request passed: answer TEMP; the
@@ -215,46 +193,32 @@ request_timeout(evutil_socket_t fd, short what, void *arg)
 		return;
 	snprintf(w, sizeof(w), "%s: lookup timed out", c->waiting->domain);
 	dmn_log(LOG_WARNING, "%s", w);
-	TAILQ_REMOVE(&c->waiting->waiters, c, wq);
+	c->waiting->c = NULL;
 	c->waiting = NULL;
 	pfmap_reply(DANESTS_TEMP, w, out, sizeof(out));
 	conn_reply(c, out);
 	conn_resume(c);
 }
 
-/* conn_wait - park the connection on the resolution of domain */
+/* conn_wait - ask the core for domain and park the connection until the
+ * answer (at once from memory, or shared with other clients) */
 static bool
-conn_wait(struct conn *c, const char *domain, unsigned h)
+conn_wait(struct conn *c, const char *domain)
 {
 	struct lookup *l;
 	struct timeval tv;
 	char why[256];
-	danests_status st;
 
-	for (l = pending[h & (HASH_SIZE - 1)]; l != NULL; l = l->next)
-		if (l->h == h && strcmp(l->domain, domain) == 0)
-			break;
-	if (l == NULL) {
-		if ((l = calloc(1, sizeof(*l))) == NULL)
-			return false;
-		l->h = h;
-		strlcpy(l->domain, domain, sizeof(l->domain));
-		TAILQ_INIT(&l->waiters);
-		/* read before the lookup starts: a purge while it runs
-		 * keeps its answer out of memory */
-		l->gen_ok = memory_generation(&l->gen);
-		st = danests_decide_async(ctx, domain, 0, decided, l, why,
-		    sizeof(why));
-		if (st != DANESTS_OK) {
-			dmn_log(LOG_WARNING, "%s: %s", domain, why);
-			free(l);
-			return false;
-		}
-		n_resolutions++;
-		l->next = pending[h & (HASH_SIZE - 1)];
-		pending[h & (HASH_SIZE - 1)] = l;
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return false;
+	l->c = c;
+	strlcpy(l->domain, domain, sizeof(l->domain));
+	if (danests_decide_async(ctx, domain, 0, decided, l, why,
+	    sizeof(why)) != DANESTS_OK) {
+		dmn_log(LOG_WARNING, "%s: %s", domain, why);
+		free(l);
+		return false;
 	}
-	TAILQ_INSERT_TAIL(&l->waiters, c, wq);
 	c->waiting = l;
 	if (c->timer == NULL &&
 	    (c->timer = evtimer_new(base, request_timeout, c)) == NULL)
@@ -272,9 +236,7 @@ conn_request(struct conn *c, const char *data, size_t len)
 	char name[PFMAP_NAME_MAX], key[PFMAP_KEY_MAX];
 	char domain[PFMAP_DOMAIN_MAX], out[PFMAP_REPLY_MAX];
 	const struct pfmap_profile *p;
-	const struct danests_decision *d;
 	const char *why;
-	unsigned h;
 
 	n_requests++;
 	if (pfmap_request_parse(data, len, name, key, &why) != DANESTS_OK) {
@@ -296,12 +258,7 @@ conn_request(struct conn *c, const char *data, size_t len)
 		conn_reply(c, out);
 		return true;
 	}
-	h = memory_hash(domain);
-	if ((d = memory_get(domain, h, time(NULL))) != NULL) {
-		conn_answer(c, d);
-		return true;
-	}
-	if (!conn_wait(c, domain, h)) {
+	if (!conn_wait(c, domain)) {
 		pfmap_reply(DANESTS_TEMP, "cannot start lookup", out,
 		    sizeof(out));
 		conn_reply(c, out);

@@ -155,9 +155,6 @@ conf_apply(void *arg, const char *section, const char *key, const char *val,
 		    refresh_window_s) },
 		{ "refresh_parallel", 1, 64, offsetof(struct conf,
 		    refresh_parallel) },
-		{ "memory_ttl", 0, 86400, offsetof(struct conf, memory_ttl_s) },
-		{ "memory_max", 0, 10000000, offsetof(struct conf,
-		    memory_max) },
 	};
 	size_t i;
 
@@ -261,8 +258,6 @@ conf_load(char *why, size_t whylen)
 	c->refresh_interval_s = 3600;
 	c->refresh_window_s = 86400;
 	c->refresh_parallel = 4;
-	c->memory_ttl_s = 60;
-	c->memory_max = 200000;
 	c->unix_mode = 0666;
 	strlcpy(c->user, DANESTS_DEFAULT_USER, sizeof(c->user));
 	if (danests_config_read(c->core, config_path, "postfix", conf_apply, c,

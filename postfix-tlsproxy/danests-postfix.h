@@ -5,8 +5,8 @@
  *   server.c           listeners, privileges, contexts, refresh, reload,
  *                      exit (the daemon glue over core/daemon)
  *   conn.c             client connections: socketmap I/O, request
- *                      deadlines, lookups shared by every client asking
- *   memory.c           decisions reused from memory
+ *                      deadlines (reuse of decisions and shared lookups
+ *                      are the core context's: danests_decide_async)
  *
  * One process, one libevent loop shared with the core (getdns and curl
  * run on it).
@@ -28,7 +28,6 @@
 #define PF_NAME		"danests-postfix"
 #define MAX_LISTEN	8
 #define MAX_PROFILES	16
-#define HASH_SIZE	65536		/* buckets, power of two */
 /* A request must be complete this many seconds after its first byte
  * (Postfix writes one in a single write); bytes do not extend it. */
 #define PF_REQUEST_READ_S	10
@@ -49,8 +48,6 @@ struct conf {
 	unsigned refresh_interval_s;	/* 0: no refresh timer */
 	unsigned refresh_window_s;
 	unsigned refresh_parallel;
-	unsigned memory_ttl_s;		/* reuse of a decision from memory */
-	unsigned memory_max;		/* decisions kept in memory */
 	unsigned unix_mode;
 	bool verbose;
 	bool log_stderr;
@@ -80,16 +77,5 @@ void conn_accept(int fd, void *arg);	/* a dmn_accept_fn */
 void conn_sweep(void);			/* once a second */
 void conn_close_all(void);
 size_t conn_count(void);
-
-/* memory.c */
-unsigned memory_hash(const char *domain);
-/* memory_generation - the cache's purge generation; false when it cannot
- * be read (then nothing is reused or kept) */
-bool memory_generation(uint64_t *gen);
-const struct danests_decision *memory_get(const char *domain, unsigned h,
-    time_t now);
-void memory_put(struct danests_decision *d, unsigned h, bool gen_ok,
-    uint64_t gen);
-void memory_flush(void);
 
 #endif /* DANESTS_POSTFIX_H */

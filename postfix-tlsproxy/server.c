@@ -110,8 +110,8 @@ refresh_done(void *arg, size_t due, size_t refreshed, size_t failed)
 	if (due > 0)
 		dmn_log(LOG_INFO, "refresh: %zu due, %zu refreshed, %zu failed",
 		    due, refreshed, failed);
-	if (refreshed > 0)
-		memory_flush();	/* answers must follow the new policies */
+	/* The context dropped the decisions it kept when a policy
+	 * changed (danests_refresh_async). */
 }
 
 /* refresh_policies - refetch cached MTA-STS policies ahead of expiry
@@ -220,7 +220,6 @@ reload_cb(void *arg)
 	conf = nc;
 	fit_clients(conf);
 	dmn_log_set(conf->log_stderr, conf->verbose);
-	memory_flush();
 	timers_arm();
 	dmn_log(LOG_INFO, "configuration reloaded");
 }
@@ -258,7 +257,6 @@ shutdown_all(void)
 		danests_ctx_free(o->ctx);
 		free(o);
 	}
-	memory_flush();
 	if (refresh_ev != NULL)
 		event_free(refresh_ev);
 	if (reap_ev != NULL)

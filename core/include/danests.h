@@ -207,6 +207,9 @@ struct danests_decision {
 	time_t decided;		/* when the decision was made */
 	time_t expires;		/* when it may no longer be reused */
 	bool from_cache;
+	bool reused;		/* answered from the context's memory, or
+				 * a copy of a resolution another request
+				 * started: log one resolution once */
 };
 
 void danests_decision_free(struct danests_decision *);
@@ -334,7 +337,11 @@ typedef void danests_decide_cb(void *arg, danests_status,
 
 /* danests_decide_async - start deciding for domain; cb is never called
  * before this returns.  Returns DANESTS_OK when started, DANESTS_PERM for
- * a malformed domain (why says so). */
+ * a malformed domain (why says so).  Without flags, the context answers
+ * from its memory when it can (a decision for decision_memory_ttl
+ * seconds, a tempfail for tempfail_memory_ttl seconds, never across
+ * `danests cache purge`), and requests for a domain whose resolution is
+ * in progress share it; every request gets its own decision. */
 danests_status danests_decide_async(struct danests_ctx *, const char *domain,
     unsigned flags, danests_decide_cb *cb, void *arg, char *why,
     size_t whylen);

@@ -42,6 +42,9 @@
 #define DEF_STS_RECHECK_S	300
 #define DEF_FETCH_TIMEOUT_MS	10000
 #define DEF_DECISION_TTL_S	300
+#define DEF_MEMORY_TTL_S	60
+#define DEF_MEMORY_MAX		200000
+#define DEF_TEMPFAIL_MEMORY_S	5
 
 /* danests_config_new - a configuration with the defaults */
 struct danests_config *
@@ -60,6 +63,9 @@ danests_config_new(void)
 	c->fetch_timeout_ms = DEF_FETCH_TIMEOUT_MS;
 	c->sts_port = 443;
 	c->decision_ttl_s = DEF_DECISION_TTL_S;
+	c->decision_memory_ttl_s = DEF_MEMORY_TTL_S;
+	c->decision_memory_max = DEF_MEMORY_MAX;
+	c->tempfail_memory_ttl_s = DEF_TEMPFAIL_MEMORY_S;
 	c->sts = true;
 	if ((c->cache_dir = xstrdup(DANESTS_DEFAULT_CACHE_DIR)) == NULL) {
 		free(c);
@@ -250,6 +256,12 @@ static const struct {
 	{ "sts_port", 1, 65535, 1, offsetof(struct danests_config, sts_port) },
 	{ "decision_ttl", 0, 86400, 1,
 	    offsetof(struct danests_config, decision_ttl_s) },
+	{ "decision_memory_ttl", 0, 86400, 1,
+	    offsetof(struct danests_config, decision_memory_ttl_s) },
+	{ "decision_memory_max", 0, 10000000, 1,
+	    offsetof(struct danests_config, decision_memory_max) },
+	{ "tempfail_memory_ttl", 0, 60, 1,
+	    offsetof(struct danests_config, tempfail_memory_ttl_s) },
 };
 
 /* The core's keys besides the numbers above. */

@@ -42,6 +42,10 @@ danests_ctx_new_with_dns(const struct danests_config *cfg,
 	c->base = base;
 	c->dns = dns;
 	dns_set_max(dns, c->cfg.dns_max_queries);
+	if ((st = memory_new(c)) != DANESTS_OK) {
+		why_set(why, whylen, "out of memory");
+		goto fail;
+	}
 	/* A policy fetch must end before the decision's own bound, so
 	 * that a slow policy host reads as a fetch error, not a timeout. */
 	if (c->cfg.fetch_timeout_ms > c->cfg.decision_timeout_ms * 2 / 3)
@@ -122,6 +126,7 @@ danests_ctx_free(struct danests_ctx *c)
 	sts_cancel_fetches(c);
 	if (c->own_base && c->base != NULL)
 		event_base_loop(c->base, EVLOOP_NONBLOCK);
+	memory_free(c);
 	cache_close(c->cache);
 	free(c->cfg.ca_file);
 	free(c->cfg.cache_dir);

@@ -320,6 +320,9 @@ struct danests_config {
 	unsigned fetch_timeout_ms;
 	unsigned sts_port;
 	unsigned decision_ttl_s;
+	unsigned decision_memory_ttl_s;	/* memory.c */
+	unsigned decision_memory_max;
+	unsigned tempfail_memory_ttl_s;
 	bool sts;
 	char ca_file_at[320];	/* "FILE:LINE" that set it, or "" */
 	char cache_dir_at[320];
@@ -368,7 +371,30 @@ struct danests_ctx {
 	char cache_note[DANESTS_WHY_MAX];	/* e.g. "rebuilt" */
 	struct sts_req *sts_fetching;	/* policy lookups waiting on a fetch */
 	size_t pending;		/* requests alive (callbacks may be due) */
+	struct memory *mem;	/* memory.c */
 };
+
+/* decide_start - one resolution, with the persistent cache but without
+ * the context's memory (decide.c) */
+danests_status decide_start(struct danests_ctx *, const char *domain,
+    unsigned flags, danests_decide_cb *cb, void *arg, char *why,
+    size_t whylen);
+
+/*
+ * memory.c - decisions kept in the context's memory, tempfails kept a few
+ * seconds, one resolution shared by every request asking meanwhile.
+ */
+danests_status memory_new(struct danests_ctx *);
+void memory_free(struct danests_ctx *);
+/* memory_flush - drop what is kept (policies changed) */
+void memory_flush(struct danests_ctx *);
+/* memory_decide - see danests_decide_async; name is normalized */
+danests_status memory_decide(struct danests_ctx *, const char *name,
+    danests_decide_cb *cb, void *arg, char *why, size_t whylen);
+/* memory_resolutions - resolutions started through memory_decide */
+size_t memory_resolutions(const struct danests_ctx *);
+/* decision_copy - deep copy, or NULL when memory ran out */
+struct danests_decision *decision_copy(const struct danests_decision *);
 
 /* danests_ctx_new_with_dns - a context over a given resolver; the unit
  * tests drive the engine through it (rules.c is tested on its own). */

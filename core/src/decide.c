@@ -439,9 +439,10 @@ from_cache(struct danests_ctx *ctx, const char *domain)
 	return d;
 }
 
-/* danests_decide_async - start a decision; see danests.h */
+/* decide_start - start a resolution (danests_decide_async without the
+ * context's memory, see memory.c) */
 danests_status
-danests_decide_async(struct danests_ctx *ctx, const char *domain,
+decide_start(struct danests_ctx *ctx, const char *domain,
     unsigned flags, danests_decide_cb *cb, void *arg, char *why,
     size_t whylen)
 {

@@ -596,6 +596,9 @@ refresh_pump(struct refresh *r)
 	}
 	if (r->running > 0 || r->next < r->n)
 		return;
+	/* Decisions kept in memory must follow the new policies. */
+	if (r->refreshed > 0)
+		memory_flush(r->ctx);
 	r->cb(r->arg, r->n, r->refreshed, r->failed);
 	for (i = 0; i < r->n; i++)
 		free(r->domains[i]);

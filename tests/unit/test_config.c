@@ -88,6 +88,17 @@ static const struct crow rows[] = {
 	    "from 1 to 60", 0, NULL },
 	{ "number_out_of_range", NULL, { { "m.conf", "dns_timeout 61\n" } },
 	    NULL, DANESTS_PERM, "m.conf:1: dns_timeout:", 0, NULL },
+	{ "tempfail_memory_ttl_bounded", NULL, { { "m.conf",
+	    "tempfail_memory_ttl 61\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: tempfail_memory_ttl: expected a number from 0 to 60",
+	    0, NULL },
+	{ "memory_keys_are_core_keys", "relay", { { "m.conf",
+	    "decision_memory_ttl 0\ndecision_memory_max 10\n"
+	    "tempfail_memory_ttl 60\n[relay]\nuser x\n" } }, NULL,
+	    DANESTS_OK, NULL, 0, "user=x;" },
+	{ "memory_key_not_in_a_section", "relay", { { "m.conf",
+	    "[relay]\ndecision_memory_ttl 3\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:2: decision_memory_ttl:", 0, NULL },
 	{ "malformed_yes_no", NULL, { { "m.conf", "mta_sts maybe\n" } }, NULL,
 	    DANESTS_PERM, "m.conf:1: mta_sts: expected yes or no", 0, NULL },
 	{ "malformed_resolver", NULL, { { "m.conf", "resolver nowhere\n" } },
@@ -291,6 +302,9 @@ test_defaults(void **state)
 	assert_int_equal(c->max_fetches, 32);
 	assert_int_equal(c->decision_ttl_s, 300);
 	assert_int_equal(c->sts_recheck_s, 300);
+	assert_int_equal(c->decision_memory_ttl_s, 60);
+	assert_int_equal(c->decision_memory_max, 200000);
+	assert_int_equal(c->tempfail_memory_ttl_s, 5);
 	assert_true(c->sts);
 	assert_int_equal(danests_config_apply(c, "cache_dir", "none", why,
 	    sizeof(why)), DANESTS_OK);

@@ -90,11 +90,11 @@ cat >"$work/dp.conf" <<EOF
 resolver $E2E_RESOLVER
 ca_file $E2E_CA
 cache_dir $work/cache
+decision_memory_ttl 3600
 
 [postfix]
 listen inet:127.0.0.1:$DP_PORT
 user nobody
-memory_ttl 3600
 EOF
 E2E_CA_BUNDLE=1 e2e_in_testbed "$daemon" -d -c "$work/dp.conf" \
     >"$work/dp.log" 2>&1 &
