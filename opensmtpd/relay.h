@@ -11,7 +11,7 @@
 #ifndef DANESTS_RELAY_H
 #define DANESTS_RELAY_H
 
-#include "danests.h"
+#include "danests-smtp.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -6,6 +6,11 @@
  * opportunistically, or not at all.  Adapters for Exim, Postfix and
  * OpenSMTPD and the danests(1) tool are thin layers over this interface.
  *
+ * One header per concern: this one holds decisions, configuration,
+ * contexts and the shared cache; danests-verify.h the TLS verification
+ * of an MX host; danests-smtp.h the SMTP client that delivers as a
+ * decision says.
+ *
  * Conventions:
  *  - Every function that can fail returns a danests_status and, where
  *    useful, a human-readable reason in a caller-supplied buffer ("why").
@@ -28,8 +33,10 @@ extern "C" {
 
 #define DANESTS_VERSION "0.1.0"
 
-/* One status for every layer; maps 1:1 to socketmap OK/NOTFOUND/TEMP/PERM,
- * LMTP 2xx/-/4xx/5xx and Exim OK/FAIL_FORCED/DEFER/FAIL. */
+/* One status for every layer: done, no such thing, try again later,
+ * never.  The names follow the four replies of Postfix's socketmap
+ * protocol, the first adapter, and map 1:1 to them, to LMTP
+ * 2xx/-/4xx/5xx and to Exim's OK/FAIL_FORCED/DEFER/FAIL. */
 typedef enum danests_status {
 	DANESTS_OK = 0,
 	DANESTS_NOTFOUND = 1,
@@ -247,23 +254,8 @@ const char *danests_config_cache_dir(const struct danests_config *);
  * persistent cache. */
 danests_status danests_config_set_cache_dir(struct danests_config *,
     const char *dir, char *why, size_t whylen);
-/* Minimum seconds between re-checks of a cached policy's TXT id. */
-void danests_config_set_sts_recheck(struct danests_config *, unsigned secs);
 /* Connect and total timeouts of a policy fetch. */
 void danests_config_set_fetch_timeout(struct danests_config *, unsigned ms);
-/* TCP port of policy hosts (443; only tests change it). */
-void danests_config_set_sts_port(struct danests_config *, unsigned port);
-/* Upper bound on how long a decision is reused from the cache. */
-void danests_config_set_decision_ttl(struct danests_config *, unsigned secs);
-/* Enable or disable MTA-STS lookups (default on). */
-void danests_config_set_sts(struct danests_config *, bool on);
-
-/* Apply one setting by name (the keys of danests.conf(5)); DANESTS_NOTFOUND
- * for a key the library does not know, DANESTS_PERM for a bad value. */
-danests_status danests_config_apply(struct danests_config *, const char *key,
-    const char *value, char *why, size_t whylen);
-/* True for a key danests_config_apply knows (a core key). */
-bool danests_config_is_core_key(const char *key);
 
 /*
  * Configuration files (danests.conf(5)): "key value" lines, '#' starts a
@@ -358,12 +350,6 @@ size_t danests_ctx_pending(const struct danests_ctx *);
  * aside and rebuilt), or "" when nothing is worth logging. */
 const char *danests_ctx_cache_note(const struct danests_ctx *);
 
-/* danests_ctx_generation - the cache's purge generation: it changes when
- * `danests cache purge` runs, so that a daemon drops the decisions it
- * keeps in memory.  0 without a cache; DANESTS_TEMP (why set) when the
- * cache cannot be read, in which case nothing may be reused from memory. */
-danests_status danests_ctx_generation(struct danests_ctx *, uint64_t *gen,
-    char *why, size_t whylen);
 
 /* Refresh ahead of expiry: refetch every cached MTA-STS policy that
  * expires within window_s seconds, at most parallel fetches at a time.
@@ -379,189 +365,71 @@ danests_status danests_refresh(struct danests_ctx *, unsigned window_s,
     unsigned parallel, size_t *due, size_t *refreshed, size_t *failed,
     char *why, size_t whylen);
 
+/*
+ * The shared cache (LMDB under cache_dir) as `danests cache` inspects and
+ * purges it.  Contexts read and write it themselves; these calls are for
+ * looking at it and for removing a domain from it.
+ */
+struct danests_cache;
+
+/* One cached MTA-STS policy. */
+struct danests_cache_policy {
+	struct danests_sts_policy policy;
+	char id[DANESTS_STS_ID_MAX + 1];
+	time_t fetched;
+	time_t expires;
+	time_t last_check;	/* last check of the TXT id */
+	char last_error[256];	/* why the last refresh failed, or "" */
+};
+
+/* danests_cache_open - open (or create) the cache under dir.  On
+ * DANESTS_OK why may say that a corrupt cache was moved aside and rebuilt
+ * just now ("" otherwise); DANESTS_TEMP when it cannot be used. */
+danests_status danests_cache_open(const char *dir, struct danests_cache **out,
+    char *why, size_t whylen);
+void danests_cache_close(struct danests_cache *);
+/* danests_cache_rebuilt_at - when the cache was last found corrupt and
+ * rebuilt, if recently enough that policies may have been lost; else 0 */
+time_t danests_cache_rebuilt_at(const struct danests_cache *);
+
+/* Called for each entry of a read snapshot; non-zero stops.  Everything
+ * passed is valid during the call only. */
+typedef int danests_cache_policy_fn(void *arg, const char *domain,
+    const struct danests_cache_policy *);
+typedef int danests_cache_decision_fn(void *arg, const char *domain,
+    const char *json, time_t expires);
+/* Every cached policy, every cached decision (JSON as `danests check
+ * --json` prints it).  DANESTS_TEMP (why names the first) when some
+ * entries could not be read; the others are passed still. */
+danests_status danests_cache_policies(struct danests_cache *,
+    danests_cache_policy_fn *fn, void *arg, char *why, size_t whylen);
+danests_status danests_cache_decisions(struct danests_cache *,
+    danests_cache_decision_fn *fn, void *arg, char *why, size_t whylen);
+
+/* danests_cache_policy_get - the policy cached for domain: DANESTS_OK
+ * (release with danests_cache_policy_clear), DANESTS_NOTFOUND, or
+ * DANESTS_TEMP when the cache could not be read. */
+danests_status danests_cache_policy_get(struct danests_cache *,
+    const char *domain, struct danests_cache_policy *out, char *why,
+    size_t whylen);
+void danests_cache_policy_clear(struct danests_cache_policy *);
+/* danests_cache_decision_get - the decision cached for domain that has
+ * not expired, as JSON the caller frees; same returns. */
+danests_status danests_cache_decision_get(struct danests_cache *,
+    const char *domain, char **json, char *why, size_t whylen);
+/* danests_cache_purge - delete domain's policy and decision, and count up
+ * the purge generation so that every running program drops what it keeps
+ * in memory (whether or not there was an entry).  *had_policy and
+ * *had_decision say what was there. */
+danests_status danests_cache_purge(struct danests_cache *, const char *domain,
+    bool *had_policy, bool *had_decision, char *why, size_t whylen);
+
 /* danests_domain_normalize - lower-case a domain, drop one trailing dot,
  * check it is a syntactically valid host name (A-labels).  Writes into out
  * (at least 256 bytes).  DANESTS_PERM when not a valid domain. */
 danests_status danests_domain_normalize(const char *in, char *out,
     size_t outlen);
 
-/*
- * Verification of an MX host's certificate chain against its decision
- * (verify.c), with OpenSSL's DANE API doing the TLSA matching.  The
- * OpenSSL types are named by their struct tags so that this header does
- * not need <openssl/ssl.h>: struct ssl_ctx_st is SSL_CTX, struct ssl_st is
- * SSL, struct x509_st is X509, struct stack_st_X509 is STACK_OF(X509).
- */
-struct ssl_ctx_st;
-struct ssl_st;
-struct x509_st;
-struct stack_st_X509;
-
-/* The outcome of one check. */
-struct danests_verify_result {
-	bool verified;		/* authenticated as the host's policy asks;
-				 * for encrypt/may: what PKIX to the CA
-				 * store with the MX name would give */
-	danests_result_type reason;	/* DANESTS_RT_NONE when verified,
-				 * else CERT_HOST_MISMATCH, CERT_EXPIRED,
-				 * CERT_NOT_TRUSTED, TLSA_INVALID (no TLSA
-				 * record matched) or VALIDATION_FAILURE */
-	int depth;		/* chain depth of the TLSA match, or -1 */
-	int usage, selector, mtype;	/* the matching TLSA record, or -1 */
-	char peername[256];	/* reference name the certificate matched
-				 * ("" for DANE-EE, which ignores names) */
-	char detail[256];	/* human-readable, for logs */
-};
-
-/* danests_tls_ctx_new - a TLS client context for SMTP with DANE enabled
- * and a trust store for PKIX (ca_file, or the system store when NULL).
- * The caller frees it with danests_tls_ctx_free.  NULL with why set on
- * failure. */
-struct ssl_ctx_st *danests_tls_ctx_new(const char *ca_file, char *why,
-    size_t whylen);
-void danests_tls_ctx_free(struct ssl_ctx_st *);
-
-/* danests_tls_prepare - set up a new SSL (from danests_tls_ctx_new) for a
- * connection to host before the handshake: SNI, reference names, TLSA
- * records, verify mode and protocol floor as the host's policy asks.  For
- * dane and sts-enforce the handshake fails when authentication fails; for
- * the other policies it completes and danests_tls_result tells.  host is
- * only read during the call.  DANESTS_PERM for a skip host or a dane host
- * without a record OpenSSL can use; DANESTS_TEMP on internal errors. */
-danests_status danests_tls_prepare(struct ssl_st *,
-    const struct danests_host *host, char *why, size_t whylen);
-
-/* danests_tls_result - after the handshake (completed or failed), what
- * authentication gave.  Fills res; DANESTS_OK when res is meaningful. */
-danests_status danests_tls_result(struct ssl_st *,
-    const struct danests_host *host, struct danests_verify_result *res);
-
-/* danests_verify_chain - offline: check a peer's chain (leaf, then the
- * rest as the peer sent it, may be NULL) against host's policy, as
- * danests_tls_prepare + handshake + danests_tls_result would.  ca_file
- * as for danests_tls_ctx_new.  Nothing passed in is kept or freed.
- * DANESTS_OK with res->verified true or false for a completed check;
- * DANESTS_TEMP/PERM (res->detail says why) for errors and bad arguments. */
-danests_status danests_verify_chain(const struct danests_host *host,
-    struct x509_st *leaf, struct stack_st_X509 *untrusted,
-    const char *ca_file, struct danests_verify_result *res);
-
-/* danests_verify_chain_ctx - the same with a context from
- * danests_tls_ctx_new, to check many chains against one trust store. */
-danests_status danests_verify_chain_ctx(struct ssl_ctx_st *,
-    const struct danests_host *host, struct x509_st *leaf,
-    struct stack_st_X509 *untrusted, struct danests_verify_result *res);
-
-/*
- * ---- smtp client (smtp.c) ----
- *
- * A bounded, blocking SMTP client (RFC 5321) that reaches a domain's MX
- * hosts exactly as a decision says: hosts in delivery order, skip hosts
- * never contacted, STARTTLS with danests_tls_prepare's verification,
- * never cleartext for dane, encrypt and sts-enforce hosts.  Every network
- * step has its own timeout (RFC 5321 4.5.3.2) and the whole call a bound.
- * Calls block the calling thread; run one per thread to go parallel (the
- * TLS context may be shared between threads).
- */
-#define DANESTS_SMTP_TEXT_MAX	512
-
-struct danests_smtp_opts {
-	unsigned port;		/* TCP port of MX hosts: 25 */
-	const char *helo;	/* our EHLO name (NULL: the host name) */
-	unsigned connect_ms;	/* TCP connect per address: 30 s */
-	unsigned greeting_ms;	/* 220 greeting, RFC 5321 4.5.3.2.1: 5 min */
-	unsigned tls_ms;	/* EHLO, STARTTLS, handshake: 5 min */
-	unsigned mail_ms;	/* MAIL, 4.5.3.2.2: 5 min */
-	unsigned rcpt_ms;	/* RCPT, 4.5.3.2.3: 5 min */
-	unsigned data_ms;	/* DATA initiation, 4.5.3.2.4: 2 min */
-	unsigned block_ms;	/* each data block, 4.5.3.2.5: 3 min */
-	unsigned dot_ms;	/* DATA termination, 4.5.3.2.6: 10 min */
-	unsigned total_ms;	/* bound on the whole call, 0: none */
-};
-
-/* danests_smtp_opts_default - the RFC 5321 4.5.3.2 values, port 25 */
-void danests_smtp_opts_default(struct danests_smtp_opts *);
-
-/* The message: SMTP wire form (CRLF line ends, dot-stuffed, without the
- * terminating ".").  In memory (data, len) or, when fd >= 0, the first
- * len bytes of fd, read with pread (so threads may share it). */
-struct danests_smtp_msg {
-	const char *data;
-	int fd;
-	uint64_t len;
-};
-
-/* One recipient: addr in, the outcome out.  code is the SMTP reply code
- * to pass on (2xx delivered, 4xx retry later, 5xx bounce); text is
- * "X.Y.Z explanation" (RFC 3463) fit for an SMTP/LMTP reply line. */
-struct danests_smtp_rcpt {
-	const char *addr;	/* mailbox, without <> */
-	int code;
-	char text[DANESTS_SMTP_TEXT_MAX];
-};
-
-/* One transaction for one domain.  The out fields describe the last host
- * that was talked to (for logs). */
-struct danests_smtp_tx {
-	const char *sender;	/* reverse path without <>, "" for null */
-	bool body_8bit;		/* BODY=8BITMIME (RFC 6152) */
-	bool smtputf8;		/* SMTPUTF8 (RFC 6531) */
-	const struct danests_smtp_msg *msg;
-	size_t nrcpt;
-	struct danests_smtp_rcpt *rcpt;
-	/* out */
-	char host[256];		/* MX host, "" when none was reached */
-	char addr[64];
-	char tls[128];		/* "TLSv1.3 TLS_AES_256_GCM_SHA384" or
-				 * "none" */
-	bool verified;		/* peer authenticated per host policy */
-	char verify_detail[256];
-	danests_result_type result_type;	/* of the last failure
-					 * (TLS-RPT), or DANESTS_RT_NONE */
-};
-
-/* Progress lines for the caller's log; warn for failures. */
-typedef void danests_smtp_log_cb(void *arg, bool warn, const char *line);
-
-/* danests_smtp_deliver - deliver tx to the domain of decision d.  Always
- * gives every recipient a code and text: 5xx for a permfail decision,
- * 4xx for tempfail, otherwise the remote host's answers, or 4xx when no
- * host could take the message.  Returns DANESTS_OK when some recipient
- * got 2xx, DANESTS_PERM when all got 5xx, DANESTS_TEMP otherwise.  tls
- * comes from danests_tls_ctx_new; nothing passed in is kept. */
-danests_status danests_smtp_deliver(struct ssl_ctx_st *tls,
-    const struct danests_decision *d, const struct danests_smtp_opts *,
-    struct danests_smtp_tx *tx, danests_smtp_log_cb *log, void *logarg);
-
-/* What "danests probe" learns about one MX host. */
-#define DANESTS_PROBE_CHAIN_MAX 8
-struct danests_smtp_probe {
-	danests_status status;	/* OK: reached as the policy asks */
-	danests_result_type result_type;	/* on failure, or
-					 * DANESTS_RT_NONE */
-	char error[256];	/* what failed, or "" */
-	char addr[64];		/* address that answered, or the last tried */
-	char banner[256];	/* first line of the 220 greeting */
-	unsigned ext;		/* EHLO extensions (STARTTLS 0x01,
-				 * PIPELINING 0x02, SIZE 0x04, 8BITMIME 0x08,
-				 * SMTPUTF8 0x10, ENHANCEDSTATUSCODES 0x20) */
-	unsigned long long size;	/* SIZE limit, 0 none */
-	bool tls;		/* handshake completed */
-	char tls_version[32];
-	char cipher[64];
-	size_t nchain;		/* peer chain as sent, subject and issuer */
-	char chain_subject[DANESTS_PROBE_CHAIN_MAX][256];
-	char chain_issuer[DANESTS_PROBE_CHAIN_MAX][256];
-	struct danests_verify_result verify;
-};
-
-/* danests_smtp_probe - connect to host (addresses in order until one
- * answers), EHLO, STARTTLS and the handshake as host's policy asks, then
- * QUIT.  No mail is sent.  Fills out; returns out->status. */
-danests_status danests_smtp_probe(struct ssl_ctx_st *tls,
-    const struct danests_host *host, const struct danests_smtp_opts *,
-    struct danests_smtp_probe *out);
-/* ---- end of smtp client ---- */
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /*
  * danests-internal.h - declarations shared by the core's modules and its
- * unit tests.  Not installed; adapters use danests.h only.
+ * unit tests.  Not installed; the adapters and the danests tool use the
+ * public headers only (danests.h, danests-verify.h, danests-smtp.h).
  *
  * File name = module = prefix: dns.c -> dns_*, tlsa.c -> tlsa_*, ...
  */
@@ -8,6 +9,8 @@
 #define DANESTS_INTERNAL_H
 
 #include "danests.h"
+#include "danests-verify.h"
+#include "danests-smtp.h"
 
 #include <event2/event.h>
 #include <stdarg.h>
@@ -329,6 +332,71 @@ struct danests_config {
 };
 
 /*
+ * config.c, ctx.c - settings and calls without a user outside the library
+ * and its tests.
+ */
+/* Minimum seconds between re-checks of a cached policy's TXT id. */
+void danests_config_set_sts_recheck(struct danests_config *, unsigned secs);
+/* TCP port of policy hosts (443; only tests change it). */
+void danests_config_set_sts_port(struct danests_config *, unsigned port);
+/* Upper bound on how long a decision is reused from the cache. */
+void danests_config_set_decision_ttl(struct danests_config *, unsigned secs);
+/* Enable or disable MTA-STS lookups (default on). */
+void danests_config_set_sts(struct danests_config *, bool on);
+
+/* Apply one setting by name (the keys of danests.conf(5)); DANESTS_NOTFOUND
+ * for a key the library does not know, DANESTS_PERM for a bad value. */
+danests_status danests_config_apply(struct danests_config *, const char *key,
+    const char *value, char *why, size_t whylen);
+/* True for a key danests_config_apply knows (a core key). */
+bool danests_config_is_core_key(const char *key);
+/* danests_ctx_generation - the cache's purge generation: it changes when
+ * `danests cache purge` runs, so that a daemon drops the decisions it
+ * keeps in memory.  0 without a cache; DANESTS_TEMP (why set) when the
+ * cache cannot be read, in which case nothing may be reused from memory. */
+danests_status danests_ctx_generation(struct danests_ctx *, uint64_t *gen,
+    char *why, size_t whylen);
+
+/*
+ * verify.c - what the SMTP client (smtp.c) and the tests use of the
+ * verification layer (danests-verify.h).  struct x509_st is X509, struct
+ * stack_st_X509 is STACK_OF(X509).
+ */
+struct x509_st;
+struct stack_st_X509;
+
+/* danests_tls_prepare - set up a new SSL (from danests_tls_ctx_new) for a
+ * connection to host before the handshake: SNI, reference names, TLSA
+ * records, verify mode and protocol floor as the host's policy asks.  For
+ * dane and sts-enforce the handshake fails when authentication fails; for
+ * the other policies it completes and danests_tls_result tells.  host is
+ * only read during the call.  DANESTS_PERM for a skip host or a dane host
+ * without a record OpenSSL can use; DANESTS_TEMP on internal errors. */
+danests_status danests_tls_prepare(struct ssl_st *,
+    const struct danests_host *host, char *why, size_t whylen);
+
+/* danests_tls_result - after the handshake (completed or failed), what
+ * authentication gave.  Fills res; DANESTS_OK when res is meaningful. */
+danests_status danests_tls_result(struct ssl_st *,
+    const struct danests_host *host, struct danests_verify_result *res);
+
+/* danests_verify_chain - offline: check a peer's chain (leaf, then the
+ * rest as the peer sent it, may be NULL) against host's policy, as
+ * danests_tls_prepare + handshake + danests_tls_result would.  ca_file
+ * as for danests_tls_ctx_new.  Nothing passed in is kept or freed.
+ * DANESTS_OK with res->verified true or false for a completed check;
+ * DANESTS_TEMP/PERM (res->detail says why) for errors and bad arguments. */
+danests_status danests_verify_chain(const struct danests_host *host,
+    struct x509_st *leaf, struct stack_st_X509 *untrusted,
+    const char *ca_file, struct danests_verify_result *res);
+
+/* danests_verify_chain_ctx - the same with a context from
+ * danests_tls_ctx_new, to check many chains against one trust store. */
+danests_status danests_verify_chain_ctx(struct ssl_ctx_st *,
+    const struct danests_host *host, struct x509_st *leaf,
+    struct stack_st_X509 *untrusted, struct danests_verify_result *res);
+
+/*
  * rules.c - the decision rules, pure (no I/O): what the answers of
  * decide.c's lookups mean for each host and for the domain.
  */
@@ -357,7 +425,7 @@ void rules_merge(struct danests_decision *d, enum sts_state state,
 void rules_verdict(struct danests_decision *d);
 
 /*
- * decide.c - the decision engine: runs the lookups on the context's loop
+ * decide.c - the decision engine (doc/design.md rules 1-8): runs the lookups on the context's loop
  * and applies rules.c to their answers.
  */
 struct decide;

@@ -11,7 +11,7 @@
  * stderr.  "refresh" belongs to the decision engine (cmd_cache_refresh);
  * a build without it says so.
  */
-#include "danests-internal.h"
+#include "danests.h"
 #include "cmds.h"
 
 #include <jansson.h>
@@ -24,6 +24,8 @@
 #define EXIT_NOTFOUND	1
 #define EXIT_USAGE	64
 #define EXIT_TEMPFAIL	75
+#define WHY_MAX		256
+#define DOMAIN_MAX	256	/* danests_domain_normalize's output */
 
 /* Resolved at link time: NULL until the refresh command is linked in. */
 #pragma weak cmd_cache_refresh
@@ -82,7 +84,7 @@ fmt_time(time_t t, char *buf, size_t len)
 
 /* sts_to_json - a policy entry as a JSON object */
 static json_t *
-sts_to_json(const char *domain, const struct cache_sts *e, time_t now)
+sts_to_json(const char *domain, const struct danests_cache_policy *e, time_t now)
 {
 	json_t *o, *mx;
 	size_t i;
@@ -129,7 +131,7 @@ struct list_arg {
 
 /* list_sts - one line per policy */
 static int
-list_sts(void *varg, const char *domain, const struct cache_sts *e)
+list_sts(void *varg, const char *domain, const struct danests_cache_policy *e)
 {
 	struct list_arg *a = varg;
 	char t[32];
@@ -170,10 +172,10 @@ list_decision(void *varg, const char *domain, const char *json,
 
 /* cache_list - "cache list" */
 static int
-cache_list(struct cache *c, bool json)
+cache_list(struct danests_cache *c, bool json)
 {
 	struct list_arg sa, da;
-	char why1[DANESTS_WHY_MAX] = "", why2[DANESTS_WHY_MAX] = "";
+	char why1[WHY_MAX] = "", why2[WHY_MAX] = "";
 	danests_status s1, s2;
 	json_t *o;
 	int rc = 0;
@@ -185,12 +187,14 @@ cache_list(struct cache *c, bool json)
 		sa.arr = json_array();
 		da.arr = json_array();
 	}
-	s1 = cache_sts_each(c, list_sts, &sa, why1, sizeof(why1));
-	s2 = cache_decision_each(c, list_decision, &da, why2, sizeof(why2));
+	s1 = danests_cache_policies(c, list_sts, &sa, why1, sizeof(why1));
+	s2 = danests_cache_decisions(c, list_decision, &da, why2,
+	    sizeof(why2));
 	if (json) {
 		o = json_pack("{s:o, s:o, s:o}", "sts", sa.arr,
-		    "decisions", da.arr, "rebuilt_at", cache_was_rebuilt(c) ?
-		    json_integer(cache_rebuilt_at(c)) : json_null());
+		    "decisions", da.arr, "rebuilt_at",
+		    danests_cache_rebuilt_at(c) != 0 ?
+		    json_integer(danests_cache_rebuilt_at(c)) : json_null());
 		if ((rc = print_json(o)) != 0)
 			return rc;
 	} else if (sa.n == 0 && da.n == 0 && s1 == DANESTS_OK &&
@@ -229,23 +233,23 @@ show_decision_text(const char *json)
 
 /* cache_show - "cache show DOMAIN" */
 static int
-cache_show(struct cache *c, const char *domain, bool json)
+cache_show(struct danests_cache *c, const char *domain, bool json)
 {
-	struct cache_sts e;
-	char why[DANESTS_WHY_MAX] = "", t[32];
+	struct danests_cache_policy e;
+	char why[WHY_MAX] = "", t[32];
 	char *dj = NULL;
 	danests_status ss, ds;
 	json_t *o, *jd;
 	time_t now = time(NULL);
 	size_t i;
 
-	ss = cache_sts_get(c, domain, &e, why, sizeof(why));
+	ss = danests_cache_policy_get(c, domain, &e, why, sizeof(why));
 	if (ss == DANESTS_TEMP || ss == DANESTS_PERM)
 		return why_err(EXIT_TEMPFAIL, why);
-	ds = cache_decision_get(c, domain, now, &dj, why, sizeof(why));
+	ds = danests_cache_decision_get(c, domain, &dj, why, sizeof(why));
 	if (ds == DANESTS_TEMP || ds == DANESTS_PERM) {
 		if (ss == DANESTS_OK)
-			cache_sts_clear(&e);
+			danests_cache_policy_clear(&e);
 		return why_err(EXIT_TEMPFAIL, why);
 	}
 	if (ss == DANESTS_NOTFOUND && ds == DANESTS_NOTFOUND)
@@ -259,7 +263,7 @@ cache_show(struct cache *c, const char *domain, bool json)
 		    "sts", ss == DANESTS_OK ? sts_to_json(domain, &e, now) :
 		    json_null(), "decision", jd);
 		if (ss == DANESTS_OK)
-			cache_sts_clear(&e);
+			danests_cache_policy_clear(&e);
 		free(dj);
 		return print_json(o);
 	}
@@ -278,7 +282,7 @@ cache_show(struct cache *c, const char *domain, bool json)
 		    fmt_time(e.last_check, t, sizeof(t)));
 		if (e.last_error[0])
 			printf("  error:     %s\n", e.last_error);
-		cache_sts_clear(&e);
+		danests_cache_policy_clear(&e);
 	} else
 		printf("sts:         none cached\n");
 	if (dj != NULL)
@@ -289,28 +293,21 @@ cache_show(struct cache *c, const char *domain, bool json)
 	return 0;
 }
 
-/* cache_purge - "cache purge DOMAIN": drop its policy and decision */
+/* cache_purge - "cache purge DOMAIN": drop its policy and decision;
+ * running programs drop what they keep in memory */
 static int
-cache_purge(struct cache *c, const char *domain)
+cache_purge(struct danests_cache *c, const char *domain)
 {
-	char why[DANESTS_WHY_MAX] = "";
-	danests_status ss, ds;
-	uint64_t gen;
+	char why[WHY_MAX] = "";
+	bool policy, decision;
 
-	ss = cache_sts_del(c, domain, why, sizeof(why));
-	if (ss != DANESTS_OK && ss != DANESTS_NOTFOUND)
+	if (danests_cache_purge(c, domain, &policy, &decision, why,
+	    sizeof(why)) != DANESTS_OK)
 		return why_err(EXIT_TEMPFAIL, why);
-	ds = cache_decision_del(c, domain, why, sizeof(why));
-	if (ds != DANESTS_OK && ds != DANESTS_NOTFOUND)
-		return why_err(EXIT_TEMPFAIL, why);
-	/* Running daemons drop what they keep in memory, entry or not: a
-	 * decision may live in a daemon's memory only. */
-	if (cache_generation(c, true, &gen, why, sizeof(why)) != DANESTS_OK)
-		return why_err(EXIT_TEMPFAIL, why);
-	if (ss == DANESTS_NOTFOUND && ds == DANESTS_NOTFOUND)
+	if (!policy && !decision)
 		return cache_err(EXIT_NOTFOUND, "no entry for %s", domain);
-	printf("purged %s:%s%s\n", domain, ss == DANESTS_OK ? " policy" : "",
-	    ds == DANESTS_OK ? " decision" : "");
+	printf("purged %s:%s%s\n", domain, policy ? " policy" : "",
+	    decision ? " decision" : "");
 	return 0;
 }
 
@@ -318,9 +315,9 @@ cache_purge(struct cache *c, const char *domain)
 int
 cmd_cache(int argc, char **argv, const char *cache_dir)
 {
-	char why[DANESTS_WHY_MAX] = "", domain[DANESTS_NAME_MAX];
+	char why[WHY_MAX] = "", domain[DOMAIN_MAX];
 	const char *dir = cache_dir, *sub = NULL, *arg = NULL;
-	struct cache *c;
+	struct danests_cache *c;
 	bool json = false;
 	int i, rc;
 
@@ -391,16 +388,16 @@ cmd_cache(int argc, char **argv, const char *cache_dir)
 
 	if (dir == NULL || *dir == '\0')
 		return cache_err(EXIT_USAGE, "no cache directory");
-	if (cache_open(dir, &c, why, sizeof(why)) != DANESTS_OK)
+	if (danests_cache_open(dir, &c, why, sizeof(why)) != DANESTS_OK)
 		return why_err(EXIT_TEMPFAIL, why);
 	if (why[0] != '\0')
 		why_err(0, why);	/* rebuilt just now */
-	else if (cache_was_rebuilt(c) && !json) {
+	else if (danests_cache_rebuilt_at(c) != 0 && !json) {
 		char t[32];
 
 		cache_err(0, "warning: the cache was rebuilt at %s; policies "
 		    "cached before then were lost",
-		    fmt_time(cache_rebuilt_at(c), t, sizeof(t)));
+		    fmt_time(danests_cache_rebuilt_at(c), t, sizeof(t)));
 	}
 	if (strcmp(sub, "list") == 0)
 		rc = cache_list(c, json);
@@ -408,6 +405,6 @@ cmd_cache(int argc, char **argv, const char *cache_dir)
 		rc = cache_show(c, domain, json);
 	else
 		rc = cache_purge(c, domain);
-	cache_close(c);
+	danests_cache_close(c);
 	return rc;
 }

@@ -13,7 +13,7 @@
  * policy asks, 75 when none could or the domain defers, 69 when it
  * bounces, 64 for a usage error.
  */
-#include "danests.h"
+#include "danests-smtp.h"
 #include "cmds.h"
 #include "common.h"
 

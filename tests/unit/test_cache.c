@@ -225,6 +225,92 @@ test_overwrite(void **state)
 	cache_close(c);
 }
 
+/* view_count - count the policies a view passes, checking one */
+static int
+view_policy(void *arg, const char *domain, const struct danests_cache_policy *p)
+{
+	size_t *n = arg;
+
+	assert_string_equal(domain, "example.org");
+	assert_string_equal(p->id, "v1");
+	assert_int_equal(p->policy.nmx, 1);
+	assert_string_equal(p->last_error, "an error");
+	(*n)++;
+	return 0;
+}
+
+static int
+view_decision(void *arg, const char *domain, const char *json,
+    time_t expires)
+{
+	size_t *n = arg;
+
+	assert_string_equal(domain, "example.org");
+	assert_string_equal(json, "{}");
+	assert_true(expires > 0);
+	(*n)++;
+	return 0;
+}
+
+/* test_public_view - the public cache API (`danests cache`): list, show,
+ * purge, which counts up the purge generation even without an entry */
+static void
+test_public_view(void **state)
+{
+	struct fix *fx = *state;
+	struct cache *c = open_ok(fx->dir);
+	struct danests_cache *v;
+	struct danests_cache_policy p;
+	struct cache_sts e;
+	char why[DANESTS_WHY_MAX], *json;
+	uint64_t g0, g1, g2;
+	size_t np = 0, nd = 0;
+	bool hp, hd;
+
+	mkentry(&e, mx1, 1, DANESTS_STS_ENFORCE, "v1", time(NULL), "an error");
+	assert_int_equal(cache_sts_put(c, "example.org", &e, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(cache_decision_put(c, "example.org", "{}",
+	    time(NULL) + 60, why, sizeof(why)), DANESTS_OK);
+	assert_int_equal(cache_generation(c, false, &g0, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_int_equal(danests_cache_open(fx->dir, &v, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_int_equal(danests_cache_rebuilt_at(v), 0);
+	assert_int_equal(danests_cache_policies(v, view_policy, &np, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(danests_cache_decisions(v, view_decision, &nd, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(np, 1);
+	assert_int_equal(nd, 1);
+	assert_int_equal(danests_cache_policy_get(v, "example.org", &p, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_string_equal(p.policy.mx[0], mx1[0]);
+	danests_cache_policy_clear(&p);
+	assert_int_equal(danests_cache_decision_get(v, "example.org", &json,
+	    why, sizeof(why)), DANESTS_OK);
+	assert_string_equal(json, "{}");
+	free(json);
+	assert_int_equal(danests_cache_purge(v, "example.org", &hp, &hd, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_true(hp && hd);
+	assert_int_equal(cache_generation(c, false, &g1, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_true(g1 != g0);
+	assert_int_equal(danests_cache_policy_get(v, "example.org", &p, why,
+	    sizeof(why)), DANESTS_NOTFOUND);
+	assert_int_equal(danests_cache_decision_get(v, "example.org", &json,
+	    why, sizeof(why)), DANESTS_NOTFOUND);
+	assert_int_equal(danests_cache_purge(v, "example.org", &hp, &hd, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_false(hp || hd);
+	assert_int_equal(cache_generation(c, false, &g2, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_true(g2 != g1);
+	danests_cache_close(v);
+	cache_close(c);
+}
+
 /* test_notfound - absent entries and deletion */
 static void
 test_notfound(void **state)
@@ -1398,6 +1484,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_overwrite, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_public_view, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_notfound, setup,
 		    teardown),
