@@ -102,7 +102,7 @@ relay_conf_defaults(struct relay_conf *c)
 	c->max_rcpts = 1000;
 	c->size_max = 50ULL * 1024 * 1024;
 	c->mem_max = 1024 * 1024;
-	/* below OpenSMTPD's 300 s I/O timeout (MTA-NOTES) */
+	/* below OpenSMTPD's 300 s I/O timeout (doc/design.md) */
 	c->transaction_s = 240;
 	c->idle_s = 300;
 	c->reply_gap_ms = 50;

@@ -425,8 +425,8 @@ void rules_merge(struct danests_decision *d, enum sts_state state,
 void rules_verdict(struct danests_decision *d);
 
 /*
- * decide.c - the decision engine (doc/design.md rules 1-8): runs the lookups on the context's loop
- * and applies rules.c to their answers.
+ * decide.c - the decision engine (doc/design.md rules 1-8): runs the
+ * lookups on the context's loop and applies rules.c to their answers.
  */
 struct decide;
 struct danests_ctx {

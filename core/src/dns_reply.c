@@ -14,7 +14,7 @@
  * and never "no record": an answer to another question says nothing
  * about this one.
  *
- * Status mapping (DESIGN.md rule 1), on a matching reply:
+ * Status mapping (doc/design.md rule 1), on a matching reply:
  *   NOERROR/NXDOMAIN with AD      -> secure
  *   NOERROR/NXDOMAIN without AD   -> insecure
  *   SERVFAIL                      -> bogus (a validating resolver says so
