@@ -12,8 +12,11 @@
 # alone gives); dnsperf over the same queries, at most 200 outstanding
 # as danests (dns_max_queries); curl --parallel over the same policies,
 # 64 at once.  BENCH_CONF adds lines to danests's configuration (e.g.
-# "dns_max_queries 100"); BENCH_N sets the domains of each kind (500).  OTHER_DANESTS (another build's danests, e.g. an older
-# one) is measured the same way.
+# "dns_max_queries 100"); BENCH_N sets the domains of each kind (500).
+# Then danests-postfix (when built; not with BENCH_POSTFIX=0): a fresh
+# daemon asked every domain once over 64 and 256 connections
+# (tests/bench/smburst.py), cold and warm.  OTHER_DANESTS (another
+# build's danests, e.g. an older one) is measured as danests check.
 #
 # Bench-only servers, nothing of the test bed (tests/testbed/up.sh is not
 # needed and not touched), in a network namespace of its own
@@ -307,3 +310,31 @@ if [ -n "$other" ]; then
 fi
 unbound_up; floor cold
 floor warm
+
+# danests-postfix: every domain asked once over C connections, a fresh
+# daemon each time (nothing in its memory), unbound cold then warm.
+dp=$build/postfix-tlsproxy/danests-postfix
+[ -x "$dp" ] && [ "${BENCH_POSTFIX:-1}" != 0 ] || exit 0
+printf 'include %s\n\n[postfix]\nlisten inet:127.0.0.1:18473\nuser nobody\n' \
+    "$work/danests.conf" >"$work/dp.conf"
+dp_run() {
+	local label=$1 c=$2 p sf out
+	"$dp" -d -c "$work/dp.conf" 2>"$work/dp.log" &
+	p=$!
+	for _ in $(seq 100); do
+		python3 -c 'import socket; socket.create_connection(("127.0.0.1", 18473), 1)' \
+		    2>/dev/null && break
+		sleep 0.1
+	done
+	sf=$(servfails)
+	out=$(python3 tests/bench/smburst.py 127.0.0.1:18473 postfix "$c" \
+	    "$cache/domains")
+	printf '%-28s %s, unbound SERVFAILs %s\n' "danests-postfix $label" \
+	    "$out" "$(( $(servfails) - sf ))"
+	kill "$p"
+	wait "$p" 2>/dev/null || true
+}
+for c in 64 256; do
+	unbound_up; dp_run "$c, cold" "$c"
+	dp_run "$c, warm" "$c"
+done
