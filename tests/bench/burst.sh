@@ -15,7 +15,9 @@
 # "dns_max_queries 100"); BENCH_N sets the domains of each kind (500).
 # Then danests-postfix (when built; not with BENCH_POSTFIX=0): a fresh
 # daemon asked every domain once over 64 and 256 connections
-# (tests/bench/smburst.py), cold and warm.  OTHER_DANESTS (another
+# (tests/bench/smburst.py), cold and warm; then, when installed (not with
+# BENCH_PEER=0), postfix-mta-sts-resolver's mta-sts-daemon and
+# danests-postfix each asked the MTA-STS half the same way.  OTHER_DANESTS (another
 # build's danests, e.g. an older one) is measured as danests check.
 #
 # Bench-only servers, nothing of the test bed (tests/testbed/up.sh is not
@@ -244,9 +246,15 @@ servfails() {
 	    2>/dev/null || echo 0
 }
 
+# A warm run starts after unbound's cache of failed lookups (the
+# SERVFAILs of upstream timeouts during a cold burst) has expired.
+settle=${BENCH_SETTLE:-6}
+warm=0
+
 # batch LABEL DANESTS - one run over every domain, compared
 batch() {
 	local label=$1 bin=$2 t0 t1 rc diffs sf
+	[ "$warm" = 1 ] && sleep "$settle"
 	sf=$(servfails)
 	t0=$(date +%s.%N)
 	"$bin" check --json --config "$work/danests.conf" -f "$cache/domains" \
@@ -266,6 +274,7 @@ batch() {
 # old_batch LABEL DANESTS - an older danests has no -f
 old_batch() {
 	local label=$1 bin=$2 t0 t1 rc diffs sf
+	[ "$warm" = 1 ] && sleep "$settle"
 	sf=$(servfails)
 	t0=$(date +%s.%N)
 	# shellcheck disable=SC2046
@@ -303,13 +312,13 @@ floor() {
 echo "# $nd domains ($N DANE, $N MTA-STS), $nq DNS queries, unbound defaults"
 printf '%-28s %9s  %s\n' run time result
 unbound_up; batch "danests check -f, cold" "$danests"
-batch "danests check -f, warm" "$danests"
+warm=1 batch "danests check -f, warm" "$danests"
 if [ -n "$other" ]; then
 	unbound_up; old_batch "other danests, cold" "$other"
-	old_batch "other danests, warm" "$other"
+	warm=1 old_batch "other danests, warm" "$other"
 fi
 unbound_up; floor cold
-floor warm
+sleep "$settle"; floor warm
 
 # danests-postfix: every domain asked once over C connections, a fresh
 # daemon each time (nothing in its memory), unbound cold then warm.
@@ -317,24 +326,56 @@ dp=$build/postfix-tlsproxy/danests-postfix
 [ -x "$dp" ] && [ "${BENCH_POSTFIX:-1}" != 0 ] || exit 0
 printf 'include %s\n\n[postfix]\nlisten inet:127.0.0.1:18473\nuser nobody\n' \
     "$work/danests.conf" >"$work/dp.conf"
-dp_run() {
-	local label=$1 c=$2 p sf out
-	"$dp" -d -c "$work/dp.conf" 2>"$work/dp.log" &
+# sm_run LABEL CLIENTS DOMAINFILE PORT CMD... - start a server, ask
+# every domain once, stop it
+sm_run() {
+	local label=$1 c=$2 file=$3 port=$4 p sf out
+	shift 4
+	[ "$warm" = 1 ] && sleep "$settle"
+	"$@" >"$work/sm.log" 2>&1 &
 	p=$!
 	for _ in $(seq 100); do
-		python3 -c 'import socket; socket.create_connection(("127.0.0.1", 18473), 1)' \
+		python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" \
 		    2>/dev/null && break
 		sleep 0.1
 	done
 	sf=$(servfails)
-	out=$(python3 tests/bench/smburst.py 127.0.0.1:18473 postfix "$c" \
-	    "$cache/domains")
-	printf '%-28s %s, unbound SERVFAILs %s\n' "danests-postfix $label" \
-	    "$out" "$(( $(servfails) - sf ))"
+	out=$(python3 tests/bench/smburst.py "127.0.0.1:$port" postfix "$c" \
+	    "$file")
+	printf '%-28s %s, unbound SERVFAILs %s\n' "$label" "$out" \
+	    "$(( $(servfails) - sf ))"
 	kill "$p"
 	wait "$p" 2>/dev/null || true
 }
 for c in 64 256; do
-	unbound_up; dp_run "$c, cold" "$c"
-	dp_run "$c, warm" "$c"
+	unbound_up
+	sm_run "danests-postfix $c, cold" "$c" "$cache/domains" 18473 \
+	    "$dp" -d -c "$work/dp.conf"
+	warm=1 sm_run "danests-postfix $c, warm" "$c" "$cache/domains" 18473 \
+	    "$dp" -d -c "$work/dp.conf"
+done
+
+# The peer, postfix-mta-sts-resolver (only the TXT lookup and the fetch),
+# on the MTA-STS half, and danests-postfix on the same half.  The peer
+# reads /etc/resolv.conf and the system CA bundle: both are replaced in
+# a mount namespace of its own.
+command -v mta-sts-daemon >/dev/null && [ "${BENCH_PEER:-1}" != 0 ] || exit 0
+printf 'nameserver %s\n' $RES >"$work/resolv.conf"
+cat /etc/ssl/certs/ca-certificates.crt "$cache/ca.crt" >"$work/bundle.crt"
+printf 'host: 127.0.0.1\nport: 18471\nreuse_port: true\nshutdown_timeout: 1\ncache:\n  type: internal\n  options:\n    cache_size: 10000\ndefault_zone:\n  strict_testing: false\n  timeout: 4\n' \
+    >"$work/peer.yml"
+# unshare, sh and the daemon are one process (exec): sm_run can stop it
+peer=(unshare -m --propagation private sh -c 'mount --bind "$1" /etc/resolv.conf &&
+    mount --bind "$2" /etc/ssl/certs/ca-certificates.crt &&
+    exec mta-sts-daemon -v warn -c "$3"' peer
+    "$work/resolv.conf" "$work/bundle.crt" "$work/peer.yml")
+for c in 64 256; do
+	unbound_up
+	sm_run "peer $c, MTA-STS, cold" "$c" "$cache/sts" 18471 "${peer[@]}"
+	warm=1 sm_run "peer $c, MTA-STS, warm" "$c" "$cache/sts" 18471 "${peer[@]}"
+	unbound_up
+	sm_run "danests-postfix $c, STS, cold" "$c" "$cache/sts" 18473 \
+	    "$dp" -d -c "$work/dp.conf"
+	warm=1 sm_run "danests-postfix $c, STS, warm" "$c" "$cache/sts" 18473 \
+	    "$dp" -d -c "$work/dp.conf"
 done
