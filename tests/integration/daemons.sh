@@ -128,6 +128,20 @@ sleep 0.5
 a=$(ask 18470 dane-ee.test)
 r3=$(resolutions)
 check sighup-drops-memory '[ "$a" = OK ] && [ "$r3" -gt "$r2" ]' "answer $a, resolutions $r2 -> $r3"
+# a tempfail is kept tempfail_memory_ttl seconds (default 5), then asked
+# again: a domain that just failed is not resolved for every request
+tempfails() { grep -c "]: bogus-mx.test: tempfail (" "$W/slow.log"; }
+t0=$(tempfails)
+a1=$(ask 18470 bogus-mx.test)
+a2=$(ask 18470 bogus-mx.test)
+t1=$(tempfails)
+check tempfail-kept-briefly '[ "${a1%% *}" = TEMP ] && [ "${a2%% *}" = TEMP ] && [ "$t1" = $((t0 + 1)) ]' \
+    "answers $a1 / $a2, resolutions $t0 -> $t1"
+sleep 6
+a3=$(ask 18470 bogus-mx.test)
+t2=$(tempfails)
+check tempfail-asked-again '[ "${a3%% *}" = TEMP ] && [ "$t2" = $((t1 + 1)) ]' \
+    "answer $a3, resolutions $t1 -> $t2"
 cleanup
 
 # --- 9.6: more clients than descriptors ----------------------------------
