@@ -2,7 +2,8 @@
 # tests/integration/relay.sh - danests-relay against bad input and failing
 # peers, on the loopback test bed: malformed LMTP, huge lines, SIZE, a
 # client vanishing mid-DATA, receivers that stall or drop the connection
-# mid-TLS, a MITM certificate, a receiver without STARTTLS.  After each,
+# mid-TLS, a MITM certificate, a receiver without STARTTLS, a cache purge
+# reaching the decisions the relay keeps in memory.  After each,
 # the relay must still serve, and nothing may reach a receiver in the clear
 # or unauthenticated when the decision forbids it.
 #
@@ -289,6 +290,40 @@ for d in dane-mitm.test dane-nostarttls.test sts-certbad.test; do
 	[ "$(e2e_mail_count $d)" = 0 ] || bad="$bad $d"
 done
 [ -z "$bad" ] && e2e_ok never-downgraded || e2e_notok never-downgraded "delivered to:$bad"
+
+# `danests cache purge` reaches the relay's memory: once dane-ee.test's
+# TLSA record matches no certificate, the decision the relay keeps (from
+# the delivery above) still delivers; after the purge the relay resolves
+# again and defers, as the new decision says.
+deliver_dane_ee() {
+	lmtp $PORT <<'EOF'
+> LHLO it.test
+< 1
+> MAIL FROM:<s@relay-it.test>
+< 1
+> RCPT TO:<postmaster@dane-ee.test>
+< 1
+> DATA
+< 1
+= 300
+< 1
+> QUIT
+< 1
+EOF
+}
+"$top/tests/testbed/dnsedit.sh" dane-ee.test \
+    GOOD_SPKI_SHA256="$(printf '%064d' 0)" >/dev/null
+out=$(deliver_dane_ee)
+expect memory-before-purge '\|250 2\.0\.0 delivered to mx\.dane-ee\.test' "$out"
+setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    "$build/core/danests" cache --cache-dir "$W/cache" purge dane-ee.test \
+    >/dev/null
+out=$(deliver_dane_ee)
+expect purge-reaches-relay '\|451 4\.7\.5 [^|]*tlsa-invalid' "$out"
+"$top/tests/testbed/dnsedit.sh" dane-ee.test >/dev/null
+setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    "$build/core/danests" cache --cache-dir "$W/cache" purge dane-ee.test \
+    >/dev/null
 
 # max_deliveries 2 (relay2, every MX stalls 3 s at the greeting): session
 # A delivers five domains, session B one domain half a second later.  At
