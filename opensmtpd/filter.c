@@ -27,6 +27,7 @@
 
 #include "danests.h"
 #include "filter_proto.h"
+#include "daemon.h"
 
 #define FILTER_NAME		"filter-danests"
 #define FILTER_SECTION		"filter"
@@ -305,53 +306,31 @@ conf_key(void *arg, const char *section, const char *key, const char *val,
 	return DANESTS_OK;
 }
 
-static void
-usage(int status)
-{
-	fprintf(status == 0 ? stdout : stderr,
-	    "usage: %s [-hn] [-c file]\n"
-	    "  -c file  configuration (default %s; keys of [%s])\n"
-	    "  -h       this help\n"
-	    "  -n       check the configuration and the cache, exit\n"
-	    "Started by smtpd(8): filter \"danests\" proc-exec \"%s\"\n"
-	    "See filter-danests(8).\n", FILTER_NAME, DANESTS_DEFAULT_CONFIG,
-	    FILTER_SECTION, "/usr/libexec/opensmtpd/" FILTER_NAME);
-	exit(status);
-}
+static const char usage_text[] =
+    "usage: " FILTER_NAME " [-hn] [-c file]\n"
+    "  -c file  configuration (default " DANESTS_DEFAULT_CONFIG "; keys of ["
+    FILTER_SECTION "])\n"
+    "  -h       this help\n"
+    "  -n       check the configuration and the cache, exit\n"
+    "Started by smtpd(8): filter \"danests\" proc-exec "
+    "\"/usr/libexec/opensmtpd/" FILTER_NAME "\"\n"
+    "See " FILTER_NAME "(8).\n";
 
 int
 main(int argc, char **argv)
 {
-	const char *path = DANESTS_DEFAULT_CONFIG;
+	struct dmn_opts opt = { DANESTS_DEFAULT_CONFIG, false, false };
 	struct danests_config *conf;
-	bool check_only = false;
 	char why[1024];
 	struct req *r;
-	int c;
 
-	while ((c = getopt(argc, argv, "c:hn")) != -1) {
-		switch (c) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'h':
-			usage(0);
-			break;
-		case 'n':
-			check_only = true;
-			break;
-		default:
-			usage(64);
-		}
-	}
-	if (optind != argc)
-		usage(64);
+	dmn_options(argc, argv, false, usage_text, &opt);
 	signal(SIGPIPE, SIG_IGN);
 	if ((conf = danests_config_new()) == NULL) {
 		flog("out of memory");
 		return 71;
 	}
-	if (danests_config_read(conf, path, FILTER_SECTION, conf_key, NULL,
+	if (danests_config_read(conf, opt.config, FILTER_SECTION, conf_key, NULL,
 	    why, sizeof(why)) != DANESTS_OK) {
 		flog("%s", why);
 		return 78;	/* EX_CONFIG */
@@ -368,9 +347,9 @@ main(int argc, char **argv)
 	}
 	if (*danests_ctx_cache_note(ctx) != '\0')
 		flog("cache: %s", danests_ctx_cache_note(ctx));
-	if (check_only) {
-		printf("%s: configuration OK: timeout %u s, cache %s\n", path,
-		    timeout_s, danests_config_cache_dir(conf) != NULL ?
+	if (opt.check) {
+		printf("%s: configuration OK: timeout %u s, cache %s\n",
+		    opt.config, timeout_s, danests_config_cache_dir(conf) != NULL ?
 		    danests_config_cache_dir(conf) : "none");
 		danests_ctx_free(ctx);
 		danests_config_free(conf);

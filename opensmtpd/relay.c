@@ -549,19 +549,13 @@ relay_check(const struct relay_conf *c, char *why, size_t whylen)
 	return 0;
 }
 
-static void
-usage(int status)
-{
-	fprintf(status == 0 ? stdout : stderr,
-	    "usage: %s [-dhn] [-c file]\n"
-	    "  -c file  configuration (default %s)\n"
-	    "  -d       stay in the foreground, log to stderr\n"
-	    "  -h       this help\n"
-	    "  -n       check the configuration as the start would, exit\n"
-	    "See danests-relay(8) and danests.conf(5).\n", RELAY_NAME,
-	    RELAY_CONF);
-	exit(status);
-}
+static const char usage_text[] =
+    "usage: " RELAY_NAME " [-dhn] [-c file]\n"
+    "  -c file  configuration (default " RELAY_CONF ")\n"
+    "  -d       stay in the foreground, log to stderr\n"
+    "  -h       this help\n"
+    "  -n       check the configuration as the start would, exit\n"
+    "See danests-relay(8) and danests.conf(5).\n";
 
 /* conf_check - -n: what the start would fail on, besides the syntax:
  * the directory of a unix socket, the user, ca_file and the cache as that
@@ -608,30 +602,12 @@ main(int argc, char **argv)
 	struct dmn_signals *sigs;
 	struct dmn_user u;
 	struct timeval tv = { 0, 200000 };
-	bool check_only = false;
+	struct dmn_opts opt = { RELAY_CONF, false, false };
 	char why[1024];
-	int c;
 
-	while ((c = getopt(argc, argv, "c:dhn")) != -1) {
-		switch (c) {
-		case 'c':
-			conf_path = optarg;
-			break;
-		case 'd':
-			debug = true;
-			break;
-		case 'h':
-			usage(0);
-			break;
-		case 'n':
-			check_only = true;
-			break;
-		default:
-			usage(64);
-		}
-	}
-	if (optind != argc)
-		usage(64);
+	dmn_options(argc, argv, true, usage_text, &opt);
+	conf_path = opt.config;
+	debug = opt.foreground;
 	dmn_log_open(RELAY_NAME, debug, true);
 	if (relay_conf_load(conf_path, &conf, why, sizeof(why)) != 0) {
 		if (!debug)
@@ -639,7 +615,7 @@ main(int argc, char **argv)
 		relay_log(LOG_ERR, "%s", why);
 		return 78;	/* EX_CONFIG */
 	}
-	if (check_only)
+	if (opt.check)
 		return conf_check();
 	if (relay_check(&conf, why, sizeof(why)) != 0) {
 		if (!debug)

@@ -296,18 +296,13 @@ profile_find(const char *name)
 	return NULL;
 }
 
-static void
-usage(int status)
-{
-	fprintf(status == 0 ? stdout : stderr,
-	    "usage: danests-postfix [-dhn] [-c file]\n"
-	    "  -c file  configuration (default %s)\n"
-	    "  -d       stay in the foreground, log to stderr\n"
-	    "  -h       this help\n"
-	    "  -n       check the configuration as the start would, exit\n"
-	    "See danests-postfix(8) and danests.conf(5).\n", DEF_CONFIG);
-	exit(status);
-}
+static const char usage_text[] =
+    "usage: danests-postfix [-dhn] [-c file]\n"
+    "  -c file  configuration (default " DEF_CONFIG ")\n"
+    "  -d       stay in the foreground, log to stderr\n"
+    "  -h       this help\n"
+    "  -n       check the configuration as the start would, exit\n"
+    "See danests-postfix(8) and danests.conf(5).\n";
 
 /* conf_check - -n: what the start would fail on, besides the syntax:
  * the directory of a unix socket, the user, ca_file and the cache as that
@@ -356,45 +351,28 @@ conf_check(void)
 int
 main(int argc, char **argv)
 {
-	int ch, rc;
-	bool foreground = false, check_only = false;
+	struct dmn_opts opt = { DEF_CONFIG, false, false };
 	char why[1024];
+	int rc;
 
-	while ((ch = getopt(argc, argv, "c:dhn")) != -1) {
-		switch (ch) {
-		case 'c':
-			config_path = optarg;
-			break;
-		case 'd':
-			force_stderr = foreground = true;
-			break;
-		case 'h':
-			usage(0);
-			break;
-		case 'n':
-			check_only = true;
-			break;
-		default:
-			usage(64);
-		}
-	}
-	if (optind != argc)
-		usage(64);
+	dmn_options(argc, argv, true, usage_text, &opt);
+	config_path = opt.config;
+	force_stderr = opt.foreground;
 
 	if ((conf = conf_load(why, sizeof(why))) == NULL) {
 		fprintf(stderr, "danests-postfix: %s\n", why);
-		if (!check_only) {
+		if (!opt.check) {
 			openlog("danests-postfix", LOG_PID, LOG_MAIL);
 			syslog(LOG_ERR, "%s", why);
 		}
 		return 78;	/* EX_CONFIG */
 	}
-	if (check_only) {
+	if (opt.check) {
 		rc = conf_check();
 		conf_free(conf);
 		return rc;
 	}
-	rc = server_run(foreground);
+	rc = server_run(opt.foreground);
 	conf_free(conf);
 	return rc;
 }

@@ -659,3 +659,39 @@ dmn_signals_free(struct dmn_signals *s)
 			event_free(s->ev[i]);
 	free(s);
 }
+
+/* dmn_usage - the program's usage text, then exit */
+static void __attribute__((noreturn))
+dmn_usage(const char *usage, int status)
+{
+	fputs(usage, status == 0 ? stdout : stderr);
+	exit(status);
+}
+
+/* dmn_options - parse -c FILE, -n, -h and (daemons) -d */
+void
+dmn_options(int argc, char **argv, bool daemon, const char *usage,
+    struct dmn_opts *o)
+{
+	int c;
+
+	while ((c = getopt(argc, argv, daemon ? "c:dhn" : "c:hn")) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'd':
+			o->foreground = true;
+			break;
+		case 'h':
+			dmn_usage(usage, 0);
+		case 'n':
+			o->check = true;
+			break;
+		default:
+			dmn_usage(usage, 64);
+		}
+	}
+	if (optind != argc)
+		dmn_usage(usage, 64);
+}

@@ -1,11 +1,12 @@
 /*
  * daemon.h - what danests-postfix and danests-relay share as daemons:
- * listen specifications and binding, the privilege drop, the pid file,
- * logging, the descriptor limit, an accept loop that pauses when
- * descriptors run out, and the signals that reload and stop.
+ * the command line (filter-danests takes it too), listen specifications
+ * and binding, the privilege drop, the pid file, logging, the descriptor
+ * limit, an accept loop that pauses when descriptors run out, and the
+ * signals that reload and stop.
  *
- * A small static library linked into the two daemons only; the decision
- * library (libdanests) knows nothing of it.  Every function runs on the
+ * A small static library linked into the adapters' programs only; the
+ * decision library (libdanests) knows nothing of it.  Every function runs on the
  * daemon's main thread except dmn_log, which any thread may call.
  */
 #ifndef DANESTS_DAEMON_H
@@ -24,6 +25,20 @@ struct event_base;
 
 #define DMN_SPEC_MAX	256
 #define DMN_USER_MAX	64
+
+/*
+ * The command line, alike for every program of an adapter: -c FILE, -n,
+ * -h and, where "dhn" allows it, -d.  dmn_options prints usage (the
+ * program's own text) and exits 0 for -h, 64 for anything else it does
+ * not take, including arguments left over.
+ */
+struct dmn_opts {
+	const char *config;	/* -c FILE, else the default passed in */
+	bool check;		/* -n: check the configuration, exit */
+	bool foreground;	/* -d: foreground, log to stderr */
+};
+void dmn_options(int argc, char **argv, bool daemon, const char *usage,
+    struct dmn_opts *o);
 
 /*
  * Logging: syslog (mail facility), or stderr with a time stamp (-d).
