@@ -1,7 +1,7 @@
 /*
  * danests_exim.c - Exim ${dlfunc} module: DANE and MTA-STS decisions
  *
- * Loaded by Exim with ${dlfunc{/usr/lib/exim4/danests_exim.so}{FUNC}{ARG}...}.
+ * Loaded by Exim with ${dlfunc{/usr/lib/danests/danests_exim.so}{FUNC}{ARG}...}.
  * Every function takes the destination domain first and, as an optional
  * last argument, the path of a danests.conf(5) file (default
  * /etc/danests/danests.conf).  Its core keys and its [exim] section apply

@@ -131,7 +131,8 @@ typedef enum danests_result_type {
 	X(DANESTS_R_STS_NONE, "sts-none", DANESTS_RT_NONE) \
 	X(DANESTS_R_NO_POLICY, "no-policy", DANESTS_RT_NONE) \
 	X(DANESTS_R_CACHE_ERROR, "cache-error", DANESTS_RT_NONE) \
-	X(DANESTS_R_DECISION_TIMEOUT, "decision-timeout", DANESTS_RT_NONE)
+	X(DANESTS_R_DECISION_TIMEOUT, "decision-timeout", DANESTS_RT_NONE) \
+	X(DANESTS_R_LOCAL_ERROR, "local-error", DANESTS_RT_NONE)
 
 typedef enum danests_reason {
 	DANESTS_R_NONE = 0,	/* no reason recorded (JSON null) */

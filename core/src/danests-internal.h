@@ -202,6 +202,9 @@ struct sts_fetch_result {
 	char *body;		/* NUL-terminated, owned by the result */
 	size_t len;
 	char why[DANESTS_WHY_MAX];
+	bool local;		/* the failure is this process's (out of
+				 * memory, set-up, cancelled), not the
+				 * policy host's */
 };
 typedef void sts_fetch_cb(void *arg, struct sts_fetch_result *res);
 
@@ -293,7 +296,7 @@ enum sts_state {
 struct sts_result {
 	enum sts_state state;
 	struct danests_sts *sts;	/* the callee may take it (set NULL) */
-	danests_reason fail_reason;	/* STS_DNS_FAIL: why */
+	danests_reason fail_reason;	/* STS_DNS_FAIL, STS_FAIL: why */
 	char error[DANESTS_WHY_MAX];	/* "" or "reason: detail" */
 };
 typedef void sts_lookup_cb(void *arg, struct sts_result *res);

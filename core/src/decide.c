@@ -44,6 +44,8 @@ struct decide {
 	int outstanding;
 	bool done;
 	bool nomem;
+	bool gen_ok;		/* gen read when the decision started */
+	uint64_t gen;		/* purge generation then */
 };
 
 static void host_next(struct hstate *);
@@ -330,6 +332,7 @@ finish(struct decide *q, bool timed_out)
 {
 	struct danests_decision *d = q->d;
 	char *json, why[DANESTS_WHY_MAX];
+	uint64_t gen;
 	uint32_t ttl;
 
 	if (q->done)
@@ -364,9 +367,13 @@ finish(struct decide *q, bool timed_out)
 	d->expires = d->decided + ttl;
 	if (d->sts != NULL && d->sts->expires < d->expires)
 		d->expires = d->sts->expires;
-	/* A tempfail is not reused: the next attempt asks again. */
+	/* A tempfail is not reused: the next attempt asks again.  Nor is
+	 * a decision that started before a purge (danests cache purge):
+	 * what it learnt may be what the purge removed. */
 	if (q->ctx->cache != NULL && !(q->flags & DANESTS_F_NO_CACHE) &&
-	    d->verdict != DANESTS_TEMPFAIL && ttl > 0 &&
+	    d->verdict != DANESTS_TEMPFAIL && ttl > 0 && q->gen_ok &&
+	    danests_ctx_generation(q->ctx, &gen, why, sizeof(why)) ==
+	    DANESTS_OK && gen == q->gen &&
 	    (json = danests_decision_to_json(d)) != NULL) {
 		(void)cache_decision_put(q->ctx->cache, d->domain, json,
 		    d->expires, why, sizeof(why));
@@ -448,7 +455,7 @@ decide_start(struct danests_ctx *ctx, const char *domain,
 {
 	struct decide *q;
 	struct danests_decision *d;
-	char name[DANESTS_NAME_MAX];
+	char name[DANESTS_NAME_MAX], gwhy[DANESTS_WHY_MAX];
 	struct timeval tv;
 	danests_status st;
 
@@ -468,6 +475,8 @@ decide_start(struct danests_ctx *ctx, const char *domain,
 	}
 	q->ctx = ctx;
 	q->flags = flags;
+	q->gen_ok = ctx->cache != NULL && danests_ctx_generation(ctx, &q->gen,
+	    gwhy, sizeof(gwhy)) == DANESTS_OK;
 	q->cb = cb;
 	q->arg = arg;
 	q->d = d;

@@ -37,6 +37,7 @@ struct sts_req {
 	void *arg;
 	int outstanding;
 	bool have_cache;
+	bool aaaa_lost;		/* no AAAA query and no memory to say so */
 	struct cache_sts cached;
 	char txt_id[DANESTS_STS_ID_MAX + 1];
 	struct dns_answer *a, *aaaa;
@@ -156,6 +157,31 @@ failed(struct sts_req *q, danests_result_type reason, const char *detail)
 	no_policy(q, reason, detail);
 }
 
+/*
+ * local_failed - a failure of this process (a lookup cancelled because its
+ * context goes, out of memory, a fetch or a DNS query that could not
+ * start) says nothing about the domain: with a cached policy keep it, else
+ * a policy may exist and cannot be known now.  RFC 8461 3.3 reads a failed
+ * fetch on first contact as "no policy"; that is for the policy host's
+ * failures, never for ours.
+ */
+static void
+local_failed(struct sts_req *q, const char *detail)
+{
+	char err[DANESTS_WHY_MAX];
+
+	snprintf(err, sizeof(err), "%s: %.200s",
+	    danests_reason_name(DANESTS_R_LOCAL_ERROR), detail);
+	if (q->have_cache) {
+		use_cached(q, err);
+		return;
+	}
+	q->res.state = STS_FAIL;
+	q->res.fail_reason = DANESTS_R_LOCAL_ERROR;
+	strlcpy(q->res.error, err, sizeof(q->res.error));
+	finish(q);
+}
+
 /* dns_failed - the policy host's address lookup failed: with a cached
  * policy keep it, else a policy may exist but can't be fetched now
  * (STS_DNS_FAIL, as for the TXT lookup) */
@@ -215,6 +241,11 @@ fetch_done(void *arg, struct sts_fetch_result *fr)
 
 	fetching_unlink(q);
 	if (q->done) {
+		req_unref(q);
+		return;
+	}
+	if (fr->status != DANESTS_OK && fr->local) {
+		local_failed(q, fr->why);
 		req_unref(q);
 		return;
 	}
@@ -305,7 +336,7 @@ host_done(struct sts_req *q)
 	if (q->ctx->fetcher == NULL || sts_fetch_start(q->ctx->fetcher,
 	    q->domain, addrs, n, fetch_done, q) != DANESTS_OK) {
 		q->outstanding--;
-		failed(q, DANESTS_RT_STS_POLICY_FETCH_ERROR, "cannot start fetch");
+		local_failed(q, "cannot start fetch");
 		return;
 	}
 	fetching_link(q);
@@ -321,6 +352,7 @@ sts_cancel_fetches(struct danests_ctx *ctx)
 		memset(&r, 0, sizeof(r));
 		r.status = DANESTS_TEMP;
 		r.reason = DANESTS_RT_STS_POLICY_FETCH_ERROR;
+		r.local = true;
 		strlcpy(r.why, "cancelled", sizeof(r.why));
 		fetch_done(ctx->sts_fetching, &r);
 	}
@@ -336,7 +368,9 @@ addr_cb(void *arg, struct dns_answer *ans)
 		q->aaaa = ans;
 	else if (ans != NULL)
 		q->a = ans;
-	if (!q->done && q->a != NULL && q->aaaa != NULL)
+	if (!q->done && q->a != NULL && q->aaaa_lost)
+		local_failed(q, "out of memory");
+	else if (!q->done && q->a != NULL && q->aaaa != NULL)
 		host_done(q);
 	else if (!q->done && ans == NULL)
 		dns_failed(q, DANESTS_R_DNS_ERROR, NULL);
@@ -351,7 +385,7 @@ start_fetch(struct sts_req *q)
 	if (dns_query_for(q->ctx->dns, q->arg, q->host, DNS_T_A, addr_cb,
 	    q) != 0) {
 		q->outstanding -= 2;
-		failed(q, DANESTS_RT_STS_POLICY_FETCH_ERROR, "cannot start DNS lookup");
+		local_failed(q, "cannot start DNS lookup");
 		return;
 	}
 	if (dns_query_for(q->ctx->dns, q->arg, q->host, DNS_T_AAAA, addr_cb,
@@ -361,7 +395,8 @@ start_fetch(struct sts_req *q)
 		if ((q->aaaa = xcalloc(1, sizeof(*q->aaaa))) != NULL) {
 			q->aaaa->rcode = DNS_R_ERROR;
 			q->aaaa->qtype = DNS_T_AAAA;
-		}
+		} else
+			q->aaaa_lost = true;
 	}
 }
 

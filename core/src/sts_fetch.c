@@ -350,9 +350,11 @@ sts_fetch_finish_result(struct sts_fetch *fe, CURLcode rc)
 			if (rc == CURLE_FILESIZE_EXCEEDED)
 				sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR,
 				    "body exceeds %d bytes", STS_BODY_MAX);
-			else if (rc == CURLE_WRITE_ERROR)
+			else if (rc == CURLE_WRITE_ERROR) {
 				sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR,
 				    "out of memory");
+				fe->res.local = true;
+			}
 			else
 				sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "%s",
 				    err);
@@ -377,6 +379,7 @@ sts_fetch_finish_result(struct sts_fetch *fe, CURLcode rc)
 	}
 	if (fe->body == NULL && (fe->body = strdup("")) == NULL) {
 		sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "out of memory");
+		fe->res.local = true;
 		return;
 	}
 	r->status = DANESTS_OK;
@@ -904,15 +907,18 @@ sts_fetch_start(struct sts_fetcher *f, const char *domain,
 	    fe->easy)) != CURLM_OK) {
 		sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "%s: %s",
 		    fe->host, curl_multi_strerror(mrc));
+		fe->res.local = true;
 		err = "";
 	} else if (err == NULL) {
 		fe->added = true;
 		f->running++;
 	}
 	if (err != NULL) {
-		if (*err)
+		if (*err) {
 			sts_fetch_fail(fe, DANESTS_RT_STS_POLICY_FETCH_ERROR, "%s: %s",
 			    fe->host[0] ? fe->host : domain, err);
+			fe->res.local = true;
+		}
 		fe->defer = evtimer_new(f->base, sts_fetch_defer_cb, fe);
 		if (fe->defer == NULL || evtimer_add(fe->defer, &now) != 0) {
 			sts_fetch_destroy(fe);

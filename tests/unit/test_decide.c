@@ -587,7 +587,8 @@ cancel_cb(void *arg, danests_status st, struct danests_decision *d,
 
 /* test_free_with_pending_fetch - freeing a context completes a decision
  * waiting on a policy fetch: its callback runs exactly once, the fetch
- * reported as cancelled (and nothing is leaked: valgrind) */
+ * reported as cancelled, the domain deferred (and nothing is leaked:
+ * valgrind) */
 static void
 test_free_with_pending_fetch(void **state)
 {
@@ -624,6 +625,16 @@ test_free_with_pending_fetch(void **state)
 	assert_null(seen.d->sts);
 	assert_non_null(seen.d->sts_error);
 	assert_non_null(strstr(seen.d->sts_error, "cancelled"));
+	/* our own cancellation is no "no policy" (RFC 8461 3.3 is about the
+	 * policy host's failures): the unprotected hosts are skipped and
+	 * the domain defers, never "may" */
+	assert_int_equal(seen.d->verdict, DANESTS_TEMPFAIL);
+	assert_true(seen.d->nhosts > 0);
+	for (size_t i = 0; i < seen.d->nhosts; i++) {
+		assert_int_equal(seen.d->hosts[i].policy, DANESTS_POLICY_SKIP);
+		assert_int_equal(seen.d->hosts[i].reason,
+		    DANESTS_R_LOCAL_ERROR);
+	}
 	danests_decision_free(seen.d);
 	event_base_free(base);
 	danests_config_free(cfg);

@@ -198,6 +198,7 @@ static const struct {
 	{ DANESTS_R_NO_POLICY, "no-policy", NULL },
 	{ DANESTS_R_CACHE_ERROR, "cache-error", NULL },
 	{ DANESTS_R_DECISION_TIMEOUT, "decision-timeout", NULL },
+	{ DANESTS_R_LOCAL_ERROR, "local-error", NULL },
 };
 
 static void
