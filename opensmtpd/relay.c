@@ -651,7 +651,7 @@ main(int argc, char **argv)
 	if (*danests_ctx_cache_note(ctx) != '\0')
 		relay_log(LOG_WARNING, "cache: %s", danests_ctx_cache_note(ctx));
 	ev_queue = event_new(base, -1, 0, queue_cb, NULL);
-	acceptor = dmn_acceptor_new(base, listener.fd, accept_cb, NULL);
+	acceptor = dmn_acceptor_new(base, listener.fd, accept_cb, NULL, NULL);
 	ev_tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	sigs = dmn_signals_new(base, reload_cb, stop_cb, NULL);
 	if (ev_queue == NULL || acceptor == NULL || ev_tick == NULL ||

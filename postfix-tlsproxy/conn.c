@@ -49,7 +49,7 @@ struct conn {
 
 static LIST_HEAD(, conn) conns = LIST_HEAD_INITIALIZER(conns);
 static size_t nconns;
-static unsigned long n_refused, n_evicted, n_slow, n_accepted;
+static unsigned long n_evicted, n_slow, n_accepted;
 
 static void conn_process(struct conn *);
 
@@ -423,23 +423,23 @@ conn_evict(void)
 	return true;
 }
 
-/* conn_accept - a new client (a dmn_accept_fn); at max_clients room is
- * made by closing a slow or idle client, and only when none can be
- * closed is the new one refused */
+/* conn_room - a dmn_room_fn: is there a free slot, or one that can be
+ * made by closing a slow or idle client?  When not (every client waits on
+ * a lookup or has just connected) new clients wait in the listen queue */
+bool
+conn_room(void *arg)
+{
+	(void)arg;
+	return nconns < conf->max_clients || conn_evict();
+}
+
+/* conn_accept - a new client (a dmn_accept_fn); conn_room made its slot */
 void
 conn_accept(int fd, void *arg)
 {
 	struct conn *c;
 
 	(void)arg;
-	if (nconns >= conf->max_clients && !conn_evict()) {
-		if (n_refused++ % 1000 == 0)
-			dmn_log(LOG_WARNING, "max_clients %u reached, all "
-			    "waiting on lookups or just connected: refusing "
-			    "(%lu so far)", conf->max_clients, n_refused);
-		close(fd);
-		return;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
 		return;

@@ -74,6 +74,7 @@ int server_run(bool foreground);
 
 /* conn.c */
 void conn_accept(int fd, void *arg);	/* a dmn_accept_fn */
+bool conn_room(void *arg);		/* a dmn_room_fn */
 void conn_sweep(void);			/* once a second */
 void conn_close_all(void);
 size_t conn_count(void);

@@ -311,7 +311,7 @@ server_run(bool foreground)
 	}
 	for (i = 0; i < nlistens; i++)
 		if ((acceptors[i] = dmn_acceptor_new(base, listens[i].fd,
-		    conn_accept, NULL)) == NULL) {
+		    conn_accept, conn_room, NULL)) == NULL) {
 			dmn_log(LOG_ERR, "cannot listen on %s", listens[i].spec);
 			goto fail;
 		}

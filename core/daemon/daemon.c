@@ -504,9 +504,10 @@ struct dmn_acceptor {
 	struct event *ev, *pause;
 	int fd;
 	dmn_accept_fn *cb;
+	dmn_room_fn *room;
 	void *arg;
 	bool paused;
-	unsigned long pauses;
+	unsigned long pauses, full;
 };
 
 /* resume_cb - the pause is over: accept again */
@@ -521,16 +522,38 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 	(void)event_add(a->ev, NULL);
 }
 
+/* pause_for - stop accepting for ms milliseconds */
+static void
+pause_for(struct dmn_acceptor *a, long ms)
+{
+	struct timeval tv;
+
+	a->paused = true;
+	(void)event_del(a->ev);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if (evtimer_add(a->pause, &tv) != 0)
+		(void)event_add(a->ev, NULL);	/* cannot happen */
+}
+
 /* accept_cb - take what is waiting, at most a batch per loop turn */
 static void
 accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct dmn_acceptor *a = arg;
-	struct timeval tv;
 	int fd, i, err;
 
 	(void)what;
 	for (i = 0; i < 64; i++) {
+		if (a->room != NULL && !a->room(a->arg)) {
+			/* clients wait in the listen queue, not closed */
+			if (a->full++ % 1000 == 0)
+				dmn_log(LOG_WARNING, "no room for a new "
+				    "client: not accepting for %d ms (%lu "
+				    "so far)", DMN_FULL_PAUSE_MS, a->full);
+			pause_for(a, DMN_FULL_PAUSE_MS);
+			return;
+		}
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			a->cb(fd, a->arg);
@@ -544,12 +567,7 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 		/* EMFILE, ENFILE, ENOBUFS, ENOMEM or worse: the socket stays
 		 * readable, so only a pause keeps the loop from spinning */
 		a->pauses++;
-		a->paused = true;
-		(void)event_del(a->ev);
-		tv.tv_sec = DMN_ACCEPT_PAUSE_MS / 1000;
-		tv.tv_usec = (DMN_ACCEPT_PAUSE_MS % 1000) * 1000;
-		if (evtimer_add(a->pause, &tv) != 0)
-			(void)event_add(a->ev, NULL);	/* cannot happen */
+		pause_for(a, DMN_ACCEPT_PAUSE_MS);
 		dmn_log(LOG_WARNING, "accept: %s; not accepting for %d ms "
 		    "(pause %lu)", strerror(err), DMN_ACCEPT_PAUSE_MS,
 		    a->pauses);
@@ -560,7 +578,7 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 /* dmn_acceptor_new - see daemon.h */
 struct dmn_acceptor *
 dmn_acceptor_new(struct event_base *base, int fd, dmn_accept_fn *cb,
-    void *arg)
+    dmn_room_fn *room, void *arg)
 {
 	struct dmn_acceptor *a;
 
@@ -568,6 +586,7 @@ dmn_acceptor_new(struct event_base *base, int fd, dmn_accept_fn *cb,
 		return NULL;
 	a->fd = fd;
 	a->cb = cb;
+	a->room = room;
 	a->arg = arg;
 	if ((a->ev = event_new(base, fd, EV_READ | EV_PERSIST, accept_cb,
 	    a)) == NULL || (a->pause = evtimer_new(base, resume_cb, a)) ==
@@ -596,6 +615,13 @@ unsigned long
 dmn_acceptor_pauses(const struct dmn_acceptor *a)
 {
 	return a->pauses;
+}
+
+/* dmn_acceptor_full - see daemon.h */
+unsigned long
+dmn_acceptor_full(const struct dmn_acceptor *a)
+{
+	return a->full;
 }
 
 /*

@@ -125,13 +125,24 @@ unsigned dmn_nofile_fit(unsigned want, unsigned per_client, unsigned reserve,
  * full descriptor table never makes the loop spin.
  */
 #define DMN_ACCEPT_PAUSE_MS	1000
+/*
+ * room, when not NULL, is asked before each accept whether a client can
+ * be taken (it may make room, e.g. by closing an idle one).  When it says
+ * no, the listener stops for DMN_FULL_PAUSE_MS and the waiting clients
+ * stay in the kernel's listen queue, as with a server whose process limit
+ * is reached: they are served late, never closed unanswered.
+ */
+#define DMN_FULL_PAUSE_MS	200
 struct dmn_acceptor;
 typedef void dmn_accept_fn(int fd, void *arg);
+typedef bool dmn_room_fn(void *arg);
 struct dmn_acceptor *dmn_acceptor_new(struct event_base *base, int fd,
-    dmn_accept_fn *cb, void *arg);
+    dmn_accept_fn *cb, dmn_room_fn *room, void *arg);
 void dmn_acceptor_free(struct dmn_acceptor *);	/* does not close fd */
-/* dmn_acceptor_pauses - accept pauses so far (for tests and logs) */
+/* dmn_acceptor_pauses - accept pauses for want of descriptors so far */
 unsigned long dmn_acceptor_pauses(const struct dmn_acceptor *);
+/* dmn_acceptor_full - pauses because room said no, so far */
+unsigned long dmn_acceptor_full(const struct dmn_acceptor *);
 
 /*
  * Signals on the event loop: SIGHUP calls reload, SIGTERM and SIGINT call

@@ -175,6 +175,26 @@ a=$(ask 18471 dane-ee-full.test)
 check nofile-after-clients '[ "$a" = OK ]' "answer $a"
 cleanup
 
+# --- every slot waits on a lookup: a new client waits, is not closed ---
+# max_clients 2, both clients waiting on sts-slow.test (its policy host
+# sends a byte a second: the lookup runs to lookup_timeout); a third
+# client must be answered once a slot frees, never closed unanswered
+start_pf full 18472 "max_clients 2" "lookup_timeout 3" || notok full-start
+(ask 18472 sts-slow.test >"$W/full.1") &
+j1=$!
+(ask 18472 sts-slow.test >"$W/full.2") &
+j2=$!
+sleep 0.5
+t0=$(date +%s)
+a=$(ask 18472 dane-ee.test)
+t1=$(date +%s)
+wait "$j1" "$j2"
+check full-waits-in-queue '[ "$a" = OK ] && [ $((t1 - t0)) -ge 2 ]' \
+    "answer $a after $((t1 - t0)) s; the slow ones: $(cat "$W/full.1" "$W/full.2" | tr '\n' ' ')"
+check full-slow-answered 'grep -q TEMP "$W/full.1" && grep -q TEMP "$W/full.2"' \
+    "$(cat "$W/full.1" "$W/full.2" | tr '\n' ' ')"
+cleanup
+
 # --- 9.8: privileges -----------------------------------------------------
 "$pf" -d -c "$(pfconf privs "listen unix:$W/run/policy" "pidfile $W/run/pid")" \
     2>"$W/privs.log" &

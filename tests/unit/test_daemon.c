@@ -292,7 +292,7 @@ test_accept_pause(void **state)
 			    (struct sockaddr *)&ss, sl), 0);
 		}
 	}
-	a = dmn_acceptor_new(base, l.fd, count_cb, NULL);
+	a = dmn_acceptor_new(base, l.fd, count_cb, NULL, NULL);
 	assert_non_null(a);
 	/* take every descriptor left */
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -324,6 +324,82 @@ test_accept_pause(void **state)
 	event_base_free(base);
 }
 
+static unsigned room_left;
+
+/* room_cb - a dmn_room_fn with room_left slots */
+static bool
+room_cb(void *arg)
+{
+	(void)arg;
+	if (room_left == 0)
+		return false;
+	room_left--;
+	return true;
+}
+
+/* With no room, clients stay in the listen queue (never accepted and
+ * closed unanswered), the listener pauses instead of spinning, and they
+ * are taken as room comes. */
+static void
+test_accept_full(void **state)
+{
+	struct dmn_listen l;
+	struct dmn_acceptor *a;
+	struct event_base *base;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char why[256], b;
+	int clients[10], i, closed, waiting;
+	ssize_t n;
+	double cpu;
+
+	(void)state;
+	base = event_base_new();
+	assert_non_null(base);
+	assert_true(dmn_listen_parse("inet:127.0.0.1:1", &l, why,
+	    sizeof(why)));
+	((struct sockaddr_in *)&l.ss)->sin_port = 0;
+	assert_true(dmn_listen_bind(&l, 0, why, sizeof(why)));
+	assert_int_equal(getsockname(l.fd, (struct sockaddr *)&ss, &sl), 0);
+	for (i = 0; i < 10; i++) {
+		clients[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(clients[i] >= 0);
+		assert_int_equal(connect(clients[i], (struct sockaddr *)&ss,
+		    sl), 0);
+	}
+	room_left = 3;
+	accepted = 0;
+	a = dmn_acceptor_new(base, l.fd, count_cb, room_cb, NULL);
+	assert_non_null(a);
+	cpu = cpu_s();
+	run_for(base, 1000);
+	cpu = cpu_s() - cpu;
+	assert_int_equal(accepted, 3);
+	/* about one pause per DMN_FULL_PAUSE_MS, no spinning */
+	assert_true(dmn_acceptor_full(a) >= 3);
+	assert_true(dmn_acceptor_full(a) <= 1000 / DMN_FULL_PAUSE_MS + 2);
+	assert_true(cpu < 0.5);
+	/* the three taken were closed by count_cb; the others still wait,
+	 * open: no end of file, nothing to read */
+	for (i = 0, closed = waiting = 0; i < 10; i++) {
+		n = recv(clients[i], &b, 1, MSG_DONTWAIT);
+		if (n == 0)
+			closed++;
+		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			waiting++;
+	}
+	assert_int_equal(closed, 3);
+	assert_int_equal(waiting, 7);
+	room_left = 100;
+	run_for(base, 2 * DMN_FULL_PAUSE_MS + 100);
+	assert_int_equal(accepted, 10);
+	for (i = 0; i < 10; i++)
+		close(clients[i]);
+	dmn_acceptor_free(a);
+	dmn_listen_close(&l);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -333,6 +409,7 @@ main(void)
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_nofile_fit),
 		cmocka_unit_test(test_accept_pause),
+		cmocka_unit_test(test_accept_full),
 	};
 	int rc;
 
