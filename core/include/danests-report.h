@@ -1,0 +1,175 @@
+/*
+ * danests-report.h - SMTP TLS Reporting (RFC 8460) in libdanests
+ *
+ * Results are recorded where TLS happens (the relay, the Exim module, the
+ * collector of Postfix's libtlsrpt datagrams), one per TLS negotiation
+ * attempt (RFC 8460 4.3), into the shared cache (danests_cache_open).
+ * They are kept as counters per (UTC day, policy domain, policy), with
+ * failure details and their counts, in the same LMDB environment as the
+ * policies: one write transaction per result, so concurrent writers add
+ * up and a process killed at any point loses at most its own uncommitted
+ * result, never a counted one, and never counts one twice.
+ *
+ * `danests report` turns one finished UTC day into one report per policy
+ * domain (RFC 8460 4.4), sends it to every rua of the domain's
+ * _smtp._tls record (RFC 8460 3), and keeps what it sent and what failed.
+ */
+#ifndef DANESTS_REPORT_H
+#define DANESTS_REPORT_H
+
+#include "danests.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* RFC 8460 4.4 policy types; the numbers are those of libtlsrpt's
+ * datagrams (tlsa 1, sts 2, no-policy-found 9). */
+typedef enum danests_rpt_policy_type {
+	DANESTS_RPT_TLSA = 1,
+	DANESTS_RPT_STS = 2,
+	DANESTS_RPT_NO_POLICY = 9,
+} danests_rpt_policy_type;
+
+/* "tlsa", "sts", "no-policy-found"; NULL for other values */
+const char *danests_rpt_policy_type_name(danests_rpt_policy_type);
+
+/* Caps on recorded strings (longer input is refused, not truncated). */
+#define DANESTS_RPT_STRING_MAX	4096	/* policy string, all lines */
+#define DANESTS_RPT_FIELD_MAX	255	/* a host name, address, code */
+#define DANESTS_RPT_DETAILS_MAX	1000	/* distinct failure details per
+					 * policy and day; more are counted
+					 * in the summary only */
+
+/*
+ * One TLS negotiation attempt.  Strings are NUL-terminated; optional ones
+ * may be NULL.  policy_string and mx_host hold the RFC 8460 arrays as
+ * lines joined by '\n' (the STS policy's lines; the TLSA records in
+ * presentation form; the mx patterns of an STS policy, or the MX host of
+ * a TLSA policy); both NULL for no-policy-found.
+ */
+struct danests_rpt_result {
+	const char *policy_domain;	/* required: the recipient domain */
+	danests_rpt_policy_type policy_type;
+	const char *policy_string;
+	const char *mx_host;
+	time_t when;			/* 0: now */
+	bool success;
+	/* failures only: */
+	danests_result_type result_type;	/* required on failure */
+	const char *sending_mta_ip;
+	const char *receiving_mx_hostname;
+	const char *receiving_mx_helo;
+	const char *receiving_ip;
+	const char *additional_info;	/* "failure-reason-code" */
+};
+
+/* danests_report_record - count one result.  DANESTS_PERM (why says
+ * what) for a malformed result; DANESTS_TEMP when the cache could not be
+ * written.  Never blocks for long: a write transaction, nothing else. */
+danests_status danests_report_record(struct danests_cache *,
+    const struct danests_rpt_result *, char *why, size_t whylen);
+
+/* The counters of one policy on one day, as danests_report_walk passes
+ * them (valid during the call only). */
+struct danests_rpt_detail {
+	danests_result_type result_type;
+	const char *sending_mta_ip;		/* "" when not known */
+	const char *receiving_mx_hostname;	/* "" when not known */
+	const char *receiving_mx_helo;		/* "" when not known */
+	const char *receiving_ip;		/* "" when not known */
+	const char *additional_info;		/* "" when none */
+	uint64_t count;
+};
+
+struct danests_rpt_policy {
+	danests_rpt_policy_type policy_type;
+	const char *policy_string;	/* lines joined by '\n', or "" */
+	const char *mx_host;		/* lines joined by '\n', or "" */
+	uint64_t success;
+	uint64_t failure;
+	size_t ndetails;
+	const struct danests_rpt_detail *details;
+};
+
+/* Everything counted for one policy domain on one UTC day. */
+struct danests_rpt_day {
+	char day[11];			/* "YYYY-MM-DD", UTC */
+	const char *domain;
+	size_t npolicies;
+	const struct danests_rpt_policy *policies;
+};
+
+/* Called per (day, domain); non-zero stops the walk. */
+typedef int danests_report_fn(void *arg, const struct danests_rpt_day *);
+
+/* danests_report_walk - every (day, domain) counted, days in order, or
+ * those of one day and/or one domain (NULL: all). */
+danests_status danests_report_walk(struct danests_cache *, const char *day,
+    const char *domain, danests_report_fn *fn, void *arg, char *why,
+    size_t whylen);
+
+/* danests_report_forget - delete the counters of one (day, domain), or of
+ * every domain of days before day when domain is NULL.  *n counts the
+ * (day, domain) pairs deleted. */
+danests_status danests_report_forget(struct danests_cache *, const char *day,
+    const char *domain, size_t *n, char *why, size_t whylen);
+
+/*
+ * Sending state, kept beside the counters: per (day, domain) whether the
+ * report went out, to which targets, and when to try again; per rua target
+ * its run of failures, so that a target that keeps failing is suppressed
+ * for a while.
+ */
+struct danests_rpt_state {
+	unsigned attempts;	/* sending attempts so far */
+	time_t next_try;	/* not before this (0: any time) */
+	time_t sent;		/* when every target took it (0: not yet) */
+	char last_error[256];	/* "" when none */
+};
+
+danests_status danests_report_state_get(struct danests_cache *,
+    const char *day, const char *domain, struct danests_rpt_state *out,
+    char *why, size_t whylen);	/* DANESTS_NOTFOUND: never tried */
+danests_status danests_report_state_put(struct danests_cache *,
+    const char *day, const char *domain, const struct danests_rpt_state *,
+    char *why, size_t whylen);
+
+struct danests_rpt_target {
+	unsigned failures;	/* consecutive failed sends */
+	time_t suppressed_until;	/* 0: not suppressed */
+	time_t last_failure;
+	char last_error[256];
+};
+
+danests_status danests_report_target_get(struct danests_cache *,
+    const char *uri, struct danests_rpt_target *out, char *why,
+    size_t whylen);		/* DANESTS_NOTFOUND: never failed */
+danests_status danests_report_target_put(struct danests_cache *,
+    const char *uri, const struct danests_rpt_target *, char *why,
+    size_t whylen);
+
+/*
+ * The TLSRPT record (RFC 8460 3): "v=TLSRPTv1; rua=URI[,URI...]" with
+ * mailto: and https: URIs.  Parsed strictly: the version first and
+ * exactly once, rua once, no empty field values; other extension fields
+ * are ignored as 3 requires.
+ */
+#define DANESTS_RPT_RUA_MAX	8	/* URIs kept per record */
+
+struct danests_tlsrpt_record {
+	size_t nrua;
+	char rua[DANESTS_RPT_RUA_MAX][512];
+};
+
+/* danests_tlsrpt_parse - parse one TXT record's text (the strings of the
+ * record concatenated).  DANESTS_NOTFOUND when the text is not a TLSRPT
+ * record at all (it does not start with v=TLSRPTv1), DANESTS_PERM (why
+ * says what) when it is one but malformed, or has no usable URI. */
+danests_status danests_tlsrpt_parse(const char *txt, size_t len,
+    struct danests_tlsrpt_record *out, char *why, size_t whylen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DANESTS_REPORT_H */
