@@ -70,6 +70,23 @@ struct danests_rpt_result {
 danests_status danests_report_record(struct danests_cache *,
     const struct danests_rpt_result *, char *why, size_t whylen);
 
+/* danests_report_policy - fill the policy fields of *out (policy_domain,
+ * policy_type, policy_string, mx_host) for a session with host of
+ * decision d, the same way for every adapter: "tlsa" with the host's
+ * TLSA records when its policy is dane, "sts" with the policy's lines and
+ * mx patterns when an MTA-STS policy (enforce or testing) applies, else
+ * "no-policy-found".  The strings are written into buf (the result points
+ * into it); DANESTS_PERM when buf is too small. */
+danests_status danests_report_policy(const struct danests_decision *d,
+    const struct danests_host *host, struct danests_rpt_result *out,
+    char *buf, size_t buflen);
+
+/* danests_ctx_report - danests_report_record into the context's cache;
+ * DANESTS_NOTFOUND when the context has no cache or reporting is off
+ * (configuration key tls_reports). */
+danests_status danests_ctx_report(struct danests_ctx *,
+    const struct danests_rpt_result *, char *why, size_t whylen);
+
 /* The counters of one policy on one day, as danests_report_walk passes
  * them (valid during the call only). */
 struct danests_rpt_detail {
