@@ -23,6 +23,36 @@
 extern "C" {
 #endif
 
+/*
+ * Configuration (danests.conf(5), core keys): tls_reports (yes|no,
+ * default no: record nothing, send nothing), report_organization,
+ * report_contact, report_from (the envelope and From: address of report
+ * mail), report_submitter (TLS-Report-Submitter; default: the domain of
+ * report_from), report_sendmail (default /usr/sbin/sendmail),
+ * report_window (seconds after 00:00 UTC over which sending is spread,
+ * default 14400), report_only_failures (yes|no, default no),
+ * report_attempts (default 5), report_keep_days (counters kept, default
+ * 8), report_timeout (seconds, one https POST or sendmail run, default
+ * 60).
+ */
+struct danests_report_config {
+	bool enabled;
+	const char *organization;	/* NULL when unset */
+	const char *contact;
+	const char *from;
+	const char *submitter;
+	const char *sendmail;
+	unsigned window_s;
+	bool only_failures;
+	unsigned attempts;
+	unsigned keep_days;
+	unsigned timeout_s;
+};
+
+/* danests_config_report - the reporting settings (owned by the config) */
+const struct danests_report_config *danests_config_report(
+    const struct danests_config *);
+
 /* RFC 8460 4.4 policy types; the numbers are those of libtlsrpt's
  * datagrams (tlsa 1, sts 2, no-policy-found 9). */
 typedef enum danests_rpt_policy_type {
