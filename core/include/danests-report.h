@@ -162,6 +162,14 @@ danests_status danests_report_walk(struct danests_cache *, const char *day,
 danests_status danests_report_forget(struct danests_cache *, const char *day,
     const char *domain, size_t *n, char *why, size_t whylen);
 
+/* danests_report_json - the RFC 8460 4.4 report of one (day, domain)
+ * as JSON text (malloc'ed, the caller frees; NULL when out of memory):
+ * organization-name and contact-info from rc, date-range the whole UTC
+ * day, report_id as given, one entry of "policies" per policy counted,
+ * with summary and failure-details. */
+char *danests_report_json(const struct danests_rpt_day *,
+    const struct danests_report_config *rc, const char *report_id);
+
 /*
  * Sending state, kept beside the counters: per (day, domain) whether the
  * report went out, to which targets, and when to try again; per rua target
