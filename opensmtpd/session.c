@@ -12,6 +12,7 @@
  */
 #include "relay.h"
 #include "lmtp.h"
+#include "tlsreq.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +57,8 @@ struct session {
 	int tmpfd;
 	unsigned long long len;
 	bool too_big;
+	struct tlsreq tlsreq;	/* RFC 8689: its header, as it streams in */
+	bool tls_no;		/* "TLS-Required: No": for all its domains */
 };
 
 /* One domain's delivery, run in a worker thread. */
@@ -211,6 +214,8 @@ msg_reset(struct session *s)
 	s->tmpfd = -1;
 	s->len = 0;
 	s->too_big = false;
+	tlsreq_init(&s->tlsreq);
+	s->tls_no = false;
 }
 
 /* tx_reset - forget the transaction (RSET, after DATA) */
@@ -286,6 +291,14 @@ msg_add(struct session *s, const char *p, size_t n)
 	return 0;
 }
 
+/* msg_put - message bytes: to the TLS-Required scanner and the store */
+static int
+msg_put(struct session *s, const char *p, size_t n)
+{
+	tlsreq_feed(&s->tlsreq, p, n);
+	return msg_add(s, p, n);
+}
+
 /* read_data - the message up to the "." line (RFC 5321 4.1.1.4), stored
  * as received (dot-stuffed, CRLF line ends).  0 complete, -1 the client
  * went away or stalled, -2 local storage failed (the rest was read), -3
@@ -315,7 +328,7 @@ read_data(struct session *s)
 					return rc == -3 ? -3 : -1;
 				continue;
 			}
-			if (!failed && msg_add(s, p, n) != 0)
+			if (!failed && msg_put(s, p, n) != 0)
 				failed = true;
 			s->roff = s->rlen;
 			bol = false;
@@ -331,10 +344,10 @@ read_data(struct session *s)
 		}
 		/* normalise a bare LF to CRLF (RFC 5321 2.3.8) */
 		if (take >= 2 && p[take - 2] == '\r') {
-			if (!failed && msg_add(s, p, take) != 0)
+			if (!failed && msg_put(s, p, take) != 0)
 				failed = true;
-		} else if (!failed && (msg_add(s, p, take - 1) != 0 ||
-		    msg_add(s, "\r\n", 2) != 0))
+		} else if (!failed && (msg_put(s, p, take - 1) != 0 ||
+		    msg_put(s, "\r\n", 2) != 0))
 			failed = true;
 		s->roff += take;
 		bol = true;
@@ -380,6 +393,19 @@ group_main(void *arg)
 		    g->why);
 		return NULL;
 	}
+	/* RFC 8689 5: the sender asked that no TLS policy hold the
+	 * message back; best TLS available, no deferral for DANE or
+	 * MTA-STS (tlsreq.h) */
+	if (g->s->tls_no) {
+		danests_verdict was = d->verdict;
+
+		if (tlsreq_relax(d))
+			relay_log(LOG_NOTICE, "domain=%s TLS-Required: No: DANE "
+			    "and MTA-STS not enforced for this message, TLS "
+			    "when offered (decision %s, now %s)", g->domain,
+			    danests_verdict_name(was),
+			    danests_verdict_name(d->verdict));
+	}
 	now = mono_ms();
 	if (now + 1000 >= g->end_ms) {
 		danests_decision_free(d);
@@ -400,13 +426,14 @@ group_main(void *arg)
 	for (i = 0; i < g->nrcpt; i++)
 		relay_log(g->rcpt[i].code / 100 == 2 ? LOG_INFO : LOG_WARNING,
 		    "domain=%s rcpt=<%s> verdict=%s host=%s addr=%s tls=\"%s\" "
-		    "verified=%s%s%s status=%d \"%s\"", g->domain,
+		    "verified=%s%s%s%s status=%d \"%s\"", g->domain,
 		    g->rcpt[i].addr, danests_verdict_name(d->verdict),
 		    *tx.host ? tx.host : "-", *tx.addr ? tx.addr : "-",
 		    tx.tls, tx.verified ? "yes" : "no",
 		    tx.result_type != DANESTS_RT_NONE ? " result_type=" : "",
 		    tx.result_type != DANESTS_RT_NONE ?
 		    danests_result_type_name(tx.result_type) : "",
+		    g->s->tls_no ? " tls_required=no" : "",
 		    g->rcpt[i].code,
 		    g->rcpt[i].text);
 	danests_decision_free(d);
@@ -529,6 +556,8 @@ deliver(struct session *s)
 	msg.data = s->mem;
 	msg.fd = s->tmpfd;
 	msg.len = s->len;
+	/* one message: the header holds for every domain of the batch */
+	s->tls_no = tlsreq_no(&s->tlsreq);
 	/* recipients of one domain sit together in outs, in RCPT order */
 	if ((outs = calloc(s->nrcpt, sizeof(*outs))) == NULL ||
 	    (groups = calloc(s->nrcpt, sizeof(*groups))) == NULL ||

@@ -291,6 +291,58 @@ for d in dane-mitm.test dane-nostarttls.test sts-certbad.test; do
 done
 [ -z "$bad" ] && e2e_ok never-downgraded || e2e_notok never-downgraded "delivered to:$bad"
 
+# RFC 8689 "TLS-Required: No" (folded, lower case) holds for the whole
+# message: a DANE mismatch and an MX outside the MTA-STS policy are
+# delivered with TLS, not deferred; an MX RRset DNSSEC finds bogus still
+# defers (no route), a null MX still bounces.  The same field in the body
+# changes nothing.
+out=$(lmtp $PORT <<'EOF'
+> LHLO it.test
+< 1
+> MAIL FROM:<s@relay-it.test>
+< 1
+> RCPT TO:<tlsreq@dane-mismatch.test>
+< 1
+> RCPT TO:<tlsreq@sts-mismatch.test>
+< 1
+> RCPT TO:<tlsreq@bogus-mx.test>
+< 1
+> RCPT TO:<tlsreq@null-mx.test>
+< 1
+> DATA
+< 1
+> Subject: tlsreq header
+> tls-required:
+>  no
+> 
+> body
+> .
+< 4
+> MAIL FROM:<s@relay-it.test>
+< 1
+> RCPT TO:<tlsreq-body@dane-mismatch.test>
+< 1
+> DATA
+< 1
+> Subject: tlsreq body
+> 
+> TLS-Required: No
+> .
+< 1
+> QUIT
+< 1
+EOF
+)
+expect tls-required-no '354 [^|]*\|250 2\.0\.0 delivered to mx\.dane-mismatch\.test[^|]*\|250 2\.0\.0 delivered to [^|]*sts-mismatch\.test[^|]*\|451 4\.4\.3 [^|]*\|556 5\.1\.10 ' "$out"
+expect tls-required-body '\|451 4\.7\.5 [^|]*tlsa-invalid[^|]*\|221' "$out"
+if e2e_delivered_tls dane-mismatch.test && [ "$(e2e_mail_count dane-mismatch.test)" = 1 ] &&
+    grep -q 'domain=dane-mismatch.test TLS-Required: No: DANE and MTA-STS not enforced' "$W/relay.log" &&
+    grep -q 'rcpt=<tlsreq@dane-mismatch.test> .* tls_required=no status=250' "$W/relay.log"; then
+	e2e_ok tls-required-tls-and-logged
+else
+	e2e_notok tls-required-tls-and-logged "$(e2e_mail_summary dane-mismatch.test | tr '\n' ' ')"
+fi
+
 # `danests cache purge` reaches the relay's memory: once dane-ee.test's
 # TLSA record matches no certificate, the decision the relay keeps (from
 # the delivery above) still delivers; after the purge the relay resolves
