@@ -298,6 +298,20 @@ secure_answer(const struct danests_decision *d, const struct pfmap_profile *p,
 		    "policy_domain=%s policy_ttl=%lld", d->domain,
 		    (long long)ttl))
 			goto big;
+		/* RFC 8460 4.4 policy-string: the policy's lines, one
+		 * attribute each, braced to keep their spaces (Postfix
+		 * TLSRPT_README, "MTA-STS Support via smtp_tls_policy_maps") */
+		if (!append(out, outlen, &off, " { policy_string = version: "
+		    "STSv1 } { policy_string = mode: %s }",
+		    pol->mode == DANESTS_STS_ENFORCE ? "enforce" : "testing"))
+			goto big;
+		for (i = 0; i < pol->nmx; i++)
+			if (!append(out, outlen, &off, " { policy_string = "
+			    "mx: %s }", pol->mx[i]))
+				goto big;
+		if (!append(out, outlen, &off, " { policy_string = max_age: "
+		    "%lu }", (unsigned long)pol->max_age))
+			goto big;
 		for (i = 0; i < pol->nmx; i++)
 			if (!append(out, outlen, &off, " mx_host_pattern=%s",
 			    pol->mx[i]))

@@ -248,6 +248,10 @@ static const struct acase acases[] = {
 	    { D, S }, 2, ENF, { "*.example.com" }, 0, 1,
 	    "OK secure match=.example.com servername=hostname "
 	    "policy_type=sts policy_domain=example.com policy_ttl=86400 "
+	    "{ policy_string = version: STSv1 } "
+	    "{ policy_string = mode: enforce } "
+	    "{ policy_string = mx: *.example.com } "
+	    "{ policy_string = max_age: 86400 } "
 	    "mx_host_pattern=*.example.com", true },
 	{ "dane + sts-enforce, insecure MX, bad pattern", DANESTS_DELIVER,
 	    DANESTS_R_OK, { D, S }, 2, ENF, { "mx.example.com:25" }, 0, 0, "TEMP ",
@@ -282,7 +286,22 @@ static const struct acase acases[] = {
 	    { "*.example.com" }, 0, 1,
 	    "OK secure match=.example.com servername=hostname "
 	    "policy_type=sts policy_domain=example.com policy_ttl=86400 "
+	    "{ policy_string = version: STSv1 } "
+	    "{ policy_string = mode: enforce } "
+	    "{ policy_string = mx: *.example.com } "
+	    "{ policy_string = max_age: 86400 } "
 	    "mx_host_pattern=*.example.com" },
+	{ "sts testing, strict, tlsrpt, two patterns", DANESTS_DELIVER,
+	    DANESTS_R_OK, { T }, 1, TST, { "mx1.example.com", "*.example.net" },
+	    1, 1,
+	    "OK secure match=mx1.example.com:.example.net servername=hostname "
+	    "policy_type=sts policy_domain=example.com policy_ttl=86400 "
+	    "{ policy_string = version: STSv1 } "
+	    "{ policy_string = mode: testing } "
+	    "{ policy_string = mx: mx1.example.com } "
+	    "{ policy_string = mx: *.example.net } "
+	    "{ policy_string = max_age: 86400 } "
+	    "mx_host_pattern=mx1.example.com mx_host_pattern=*.example.net" },
 	{ "sts enforce, bad pattern", DANESTS_DELIVER, DANESTS_R_OK, { S }, 1, ENF,
 	    { "mx.example.com:25" }, 0, 0, "TEMP " },
 	{ "sts enforce, no patterns", DANESTS_DELIVER, DANESTS_R_OK, { S }, 1, ENF,
@@ -345,6 +364,7 @@ test_answer(void **state)
 				mx[j] = (char *)a->mx[j];
 			sts.policy.nmx = j;
 			sts.policy.mx = mx;
+			sts.policy.max_age = 86400;
 			sts.fetched = 1000;
 			sts.expires = 1000 + 86400;
 			d.sts = &sts;
