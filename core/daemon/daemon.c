@@ -178,10 +178,11 @@ dmn_listen_parse(const char *spec, struct dmn_listen *l, char *why,
 	return true;
 }
 
-/* unix_prepare - the path is free, or holds a socket nobody listens on
- * (left by a crash), which is removed; anything else is refused */
+/* unix_prepare - the path is free, or holds a socket of type nobody
+ * listens on (left by a crash), which is removed; anything else is
+ * refused */
 static bool
-unix_prepare(struct dmn_listen *l, char *why, size_t whylen)
+unix_prepare(struct dmn_listen *l, int type, char *why, size_t whylen)
 {
 	struct stat st;
 	int fd, rc;
@@ -197,7 +198,7 @@ unix_prepare(struct dmn_listen *l, char *why, size_t whylen)
 		    "not removing it", l->path);
 		return false;
 	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+	if ((fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0)) < 0) {
 		snprintf(why, whylen, "socket: %s", strerror(errno));
 		return false;
 	}
@@ -216,18 +217,18 @@ unix_prepare(struct dmn_listen *l, char *why, size_t whylen)
 	return true;
 }
 
-/* dmn_listen_bind - see daemon.h */
-bool
-dmn_listen_bind(struct dmn_listen *l, unsigned unix_mode, char *why,
+/* listen_bind - dmn_listen_bind and dmn_dgram_bind */
+static bool
+listen_bind(struct dmn_listen *l, int type, unsigned unix_mode, char *why,
     size_t whylen)
 {
 	struct stat st;
 	mode_t old;
 	int fd, on = 1, rc;
 
-	if (l->is_unix && !unix_prepare(l, why, whylen))
+	if (l->is_unix && !unix_prepare(l, type, why, whylen))
 		return false;
-	if ((fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	if ((fd = socket(l->ss.ss_family, type | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) < 0) {
 		snprintf(why, whylen, "%s: socket: %s", l->spec,
 		    strerror(errno));
@@ -255,7 +256,7 @@ dmn_listen_bind(struct dmn_listen *l, unsigned unix_mode, char *why,
 		close(fd);
 		return false;
 	}
-	if (listen(fd, 1024) != 0) {
+	if (type == SOCK_STREAM && listen(fd, 1024) != 0) {
 		snprintf(why, whylen, "%s: listen: %s", l->spec,
 		    strerror(errno));
 		if (l->is_unix)
@@ -270,6 +271,26 @@ dmn_listen_bind(struct dmn_listen *l, unsigned unix_mode, char *why,
 	}
 	l->fd = fd;
 	return true;
+}
+
+/* dmn_listen_bind - see daemon.h */
+bool
+dmn_listen_bind(struct dmn_listen *l, unsigned unix_mode, char *why,
+    size_t whylen)
+{
+	return listen_bind(l, SOCK_STREAM, unix_mode, why, whylen);
+}
+
+/* dmn_dgram_bind - see daemon.h */
+bool
+dmn_dgram_bind(struct dmn_listen *l, unsigned unix_mode, char *why,
+    size_t whylen)
+{
+	if (!l->is_unix) {
+		snprintf(why, whylen, "%s: not a unix socket", l->spec);
+		return false;
+	}
+	return listen_bind(l, SOCK_DGRAM, unix_mode, why, whylen);
 }
 
 /* dmn_listen_close - see daemon.h */

@@ -76,6 +76,11 @@ bool dmn_listen_parse(const char *spec, struct dmn_listen *l, char *why,
  * file there is refused.  The socket file gets unix_mode. */
 bool dmn_listen_bind(struct dmn_listen *l, unsigned unix_mode, char *why,
     size_t whylen);
+/* dmn_dgram_bind - dmn_listen_bind for a unix datagram socket (no
+ * listen): the path is replaced only when it is a datagram socket nobody
+ * has bound */
+bool dmn_dgram_bind(struct dmn_listen *l, unsigned unix_mode, char *why,
+    size_t whylen);
 /* dmn_listen_close - close; remove the socket file if it is still ours */
 void dmn_listen_close(struct dmn_listen *l);
 

@@ -160,6 +160,51 @@ test_unix_stale_live_and_close(void **state)
 	rmdir(dir);
 }
 
+/* a datagram socket: bound (no listen), a live one kept, a stale one
+ * replaced, removed at close; inet refused */
+static void
+test_dgram(void **state)
+{
+	struct dmn_listen a, b, in;
+	char dir[64], path[128], spec[160], why[256], buf[8];
+	struct sockaddr_un su;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/dgram", dir);
+	snprintf(spec, sizeof(spec), "unix:%s", path);
+	/* a stale datagram socket (its process gone) is replaced */
+	fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	memset(&su, 0, sizeof(su));
+	su.sun_family = AF_UNIX;
+	strcpy(su.sun_path, path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&su, sizeof(su)), 0);
+	close(fd);
+	assert_true(dmn_listen_parse(spec, &a, why, sizeof(why)));
+	assert_true(dmn_dgram_bind(&a, 0620, why, sizeof(why)));
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0620);
+	/* it receives what a sender sends */
+	fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	assert_int_equal(sendto(fd, "hi", 2, 0, (struct sockaddr *)&su,
+	    sizeof(su)), 2);
+	close(fd);
+	assert_int_equal(recv(a.fd, buf, sizeof(buf), 0), 2);
+	/* a bound one is not taken over */
+	assert_true(dmn_listen_parse(spec, &b, why, sizeof(why)));
+	assert_false(dmn_dgram_bind(&b, 0620, why, sizeof(why)));
+	assert_non_null(strstr(why, "listens"));
+	dmn_listen_close(&a);
+	assert_int_not_equal(lstat(path, &st), 0);
+	assert_true(dmn_listen_parse("inet:127.0.0.1:8462", &in, why,
+	    sizeof(why)));
+	assert_false(dmn_dgram_bind(&in, 0620, why, sizeof(why)));
+	rmdir(dir);
+}
+
 static void
 test_users(void **state)
 {
@@ -406,6 +451,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unix_refuses_file),
 		cmocka_unit_test(test_unix_stale_live_and_close),
+		cmocka_unit_test(test_dgram),
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_nofile_fit),
 		cmocka_unit_test(test_accept_pause),
