@@ -4,7 +4,7 @@
 set -eu
 TB=$(cd "$(dirname "$0")" && pwd)
 rc=0
-for part in smtp https dns; do
+for part in rua smtp https dns; do
 	if [ -x "$TB/$part.sh" ]; then
 		"$TB/$part.sh" down || {
 			echo "down.sh: $part.sh down failed" >&2

@@ -22,7 +22,7 @@ ip -4 route show table local 2>/dev/null | grep -q '127.0.0.0/8' ||
 mkdir -p "$TB/run"
 "$TB/pki.sh" || die "pki.sh failed"
 "$TB/dns.sh" up || die "dns.sh up failed"
-for part in https smtp; do
+for part in https smtp rua; do
 	if [ -x "$TB/$part.sh" ]; then
 		"$TB/$part.sh" up || die "$part.sh up failed"
 	fi
