@@ -57,6 +57,33 @@ struct danests_smtp_rcpt {
 	char text[DANESTS_SMTP_TEXT_MAX];
 };
 
+/*
+ * One TLS negotiation attempt with an MX host (RFC 8460 4.3), for TLS
+ * reporting: told once per connection that got as far as the EHLO reply,
+ * after STARTTLS was looked for, tried and the peer checked as the host's
+ * policy asks, before any mail is sent.  A connection that never reached
+ * the EHLO reply (refused, timed out, no greeting) and a retry in the
+ * clear after a failed attempt are not attempts.  Success: TLS was set up
+ * and, where the policy asks for it (dane, sts-enforce, sts-testing), the
+ * peer authenticated; a may or encrypt host only has to set up TLS.  A
+ * skip host whose reason has an RFC 8460 result type (a bogus TLSA RRset,
+ * an MX outside the MTA-STS policy) is told as a failed attempt without a
+ * connection (addr and local_addr ""), when delivery gets to it in turn
+ * or the decision defers.
+ */
+struct danests_smtp_attempt {
+	const struct danests_host *host;
+	const char *addr;		/* receiving-ip */
+	const char *local_addr;		/* sending-mta-ip, "" when unknown */
+	bool tls;			/* a TLS session was set up */
+	danests_result_type result_type;	/* DANESTS_RT_NONE: success */
+	const char *detail;		/* on failure: what failed */
+};
+
+/* Called from the delivering thread; must not block. */
+typedef void danests_smtp_attempt_cb(void *arg,
+    const struct danests_smtp_attempt *);
+
 /* One transaction for one domain.  The out fields describe the last host
  * that was talked to (for logs). */
 struct danests_smtp_tx {
@@ -75,6 +102,9 @@ struct danests_smtp_tx {
 	char verify_detail[256];
 	danests_result_type result_type;	/* of the last failure
 					 * (TLS-RPT), or DANESTS_RT_NONE */
+	/* in, optional: each TLS negotiation attempt */
+	danests_smtp_attempt_cb *attempt;
+	void *attempt_arg;
 };
 
 /* Progress lines for the caller's log; warn for failures. */

@@ -54,6 +54,8 @@ struct conn {
 	char why[DANESTS_WHY_MAX];
 	danests_result_type rtype;	/* of the failure, or RT_NONE */
 	bool timed_out;
+	bool local;		/* failed here (memory, OpenSSL set-up), not
+				 * by the peer */
 };
 
 /* Per-call state of a delivery. */
@@ -374,13 +376,17 @@ tls_handshake(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 	memset(vr, 0, sizeof(*vr));
 	vr->reason = RT_VALIDATION;
 	ERR_clear_error();
-	if ((c->ssl = SSL_new(ctx)) == NULL)
+	if ((c->ssl = SSL_new(ctx)) == NULL) {
+		c->local = true;
 		return conn_fail(c, DANESTS_RT_NONE, "SSL_new failed");
+	}
 	*why = '\0';
 	if (danests_tls_prepare(c->ssl, h, why, sizeof(why)) != DANESTS_OK)
 		return conn_fail(c, RT_VALIDATION, "TLS set-up: %s", why);
-	if (SSL_set_fd(c->ssl, c->fd) != 1)
+	if (SSL_set_fd(c->ssl, c->fd) != 1) {
+		c->local = true;
 		return conn_fail(c, DANESTS_RT_NONE, "SSL_set_fd failed");
+	}
 	for (;;) {
 		ERR_clear_error();
 		if ((rc = SSL_connect(c->ssl)) == 1)
@@ -448,6 +454,11 @@ struct session {
 	char tls_desc[128];
 	struct danests_verify_result vr;
 	char banner[256];
+	/* the TLS negotiation attempt (RFC 8460 4.3): 0 none (no EHLO
+	 * reply, a retry in the clear, a local error), 1 succeeded, -1
+	 * failed with attempt_rt (RT_NONE: the connection's rtype) */
+	int attempt;
+	danests_result_type attempt_rt;
 };
 
 /* session_open - connect, greeting, EHLO, STARTTLS per policy, EHLO
@@ -464,8 +475,10 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 
 	memset(s, 0, sizeof(*s));
 	snprintf(s->tls_desc, sizeof(s->tls_desc), "none");
-	if ((r = malloc(sizeof(*r))) == NULL)
+	if ((r = malloc(sizeof(*r))) == NULL) {
+		c->local = true;
 		return conn_fail(c, DANESTS_RT_NONE, "out of memory");
+	}
 	if ((rc = conn_connect(c, addr, o->port, o->connect_ms)) != STEP_OK)
 		goto out;
 	/* RFC 5321 4.5.3.2.1: initial 220 message, 5 minutes */
@@ -484,6 +497,7 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 		goto out;
 	if (r->code != 250) {
 		if (tls_required(h->policy)) {
+			s->attempt = -1;
 			rc = conn_fail(c, RT_STARTTLS, "EHLO refused (%d): "
 			    "no STARTTLS", r->code);
 			goto out;
@@ -496,15 +510,25 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 			rc = conn_fail(c, DANESTS_RT_NONE, "HELO refused: %d", r->code);
 			goto out;
 		}
+		if (!plain) {
+			s->attempt = -1;
+			s->attempt_rt = RT_STARTTLS;
+		}
 		rc = STEP_OK;
 		goto out;
 	}
 	s->ext = smtp_ehlo_parse(r, &s->size);
 	s->ext_plain = s->ext;
-	if (plain || (!(s->ext & SMTP_EXT_STARTTLS) &&
-	    !tls_required(h->policy))) {
+	if (plain) {
+		rc = STEP_OK;
+		goto out;
+	}
+	/* from here on a failure is one of TLS negotiation */
+	s->attempt = -1;
+	if (!(s->ext & SMTP_EXT_STARTTLS) && !tls_required(h->policy)) {
 		/* RFC 8461 5 / RFC 7435: testing and may go on in the
 		 * clear; the caller reports it. */
+		s->attempt_rt = RT_STARTTLS;
 		rc = STEP_OK;
 		goto out;
 	}
@@ -526,8 +550,11 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 		rc = conn_fail(c, RT_VALIDATION, "data after STARTTLS reply");
 		goto out;
 	}
-	if ((rc = tls_handshake(c, ctx, h, o->tls_ms, &s->vr)) != STEP_OK)
+	if ((rc = tls_handshake(c, ctx, h, o->tls_ms, &s->vr)) != STEP_OK) {
+		if (c->local)
+			s->attempt = 0;
 		goto out;
+	}
 	s->tls = true;
 	snprintf(s->tls_desc, sizeof(s->tls_desc), "%s %s",
 	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
@@ -539,6 +566,12 @@ session_open(struct conn *c, SSL_CTX *ctx, const struct danests_host *h,
 		    "TLS authentication failed: %s", s->vr.detail);
 		goto out;
 	}
+	if (h->policy == DANESTS_POLICY_STS_TESTING && !s->vr.verified)
+		/* RFC 8461 5: delivered anyway, reported as a failure */
+		s->attempt_rt = s->vr.reason != DANESTS_RT_NONE ?
+		    s->vr.reason : RT_VALIDATION;
+	else
+		s->attempt = 1;
 	/* RFC 3207 4.2: forget what was learnt before TLS */
 	snprintf(line, sizeof(line), "EHLO %s\r\n", helo);
 	if ((rc = conn_cmd(c, line, r, o->tls_ms)) != STEP_OK)
@@ -824,6 +857,67 @@ out:
 	return rc;
 }
 
+/* attempt_report - tell the caller of one TLS negotiation attempt
+ * (RFC 8460 4.3), with the connection's local address (sending-mta-ip) */
+static void
+attempt_report(struct danests_smtp_tx *tx, const struct conn *c,
+    const struct danests_host *h, const char *addr, const struct session *s)
+{
+	struct danests_smtp_attempt a;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char local[INET6_ADDRSTRLEN] = "";
+
+	if (c->fd >= 0 && getsockname(c->fd, (struct sockaddr *)&ss,
+	    &len) == 0) {
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
+			    local, sizeof(local));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			    &((struct sockaddr_in6 *)&ss)->sin6_addr, local,
+			    sizeof(local));
+	}
+	memset(&a, 0, sizeof(a));
+	a.host = h;
+	a.addr = addr;
+	a.local_addr = local;
+	a.tls = s->tls;
+	if (s->attempt < 0) {
+		/* a failure the peer caused without a type of its own (a
+		 * handshake cut or timed out) is RFC 8460 4.3.2's general
+		 * validation-failure */
+		a.result_type = s->attempt_rt != DANESTS_RT_NONE ?
+		    s->attempt_rt : c->rtype != DANESTS_RT_NONE ? c->rtype :
+		    RT_VALIDATION;
+		a.detail = s->attempt_rt == RT_STARTTLS && c->rtype !=
+		    RT_STARTTLS ? "STARTTLS not offered" :
+		    s->attempt_rt != DANESTS_RT_NONE && s->tls ? s->vr.detail :
+		    c->why;
+	}
+	tx->attempt(tx->attempt_arg, &a);
+}
+
+/* skip_report - a host the decision rules out for a failure RFC 8460
+ * 4.3 names (a bogus TLSA RRset, an MX outside the MTA-STS policy): the
+ * session it would have had failed before it began */
+static void
+skip_report(struct danests_smtp_tx *tx, const struct danests_host *h)
+{
+	struct danests_smtp_attempt a;
+
+	if (tx->attempt == NULL ||
+	    danests_reason_result_type(h->reason) == DANESTS_RT_NONE)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.host = h;
+	a.addr = "";
+	a.local_addr = "";
+	a.result_type = danests_reason_result_type(h->reason);
+	a.detail = danests_reason_name(h->reason);
+	tx->attempt(tx->attempt_arg, &a);
+}
+
 /* try_address - one connection to one address of host h */
 static enum step_rc
 try_address(struct smtp_run *run, const struct danests_host *h,
@@ -844,6 +938,8 @@ try_address(struct smtp_run *run, const struct danests_host *h,
 	c->end = run->end;
 	snprintf(who, sizeof(who), "%s[%s]", h->name, addr);
 	rc = session_open(c, run->tls, h, addr, run->o, run->helo, plain, &s);
+	if (s.attempt != 0 && tx->attempt != NULL)
+		attempt_report(tx, c, h, addr, &s);
 	snprintf(tx->host, sizeof(tx->host), "%s", h->name);
 	snprintf(tx->addr, sizeof(tx->addr), "%s", addr);
 	snprintf(tx->tls, sizeof(tx->tls), "%s", s.tls_desc);
@@ -976,8 +1072,11 @@ danests_smtp_deliver(SSL_CTX *tls, const struct danests_decision *d,
 	    *run.helo == '\0')
 		snprintf(run.helo, sizeof(run.helo), "localhost");
 	run.helo[sizeof(run.helo) - 1] = '\0';
-	if (d->verdict != DANESTS_DELIVER)
+	if (d->verdict != DANESTS_DELIVER) {
+		for (i = 0; d->verdict == DANESTS_TEMPFAIL && i < d->nhosts; i++)
+			skip_report(tx, &d->hosts[i]);
 		return verdict_fail(&run);
+	}
 	snprintf(run.last, sizeof(run.last), "4.4.4 domain %s: no MX host "
 	    "may be used", d->domain);
 
@@ -985,6 +1084,7 @@ danests_smtp_deliver(SSL_CTX *tls, const struct danests_decision *d,
 	for (i = 0; i < d->nhosts && rc != STEP_DONE && !run.expired; i++) {
 		h = &d->hosts[i];
 		if (h->policy == DANESTS_POLICY_SKIP) {
+			skip_report(tx, h);
 			run_log(&run, true, "%s: skipped (%s)", h->name,
 			    danests_reason_name(h->reason) ?
 			    danests_reason_name(h->reason) : "skip");
