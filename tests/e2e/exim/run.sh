@@ -14,6 +14,9 @@
 # ACLs (exim/conf.d/acl/25_danests-submission): swaks submissions to
 # null-MX and nonexistent domains are refused at RCPT or MAIL time, those
 # to bogus-mx.test and dane-ee.test accepted and delivered with the rest.
+# At the end, messages with "TLS-Required: No" (RFC 8689) leave even for
+# dane-mismatch.test, whose TLSA records match nothing, while a null MX
+# still bounces and a DNS failure still defers.
 # Then the module is broken on
 # purpose (unusable cache, bad configuration, a configuration path that is
 # a directory or missing, dead resolver): every
@@ -479,5 +482,48 @@ for d in sts-enforce.test dane-ee.test; do
 		e2e_notok "repaired: $d never in the clear"
 	fi
 done
+
+# ---- TLS-Required: No (RFC 8689 5) ---------------------------------------
+# The earlier phases' messages leave the queue first.
+ids=$(ex -bp 2>/dev/null | awk '/^ *[0-9]+[smhdw] / { print $3 }')
+[ -z "$ids" ] || ex -Mrm $ids >/dev/null 2>&1
+NONCE=$$-$(date +%s)-tlsrpt
+# tlsreq ADDRESS - a message with "TLS-Required: No" (any case, white
+# space around the value)
+tlsreq() {
+	timeout 30 swaks --silent 2 --server "$IFACE" --port 25 \
+	    --helo e2e.test --from "sender@exim.e2e.test" --to "$1" \
+	    --header "Subject: e2e exim TLS-Required: No to $1" \
+	    --add-header "X-E2E-Nonce: $NONCE" --add-header "TLS-Required:  nO " \
+	    --body "danests e2e message for $1" >/dev/null 2>&1 ||
+	    e2e_notok "submit $1"
+}
+for a in tlsreq@dane-mismatch.test tlsreq@null-mx.test tlsreq@bogus-mx.test; do
+	tlsreq "$a"
+done
+t0=$(date +%s)
+deliver_all
+t1=$(date +%s)
+# dane-mismatch.test: its TLSA records match no certificate (the message
+# without the header stays deferred, above); with the header the message
+# leaves, over TLS, and is never held back.
+if [ "$(count dane-mismatch.test)" = 1 ] &&
+    grep -F "=> tlsreq@dane-mismatch.test " "$MAINLOG" | grep -q ' R=danests_tls_optional .* X=' &&
+    ! grep -q 'tlsreq@dane-mismatch.test' "$RUN/queue"; then
+	e2e_ok "tls-required-no: dane-mismatch.test delivered over TLS ($((t1 - t0)) s)"
+else
+	e2e_notok "tls-required-no: dane-mismatch.test delivered" "$(grep -F 'tlsreq@dane-mismatch.test' "$MAINLOG" | tail -1 | cut -c1-300)"
+fi
+# A null MX still bounces, a DNS failure still defers.
+if grep -qF "** tlsreq@null-mx.test" "$MAINLOG" && ! grep -q 'tlsreq@null-mx.test' "$RUN/queue"; then
+	e2e_ok "tls-required-no: null-mx.test bounced"
+else
+	e2e_notok "tls-required-no: null-mx.test bounced" "$(grep -F 'tlsreq@null-mx.test' "$MAINLOG" | tail -1 | cut -c1-300)"
+fi
+if grep -qF "== tlsreq@bogus-mx.test" "$MAINLOG" && grep -q 'tlsreq@bogus-mx.test' "$RUN/queue"; then
+	e2e_ok "tls-required-no: bogus-mx.test deferred"
+else
+	e2e_notok "tls-required-no: bogus-mx.test deferred" "$(grep -F 'tlsreq@bogus-mx.test' "$MAINLOG" | tail -1 | cut -c1-300)"
+fi
 
 [ "$E2E_FAILS" -eq 0 ]
