@@ -170,6 +170,13 @@ danests_status danests_report_forget(struct danests_cache *, const char *day,
 char *danests_report_json(const struct danests_rpt_day *,
     const struct danests_report_config *rc, const char *report_id);
 
+/* danests_report_id - the report-id of the report of one (day, domain),
+ * the same for `danests report show --json` and the sending:
+ * "DAY.DOMAIN@SUBMITTER" (rc's submitter), or "DAY.DOMAIN" without one.
+ * DANESTS_PERM when buf is too small. */
+danests_status danests_report_id(const struct danests_rpt_day *,
+    const struct danests_report_config *rc, char *buf, size_t buflen);
+
 /*
  * Sending state, kept beside the counters: per (day, domain) whether the
  * report went out, to which targets, and when to try again; per rua target

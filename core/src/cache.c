@@ -2,7 +2,7 @@
  * cache.c - the persistent cache shared by every process on the machine
  *
  * One LMDB environment under the cache directory (data.mdb, lock.mdb) with
- * three named databases:
+ * five named databases:
  *
  *   sts       MTA-STS policies, keyed by lower-case domain; the value is
  *             "STS2", a CRC-32 of key and JSON, then a JSON object carrying
@@ -10,8 +10,19 @@
  *   decision  decisions, keyed by lower-case domain; the value is "DEC2",
  *             a CRC-32 of key and the rest, then the expiry (little-endian
  *             int64) and the decision's JSON text.
- *   meta      "format" (the layout version) and "rebuilt" (when a corrupt
- *             environment was last moved aside and rebuilt).
+ *   meta      "format" (the layout version), "rebuilt" (when a corrupt
+ *             environment was last moved aside and rebuilt) and
+ *             "generation" (the purge generation).
+ *   tlsrpt    TLS reporting counters (report.c): per UTC day, policy
+ *             domain and policy, and their failure details; the value is
+ *             "RPT1", a CRC-32 of key and the rest, then the record.
+ *   tlsrpt_state  TLS report sending state (report.c): per (day, domain)
+ *             and per rua target; "RST1", a CRC-32, then the record.
+ *
+ * report.c reads and writes the last two through cache_rpt_run: one
+ * transaction around a function of its own, so that a counter is read,
+ * incremented and written back atomically with respect to every other
+ * process.
  *
  * Readers never block writers (LMDB MVCC).  Commits are LMDB's default
  * durable commits, so a process killed at any point leaves the last
@@ -80,6 +91,7 @@
 #define CACHE_STS_MAX	(256 * 1024)	/* encoded policy cap */
 #define CACHE_DEC_MAX	(1024 * 1024)	/* decision JSON cap */
 #define CACHE_MX_MAX	1024	/* mx patterns per policy */
+#define CACHE_NDBS	5	/* named databases (see above) */
 /*
  * Stored values: a magic, the CRC-32 of the key and the rest, then the
  * rest (policy: JSON; decision: expiry, JSON).  Values written before the
@@ -88,6 +100,8 @@
 #define STS_MAGIC	"STS2"
 #define DEC_MAGIC	"DEC2"
 #define DEC_OLD_MAGIC	"DEC1"
+#define RPT_MAGIC	"RPT1"
+#define RST_MAGIC	"RST1"
 #define VAL_HDR		8	/* magic and CRC-32 */
 
 /* The service account as this machine knows it. */
@@ -108,6 +122,8 @@ struct cache {
 	MDB_dbi sts;
 	MDB_dbi dec;
 	MDB_dbi meta;
+	MDB_dbi rpt;		/* "tlsrpt" */
+	MDB_dbi rst;		/* "tlsrpt_state" */
 	pid_t pid;		/* process that opened env */
 	dev_t data_dev;		/* data.mdb as checked and opened */
 	ino_t data_ino;
@@ -451,8 +467,9 @@ env_is_corrupt(int rc)
 static int
 dbis_open(struct cache *c)
 {
-	static const char *const names[] = { "sts", "decision", "meta" };
-	MDB_dbi *dbis[] = { &c->sts, &c->dec, &c->meta };
+	static const char *const names[] = { "sts", "decision", "meta",
+	    "tlsrpt", "tlsrpt_state" };
+	MDB_dbi *dbis[] = { &c->sts, &c->dec, &c->meta, &c->rpt, &c->rst };
 	MDB_txn *txn;
 	MDB_val k, v;
 	unsigned flags = MDB_RDONLY;
@@ -461,7 +478,7 @@ dbis_open(struct cache *c)
 again:
 	if ((rc = mdb_txn_begin(c->env, NULL, flags, &txn)) != 0)
 		return rc;
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < CACHE_NDBS; i++) {
 		rc = mdb_dbi_open(txn, names[i], flags ? 0 : MDB_CREATE,
 		    dbis[i]);
 		if (rc == MDB_NOTFOUND && flags) {
@@ -885,7 +902,8 @@ walk_env(const char *dir)
 {
 	static const struct { const char *name, *magic; } dbs[] = {
 		{ "sts", STS_MAGIC }, { "decision", DEC_MAGIC },
-		{ "meta", NULL },
+		{ "meta", NULL }, { "tlsrpt", RPT_MAGIC },
+		{ "tlsrpt_state", RST_MAGIC },
 	};
 	MDB_env *env;
 	MDB_txn *txn;
@@ -896,7 +914,7 @@ walk_env(const char *dir)
 
 	if ((rc = mdb_env_create(&env)) != 0)
 		return rc;
-	if ((rc = mdb_env_set_maxdbs(env, 4)) != 0 ||
+	if ((rc = mdb_env_set_maxdbs(env, CACHE_NDBS + 1)) != 0 ||
 	    (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0)) != 0 ||
 	    (rc = mdb_env_info(env, &info)) != 0 ||
 	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0) {
@@ -1175,7 +1193,7 @@ env_open(struct cache *c, bool locked, char *why, size_t whylen)
 		goto out;
 	if ((rc = mdb_env_set_mapsize(env, CACHE_MAP_SIZE)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(env, CACHE_MAXREADERS)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(env, CACHE_NDBS + 1)) != 0 ||
 	    (rc = mdb_env_open(env, c->dir, MDB_NOTLS, 0600)) != 0) {
 		mdb_env_close(env);
 		goto out;
@@ -1690,6 +1708,15 @@ cache_grow(struct cache *c)
 	return mdb_env_set_mapsize(c->env, size) == 0 ? 0 : -1;
 }
 
+/* One transaction on the reporting databases (cache_rpt_run). */
+struct cache_rtxn {
+	struct cache *c;
+	MDB_txn *txn;
+	int rc;			/* the first LMDB error met, or 0 */
+};
+
+#define RTXN_REFUSED	(-1)	/* the function did not return OK */
+
 /* One change to make in a write transaction. */
 struct write_op {
 	MDB_dbi *dbi;		/* read once the env is ready */
@@ -1697,6 +1724,13 @@ struct write_op {
 	MDB_val val;
 	int del;		/* delete instead of put */
 	time_t expired_at;	/* delete only a decision expired by then */
+	/* or a function of report.c (cache_rpt_run) */
+	cache_rtxn_fn *fn;
+	void *arg;
+	struct cache *c;
+	danests_status st;	/* what fn returned */
+	char *why;
+	size_t whylen;
 };
 
 /* write_apply - the body of a write transaction */
@@ -1709,6 +1743,14 @@ write_apply(MDB_txn *txn, struct write_op *op)
 	time_t expires;
 	int rc;
 
+	if (op->fn != NULL) {
+		struct cache_rtxn t = { op->c, txn, 0 };
+
+		op->st = op->fn(op->arg, &t, op->why, op->whylen);
+		if (t.rc != 0)
+			return t.rc;	/* MDB_MAP_FULL: grow and again */
+		return op->st == DANESTS_OK ? 0 : RTXN_REFUSED;
+	}
 	if (!op->del)
 		return mdb_put(txn, *op->dbi, &op->key, &op->val, 0);
 	if (op->expired_at != 0) {
@@ -2279,6 +2321,178 @@ cache_generation(struct cache *c, bool bump, uint64_t *gen, char *why,
 
 	pthread_mutex_lock(&c->mu);
 	st = generation_body(c, bump, gen, why, whylen);
+	pthread_mutex_unlock(&c->mu);
+	return st;
+}
+
+/*
+ * The reporting databases.  report.c owns the layout of their records;
+ * here they are sealed (magic and CRC-32 of key and record, as the other
+ * values) and opened again, in one transaction per cache_rpt_run.
+ */
+
+/* rdb - the database and magic of a reporting database */
+static MDB_dbi
+rdb(const struct cache_rtxn *t, enum cache_rdb db, const char **magic)
+{
+	*magic = db == CACHE_RDB_STATE ? RST_MAGIC : RPT_MAGIC;
+	return db == CACHE_RDB_STATE ? t->c->rst : t->c->rpt;
+}
+
+/* rtxn_fail - note an LMDB error of a transaction; DANESTS_TEMP */
+static danests_status
+rtxn_fail(struct cache_rtxn *t, int rc, const char *what, char *why,
+    size_t whylen)
+{
+	if (t->rc == 0)
+		t->rc = rc;
+	why_set(why, whylen, "cache: report %s: %s", what, mdb_strerror(rc));
+	return DANESTS_TEMP;
+}
+
+/* rtxn_open - the record of a stored value, checked; DANESTS_TEMP when
+ * damaged (never read as absent) */
+static danests_status
+rtxn_open(const char *magic, const MDB_val *k, const MDB_val *v,
+    const unsigned char **val, size_t *len, char *why, size_t whylen)
+{
+	if (value_open(magic, k->mv_data, k->mv_size, v->mv_data, v->mv_size,
+	    val, len) < 0 || *len == 0) {
+		why_set(why, whylen, "cache: corrupt report entry "
+		    "(checksum mismatch)");
+		return DANESTS_TEMP;
+	}
+	return DANESTS_OK;
+}
+
+/* cache_rpt_get - see danests-internal.h */
+danests_status
+cache_rpt_get(struct cache_rtxn *t, enum cache_rdb db, const void *key,
+    size_t klen, const unsigned char **val, size_t *len, char *why,
+    size_t whylen)
+{
+	const char *magic;
+	MDB_dbi dbi = rdb(t, db, &magic);
+	MDB_val k, v;
+	int rc;
+
+	k.mv_data = (void *)key;
+	k.mv_size = klen;
+	if ((rc = mdb_get(t->txn, dbi, &k, &v)) == MDB_NOTFOUND)
+		return DANESTS_NOTFOUND;
+	if (rc != 0)
+		return rtxn_fail(t, rc, "read", why, whylen);
+	return rtxn_open(magic, &k, &v, val, len, why, whylen);
+}
+
+/* cache_rpt_put - see danests-internal.h */
+danests_status
+cache_rpt_put(struct cache_rtxn *t, enum cache_rdb db, const void *key,
+    size_t klen, const void *val, size_t len, char *why, size_t whylen)
+{
+	const char *magic;
+	MDB_dbi dbi = rdb(t, db, &magic);
+	MDB_val k, v;
+	void *sealed;
+	int rc;
+
+	k.mv_data = (void *)key;
+	k.mv_size = klen;
+	if ((sealed = value_seal(magic, &k, val, len, &v)) == NULL) {
+		why_set(why, whylen, "cache: out of memory");
+		return DANESTS_TEMP;
+	}
+	rc = mdb_put(t->txn, dbi, &k, &v, 0);
+	free(sealed);
+	return rc == 0 ? DANESTS_OK : rtxn_fail(t, rc, "write", why, whylen);
+}
+
+/* cache_rpt_del - see danests-internal.h */
+danests_status
+cache_rpt_del(struct cache_rtxn *t, enum cache_rdb db, const void *key,
+    size_t klen, char *why, size_t whylen)
+{
+	const char *magic;
+	MDB_dbi dbi = rdb(t, db, &magic);
+	MDB_val k;
+	int rc;
+
+	k.mv_data = (void *)key;
+	k.mv_size = klen;
+	if ((rc = mdb_del(t->txn, dbi, &k, NULL)) == MDB_NOTFOUND)
+		return DANESTS_NOTFOUND;
+	return rc == 0 ? DANESTS_OK : rtxn_fail(t, rc, "delete", why, whylen);
+}
+
+/* cache_rpt_seek - see danests-internal.h */
+danests_status
+cache_rpt_seek(struct cache_rtxn *t, enum cache_rdb db, const void *from,
+    size_t fromlen, const unsigned char **key, size_t *klen,
+    const unsigned char **val, size_t *len, char *why, size_t whylen)
+{
+	const char *magic;
+	MDB_dbi dbi = rdb(t, db, &magic);
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(t->txn, dbi, &cur)) != 0)
+		return rtxn_fail(t, rc, "read", why, whylen);
+	k.mv_data = (void *)from;
+	k.mv_size = fromlen;
+	if (fromlen == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	else
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return DANESTS_NOTFOUND;
+	if (rc != 0)
+		return rtxn_fail(t, rc, "read", why, whylen);
+	*key = k.mv_data;
+	*klen = k.mv_size;
+	return rtxn_open(magic, &k, &v, val, len, why, whylen);
+}
+
+/* cache_rpt_run - see danests-internal.h */
+danests_status
+cache_rpt_run(struct cache *c, bool write, cache_rtxn_fn *fn, void *arg,
+    char *why, size_t whylen)
+{
+	struct write_op op;
+	struct cache_rtxn t;
+	danests_status st;
+	int rc;
+
+	pthread_mutex_lock(&c->mu);
+	if (write) {
+		memset(&op, 0, sizeof(op));
+		op.fn = fn;
+		op.arg = arg;
+		op.c = c;
+		op.why = why;
+		op.whylen = whylen;
+		op.st = DANESTS_TEMP;
+		rc = cache_write(c, &op);
+		pthread_mutex_unlock(&c->mu);
+		if (rc == 0)
+			return DANESTS_OK;
+		if (rc == RTXN_REFUSED)
+			return op.st;
+		why_set(why, whylen, "cache: report write: %s",
+		    mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	if ((rc = txn_begin(c, MDB_RDONLY, &t.txn)) != 0) {
+		pthread_mutex_unlock(&c->mu);
+		why_set(why, whylen, "cache: report read: %s",
+		    mdb_strerror(rc));
+		return DANESTS_TEMP;
+	}
+	t.c = c;
+	t.rc = 0;
+	st = fn(arg, &t, why, whylen);
+	mdb_txn_abort(t.txn);
 	pthread_mutex_unlock(&c->mu);
 	return st;
 }

@@ -33,6 +33,13 @@ danests_cache_open(const char *dir, struct danests_cache **out, char *why,
 	return DANESTS_OK;
 }
 
+/* cache_view_inner - the internal handle (report.c) */
+struct cache *
+cache_view_inner(struct danests_cache *dc)
+{
+	return dc->c;
+}
+
 /* danests_cache_close - release the handle */
 void
 danests_cache_close(struct danests_cache *dc)

@@ -45,6 +45,73 @@
 #define DEF_MEMORY_TTL_S	60
 #define DEF_MEMORY_MAX		200000
 #define DEF_TEMPFAIL_MEMORY_S	5
+#define DEF_REPORT_SENDMAIL	"/usr/sbin/sendmail"
+#define DEF_REPORT_WINDOW_S	14400
+#define DEF_REPORT_ATTEMPTS	5
+#define DEF_REPORT_KEEP_DAYS	8
+#define DEF_REPORT_TIMEOUT_S	60
+#define REPORT_TEXT_MAX		255	/* organization, contact */
+
+/* report_views - point the public view of the reporting settings at the
+ * strings owned by the configuration; report_submitter defaults to the
+ * domain of report_from */
+static void
+report_views(struct danests_config *c)
+{
+	const char *at;
+
+	c->report.organization = c->rpt_organization;
+	c->report.contact = c->rpt_contact;
+	c->report.from = c->rpt_from;
+	c->report.sendmail = c->rpt_sendmail;
+	c->report.submitter = c->rpt_submitter;
+	if (c->report.submitter == NULL && c->rpt_from != NULL &&
+	    (at = strrchr(c->rpt_from, '@')) != NULL)
+		c->report.submitter = at + 1;
+}
+
+/* config_report_free - release the reporting strings */
+void
+config_report_free(struct danests_config *c)
+{
+	free(c->rpt_organization);
+	free(c->rpt_contact);
+	free(c->rpt_from);
+	free(c->rpt_submitter);
+	free(c->rpt_sendmail);
+	c->rpt_organization = c->rpt_contact = c->rpt_from = NULL;
+	c->rpt_submitter = c->rpt_sendmail = NULL;
+	report_views(c);
+}
+
+/* config_report_copy - deep copy of the reporting strings */
+int
+config_report_copy(struct danests_config *dst,
+    const struct danests_config *src)
+{
+	dst->rpt_organization = xstrdup(src->rpt_organization);
+	dst->rpt_contact = xstrdup(src->rpt_contact);
+	dst->rpt_from = xstrdup(src->rpt_from);
+	dst->rpt_submitter = xstrdup(src->rpt_submitter);
+	dst->rpt_sendmail = xstrdup(src->rpt_sendmail);
+	if ((src->rpt_organization && !dst->rpt_organization) ||
+	    (src->rpt_contact && !dst->rpt_contact) ||
+	    (src->rpt_from && !dst->rpt_from) ||
+	    (src->rpt_submitter && !dst->rpt_submitter) ||
+	    (src->rpt_sendmail && !dst->rpt_sendmail)) {
+		config_report_free(dst);
+		return -1;
+	}
+	report_views(dst);
+	return 0;
+}
+
+/* danests_config_report - the reporting settings (danests-report.h) */
+const struct danests_report_config *
+danests_config_report(const struct danests_config *c)
+{
+	return &c->report;
+}
 
 /* danests_config_new - a configuration with the defaults */
 struct danests_config *
@@ -67,10 +134,17 @@ danests_config_new(void)
 	c->decision_memory_max = DEF_MEMORY_MAX;
 	c->tempfail_memory_ttl_s = DEF_TEMPFAIL_MEMORY_S;
 	c->sts = true;
-	if ((c->cache_dir = xstrdup(DANESTS_DEFAULT_CACHE_DIR)) == NULL) {
+	c->report.window_s = DEF_REPORT_WINDOW_S;
+	c->report.attempts = DEF_REPORT_ATTEMPTS;
+	c->report.keep_days = DEF_REPORT_KEEP_DAYS;
+	c->report.timeout_s = DEF_REPORT_TIMEOUT_S;
+	if ((c->cache_dir = xstrdup(DANESTS_DEFAULT_CACHE_DIR)) == NULL ||
+	    (c->rpt_sendmail = xstrdup(DEF_REPORT_SENDMAIL)) == NULL) {
+		free(c->cache_dir);
 		free(c);
 		return NULL;
 	}
+	report_views(c);
 	return c;
 }
 
@@ -82,6 +156,7 @@ danests_config_free(struct danests_config *c)
 		return;
 	free(c->ca_file);
 	free(c->cache_dir);
+	config_report_free(c);
 	free(c);
 }
 
@@ -262,11 +337,21 @@ static const struct {
 	    offsetof(struct danests_config, decision_memory_max) },
 	{ "tempfail_memory_ttl", 0, 60, 1,
 	    offsetof(struct danests_config, tempfail_memory_ttl_s) },
+	{ "report_window", 0, 86400, 1,
+	    offsetof(struct danests_config, report.window_s) },
+	{ "report_attempts", 1, 100, 1,
+	    offsetof(struct danests_config, report.attempts) },
+	{ "report_keep_days", 1, 366, 1,
+	    offsetof(struct danests_config, report.keep_days) },
+	{ "report_timeout", 1, 3600, 1,
+	    offsetof(struct danests_config, report.timeout_s) },
 };
 
 /* The core's keys besides the numbers above. */
 static const char *const config_keys[] = {
-	"resolver", "ca_file", "cache_dir", "mta_sts", NULL,
+	"resolver", "ca_file", "cache_dir", "mta_sts", "tls_reports",
+	"report_organization", "report_contact", "report_from",
+	"report_submitter", "report_sendmail", "report_only_failures", NULL,
 };
 
 /* The sections of the adapters; any other name is a typo. */
@@ -287,6 +372,98 @@ danests_config_is_core_key(const char *key)
 		if (strcmp(key, config_nums[i].key) == 0)
 			return true;
 	return false;
+}
+
+/* text_ok - printable ASCII only, at most max bytes */
+static bool
+text_ok(const char *s, size_t max)
+{
+	size_t n;
+
+	for (n = 0; s[n] != '\0'; n++)
+		if (n >= max || s[n] < 0x20 || s[n] > 0x7e)
+			return false;
+	return n > 0;
+}
+
+/* set_str - replace an owned string */
+static danests_status
+set_str(char **field, const char *val, char *why, size_t whylen)
+{
+	char *p;
+
+	if ((p = strdup(val)) == NULL) {
+		why_set(why, whylen, "out of memory");
+		return DANESTS_TEMP;
+	}
+	free(*field);
+	*field = p;
+	return DANESTS_OK;
+}
+
+/* config_report_apply - the string and yes/no keys of TLS reporting
+ * (danests-report.h); NOTFOUND for another key */
+static danests_status
+config_report_apply(struct danests_config *c, const char *key,
+    const char *val, char *why, size_t whylen)
+{
+	char dom[DANESTS_NAME_MAX];
+	const char *at;
+	danests_status st;
+	bool yes = strcmp(val, "yes") == 0;
+
+	if (strcmp(key, "tls_reports") == 0 ||
+	    strcmp(key, "report_only_failures") == 0) {
+		if (!yes && strcmp(val, "no") != 0) {
+			why_set(why, whylen, "expected yes or no");
+			return DANESTS_PERM;
+		}
+		if (strcmp(key, "tls_reports") == 0)
+			c->report.enabled = yes;
+		else
+			c->report.only_failures = yes;
+		return DANESTS_OK;
+	}
+	if (strcmp(key, "report_organization") == 0 ||
+	    strcmp(key, "report_contact") == 0) {
+		if (!text_ok(val, REPORT_TEXT_MAX)) {
+			why_set(why, whylen, "expected printable text of at "
+			    "most %d characters", REPORT_TEXT_MAX);
+			return DANESTS_PERM;
+		}
+		st = set_str(strcmp(key, "report_contact") == 0 ?
+		    &c->rpt_contact : &c->rpt_organization, val, why, whylen);
+	} else if (strcmp(key, "report_from") == 0) {
+		/* an addr-spec: dot-atom local part, a host name */
+		if (!text_ok(val, REPORT_TEXT_MAX) ||
+		    (at = strrchr(val, '@')) == NULL || at == val ||
+		    strcspn(val, " \t\"(),:;<>[\\]") != strlen(val) ||
+		    val[0] == '.' || at[-1] == '.' || strstr(val, "..") ||
+		    danests_domain_normalize(at + 1, dom, sizeof(dom)) !=
+		    DANESTS_OK) {
+			why_set(why, whylen, "expected a mail address "
+			    "(local@domain)");
+			return DANESTS_PERM;
+		}
+		st = set_str(&c->rpt_from, val, why, whylen);
+	} else if (strcmp(key, "report_submitter") == 0) {
+		if (danests_domain_normalize(val, dom, sizeof(dom)) !=
+		    DANESTS_OK) {
+			why_set(why, whylen, "expected a domain name");
+			return DANESTS_PERM;
+		}
+		st = set_str(&c->rpt_submitter, dom, why, whylen);
+	} else if (strcmp(key, "report_sendmail") == 0) {
+		if (val[0] != '/' || !text_ok(val, 1023) ||
+		    strchr(val, ' ') != NULL) {
+			why_set(why, whylen, "expected an absolute path");
+			return DANESTS_PERM;
+		}
+		st = set_str(&c->rpt_sendmail, val, why, whylen);
+	} else
+		return DANESTS_NOTFOUND;
+	report_views(c);
+	return st;
 }
 
 /* danests_config_apply - apply one "key value" setting; NOTFOUND for a key
@@ -318,6 +495,13 @@ danests_config_apply(struct danests_config *c, const char *key, const char *val,
 		}
 		c->sts = strcmp(val, "yes") == 0;
 		return DANESTS_OK;
+	}
+	if (strncmp(key, "report_", 7) == 0 || strcmp(key, "tls_reports") == 0) {
+		danests_status st = config_report_apply(c, key, val, why,
+		    whylen);
+
+		if (st != DANESTS_NOTFOUND)
+			return st;
 	}
 	for (i = 0; i < sizeof(config_nums) / sizeof(config_nums[0]); i++) {
 		if (strcmp(key, config_nums[i].key) != 0)

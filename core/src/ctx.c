@@ -14,7 +14,8 @@ config_copy(struct danests_config *dst, const struct danests_config *src)
 	dst->ca_file = xstrdup(src->ca_file);
 	dst->cache_dir = xstrdup(src->cache_dir);
 	if ((src->ca_file && !dst->ca_file) ||
-	    (src->cache_dir && !dst->cache_dir)) {
+	    (src->cache_dir && !dst->cache_dir) ||
+	    config_report_copy(dst, src) < 0) {
 		free(dst->ca_file);
 		free(dst->cache_dir);
 		return DANESTS_TEMP;
@@ -130,6 +131,7 @@ danests_ctx_free(struct danests_ctx *c)
 	cache_close(c->cache);
 	free(c->cfg.ca_file);
 	free(c->cfg.cache_dir);
+	config_report_free(&c->cfg);
 	if (c->own_base)
 		event_base_free(c->base);
 	free(c);

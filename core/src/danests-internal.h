@@ -11,6 +11,7 @@
 #include "danests.h"
 #include "danests-verify.h"
 #include "danests-smtp.h"
+#include "danests-report.h"
 
 #include <event2/event.h>
 #include <stdarg.h>
@@ -278,6 +279,46 @@ danests_status cache_decision_each(struct cache *, cache_decision_each_fn *fn,
  * never). */
 bool cache_was_rebuilt(const struct cache *);
 time_t cache_rebuilt_at(const struct cache *);
+/*
+ * The reporting databases (report.c): "tlsrpt" for the counters,
+ * "tlsrpt_state" for the sending state.  cache_rpt_run runs fn in one
+ * transaction (a write transaction when write): fn returns DANESTS_OK to
+ * commit, anything else to abort (that status is returned, with why).  fn
+ * may run more than once (the map grew), each time from the committed
+ * state, and must not call other cache functions.  Values are the records
+ * of report.c, sealed with a checksum here; a damaged one reads as
+ * DANESTS_TEMP.  Pointers returned are valid until fn returns.
+ */
+enum cache_rdb { CACHE_RDB_COUNTERS = 0, CACHE_RDB_STATE = 1 };
+struct cache_rtxn;
+typedef danests_status cache_rtxn_fn(void *arg, struct cache_rtxn *,
+    char *why, size_t whylen);
+danests_status cache_rpt_run(struct cache *, bool write, cache_rtxn_fn *fn,
+    void *arg, char *why, size_t whylen);
+/* DANESTS_OK, DANESTS_NOTFOUND, or DANESTS_TEMP (damaged, LMDB error) */
+danests_status cache_rpt_get(struct cache_rtxn *, enum cache_rdb,
+    const void *key, size_t klen, const unsigned char **val, size_t *len,
+    char *why, size_t whylen);
+danests_status cache_rpt_put(struct cache_rtxn *, enum cache_rdb,
+    const void *key, size_t klen, const void *val, size_t len, char *why,
+    size_t whylen);
+/* DANESTS_NOTFOUND when there was no such key */
+danests_status cache_rpt_del(struct cache_rtxn *, enum cache_rdb,
+    const void *key, size_t klen, char *why, size_t whylen);
+/* cache_rpt_seek - the first pair whose key is >= from (fromlen 0: the
+ * first pair); DANESTS_NOTFOUND past the last */
+danests_status cache_rpt_seek(struct cache_rtxn *, enum cache_rdb,
+    const void *from, size_t fromlen, const unsigned char **key,
+    size_t *klen, const unsigned char **val, size_t *len, char *why,
+    size_t whylen);
+/* report_record_n - danests_report_record counting the result n times in
+ * one transaction (report.c; for tests and their injector) */
+danests_status report_record_n(struct danests_cache *,
+    const struct danests_rpt_result *, uint64_t n, char *why, size_t whylen);
+/* cache_view_inner - the internal handle of a public one (cache_view.c) */
+struct danests_cache;
+struct cache *cache_view_inner(struct danests_cache *);
+
 /* cache_generation - read (or, bump, add one to) the purge generation that
  * tells daemons to drop the decisions they keep in memory. */
 danests_status cache_generation(struct cache *, bool bump, uint64_t *gen,
@@ -330,6 +371,14 @@ struct danests_config {
 	unsigned decision_memory_max;
 	unsigned tempfail_memory_ttl_s;
 	bool sts;
+	/* TLS reporting (danests-report.h); the strings are owned here,
+	 * report.submitter points into rpt_submitter or rpt_from */
+	struct danests_report_config report;
+	char *rpt_organization;
+	char *rpt_contact;
+	char *rpt_from;
+	char *rpt_submitter;
+	char *rpt_sendmail;
 	char ca_file_at[320];	/* "FILE:LINE" that set it, or "" */
 	char cache_dir_at[320];
 };
@@ -351,6 +400,12 @@ void danests_config_set_sts(struct danests_config *, bool on);
  * for a key the library does not know, DANESTS_PERM for a bad value. */
 danests_status danests_config_apply(struct danests_config *, const char *key,
     const char *value, char *why, size_t whylen);
+/* config_report_copy - deep copy of the reporting settings of src into
+ * dst (whose other fields are a shallow copy of src); -1 out of memory */
+int config_report_copy(struct danests_config *dst,
+    const struct danests_config *src);
+/* config_report_free - release them */
+void config_report_free(struct danests_config *);
 /* True for a key danests_config_apply knows (a core key). */
 bool danests_config_is_core_key(const char *key);
 /* danests_ctx_generation - the cache's purge generation: it changes when
