@@ -99,6 +99,57 @@ static const struct crow rows[] = {
 	{ "memory_key_not_in_a_section", "relay", { { "m.conf",
 	    "[relay]\ndecision_memory_ttl 3\n" } }, NULL, DANESTS_PERM,
 	    "m.conf:2: decision_memory_ttl:", 0, NULL },
+	{ "report_keys_are_core_keys", "relay", { { "m.conf",
+	    "tls_reports yes\nreport_organization Example Mail # org\n"
+	    "report_contact mailto:pm@example.org\n"
+	    "report_from tlsrpt@example.org\nreport_submitter example.org\n"
+	    "report_sendmail /usr/lib/sendmail\nreport_window 0\n"
+	    "report_only_failures yes\nreport_attempts 100\n"
+	    "report_keep_days 366\nreport_timeout 1\n[relay]\nuser x\n" } },
+	    NULL, DANESTS_OK, NULL, 0, "user=x;" },
+	{ "report_key_not_in_a_section", "relay", { { "m.conf",
+	    "[relay]\ntls_reports yes\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:2: tls_reports: a core key", 0, NULL },
+	{ "report_yes_no", NULL, { { "m.conf", "\ntls_reports maybe\n" } },
+	    NULL, DANESTS_PERM, "m.conf:2: tls_reports: expected yes or no", 0,
+	    NULL },
+	{ "report_only_failures_yes_no", NULL, { { "m.conf",
+	    "report_only_failures 1\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_only_failures: expected yes or no", 0, NULL },
+	{ "report_from_not_an_address", NULL, { { "m.conf",
+	    "report_from tlsrpt\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_from: expected a mail address", 0, NULL },
+	{ "report_from_bad_domain", NULL, { { "m.conf",
+	    "report_from a@b..example\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_from: expected a mail address", 0, NULL },
+	{ "report_from_angle", NULL, { { "m.conf",
+	    "report_from <a@example.org>\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_from: expected a mail address", 0, NULL },
+	{ "report_submitter_bad", NULL, { { "m.conf",
+	    "report_submitter exa_mple\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_submitter: expected a domain name", 0, NULL },
+	{ "report_sendmail_relative", NULL, { { "m.conf",
+	    "report_sendmail sendmail\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_sendmail: expected an absolute path", 0, NULL },
+	{ "report_window_bounded", NULL, { { "m.conf",
+	    "report_window 86401\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_window: expected a number from 0 to 86400", 0,
+	    NULL },
+	{ "report_attempts_bounded", NULL, { { "m.conf",
+	    "report_attempts 0\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_attempts: expected a number from 1 to 100", 0,
+	    NULL },
+	{ "report_keep_days_bounded", NULL, { { "m.conf",
+	    "report_keep_days 367\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_keep_days: expected a number from 1 to 366", 0,
+	    NULL },
+	{ "report_timeout_bounded", NULL, { { "m.conf",
+	    "report_timeout 3601\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_timeout: expected a number from 1 to 3600", 0,
+	    NULL },
+	{ "report_unknown_key", NULL, { { "m.conf",
+	    "report_frequency 1\n" } }, NULL, DANESTS_PERM,
+	    "m.conf:1: report_frequency: unknown key", 0, NULL },
 	{ "malformed_yes_no", NULL, { { "m.conf", "mta_sts maybe\n" } }, NULL,
 	    DANESTS_PERM, "m.conf:1: mta_sts: expected yes or no", 0, NULL },
 	{ "malformed_resolver", NULL, { { "m.conf", "resolver nowhere\n" } },
@@ -375,11 +426,74 @@ test_check_as_cache(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* test_report_settings - the defaults of the reporting keys, the values
+ * set, the submitter taken from report_from, and a context's copy */
+static void
+test_report_settings(void **state)
+{
+	struct danests_config *c = danests_config_new(), *d;
+	const struct danests_report_config *rc;
+	char why[DANESTS_WHY_MAX];
+
+	(void)state;
+	assert_non_null(c);
+	rc = danests_config_report(c);
+	assert_false(rc->enabled);
+	assert_null(rc->organization);
+	assert_null(rc->contact);
+	assert_null(rc->from);
+	assert_null(rc->submitter);
+	assert_string_equal(rc->sendmail, "/usr/sbin/sendmail");
+	assert_int_equal(rc->window_s, 14400);
+	assert_false(rc->only_failures);
+	assert_int_equal(rc->attempts, 5);
+	assert_int_equal(rc->keep_days, 8);
+	assert_int_equal(rc->timeout_s, 60);
+
+	assert_int_equal(danests_config_apply(c, "report_from",
+	    "tlsrpt@Mail.Example.ORG", why, sizeof(why)), DANESTS_OK);
+	assert_string_equal(rc->from, "tlsrpt@Mail.Example.ORG");
+	assert_string_equal(rc->submitter, "Mail.Example.ORG");
+	assert_int_equal(danests_config_apply(c, "report_submitter",
+	    "Example.ORG.", why, sizeof(why)), DANESTS_OK);
+	assert_string_equal(rc->submitter, "example.org");
+	assert_int_equal(danests_config_apply(c, "report_from",
+	    "other@x.example", why, sizeof(why)), DANESTS_OK);
+	assert_string_equal(rc->submitter, "example.org");
+	assert_int_equal(danests_config_apply(c, "tls_reports", "yes", why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(danests_config_apply(c, "report_window", "600", why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(danests_config_apply(c, "report_organization",
+	    "Example Mail", why, sizeof(why)), DANESTS_OK);
+	assert_int_equal(danests_config_apply(c, "report_contact",
+	    "bad\x01", why, sizeof(why)), DANESTS_PERM);
+	assert_true(rc->enabled);
+	assert_int_equal(rc->window_s, 600);
+	assert_string_equal(rc->organization, "Example Mail");
+	assert_null(rc->contact);
+
+	/* a deep copy, as a context makes it */
+	d = calloc(1, sizeof(*d));
+	assert_non_null(d);
+	*d = *c;
+	assert_int_equal(config_report_copy(d, c), 0);
+	danests_config_free(c);
+	rc = danests_config_report(d);
+	assert_string_equal(rc->organization, "Example Mail");
+	assert_string_equal(rc->from, "other@x.example");
+	assert_string_equal(rc->submitter, "example.org");
+	assert_true(rc->enabled);
+	config_report_free(d);
+	free(d);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest misc[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_report_settings),
 		cmocka_unit_test(test_check_as_unknown_user),
 		cmocka_unit_test(test_check_as_cache),
 	};
