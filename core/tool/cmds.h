@@ -10,6 +10,8 @@
 int cmd_cache(int argc, char **argv, const char *cache_dir);
 int cmd_check(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+/* argv[0] is "report", argv[1] its subcommand */
+int cmd_report(int argc, char **argv);
 /* cache_dir as for cmd_cache; argv[0] is "refresh" */
 int cmd_cache_refresh(int argc, char **argv, const char *cache_dir);
 

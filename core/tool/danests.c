@@ -50,6 +50,11 @@ static const char usage_text[] =
 "             Inspect and maintain the MTA-STS policy cache shared by every\n"
 "             process on the machine (default " DANESTS_CACHE_DIR ").\n"
 "\n"
+"     report list | show DOMAIN\n"
+"             The TLS reporting counters (RFC 8460): per UTC day and policy\n"
+"             domain, the sessions that succeeded and failed and why; show\n"
+"             --json prints the report as it is sent.\n"
+"\n"
 "     help [COMMAND]\n"
 "             Show this text, or the help of COMMAND.\n"
 "\n"
@@ -115,6 +120,8 @@ run(int argc, char **argv)
 		return cmd_probe(argc, argv);
 	if (strcmp(argv[0], "cache") == 0)
 		return cmd_cache(argc, argv, cache_dir_default());
+	if (strcmp(argv[0], "report") == 0)
+		return cmd_report(argc, argv);
 	return usage_error("unknown command", argv[0]);
 }
 
