@@ -27,7 +27,28 @@
 
 static const char *log_name = "danests";
 static bool log_stderr;
+static bool log_journal;	/* stderr is systemd's journal stream */
 static bool log_debug;
+
+/* stderr_is_journal - does $JOURNAL_STREAM ("DEV:INODE", set by systemd
+ * for a unit's stderr) name the descriptor we write to?  Then the journal
+ * adds the time, name and pid itself, and takes the priority from a
+ * "<N>" prefix (sd-daemon(3)). */
+static bool
+stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char tail;
+
+	if (js == NULL || sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) != 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
 
 /* dmn_log_open - name the log; syslog is opened unless to_stderr */
 void
@@ -43,6 +64,7 @@ void
 dmn_log_set(bool to_stderr, bool verbose)
 {
 	log_stderr = to_stderr;
+	log_journal = to_stderr && stderr_is_journal();
 	log_debug = verbose;
 }
 
@@ -68,10 +90,15 @@ dmn_vlog(int prio, const char *fmt, va_list ap)
 		vsyslog(prio, fmt, ap);
 		return;
 	}
-	now = time(NULL);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", localtime_r(&now, &tm));
-	n = snprintf(line, sizeof(line), "%s %s[%ld]: ", ts, log_name,
-	    (long)getpid());
+	if (log_journal)
+		n = snprintf(line, sizeof(line), "<%d>", prio & LOG_PRIMASK);
+	else {
+		now = time(NULL);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S",
+		    localtime_r(&now, &tm));
+		n = snprintf(line, sizeof(line), "%s %s[%ld]: ", ts,
+		    log_name, (long)getpid());
+	}
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = 0;
 	(void)vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -41,7 +41,10 @@ void dmn_options(int argc, char **argv, bool daemon, const char *usage,
     struct dmn_opts *o);
 
 /*
- * Logging: syslog (mail facility), or stderr with a time stamp (-d).
+ * Logging: syslog (mail facility), or stderr with a time stamp (-d);
+ * when stderr is systemd's journal ($JOURNAL_STREAM names it), each line
+ * is the message with an sd-daemon "<N>" priority prefix instead, since
+ * the journal adds time, name and pid itself.
  */
 void dmn_log_open(const char *name, bool to_stderr, bool verbose);
 void dmn_log_set(bool to_stderr, bool verbose);

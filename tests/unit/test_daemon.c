@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -369,6 +370,57 @@ test_accept_pause(void **state)
 	event_base_free(base);
 }
 
+/* log_line - what one dmn_log call writes to stderr, with JOURNAL_STREAM
+ * naming stderr (journal) or unset */
+static void
+log_line(bool journal, char *out, size_t outlen)
+{
+	char path[] = "/tmp/test_daemon_log.XXXXXX", js[64];
+	struct stat st;
+	int fd, saved;
+	ssize_t n;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	assert_int_equal(fstat(fd, &st), 0);
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+	    (unsigned long long)st.st_ino);
+	if (journal)
+		setenv("JOURNAL_STREAM", js, 1);
+	else
+		unsetenv("JOURNAL_STREAM");
+	dmn_log_set(true, false);
+	dmn_log(LOG_WARNING, "hello %d", 42);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	unsetenv("JOURNAL_STREAM");
+	n = pread(fd, out, outlen - 1, 0);
+	assert_true(n > 0);
+	out[n] = '\0';
+	close(fd);
+}
+
+/* Under systemd the journal gets "<N>message", not a second time stamp;
+ * elsewhere -d lines carry time, name and pid. */
+static void
+test_log_journal(void **state)
+{
+	char line[512];
+
+	(void)state;
+	log_line(true, line, sizeof(line));
+	assert_string_equal(line, "<4>hello 42\n");
+	log_line(false, line, sizeof(line));
+	assert_true(line[0] >= '0' && line[0] <= '9');
+	assert_non_null(strstr(line, "]: hello 42\n"));
+	assert_null(strchr(line, '<'));
+}
+
 static unsigned room_left;
 
 /* room_cb - a dmn_room_fn with room_left slots */
@@ -456,6 +508,7 @@ main(void)
 		cmocka_unit_test(test_nofile_fit),
 		cmocka_unit_test(test_accept_pause),
 		cmocka_unit_test(test_accept_full),
+		cmocka_unit_test(test_log_journal),
 	};
 	int rc;
 
