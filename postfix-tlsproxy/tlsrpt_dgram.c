@@ -37,9 +37,9 @@
  * Normalised, not refused: names lower case without the trailing dot;
  * the EHLO response (Postfix passes it whole) becomes the host name of
  * its first line, or nothing; free text (the failure reason "f", else the
- * additional information "a") has its control characters made spaces and
- * is cut at DANESTS_RPT_FIELD_MAX bytes on a character boundary; only the
- * first failure detail of a session is recorded.
+ * additional information "a") becomes printable ASCII (control characters
+ * spaces, other characters '?') cut at DANESTS_RPT_FIELD_MAX bytes; only
+ * the first failure detail of a session is recorded.
  */
 #include "tlsrpt_dgram.h"
 
@@ -154,22 +154,21 @@ text_ok(const char *s)
 	return true;
 }
 
-/* text_cut - s into out, control characters made spaces, cut on a
- * UTF-8 character boundary to fit */
+/* text_cut - s into out as printable ASCII, what the store keeps:
+ * control characters made spaces, each other character '?', cut to fit */
 static void
 text_cut(const char *s, char *out, size_t outlen)
 {
-	size_t i, n = strlen(s);
+	size_t o = 0;
+	unsigned char c;
 
-	if (n >= outlen) {
-		n = outlen - 1;
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
+	for (; (c = (unsigned char)*s) != '\0' && o + 1 < outlen; s++) {
+		if (c >= 0x80 && (c & 0xc0) == 0x80)
+			continue;	/* a UTF-8 continuation byte */
+		out[o++] = c < 0x20 || c == 0x7f ? ' ' : c >= 0x80 ? '?' :
+		    (char)c;
 	}
-	for (i = 0; i < n; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' :
-		    s[i];
-	out[n] = '\0';
+	out[o] = '\0';
 }
 
 /* tlsa_ok - "USAGE SELECTOR MTYPE HEX" as Postfix writes a TLSA record
