@@ -14,6 +14,7 @@
  * memory until they expire.  The other files: see danests-postfix.h.
  */
 #include "danests-postfix.h"
+#include "danests-report.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -213,7 +214,7 @@ conf_apply(void *arg, const char *section, const char *key, const char *val,
 		c->verbose = strcmp(val, "yes") == 0;
 		return DANESTS_OK;
 	}
-	if (strcmp(key, "unix_mode") == 0) {
+	if (strcmp(key, "unix_mode") == 0 || strcmp(key, "tlsrpt_mode") == 0) {
 		char *end;
 		unsigned long m = strtoul(val, &end, 8);
 
@@ -221,7 +222,25 @@ conf_apply(void *arg, const char *section, const char *key, const char *val,
 			snprintf(why, whylen, "expected an octal mode");
 			return DANESTS_PERM;
 		}
-		c->unix_mode = (unsigned)m;
+		if (key[0] == 'u')
+			c->unix_mode = (unsigned)m;
+		else
+			c->tlsrpt_mode = (unsigned)m;
+		return DANESTS_OK;
+	}
+	if (strcmp(key, "tlsrpt_socket") == 0) {
+		/* none, or the absolute path of a unix datagram socket */
+		if (strcmp(val, "none") == 0) {
+			c->tlsrpt_socket[0] = '\0';
+			return DANESTS_OK;
+		}
+		if (val[0] != '/' || strlen(val) >= sizeof(c->tlsrpt_socket)) {
+			snprintf(why, whylen, "expected an absolute path "
+			    "shorter than %zu bytes, or none",
+			    sizeof(c->tlsrpt_socket));
+			return DANESTS_PERM;
+		}
+		strlcpy(c->tlsrpt_socket, val, sizeof(c->tlsrpt_socket));
 		return DANESTS_OK;
 	}
 	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
@@ -259,6 +278,7 @@ conf_load(char *why, size_t whylen)
 	c->refresh_window_s = 86400;
 	c->refresh_parallel = 4;
 	c->unix_mode = 0666;
+	c->tlsrpt_mode = 0660;
 	strlcpy(c->user, DANESTS_DEFAULT_USER, sizeof(c->user));
 	if (danests_config_read(c->core, config_path, "postfix", conf_apply, c,
 	    why, whylen) != DANESTS_OK)
@@ -328,6 +348,23 @@ conf_check(void)
 			    dir, e != 0 ? strerror(e) : "not a directory");
 			return 78;
 		}
+	}
+	if (conf->tlsrpt_socket[0] != '\0') {
+		strlcpy(dir, conf->tlsrpt_socket, sizeof(dir));
+		if ((slash = strrchr(dir, '/')) != NULL)
+			slash[slash == dir ? 1 : 0] = '\0';
+		if ((e = stat(dir, &sb) != 0 ? errno : 0) != 0 ||
+		    !S_ISDIR(sb.st_mode)) {
+			fprintf(stderr, "danests-postfix: %s: tlsrpt_socket "
+			    "%s: directory %s: %s\n", config_path,
+			    conf->tlsrpt_socket, dir, e != 0 ? strerror(e) :
+			    "not a directory");
+			return 78;
+		}
+		if (!danests_config_report(conf->core)->enabled)
+			fprintf(stderr, "danests-postfix: note: tlsrpt_socket "
+			    "is set but tls_reports is off: results are "
+			    "dropped\n");
 	}
 	if (danests_config_check_as(conf->core, conf->user,
 	    conf->user_at[0] != '\0' ? conf->user_at : config_path, note,

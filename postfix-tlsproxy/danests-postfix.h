@@ -7,6 +7,9 @@
  *   conn.c             client connections: socketmap I/O, request
  *                      deadlines (reuse of decisions and shared lookups
  *                      are the core context's: danests_decide_async)
+ *   collect.c          the TLSRPT collector (tlsrpt_socket): Postfix
+ *                      >= 3.10's libtlsrpt datagrams into the cache
+ *   tlsrpt_dgram.c     the datagram parser (also unit-tested, fuzzed)
  *
  * One process, one libevent loop shared with the core (getdns and curl
  * run on it).
@@ -49,6 +52,8 @@ struct conf {
 	unsigned refresh_window_s;
 	unsigned refresh_parallel;
 	unsigned unix_mode;
+	char tlsrpt_socket[108];	/* "" when off; sun_path */
+	unsigned tlsrpt_mode;
 	bool verbose;
 	bool log_stderr;
 	struct pfmap_profile profiles[MAX_PROFILES];
@@ -71,6 +76,22 @@ extern unsigned long n_requests, n_resolutions;
 bool server_check(const struct conf *, char *why, size_t whylen);
 /* server_run - bind, drop privileges, serve until SIGTERM; exit status */
 int server_run(bool foreground);
+
+/* collect.c */
+struct collect_stats {
+	unsigned long datagrams;	/* received */
+	unsigned long sessions;		/* results recorded */
+	unsigned long oversized;	/* dropped unread */
+	unsigned long malformed;	/* dropped, refused whole */
+	unsigned long unrecorded;	/* results the cache did not take */
+	unsigned long extra_details;	/* failure details not recorded */
+};
+extern struct collect_stats collect_stats;
+/* collect_bind - bind tlsrpt_socket, if set (as root, before the drop) */
+bool collect_bind(const struct conf *, char *why, size_t whylen);
+/* collect_start - read it on the loop; collect_stop - close, remove */
+bool collect_start(struct event_base *);
+void collect_stop(void);
 
 /* conn.c */
 void conn_accept(int fd, void *arg);	/* a dmn_accept_fn */

@@ -54,6 +54,9 @@ server_check(const struct conf *c, char *why, size_t whylen)
 		if (dmn_listen_parse(c->listen[i], &l, why, whylen) &&
 		    l.is_unix && !dmn_dir_writable(l.path, &u, why, whylen))
 			return false;
+	if (c->tlsrpt_socket[0] != '\0' &&
+	    !dmn_dir_writable(c->tlsrpt_socket, &u, why, whylen))
+		return false;
 	if (c->pidfile[0] != '\0' && !dmn_dir_writable(c->pidfile, &u, why,
 	    whylen))
 		return false;
@@ -206,9 +209,14 @@ reload_cb(void *arg)
 			break;
 	if (nc->nlisten != conf->nlisten || i != nc->nlisten ||
 	    strcmp(nc->user, conf->user) != 0 ||
-	    strcmp(nc->pidfile, conf->pidfile) != 0)
-		dmn_log(LOG_WARNING, "reload: listen, user and pidfile changes "
-		    "take effect at restart");
+	    strcmp(nc->pidfile, conf->pidfile) != 0 ||
+	    strcmp(nc->tlsrpt_socket, conf->tlsrpt_socket) != 0 ||
+	    nc->tlsrpt_mode != conf->tlsrpt_mode)
+		dmn_log(LOG_WARNING, "reload: listen, user, pidfile and "
+		    "tlsrpt_socket changes take effect at restart");
+	strlcpy(nc->tlsrpt_socket, conf->tlsrpt_socket,
+	    sizeof(nc->tlsrpt_socket));
+	nc->tlsrpt_mode = conf->tlsrpt_mode;
 	strlcpy(nc->pidfile, conf->pidfile, sizeof(nc->pidfile));
 	if ((o = calloc(1, sizeof(*o))) != NULL) {
 		o->ctx = ctx;
@@ -231,6 +239,13 @@ stop_cb(int sig, void *arg)
 	(void)arg;
 	dmn_log(LOG_INFO, "signal %d: exiting (%lu requests, %lu "
 	    "resolutions)", sig, n_requests, n_resolutions);
+	if (conf->tlsrpt_socket[0] != '\0')
+		dmn_log(LOG_INFO, "tlsrpt: %lu datagrams, %lu results recorded, "
+		    "%lu not recorded, %lu malformed and %lu oversized "
+		    "datagrams dropped, %lu extra failure details ignored",
+		    collect_stats.datagrams, collect_stats.sessions,
+		    collect_stats.unrecorded, collect_stats.malformed,
+		    collect_stats.oversized, collect_stats.extra_details);
 	event_base_loopexit(base, NULL);
 }
 
@@ -248,6 +263,7 @@ shutdown_all(void)
 		dmn_listen_close(&listens[i]);
 	}
 	conn_close_all();
+	collect_stop();
 	/* Freeing a context cancels its lookups, whose callbacks find no
 	 * waiters left. */
 	danests_ctx_free(ctx);
@@ -295,6 +311,13 @@ server_run(bool foreground)
 		}
 		nlistens++;
 	}
+	if (!collect_bind(conf, why, sizeof(why))) {
+		fprintf(stderr, "%s: tlsrpt_socket: %s\n", PF_NAME, why);
+		dmn_log(LOG_ERR, "tlsrpt_socket: %s", why);
+		while (nlistens > 0)
+			dmn_listen_close(&listens[--nlistens]);
+		return 71;	/* EX_OSERR */
+	}
 	if (!foreground && daemon(0, 0) != 0) {
 		fprintf(stderr, "%s: daemon: %s\n", PF_NAME, strerror(errno));
 		goto fail;
@@ -319,6 +342,10 @@ server_run(bool foreground)
 		dmn_log(LOG_ERR, "%s", why);
 		shutdown_all();
 		return 78;
+	}
+	if (!collect_start(base)) {
+		dmn_log(LOG_ERR, "cannot read tlsrpt_socket");
+		goto fail;
 	}
 	if ((sigs = dmn_signals_new(base, reload_cb, stop_cb, NULL)) == NULL) {
 		dmn_log(LOG_ERR, "cannot install signal handlers");
