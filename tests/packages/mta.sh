@@ -26,6 +26,13 @@
 # root's trust store (update-ca-certificates), syslog of the root goes to a
 # file, and for Exim DANESTS_IGNORE_TARGET_HOSTS lets the routers use the
 # test bed's 127.10.0.0/16 addresses (Debian's default ignores loopback).
+#
+# With Debian 13's Postfix (3.10, built with libtlsrpt) also the set-up
+# lines of README.md "TLS reporting with Postfix" (the collector of
+# danests-postfix): Postfix's log of what it reported must match
+# `danests report show --json` for the TLSA and MTA-STS scenarios that
+# publish a TLSRPT record; and a message with "TLS-Required: No" to
+# dane-mitm.test is delivered (RFC 8689, tls_required_enable).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -252,6 +259,30 @@ done < <("$here/steps.sh" "$readme" "$section")
 [ $bad = 0 ] && [ $n -gt 0 ] && ok "readme-$name ($n commands of \"$section\")"
 [ $bad = 0 ] || exit 1
 
+# Postfix >= 3.10 reports each TLS attempt through libtlsrpt: the set-up
+# lines of README.md, "TLS reporting with Postfix", command by command
+tlsrpt=0
+[ "$rel-$svc" = trixie-postfix ] && tlsrpt=1
+if [ $tlsrpt = 1 ]; then
+	n=0
+	while IFS= read -r cmd; do
+		n=$((n + 1))
+		echo "# $cmd" >>"$w/readme.log"
+		if ! in_root sh -ec "$cmd" >>"$w/readme.log" 2>&1; then
+			notok "tlsrpt-readme-$name" "step $n failed: $cmd"
+			tail -n 10 "$w/readme.log"
+			exit 1
+		fi
+	done < <(awk '/^### / { sec = $0; next }
+	    sec == "### TLS reporting with Postfix" && /^```/ { code = !code; next }
+	    sec == "### TLS reporting with Postfix" && code && /^# / { print substr($0, 3) }' "$top/README.md")
+	if [ $n -gt 0 ]; then
+		ok "tlsrpt-readme-$name ($n commands of README.md \"TLS reporting with Postfix\")"
+	else
+		notok "tlsrpt-readme-$name" "no commands in README.md"
+	fi
+fi
+
 # The MTA accepts mail once its daemon is up (what systemd's readiness
 # would wait for; OpenSMTPD's sendmail fails while smtpd is starting).
 mta_ready() {
@@ -273,6 +304,16 @@ for d in $DOMAINS; do
 	    in_root /usr/sbin/sendmail -f "$E2E_SENDER" "postmaster@$d" >>"$w/sendmail.log" 2>&1 ||
 	    notok "send-$name-$d" "sendmail failed"
 done
+
+# RFC 8689: Postfix 3.10 sends a message with "TLS-Required: No" at level
+# may (tls_required_enable), so it reaches a domain whose DANE fails
+# (dane-mitm.test: a host that does not match the TLSA records)
+if [ $tlsrpt = 1 ]; then
+	printf 'From: <%s>\nTo: <postmaster@dane-mitm.test>\nTLS-Required: No\nSubject: danests package test %s\n\nTLS-Required: No\n' \
+	    "$E2E_SENDER" "$name" |
+	    in_root /usr/sbin/sendmail -f "$E2E_SENDER" postmaster@dane-mitm.test >>"$w/sendmail.log" 2>&1 ||
+	    notok "send-$name-tls-required" "sendmail failed"
+fi
 
 # queued D - the MTA still holds the message for postmaster@D, after
 # at least one failed attempt (the reason is recorded)
@@ -342,6 +383,53 @@ for d in $DOMAINS; do
 	*) notok "$name-$d" "unexpected e2e column \"$exp\"" ;;
 	esac
 done
+if [ $tlsrpt = 1 ]; then
+	if e2e_wait "$WAIT" e2e_delivered_any dane-mitm.test; then
+		ok "$name-tls-required: \"TLS-Required: No\" delivered to dane-mitm.test ($(e2e_mail_summary dane-mitm.test | tr '\n' ' '))"
+	else
+		notok "$name-tls-required" "TLS-Required: No to dane-mitm.test not delivered$(inqueue dane-mitm.test && echo ', queued')"
+	fi
+fi
+
+# pf_results D - what Postfix logged it reported for D: "SUCCESSES
+# FAILURES TYPE:N..." (TLSRPT: status=success|failure, domain=D, ...)
+pf_results() {
+	local l s f t
+	l=$(grep -F "TLSRPT: status=" "$w/syslog.log" | grep -F "domain=$1,")
+	s=$(printf '%s\n' "$l" | grep -c 'status=success')
+	f=$(printf '%s\n' "$l" | grep -c 'status=failure')
+	t=$(printf '%s\n' "$l" | sed -n 's/.*status=failure.*failure_type=\([a-z-]*\).*/\1/p' |
+	    sort | uniq -c | awk '{ printf " %s:%s", $2, $1 }')
+	echo "$s $f$t"
+}
+# dn_results D - the same, from `danests report show D --json`, and the
+# policy types counted
+dn_results() {
+	in_root danests report show "$1" --json 2>/dev/null | jq -rs '
+		[.[].policies[]] as $p |
+		"\([$p[].summary."total-successful-session-count"] | add // 0) \([$p[].summary."total-failure-session-count"] | add // 0)" +
+		([$p[]."failure-details"[]? | {(."result-type"): ."failed-session-count"}] |
+		    reduce .[] as $x ({}; reduce ($x | to_entries[]) as $e (.; .[$e.key] += $e.value)) |
+		    to_entries | sort_by(.key) | map(" \(.key):\(.value)") | join(""))'
+}
+dn_types() {
+	in_root danests report show "$1" --json 2>/dev/null |
+	    jq -rs '[.[].policies[].policy."policy-type"] | unique | join(",")'
+}
+tlsrpt_same() { [ "$(pf_results "$1")" = "$(dn_results "$1")" ]; }
+if [ $tlsrpt = 1 ]; then
+	# the result types each scenario reports (RFC 8460 4.4)
+	for dt in dane-ee.test:tlsa dane-mismatch.test:tlsa sts-enforce.test:sts sts-certbad.test:sts; do
+		d=${dt%%:*} t=${dt#*:}
+		if e2e_wait 15 tlsrpt_same "$d" && [ "$(pf_results "$d")" != "0 0" ] &&
+		    [ "$(dn_types "$d")" = "$t" ]; then
+			ok "$name-tlsrpt-$d Postfix reported and danests counted the same: $(pf_results "$d") ($t)"
+		else
+			notok "$name-tlsrpt-$d" "Postfix logged \"$(pf_results "$d")\", danests counted \"$(dn_results "$d")\" ($(dn_types "$d"), want $t)"
+		fi
+	done
+fi
+
 # The timer's service, as the timer starts it (User=_danests): the policy
 # of sts-enforce.test is in the shared cache now and must refresh, and the
 # cache stays usable by every adapter (group _danests).
