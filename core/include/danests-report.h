@@ -231,6 +231,23 @@ struct danests_tlsrpt_record {
 danests_status danests_tlsrpt_parse(const char *txt, size_t len,
     struct danests_tlsrpt_record *out, char *why, size_t whylen);
 
+/* danests_tlsrpt_lookup - the TLSRPT record of domain: one TXT lookup of
+ * _smtp._tls.DOMAIN through the context's resolver, bounded by its DNS
+ * timeout.  DANESTS_OK with *out filled when exactly one TLSRPT record
+ * exists and is well formed; DANESTS_NOTFOUND when there is none, or more
+ * than one (RFC 8460 3); DANESTS_PERM when the one record is malformed;
+ * DANESTS_TEMP when the lookup failed (try later).  why says what. */
+danests_status danests_tlsrpt_lookup(struct danests_ctx *, const char *domain,
+    struct danests_tlsrpt_record *out, char *why, size_t whylen);
+
+/* danests_report_addrs - the addresses of host (an https rua's host)
+ * through the context's resolver, as curl's CURLOPT_RESOLVE lists them:
+ * "192.0.2.1,[2001:db8::1]" (as many as fit in out).  DANESTS_NOTFOUND
+ * when it has none, DANESTS_TEMP when a lookup failed and nothing was
+ * found. */
+danests_status danests_report_addrs(struct danests_ctx *, const char *host,
+    char *out, size_t outlen, char *why, size_t whylen);
+
 #ifdef __cplusplus
 }
 #endif
