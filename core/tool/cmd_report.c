@@ -38,12 +38,15 @@ enum { O_DAY = 256, O_JSON, O_CONFIG, O_CACHE_DIR };
 static const char report_usage[] =
 "usage: danests report list [--day YYYY-MM-DD] [--json] [OPTIONS]\n"
 "       danests report show DOMAIN [--day YYYY-MM-DD] [--json] [OPTIONS]\n"
+"       danests report send [--dry-run] [--now] [--day YYYY-MM-DD]\n"
+"                           [--domain DOMAIN] [OPTIONS]\n"
 "\n"
 "  list     one line per UTC day and policy domain counted: sessions\n"
 "           successful and failed, the policy types, the sending state\n"
 "  show     the counters of DOMAIN per day, policy and failure detail;\n"
 "           with --json the RFC 8460 report as it would be sent, one\n"
 "           line per day\n"
+"  send     send the reports that are due (see 'danests report send -h')\n"
 "\n"
 "Options:\n"
 "  --day YYYY-MM-DD   only that UTC day\n"
@@ -334,6 +337,8 @@ cmd_report(int argc, char **argv)
 		fputs(report_usage, stdout);
 		return 0;
 	}
+	if (strcmp(sub, "send") == 0)	/* options of its own */
+		return cmd_report_send(argc - 1, argv + 1);
 	if (strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0)
 		return report_err(EXIT_USAGE, "unknown subcommand %s (see "
 		    "'danests report --help')", sub);
