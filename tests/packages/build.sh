@@ -93,10 +93,13 @@ expect_meson() {
 	    /usr/libexec/opensmtpd/filter-danests \
 	    /usr/lib/danests/danests_exim.so \
 	    /lib/systemd/system/danests-postfix.service /lib/systemd/system/danests-relay.service \
-	    /lib/systemd/system/danests-refresh.service /lib/systemd/system/danests-refresh.timer
+	    /lib/systemd/system/danests-refresh.service /lib/systemd/system/danests-refresh.timer \
+	    /lib/systemd/system/danests-report.service /lib/systemd/system/danests-report.timer
 	for v in postfix exim opensmtpd; do
 		expect_meson $v /usr/bin/danests /lib/systemd/system/danests-refresh.service \
-		    /lib/systemd/system/danests-refresh.timer
+		    /lib/systemd/system/danests-refresh.timer \
+		    /lib/systemd/system/danests-report.service \
+		    /lib/systemd/system/danests-report.timer
 	done
 	expect_meson postfix /usr/sbin/danests-postfix /lib/systemd/system/danests-postfix.service
 	expect_meson exim /usr/lib/danests/danests_exim.so

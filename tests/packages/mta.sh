@@ -135,7 +135,7 @@ if [ "${PKG_NET:-}" != 1 ]; then
 	else
 		notok "units-$name" "systemd-analyze verify: $(head -n 3 "$w/units.log" | tr '\n' ' ')"
 	fi
-	for u in danests-refresh.timer ${unit:+$unit.service}; do
+	for u in danests-refresh.timer danests-report.timer ${unit:+$unit.service}; do
 		if ls "$r"/etc/systemd/system/*.target.wants/"$u" >/dev/null 2>&1; then
 			ok "enabled-$name-$u"
 		else
