@@ -138,6 +138,20 @@ check no-report-from-says-so-exit-0 sh -c "test $rc = 0 &&
     grep -q 'report_from and report_organization' '$tmp/nofrom.out' &&
     test $(posts) = 0 -a $(mails) = 0"
 
+# --- usage and configuration errors: 64, one line ---
+for args in "--bogus" "--day 2026-02-30" "--day" "extra" "--domain a..b"; do
+	# shellcheck disable=SC2086
+	send off $args >"$tmp/use.out" 2>"$tmp/use.err"
+	rc=$?
+	check "usage: send $args" sh -c "test $rc = 64 -a ! -s '$tmp/use.out' &&
+	    test \$(wc -l <'$tmp/use.err') = 1"
+done
+printf 'tls_reports yes\nreport_from not-an-address\n' >"$tmp/bad.conf"
+"$danests" report send --config "$tmp/bad.conf" >"$tmp/use.out" 2>"$tmp/use.err"
+rc=$?
+check config-error-64-names-line sh -c "test $rc = 64 &&
+    grep -q 'bad.conf:2' '$tmp/use.err'"
+
 # --- the main case ---
 reset_all
 conf main
