@@ -285,25 +285,16 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	event_base_loopbreak(base);
 }
 
+/* conf_key - the [filter] section: timeout (danests_config_key_cb) */
 static danests_status
 conf_key(void *arg, const char *section, const char *key, const char *val,
     const char *file, unsigned line, char *why, size_t whylen)
 {
-	char *end;
-	unsigned long v;
+	static const struct danests_config_num nums[] = {
+		{ "timeout", 1, FILTER_TIMEOUT_MAX, 1, 0, sizeof(timeout_s) },
+	};
 
-	if (strcmp(key, "timeout") != 0)
-		return DANESTS_NOTFOUND;
-	errno = 0;
-	v = strtoul(val, &end, 10);
-	if (errno != 0 || end == val || *end != '\0' || val[0] == '-' ||
-	    v < 1 || v > FILTER_TIMEOUT_MAX) {
-		snprintf(why, whylen, "seconds from 1 to %d",
-		    FILTER_TIMEOUT_MAX);
-		return DANESTS_PERM;
-	}
-	timeout_s = (unsigned)v;
-	return DANESTS_OK;
+	return danests_config_num(nums, 1, &timeout_s, key, val, why, whylen);
 }
 
 static const char usage_text[] =

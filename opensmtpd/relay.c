@@ -71,27 +71,13 @@ relay_log(int prio, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* parse_num - decimal within lo..hi */
-static bool
-parse_num(const char *s, unsigned long long lo, unsigned long long hi,
-    unsigned long long *out)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return *end == '\0' && errno == 0 && *out >= lo && *out <= hi;
-}
-
 /* relay_conf_defaults - the values of danests-relay(8) */
 static int
 relay_conf_defaults(struct relay_conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen, sizeof(c->listen), "127.0.0.1:10026");
-	snprintf(c->user, sizeof(c->user), "%s", DANESTS_DEFAULT_USER);
+	dmn_conf_user_default(&c->user);
 	if (gethostname(c->helo, sizeof(c->helo)) != 0 || *c->helo == '\0')
 		snprintf(c->helo, sizeof(c->helo), "localhost");
 	c->helo[sizeof(c->helo) - 1] = '\0';
@@ -146,33 +132,30 @@ relay_conf_key(void *arg, const char *section, const char *key,
     const char *val, const char *file, unsigned line, char *why,
     size_t whylen)
 {
-	static const struct {
-		const char *key;
-		unsigned long long lo, hi;
-		int what;
-	} nums[] = {
-		{ "max_sessions", 1, 10000, 0 },
-		{ "parallel_domains", 1, 256, 1 },
-		{ "max_recipients", 1, 100000, 2 },
-		{ "message_size_max", 1024, 1ULL << 36, 3 },
-		{ "memory_max", 0, 1ULL << 30, 4 },
-		{ "transaction_timeout", 10, 3600, 5 },
-		{ "idle_timeout", 5, 3600, 6 },
-		{ "smtp_port", 1, 65535, 7 },
-		{ "connect_timeout", 1, 600, 8 },
-		{ "greeting_timeout", 1, 600, 9 },
-		{ "tls_timeout", 1, 600, 10 },
-		{ "mail_timeout", 1, 600, 11 },
-		{ "rcpt_timeout", 1, 600, 12 },
-		{ "data_timeout", 1, 600, 13 },
-		{ "block_timeout", 1, 600, 14 },
-		{ "dot_timeout", 1, 1200, 15 },
-		{ "reply_gap", 0, 2000, 16 },
-		{ "max_deliveries", 1, 10000, 17 },
+#define N(key, lo, hi, scale, field) \
+	DANESTS_CONFIG_NUM(key, lo, hi, scale, struct relay_conf, field)
+	static const struct danests_config_num nums[] = {
+		N("max_sessions", 1, 10000, 1, max_sessions),
+		N("parallel_domains", 1, 256, 1, parallel),
+		N("max_recipients", 1, 100000, 1, max_rcpts),
+		N("message_size_max", 1024, 1ULL << 36, 1, size_max),
+		N("memory_max", 0, 1ULL << 30, 1, mem_max),
+		N("transaction_timeout", 10, 3600, 1, transaction_s),
+		N("idle_timeout", 5, 3600, 1, idle_s),
+		N("smtp_port", 1, 65535, 1, smtp.port),
+		N("connect_timeout", 1, 600, 1000, smtp.connect_ms),
+		N("greeting_timeout", 1, 600, 1000, smtp.greeting_ms),
+		N("tls_timeout", 1, 600, 1000, smtp.tls_ms),
+		N("mail_timeout", 1, 600, 1000, smtp.mail_ms),
+		N("rcpt_timeout", 1, 600, 1000, smtp.rcpt_ms),
+		N("data_timeout", 1, 600, 1000, smtp.data_ms),
+		N("block_timeout", 1, 600, 1000, smtp.block_ms),
+		N("dot_timeout", 1, 1200, 1000, smtp.dot_ms),
+		N("reply_gap", 0, 2000, 1, reply_gap_ms),
+		N("max_deliveries", 1, 10000, 1, max_deliveries),
 	};
+#undef N
 	struct relay_conf *c = arg;
-	unsigned long long v;
-	size_t i;
 
 	if (strcmp(key, "listen") == 0) {
 		if (!listen_ok(val, why, whylen))
@@ -184,14 +167,9 @@ relay_conf_key(void *arg, const char *section, const char *key,
 		}
 		return DANESTS_OK;
 	}
-	if (strcmp(key, "user") == 0) {
-		if (strlcpy(c->user, val, sizeof(c->user)) >= sizeof(c->user)) {
-			snprintf(why, whylen, "name too long");
-			return DANESTS_PERM;
-		}
-		snprintf(c->user_at, sizeof(c->user_at), "%s:%u", file, line);
-		return DANESTS_OK;
-	}
+	if (strcmp(key, "user") == 0)
+		return dmn_conf_user(&c->user, val, file, line, why, whylen) ?
+		    DANESTS_OK : DANESTS_PERM;
 	if (strcmp(key, "helo_name") == 0) {
 		char n[256];
 
@@ -211,37 +189,8 @@ relay_conf_key(void *arg, const char *section, const char *key,
 		}
 		return DANESTS_OK;
 	}
-	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-		if (strcmp(key, nums[i].key) != 0)
-			continue;
-		if (!parse_num(val, nums[i].lo, nums[i].hi, &v)) {
-			snprintf(why, whylen, "expected %llu to %llu",
-			    nums[i].lo, nums[i].hi);
-			return DANESTS_PERM;
-		}
-		switch (nums[i].what) {
-		case 0: c->max_sessions = (unsigned)v; break;
-		case 1: c->parallel = (unsigned)v; break;
-		case 2: c->max_rcpts = (unsigned)v; break;
-		case 3: c->size_max = v; break;
-		case 4: c->mem_max = (size_t)v; break;
-		case 5: c->transaction_s = (unsigned)v; break;
-		case 6: c->idle_s = (unsigned)v; break;
-		case 7: c->smtp.port = (unsigned)v; break;
-		case 8: c->smtp.connect_ms = (unsigned)v * 1000; break;
-		case 9: c->smtp.greeting_ms = (unsigned)v * 1000; break;
-		case 10: c->smtp.tls_ms = (unsigned)v * 1000; break;
-		case 11: c->smtp.mail_ms = (unsigned)v * 1000; break;
-		case 12: c->smtp.rcpt_ms = (unsigned)v * 1000; break;
-		case 13: c->smtp.data_ms = (unsigned)v * 1000; break;
-		case 14: c->smtp.block_ms = (unsigned)v * 1000; break;
-		case 15: c->smtp.dot_ms = (unsigned)v * 1000; break;
-		case 16: c->reply_gap_ms = (unsigned)v; break;
-		case 17: c->max_deliveries = (unsigned)v; break;
-		}
-		return DANESTS_OK;
-	}
-	return DANESTS_NOTFOUND;
+	return danests_config_num(nums, sizeof(nums) / sizeof(nums[0]), c,
+	    key, val, why, whylen);
 }
 
 /* relay_conf_load - defaults, then the file: its core keys and [relay] */
@@ -470,11 +419,11 @@ reload(void)
 		return;
 	}
 	if (strcmp(nc.listen, conf.listen) != 0 ||
-	    strcmp(nc.user, conf.user) != 0)
+	    strcmp(nc.user.name, conf.user.name) != 0)
 		relay_log(LOG_WARNING, "reload: listen and user need a "
 		    "restart; kept");
 	snprintf(nc.listen, sizeof(nc.listen), "%s", conf.listen);
-	snprintf(nc.user, sizeof(nc.user), "%s", conf.user);
+	nc.user = conf.user;
 	fit_sessions(&nc);
 	if ((ntls = danests_tls_ctx_new(danests_config_ca_file(nc.core), why,
 	    sizeof(why))) == NULL) {
@@ -543,7 +492,7 @@ relay_check(const struct relay_conf *c, char *why, size_t whylen)
 		return -1;
 	if (!dmn_will_drop())
 		return 0;	/* stays the user it was started as */
-	if (!dmn_user_lookup(c->user, &u, why, whylen) ||
+	if (!dmn_user_lookup(c->user.name, &u, why, whylen) ||
 	    (l.is_unix && !dmn_dir_writable(l.path, &u, why, whylen)))
 		return -1;
 	return 0;
@@ -557,42 +506,25 @@ static const char usage_text[] =
     "  -n       check the configuration as the start would, exit\n"
     "See danests-relay(8) and danests.conf(5).\n";
 
-/* conf_check - -n: what the start would fail on, besides the syntax:
- * the directory of a unix socket, the user, ca_file and the cache as that
- * user; 0 or 78 */
+/* relay_check_cb - relay_check as a dmn_check_fn */
+static bool
+relay_check_cb(void *arg, char *why, size_t whylen)
+{
+	return relay_check(arg, why, whylen) == 0;
+}
+
+/* conf_check - -n: what the start would fail on, besides the syntax
+ * (dmn_conf_check, then relay_check); 0 or 78 */
 static int
 conf_check(void)
 {
-	char why[1024], note[256], dir[sizeof(conf.listen)], *slash;
-	struct stat sb;
-	int e;
+	const char *listen[] = { conf.listen };
 
-	if (strncmp(conf.listen, "unix:", 5) == 0) {
-		strlcpy(dir, conf.listen + 5, sizeof(dir));
-		if ((slash = strrchr(dir, '/')) != NULL)
-			slash[slash == dir ? 1 : 0] = '\0';
-		if ((e = stat(dir, &sb) != 0 ? errno : 0) != 0 ||
-		    !S_ISDIR(sb.st_mode)) {
-			fprintf(stderr, "%s: %s: listen %s: directory %s: %s\n",
-			    RELAY_NAME, conf_path, conf.listen, dir,
-			    e != 0 ? strerror(e) : "not a directory");
-			return 78;
-		}
-	}
-	if (danests_config_check_as(conf.core, conf.user,
-	    conf.user_at[0] != '\0' ? conf.user_at : conf_path, note,
-	    sizeof(note), why, sizeof(why)) != DANESTS_OK) {
-		fprintf(stderr, "%s: %s\n", RELAY_NAME, why);
+	if (dmn_conf_check(RELAY_NAME, conf_path, conf.core, listen, 1,
+	    &conf.user, relay_check_cb, &conf) != 0)
 		return 78;	/* EX_CONFIG */
-	}
-	if (relay_check(&conf, why, sizeof(why)) != 0) {
-		fprintf(stderr, "%s: %s\n", RELAY_NAME, why);
-		return 78;
-	}
-	if (note[0] != '\0')
-		fprintf(stderr, "%s: note: %s\n", RELAY_NAME, note);
 	printf("%s: configuration OK: listen %s, user %s\n", conf_path,
-	    conf.listen, conf.user);
+	    conf.listen, conf.user.name);
 	return 0;
 }
 
@@ -631,7 +563,7 @@ main(int argc, char **argv)
 	/* bind as root, then become the service user (never root); the
 	 * socket's directory is the user's, so it goes at exit */
 	if (!dmn_listen_parse(conf.listen, &listener, why, sizeof(why)) ||
-	    (dmn_will_drop() && !dmn_user_lookup(conf.user, &u, why,
+	    (dmn_will_drop() && !dmn_user_lookup(conf.user.name, &u, why,
 	    sizeof(why))) || !dmn_listen_bind(&listener, 0660, why,
 	    sizeof(why)) || !dmn_drop(&u, why, sizeof(why))) {
 		relay_log(LOG_ERR, "%s", why);

@@ -12,6 +12,7 @@
 #define DANESTS_RELAY_H
 
 #include "danests-smtp.h"
+#include "daemon.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,8 +30,7 @@
 
 struct relay_conf {
 	char listen[256];	/* HOST:PORT, [V6]:PORT or unix:/path */
-	char user[64];
-	char user_at[320];	/* "FILE:LINE" of user, or "" */
+	struct dmn_conf_user user;
 	char helo[256];		/* our name in LHLO/EHLO replies */
 	char tmpdir[256];	/* spill directory for large messages */
 	unsigned max_sessions;	/* concurrent LMTP connections */

@@ -51,22 +51,6 @@ conf_free(struct conf *c)
 	free(c);
 }
 
-/* parse_num - an unsigned number within [min, max] */
-static bool
-parse_num(const char *s, unsigned long min, unsigned long max, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || *s == '-' || v < min ||
-	    v > max)
-		return false;
-	*out = (unsigned)v;
-	return true;
-}
-
 /* conf_profile - "NAME [strict-testing] [tlsrpt]" */
 static bool
 conf_profile(struct conf *c, const char *val, char *why, size_t whylen)
@@ -140,24 +124,17 @@ conf_apply(void *arg, const char *section, const char *key, const char *val,
 {
 	struct conf *c = arg;
 
-	static const struct {
-		const char *key;
-		unsigned long min, max;
-		size_t off;
-	} nums[] = {
-		{ "lookup_timeout", 1, 90, offsetof(struct conf,
-		    lookup_timeout_ms) },
-		{ "max_clients", 1, 100000, offsetof(struct conf, max_clients) },
-		{ "idle_timeout", 1, 86400, offsetof(struct conf,
-		    idle_timeout_s) },
-		{ "refresh_interval", 0, 86400, offsetof(struct conf,
-		    refresh_interval_s) },
-		{ "refresh_window", 60, 31557600, offsetof(struct conf,
-		    refresh_window_s) },
-		{ "refresh_parallel", 1, 64, offsetof(struct conf,
-		    refresh_parallel) },
+#define N(key, min, max, scale, field) \
+	DANESTS_CONFIG_NUM(key, min, max, scale, struct conf, field)
+	static const struct danests_config_num nums[] = {
+		N("lookup_timeout", 1, 90, 1000, lookup_timeout_ms),
+		N("max_clients", 1, 100000, 1, max_clients),
+		N("idle_timeout", 1, 86400, 1, idle_timeout_s),
+		N("refresh_interval", 0, 86400, 1, refresh_interval_s),
+		N("refresh_window", 60, 31557600, 1, refresh_window_s),
+		N("refresh_parallel", 1, 64, 1, refresh_parallel),
 	};
-	size_t i;
+#undef N
 
 	if (strcmp(key, "listen") == 0) {
 		if (c->nlisten >= MAX_LISTEN) {
@@ -174,14 +151,9 @@ conf_apply(void *arg, const char *section, const char *key, const char *val,
 		c->nlisten++;
 		return DANESTS_OK;
 	}
-	if (strcmp(key, "user") == 0) {
-		if (strlcpy(c->user, val, sizeof(c->user)) >= sizeof(c->user)) {
-			snprintf(why, whylen, "name too long");
-			return DANESTS_PERM;
-		}
-		snprintf(c->user_at, sizeof(c->user_at), "%s:%u", file, line);
-		return DANESTS_OK;
-	}
+	if (strcmp(key, "user") == 0)
+		return dmn_conf_user(&c->user, val, file, line, why, whylen) ?
+		    DANESTS_OK : DANESTS_PERM;
 	if (strcmp(key, "pidfile") == 0) {
 		if (strcmp(val, "none") != 0 && val[0] != '/') {
 			snprintf(why, whylen, "expected an absolute path or "
@@ -243,20 +215,8 @@ conf_apply(void *arg, const char *section, const char *key, const char *val,
 		strlcpy(c->tlsrpt_socket, val, sizeof(c->tlsrpt_socket));
 		return DANESTS_OK;
 	}
-	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-		if (strcmp(key, nums[i].key) != 0)
-			continue;
-		if (!parse_num(val, nums[i].min, nums[i].max,
-		    (unsigned *)((char *)c + nums[i].off))) {
-			snprintf(why, whylen, "expected a number from %lu "
-			    "to %lu", nums[i].min, nums[i].max);
-			return DANESTS_PERM;
-		}
-		if (strcmp(key, "lookup_timeout") == 0)
-			c->lookup_timeout_ms *= 1000;
-		return DANESTS_OK;
-	}
-	return DANESTS_NOTFOUND;
+	return danests_config_num(nums, sizeof(nums) / sizeof(nums[0]), c,
+	    key, val, why, whylen);
 }
 
 /* conf_load - defaults, then config_path: its core keys and [postfix] */
@@ -279,7 +239,7 @@ conf_load(char *why, size_t whylen)
 	c->refresh_parallel = 4;
 	c->unix_mode = 0666;
 	c->tlsrpt_mode = 0660;
-	strlcpy(c->user, DANESTS_DEFAULT_USER, sizeof(c->user));
+	dmn_conf_user_default(&c->user);
 	if (danests_config_read(c->core, config_path, "postfix", conf_apply, c,
 	    why, whylen) != DANESTS_OK)
 		goto fail;
@@ -324,64 +284,35 @@ static const char usage_text[] =
     "  -n       check the configuration as the start would, exit\n"
     "See danests-postfix(8) and danests.conf(5).\n";
 
-/* conf_check - -n: what the start would fail on, besides the syntax:
- * the directory of a unix socket, the user, ca_file and the cache as that
- * user; 0 or 78 */
+/* server_check_cb - server_check as a dmn_check_fn */
+static bool
+server_check_cb(void *arg, char *why, size_t whylen)
+{
+	return server_check(arg, why, whylen);
+}
+
+/* conf_check - -n: what the start would fail on, besides the syntax
+ * (dmn_conf_check, then server_check: listen specs, the user and the
+ * directories it must write); 0 or 78 */
 static int
 conf_check(void)
 {
-	char why[1024], note[256], dir[PATH_MAX], *slash;
-	struct stat sb;
-	size_t i;
-	int e;
-
-	for (i = 0; i < conf->nlisten; i++) {
-		if (strncmp(conf->listen[i], "unix:", 5) != 0)
-			continue;
-		strlcpy(dir, conf->listen[i] + 5, sizeof(dir));
-		if ((slash = strrchr(dir, '/')) != NULL)
-			slash[slash == dir ? 1 : 0] = '\0';
-		if ((e = stat(dir, &sb) != 0 ? errno : 0) != 0 ||
-		    !S_ISDIR(sb.st_mode)) {
-			fprintf(stderr, "danests-postfix: %s: listen %s: "
-			    "directory %s: %s\n", config_path, conf->listen[i],
-			    dir, e != 0 ? strerror(e) : "not a directory");
-			return 78;
-		}
-	}
 	if (conf->tlsrpt_socket[0] != '\0') {
-		strlcpy(dir, conf->tlsrpt_socket, sizeof(dir));
-		if ((slash = strrchr(dir, '/')) != NULL)
-			slash[slash == dir ? 1 : 0] = '\0';
-		if ((e = stat(dir, &sb) != 0 ? errno : 0) != 0 ||
-		    !S_ISDIR(sb.st_mode)) {
-			fprintf(stderr, "danests-postfix: %s: tlsrpt_socket "
-			    "%s: directory %s: %s\n", config_path,
-			    conf->tlsrpt_socket, dir, e != 0 ? strerror(e) :
-			    "not a directory");
+		if (!dmn_conf_dir(PF_NAME, config_path, "tlsrpt_socket",
+		    conf->tlsrpt_socket, conf->tlsrpt_socket))
 			return 78;
-		}
 		if (!danests_config_report(conf->core)->enabled)
 			fprintf(stderr, "danests-postfix: note: tlsrpt_socket "
 			    "is set but tls_reports is off: results are "
 			    "dropped\n");
 	}
-	if (danests_config_check_as(conf->core, conf->user,
-	    conf->user_at[0] != '\0' ? conf->user_at : config_path, note,
-	    sizeof(note), why, sizeof(why)) != DANESTS_OK) {
-		fprintf(stderr, "danests-postfix: %s\n", why);
+	if (dmn_conf_check(PF_NAME, config_path, conf->core,
+	    (const char *const *)conf->listen, conf->nlisten, &conf->user,
+	    server_check_cb, conf) != 0)
 		return 78;	/* EX_CONFIG */
-	}
-	/* listen specs, the user and the directories it must write */
-	if (!server_check(conf, why, sizeof(why))) {
-		fprintf(stderr, "danests-postfix: %s\n", why);
-		return 78;
-	}
-	if (note[0] != '\0')
-		fprintf(stderr, "danests-postfix: note: %s\n", note);
 	printf("%s: configuration ok: %zu listen address(es), %zu "
 	    "profile(s), user %s\n", config_path, conf->nlisten,
-	    conf->nprofiles, conf->user);
+	    conf->nprofiles, conf->user.name);
 	return 0;
 }
 

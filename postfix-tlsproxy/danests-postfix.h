@@ -42,8 +42,7 @@
 struct conf {
 	char *listen[MAX_LISTEN];
 	size_t nlisten;
-	char user[64];
-	char user_at[PATH_MAX + 16];	/* "FILE:LINE" of user, or "" */
+	struct dmn_conf_user user;
 	char pidfile[PATH_MAX];
 	unsigned lookup_timeout_ms;	/* bound on one request */
 	unsigned max_clients;

@@ -48,7 +48,7 @@ server_check(const struct conf *c, char *why, size_t whylen)
 			return false;
 	if (!dmn_will_drop())
 		return true;	/* stays the user it was started as */
-	if (!dmn_user_lookup(c->user, &u, why, whylen))
+	if (!dmn_user_lookup(c->user.name, &u, why, whylen))
 		return false;
 	for (i = 0; i < c->nlisten; i++)
 		if (dmn_listen_parse(c->listen[i], &l, why, whylen) &&
@@ -208,7 +208,7 @@ reload_cb(void *arg)
 		if (strcmp(nc->listen[i], conf->listen[i]) != 0)
 			break;
 	if (nc->nlisten != conf->nlisten || i != nc->nlisten ||
-	    strcmp(nc->user, conf->user) != 0 ||
+	    strcmp(nc->user.name, conf->user.name) != 0 ||
 	    strcmp(nc->pidfile, conf->pidfile) != 0 ||
 	    strcmp(nc->tlsrpt_socket, conf->tlsrpt_socket) != 0 ||
 	    nc->tlsrpt_mode != conf->tlsrpt_mode)
@@ -293,7 +293,7 @@ server_run(bool foreground)
 
 	dmn_log_open(PF_NAME, conf->log_stderr, conf->verbose);
 	if (!server_check(conf, why, sizeof(why)) ||
-	    (dmn_will_drop() && !dmn_user_lookup(conf->user, &u, why,
+	    (dmn_will_drop() && !dmn_user_lookup(conf->user.name, &u, why,
 	    sizeof(why)))) {
 		fprintf(stderr, "%s: %s\n", PF_NAME, why);
 		dmn_log(LOG_ERR, "%s", why);

@@ -2,12 +2,13 @@
  * daemon.h - what danests-postfix and danests-relay share as daemons:
  * the command line (filter-danests takes it too), listen specifications
  * and binding, the privilege drop, the pid file, logging, the descriptor
- * limit, an accept loop that pauses when descriptors run out, and the
- * signals that reload and stop.
+ * limit, an accept loop that pauses when descriptors run out, the
+ * signals that reload and stop, the configuration keys every daemon has
+ * (user) and its -n check.
  *
- * A small static library linked into the adapters' programs only; the
- * decision library (libdanests) knows nothing of it.  Every function runs on the
- * daemon's main thread except dmn_log, which any thread may call.
+ * A small static library over libdanests, linked into the adapters'
+ * programs only; libdanests knows nothing of it.  Every function runs on
+ * the daemon's main thread except dmn_log, which any thread may call.
  */
 #ifndef DANESTS_DAEMON_H
 #define DANESTS_DAEMON_H
@@ -16,6 +17,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,6 +41,35 @@ struct dmn_opts {
 };
 void dmn_options(int argc, char **argv, bool daemon, const char *usage,
     struct dmn_opts *o);
+
+/*
+ * The configuration keys every daemon has, and its -n (conf.c).  The
+ * user key keeps where it was set, so that -n names the line.
+ */
+struct danests_config;
+
+struct dmn_conf_user {
+	char name[DMN_USER_MAX];	/* default DANESTS_DEFAULT_USER */
+	char at[PATH_MAX + 16];		/* "FILE:LINE" of the key, or "" */
+};
+void dmn_conf_user_default(struct dmn_conf_user *u);
+/* dmn_conf_user - the value of a `user` key read at file:line */
+bool dmn_conf_user(struct dmn_conf_user *u, const char *val, const char *file,
+    unsigned line, char *why, size_t whylen);
+/* dmn_conf_dir - -n: the directory that is to hold file (a socket, set
+ * by key value) exists; else false, said on stderr after "name: path: " */
+bool dmn_conf_dir(const char *name, const char *path, const char *key,
+    const char *value, const char *file);
+/* dmn_conf_check - -n once the file was read: the directory of each unix
+ * listen spec exists, the core settings work as the service user
+ * (danests_config_check_as), then the program's own check (check may be
+ * NULL).  Errors go to stderr after "name: ", a note of the core check
+ * too.  0, or 78 (EX_CONFIG). */
+typedef bool dmn_check_fn(void *arg, char *why, size_t whylen);
+int dmn_conf_check(const char *name, const char *path,
+    const struct danests_config *core, const char *const *listen,
+    size_t nlisten, const struct dmn_conf_user *u, dmn_check_fn *check,
+    void *arg);
 
 /*
  * Logging: syslog (mail facility), or stderr with a time stamp (-d);

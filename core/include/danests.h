@@ -280,6 +280,29 @@ typedef danests_status danests_config_key_cb(void *arg, const char *section,
     const char *key, const char *value, const char *file, unsigned line,
     char *why, size_t whylen);
 
+/*
+ * Numeric keys, the core's and every program's own alike: a table of
+ * { key, min, max, scale, off, size }.  danests_config_num looks key up in
+ * tab: DANESTS_NOTFOUND when it is not there; DANESTS_PERM ("expected a
+ * number from MIN to MAX") when value is not a decimal number within
+ * [min, max]; else value times scale (0 counts as 1; 1000 turns seconds
+ * into milliseconds) is stored at base + off in an unsigned integer of
+ * size bytes (0: an unsigned int).  DANESTS_CONFIG_NUM fills one entry.
+ */
+struct danests_config_num {
+	const char *key;
+	unsigned long long min, max;
+	unsigned scale;
+	size_t off;
+	size_t size;
+};
+#define DANESTS_CONFIG_NUM(key, min, max, scale, type, field)		\
+	{ (key), (min), (max), (scale), offsetof(type, field),		\
+	    sizeof(((type *)0)->field) }
+danests_status danests_config_num(const struct danests_config_num *tab,
+    size_t n, void *base, const char *key, const char *value, char *why,
+    size_t whylen);
+
 /* danests_config_read - read path into c; the keys of section (NULL:
  * none) go to cb, other sections are skipped.  Settings override what was
  * set before.  A missing, unreadable or non-regular file is an error. */

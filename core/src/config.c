@@ -297,25 +297,47 @@ danests_config_set_sts(struct danests_config *c, bool on)
 }
 
 
-/* parse_uint - a decimal number within [min, max] */
-static bool
-parse_uint(const char *s, unsigned long min, unsigned long max,
-    unsigned long *out)
+/* danests_config_num - see danests.h */
+danests_status
+danests_config_num(const struct danests_config_num *tab, size_t n,
+    void *base, const char *key, const char *val, char *why, size_t whylen)
 {
-	char *end;
+	const struct danests_config_num *t;
+	unsigned long long v, scale;
+	char *end, *at;
+	size_t i;
 
-	if (!isdigit((unsigned char)*s))
-		return false;
+	for (i = 0; i < n && strcmp(key, tab[i].key) != 0; i++)
+		continue;
+	if (i == n)
+		return DANESTS_NOTFOUND;
+	t = &tab[i];
+	scale = t->scale != 0 ? t->scale : 1;
 	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return *end == '\0' && errno == 0 && *out >= min && *out <= max;
+	v = isdigit((unsigned char)*val) ? strtoull(val, &end, 10) : 0;
+	if (!isdigit((unsigned char)*val) || *end != '\0' || errno != 0 ||
+	    v < t->min || v > t->max || v > ULLONG_MAX / scale ||
+	    ((t->size == 0 || t->size == sizeof(unsigned)) &&
+	    v * scale > UINT_MAX)) {
+		why_set(why, whylen, "expected a number from %llu to %llu",
+		    t->min, t->max);
+		return DANESTS_PERM;
+	}
+	v *= scale;
+	at = (char *)base + t->off;
+	if (t->size == 0 || t->size == sizeof(unsigned))
+		*(unsigned *)(void *)at = (unsigned)v;
+	else if (t->size == sizeof(unsigned long long))
+		*(unsigned long long *)(void *)at = v;
+	else {
+		why_set(why, whylen, "a field of %zu bytes", t->size);
+		return DANESTS_PERM;
+	}
+	return DANESTS_OK;
 }
 
-static const struct {
-	const char *key;
-	unsigned long min, max, scale;
-	size_t off;
-} config_nums[] = {
+/* The core's numbers (struct danests_config_num; size 0: unsigned). */
+static const struct danests_config_num config_nums[] = {
 	{ "dns_timeout", 1, 60, 1000,
 	    offsetof(struct danests_config, dns_timeout_ms) },
 	{ "dns_max_queries", 1, 4096, 1,
@@ -472,8 +494,7 @@ danests_status
 danests_config_apply(struct danests_config *c, const char *key, const char *val,
     char *why, size_t whylen)
 {
-	unsigned long n;
-	size_t i;
+	danests_status st;
 
 	if (strcmp(key, "resolver") == 0)
 		return danests_config_set_resolver(c, val, why, whylen);
@@ -497,25 +518,14 @@ danests_config_apply(struct danests_config *c, const char *key, const char *val,
 		return DANESTS_OK;
 	}
 	if (strncmp(key, "report_", 7) == 0 || strcmp(key, "tls_reports") == 0) {
-		danests_status st = config_report_apply(c, key, val, why,
-		    whylen);
-
+		st = config_report_apply(c, key, val, why, whylen);
 		if (st != DANESTS_NOTFOUND)
 			return st;
 	}
-	for (i = 0; i < sizeof(config_nums) / sizeof(config_nums[0]); i++) {
-		if (strcmp(key, config_nums[i].key) != 0)
-			continue;
-		if (!parse_uint(val, config_nums[i].min, config_nums[i].max,
-		    &n)) {
-			why_set(why, whylen, "expected a number from %lu to "
-			    "%lu", config_nums[i].min, config_nums[i].max);
-			return DANESTS_PERM;
-		}
-		*(unsigned *)((char *)c + config_nums[i].off) =
-		    (unsigned)(n * config_nums[i].scale);
-		return DANESTS_OK;
-	}
+	st = danests_config_num(config_nums, sizeof(config_nums) /
+	    sizeof(config_nums[0]), c, key, val, why, whylen);
+	if (st != DANESTS_NOTFOUND)
+		return st;
 	why_set(why, whylen, "unknown setting \"%s\"", key);
 	return DANESTS_NOTFOUND;
 }

@@ -488,6 +488,76 @@ test_report_settings(void **state)
 	free(d);
 }
 
+/*
+ * danests_config_num: the numeric keys of every section, one row a case
+ * over a table with each field kind (unsigned, scaled, 64-bit).
+ */
+struct nums {
+	unsigned u;
+	unsigned ms;
+	unsigned long long big;
+	size_t sz;
+};
+
+#define N(key, min, max, scale, field) \
+	DANESTS_CONFIG_NUM(key, min, max, scale, struct nums, field)
+static const struct danests_config_num num_tab[] = {
+	N("u", 1, 100, 1, u),
+	N("ms", 1, 600, 1000, ms),
+	N("big", 1024, 1ULL << 36, 1, big),
+	N("sz", 0, 1ULL << 30, 0, sz),
+	N("wide", 0, 10000000, 1000, u),	/* may pass UINT_MAX scaled */
+};
+#undef N
+
+struct num_row {
+	const char *name;
+	const char *key, *val;
+	danests_status want;
+	struct nums after;		/* when DANESTS_OK */
+	const char *why;		/* when DANESTS_PERM */
+};
+
+static const struct num_row num_rows[] = {
+	{ "plain", "u", "42", DANESTS_OK, { .u = 42 }, NULL },
+	{ "lowest", "u", "1", DANESTS_OK, { .u = 1 }, NULL },
+	{ "highest", "u", "100", DANESTS_OK, { .u = 100 }, NULL },
+	{ "below", "u", "0", DANESTS_PERM, { 0 },
+	    "expected a number from 1 to 100" },
+	{ "above", "u", "101", DANESTS_PERM, { 0 },
+	    "expected a number from 1 to 100" },
+	{ "sign", "u", "+5", DANESTS_PERM, { 0 }, "expected a number" },
+	{ "minus", "u", "-5", DANESTS_PERM, { 0 }, "expected a number" },
+	{ "space", "u", " 5", DANESTS_PERM, { 0 }, "expected a number" },
+	{ "trailing", "u", "5s", DANESTS_PERM, { 0 }, "expected a number" },
+	{ "empty", "u", "", DANESTS_PERM, { 0 }, "expected a number" },
+	{ "overflow", "u", "99999999999999999999999", DANESTS_PERM, { 0 },
+	    "expected a number" },
+	{ "seconds-to-ms", "ms", "20", DANESTS_OK, { .ms = 20000 }, NULL },
+	{ "64-bit", "big", "68719476736", DANESTS_OK,
+	    { .big = 1ULL << 36 }, NULL },
+	{ "size_t", "sz", "1048576", DANESTS_OK, { .sz = 1048576 }, NULL },
+	{ "scaled-past-unsigned", "wide", "5000000", DANESTS_PERM, { 0 },
+	    "expected a number from 0 to 10000000" },
+	{ "unknown", "v", "1", DANESTS_NOTFOUND, { 0 }, NULL },
+};
+
+static void
+run_num(void **state)
+{
+	const struct num_row *r = *state;
+	struct nums n;
+	char why[256] = "";
+
+	memset(&n, 0, sizeof(n));
+	assert_int_equal(danests_config_num(num_tab, NROWS(num_tab), &n,
+	    r->key, r->val, why, sizeof(why)), r->want);
+	if (r->want == DANESTS_PERM)
+		assert_non_null(strstr(why, r->why));
+	/* a refused value stores nothing */
+	assert_memory_equal(&n, &r->after, sizeof(n));
+}
+
 int
 main(void)
 {
@@ -509,6 +579,8 @@ main(void)
 	strcat(long_line, "\n");
 	rc |= run_table("config_read", rows, NROWS(rows), sizeof(rows[0]),
 	    run_row);
+	rc |= run_table("config_num", num_rows, NROWS(num_rows),
+	    sizeof(num_rows[0]), run_num);
 	rc |= cmocka_run_group_tests_name("config", misc, NULL, NULL);
 	return rc;
 }

@@ -497,6 +497,30 @@ test_accept_full(void **state)
 	event_base_free(base);
 }
 
+/* test_conf_user - the user key: where it was set, never cut */
+static void
+test_conf_user(void **state)
+{
+	struct dmn_conf_user u;
+	char why[256], name[DMN_USER_MAX + 1];
+
+	(void)state;
+	dmn_conf_user_default(&u);
+	assert_string_equal(u.name, "_danests");
+	assert_string_equal(u.at, "");
+	assert_true(dmn_conf_user(&u, "mail", "/etc/danests/x.conf", 12, why,
+	    sizeof(why)));
+	assert_string_equal(u.name, "mail");
+	assert_string_equal(u.at, "/etc/danests/x.conf:12");
+	memset(name, 'u', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	assert_false(dmn_conf_user(&u, name, "x.conf", 3, why, sizeof(why)));
+	assert_string_equal(why, "name too long");
+	name[DMN_USER_MAX - 1] = '\0';
+	assert_true(dmn_conf_user(&u, name, "x.conf", 4, why, sizeof(why)));
+	assert_string_equal(u.name, name);
+}
+
 int
 main(void)
 {
@@ -505,6 +529,7 @@ main(void)
 		cmocka_unit_test(test_unix_stale_live_and_close),
 		cmocka_unit_test(test_dgram),
 		cmocka_unit_test(test_users),
+		cmocka_unit_test(test_conf_user),
 		cmocka_unit_test(test_nofile_fit),
 		cmocka_unit_test(test_accept_pause),
 		cmocka_unit_test(test_accept_full),
