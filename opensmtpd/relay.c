@@ -53,7 +53,8 @@ static bool debug;
 static struct event_base *base;
 static struct event *ev_queue, *ev_tick;
 static struct dmn_acceptor *acceptor;
-static struct danests_ctx *ctx, *old_ctx;
+static struct danests_ctx *ctx;
+static struct dmn_retired retired;	/* contexts of earlier reloads */
 static struct ssl_ctx_st *tls;		/* under lock */
 static const char *conf_path = RELAY_CONF;
 static struct dmn_listen listener = { .fd = -1 };
@@ -367,18 +368,15 @@ accept_cb(int fd, void *arg)
 	close(fd);
 }
 
-/* tick_cb - retire an old context after SIGHUP; reap ended sessions;
- * end the loop once a stop left no session open */
+/* tick_cb - free the contexts of earlier reloads once idle; reap ended
+ * sessions; end the loop once a stop left no session open */
 static void
 tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	static bool late;
 	unsigned n;
 
-	if (old_ctx != NULL && danests_ctx_pending(old_ctx) == 0) {
-		danests_ctx_free(old_ctx);
-		old_ctx = NULL;
-	}
+	(void)dmn_ctx_reap(&retired);
 	n = threads_reap();
 	if (!stopping)
 		return;
@@ -438,9 +436,9 @@ reload(void)
 		relay_conf_clear(&nc);
 		return;
 	}
-	if (old_ctx != NULL)	/* a second reload before the first ended */
-		danests_ctx_free(old_ctx);
-	old_ctx = ctx;
+	if (!dmn_ctx_retire(&retired, ctx))
+		relay_log(LOG_WARNING, "reload: out of memory: the old "
+		    "context stays allocated");
 	ctx = nctx;
 	pthread_mutex_lock(&lock);
 	relay_conf_clear(&conf);

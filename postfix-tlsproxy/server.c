@@ -18,17 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A context kept after a reload until its pending requests end. */
-struct old_ctx {
-	struct danests_ctx *ctx;
-	struct old_ctx *next;
-};
-
 struct event_base *base;
 struct danests_ctx *ctx;
 unsigned long n_requests, n_resolutions;
 
-static struct old_ctx *old_ctxs;
+static struct dmn_retired retired;	/* contexts of earlier reloads */
 static struct dmn_listen listens[MAX_LISTEN];
 static struct dmn_acceptor *acceptors[MAX_LISTEN];
 static size_t nlistens;
@@ -85,23 +79,16 @@ ctx_make(const struct conf *c, char *why, size_t whylen)
 	return x;
 }
 
-/* reap_cb - free contexts of earlier configurations once idle */
+/* reap_cb - free contexts of earlier configurations once idle (not
+ * while a refresh runs: it may have started on one of them) */
 static void
 reap_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct old_ctx **pp, *o;
-
 	(void)fd;
 	(void)what;
 	(void)arg;
-	for (pp = &old_ctxs; (o = *pp) != NULL;) {
-		if (danests_ctx_pending(o->ctx) == 0 && !refresh_running) {
-			*pp = o->next;
-			danests_ctx_free(o->ctx);
-			free(o);
-		} else
-			pp = &o->next;
-	}
+	if (!refresh_running)
+		(void)dmn_ctx_reap(&retired);
 }
 
 /* refresh_done - the background refresh finished */
@@ -188,7 +175,6 @@ reload_cb(void *arg)
 {
 	struct conf *nc;
 	struct danests_ctx *nx;
-	struct old_ctx *o;
 	char why[512];
 	size_t i;
 
@@ -218,11 +204,9 @@ reload_cb(void *arg)
 	    sizeof(nc->tlsrpt_socket));
 	nc->tlsrpt_mode = conf->tlsrpt_mode;
 	strlcpy(nc->pidfile, conf->pidfile, sizeof(nc->pidfile));
-	if ((o = calloc(1, sizeof(*o))) != NULL) {
-		o->ctx = ctx;
-		o->next = old_ctxs;
-		old_ctxs = o;
-	}	/* else: leak the old context rather than cut its requests */
+	if (!dmn_ctx_retire(&retired, ctx))
+		dmn_log(LOG_WARNING, "reload: out of memory: the old context "
+		    "stays allocated");
 	ctx = nx;
 	conf_free(conf);
 	conf = nc;
@@ -254,7 +238,6 @@ stop_cb(int sig, void *arg)
 static void
 shutdown_all(void)
 {
-	struct old_ctx *o;
 	size_t i;
 
 	for (i = 0; i < nlistens; i++) {
@@ -268,11 +251,7 @@ shutdown_all(void)
 	 * waiters left. */
 	danests_ctx_free(ctx);
 	ctx = NULL;
-	while ((o = old_ctxs) != NULL) {
-		old_ctxs = o->next;
-		danests_ctx_free(o->ctx);
-		free(o);
-	}
+	dmn_ctx_retire_all(&retired);
 	if (refresh_ev != NULL)
 		event_free(refresh_ev);
 	if (reap_ev != NULL)

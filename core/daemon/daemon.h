@@ -4,7 +4,7 @@
  * and binding, the privilege drop, the pid file, logging, the descriptor
  * limit, an accept loop that pauses when descriptors run out, the
  * signals that reload and stop, the configuration keys every daemon has
- * (user) and its -n check.
+ * (user), its -n check, and the contexts a reload retires.
  *
  * A small static library over libdanests, linked into the adapters'
  * programs only; libdanests knows nothing of it.  Every function runs on
@@ -47,6 +47,7 @@ void dmn_options(int argc, char **argv, bool daemon, const char *usage,
  * user key keeps where it was set, so that -n names the line.
  */
 struct danests_config;
+struct danests_ctx;
 
 struct dmn_conf_user {
 	char name[DMN_USER_MAX];	/* default DANESTS_DEFAULT_USER */
@@ -70,6 +71,26 @@ int dmn_conf_check(const char *name, const char *path,
     const struct danests_config *core, const char *const *listen,
     size_t nlisten, const struct dmn_conf_user *u, dmn_check_fn *check,
     void *arg);
+
+/*
+ * Contexts of earlier configurations (retire.c).  A reload makes a new
+ * core context; the one it replaces still has lookups in flight whose
+ * callbacks use it, so it is kept on a list and freed once it has no
+ * request pending (danests_ctx_pending), never before.  dmn_ctx_reap
+ * runs from a timer of the daemon; dmn_ctx_retire_all at exit.
+ */
+struct dmn_retired {
+	struct dmn_retired_ctx *head;
+	size_t n;			/* contexts on the list */
+};
+/* dmn_ctx_retire - keep ctx until idle; false (ctx left alive, never
+ * freed) when the list cannot grow */
+bool dmn_ctx_retire(struct dmn_retired *r, struct danests_ctx *ctx);
+/* dmn_ctx_reap - free the idle contexts; how many remain */
+size_t dmn_ctx_reap(struct dmn_retired *r);
+/* dmn_ctx_retire_all - free every context (their pending requests get
+ * "cancelled"), at exit */
+void dmn_ctx_retire_all(struct dmn_retired *r);
 
 /*
  * Logging: syslog (mail facility), or stderr with a time stamp (-d);

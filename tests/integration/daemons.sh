@@ -323,6 +323,8 @@ check relay-ca-reloaded 'grep -Eq "\|354 [^|]*\|250 2\.0\.0 delivered" <<<"$out"
 cleanup
 
 # --- SIGHUP while a lookup is in flight: one cache environment ----------
+# Two reloads in a row keep both earlier contexts until they are idle
+# (core/daemon's list of retired contexts), then free both.
 # A reload makes a new core context while the old one finishes a lookup
 # (sts-slow.test: its policy host sends one byte a second until
 # fetch_timeout).  Both contexts use the cache; the process must hold one
@@ -414,11 +416,22 @@ for who in postfix relay; do
 	inflight=$(kill -0 "$slow" 2>/dev/null && echo yes || echo no)
 	check "$who-hup-one-env" '[ "$fds" = 1 ] && [ $inflight = yes ]' \
 	    "descriptors on lock.mdb: $fds, lookup still in flight: $inflight"
+	# a second reload while the lookup is still in flight: both earlier
+	# contexts are kept, the busy one is not freed under its lookup
+	kill -HUP "$pid"
+	e2e_wait 10 sh -c "[ \$(grep -c 'configuration reloaded' '$W/hup-$who.log') = 2 ]"
+	inflight=$(kill -0 "$slow" 2>/dev/null && echo yes || echo no)
+	freed=$(grep -c "context of an earlier configuration freed" "$W/hup-$who.log")
+	check "$who-hup-twice-kept" '[ $inflight = yes ] && [ "$freed" -le 1 ]' \
+	    "lookup still in flight: $inflight, contexts freed: $freed"
 	wait "$slow"
-	# the old context is freed once idle (relay: 0.2 s, postfix: 5 s)
+	# the old contexts are freed once idle (relay: 0.2 s, postfix: 5 s)
 	sleep 6
-	check "$who-hup-slow-answered" '[ -n "$(cat "$W/hup-$who.slow")" ]' \
-	    "$(cat "$W/hup-$who.slow")"
+	check "$who-hup-slow-answered" '[ -n "$(cat "$W/hup-$who.slow")" ] && ! grep -q cancelled "$W/hup-$who.slow" "$W/hup-$who.log"' \
+	    "$(cat "$W/hup-$who.slow"; grep cancelled "$W/hup-$who.log" | head -2)"
+	freed=$(grep -c "context of an earlier configuration freed" "$W/hup-$who.log")
+	check "$who-hup-twice-freed" '[ "$freed" = 2 ] && grep -q "freed (0 still busy)" "$W/hup-$who.log"' \
+	    "contexts freed: $freed"
 	check "$who-hup-lock-kept" 'lmdb_locked "$pid" "$lk" && [ "$(lock_fds "$pid" "$lk")" = 1 ]' \
 	    "$(grep -c " $pid " /proc/locks) locks of $pid, $(lock_fds "$pid" "$lk") descriptors"
 	list=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
