@@ -34,12 +34,16 @@
  *	"yes" when the host must be authenticated by DANE, else "no".
  *   report DOMAIN HOST VERIFIED [CONF]
  *	logs an MTA-STS testing failure when VERIFIED is not "1"; yields "".
+ *   refusal rcpt|mail DOMAIN [CONF]
+ *	the SMTP reply that refuses a recipient (rcpt) or sender (mail) in
+ *	DOMAIN when mail to it can only bounce (the core's danests_refusal:
+ *	"556 5.1.10 ..." for a null MX and so on), else "" (also when no
+ *	decision can be made: logged, never an expansion failure), for the
+ *	submission ACLs of acl/25_danests-submission.
  *   permfail DOMAIN [CONF]
- *	"null-mx" or "nxdomain" when mail to DOMAIN can only bounce, else ""
- *	(also when no decision can be made: logged, never an expansion
- *	failure), for the submission ACLs of acl/25_danests-submission.
+ *	"null-mx" or "nxdomain" where refusal refuses a recipient, else "".
  *
- * Errors of any kind except in permfail (bad arguments, a configuration that does not load,
+ * Errors of any kind except in refusal and permfail (bad arguments, a configuration that does not load,
  * a cache that cannot be opened, no decision within the bound) make the
  * expansion fail (not forced): a router whose expansion fails defers the
  * address, so the module fails closed.  A decision is the core's: this
@@ -83,6 +87,7 @@ int decision(uschar **, int, uschar *[]);
 int policy(uschar **, int, uschar *[]);
 int require_dane(uschar **, int, uschar *[]);
 int report(uschar **, int, uschar *[]);
+int refusal(uschar **, int, uschar *[]);
 int permfail(uschar **, int, uschar *[]);
 
 /* exim_yield - copy s into Exim's store as *yield; returns rc */
@@ -539,31 +544,62 @@ report(uschar **yield, int argc, uschar *argv[])
 	return exim_yield(yield, OK, "");
 }
 
-/* permfail - for an ACL at MAIL or RCPT time: "null-mx" or "nxdomain" when
- * the domain's decision is that final refusal, "" for every other
- * decision (tempfail included: the delivery defers it) and when no
- * decision can be made, which is logged: an ACL refuses only what is
- * certain, never on an error of the module */
+/* exim_final - the decision on domain for an ACL at MAIL or RCPT time;
+ * NULL when there is nothing to decide (the null sender, an address
+ * literal) or no decision can be made, which is logged: an ACL refuses
+ * only what is certain, never on an error of the module */
+static const struct danests_decision *
+exim_final(const char *fn, const char *domain, const char *conf)
+{
+	const struct danests_decision *d;
+	char why[EXIM_WHY_MAX], name[256];
+
+	if (danests_domain_normalize(domain, name, sizeof(name)) != DANESTS_OK)
+		return NULL;
+	if ((d = exim_decide(name, conf, why, sizeof(why))) == NULL)
+		log_write(0, LOG_MAIN, "danests: %s: %s; not refused", fn, why);
+	return d;
+}
+
+/* refusal - for an ACL at MAIL ("mail") or RCPT ("rcpt") time: the SMTP
+ * reply that refuses the address when the domain's decision is a final
+ * refusal (danests_refusal: null MX, no such domain), "" for every other
+ * decision (tempfail included: the delivery defers it) and when none can
+ * be made (exim_final) */
+int
+refusal(uschar **yield, int argc, uschar *argv[])
+{
+	const struct danests_decision *d;
+	const char *conf, *role, *domain;
+	char buf[EXIM_WHY_MAX];
+
+	if (!exim_args(argc, argv, 2, &conf) ||
+	    (strcmp((role = (const char *)argv[0]), "rcpt") != 0 &&
+	    strcmp(role, "mail") != 0))
+		return exim_fail(yield, "refusal: expected rcpt|mail DOMAIN "
+		    "[CONFIG]");
+	domain = (const char *)argv[1];
+	if ((d = exim_final("refusal", domain, conf)) == NULL ||
+	    !danests_refusal(d->verdict, d->reason, role[0] == 'm', domain,
+	    buf, sizeof(buf)))
+		return exim_yield(yield, OK, "");
+	return exim_yield(yield, OK, buf);
+}
+
+/* permfail - the reason ("null-mx" or "nxdomain") where refusal refuses
+ * a recipient, else "" */
 int
 permfail(uschar **yield, int argc, uschar *argv[])
 {
 	const struct danests_decision *d;
 	const char *conf;
-	char why[EXIM_WHY_MAX], name[256];
+	char buf[EXIM_WHY_MAX];
 
 	if (!exim_args(argc, argv, 1, &conf))
 		return exim_fail(yield, "permfail: expected DOMAIN [CONFIG]");
-	/* the null sender, an address literal: nothing to decide */
-	if (danests_domain_normalize((const char *)argv[0], name,
-	    sizeof(name)) != DANESTS_OK)
+	if ((d = exim_final("permfail", (const char *)argv[0], conf)) ==
+	    NULL || !danests_refusal(d->verdict, d->reason, false,
+	    (const char *)argv[0], buf, sizeof(buf)))
 		return exim_yield(yield, OK, "");
-	if ((d = exim_decide(name, conf, why, sizeof(why))) == NULL) {
-		log_write(0, LOG_MAIN, "danests: permfail: %s; not refused",
-		    why);
-		return exim_yield(yield, OK, "");
-	}
-	if (d->verdict == DANESTS_PERMFAIL && (d->reason == DANESTS_R_NULL_MX ||
-	    d->reason == DANESTS_R_NXDOMAIN))
-		return exim_yield(yield, OK, danests_reason_name(d->reason));
-	return exim_yield(yield, OK, "");
+	return exim_yield(yield, OK, danests_reason_name(d->reason));
 }

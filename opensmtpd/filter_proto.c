@@ -263,48 +263,19 @@ filter_proto_result(uint64_t session, uint64_t token, const char *reply,
 }
 
 /*
- * filter_proto_reply - only the two final refusals are answered here:
- * RFC 7505 4.1 (a recipient in a null-MX domain: 556, RFC 7504, with
- * 5.1.10) and 4.2 (a sender in a null-MX domain: 550 5.7.27); a domain
- * that does not exist is RFC 3463 X.1.2 "bad destination system address"
- * for a recipient and X.1.8 "bad sender's system address" for a sender.
- * Everything else proceeds: the relay enforces delivery, and a tempfail
+ * filter_proto_reply - only the final refusals are answered here (the
+ * core's danests_refusal: a null MX, a domain that does not exist);
+ * everything else proceeds: the relay enforces delivery, and a tempfail
  * is retried there.
  */
 bool
 filter_proto_reply(enum filter_phase phase, const char *domain,
     danests_verdict verdict, danests_reason reason, char *buf, size_t buflen)
 {
-	bool nullmx, nx;
-
-	if (verdict != DANESTS_PERMFAIL)
+	if (phase != FILTER_PHASE_RCPT_TO && phase != FILTER_PHASE_MAIL_FROM)
 		return false;
-	nullmx = reason == DANESTS_R_NULL_MX;
-	nx = reason == DANESTS_R_NXDOMAIN;
-	if (!nullmx && !nx)
-		return false;
-	switch (phase) {
-	case FILTER_PHASE_RCPT_TO:
-		if (nullmx)
-			snprintf(buf, buflen, "556 5.1.10 Recipient address "
-			    "rejected: domain %s does not accept mail (null MX)",
-			    domain);
-		else
-			snprintf(buf, buflen, "550 5.1.2 Recipient address "
-			    "rejected: domain %s does not exist", domain);
-		return true;
-	case FILTER_PHASE_MAIL_FROM:
-		if (nullmx)
-			snprintf(buf, buflen, "550 5.7.27 Sender address "
-			    "rejected: domain %s does not accept mail (null MX)",
-			    domain);
-		else
-			snprintf(buf, buflen, "550 5.1.8 Sender address "
-			    "rejected: domain %s does not exist", domain);
-		return true;
-	default:
-		return false;
-	}
+	return danests_refusal(verdict, reason, phase ==
+	    FILTER_PHASE_MAIL_FROM, domain, buf, buflen);
 }
 
 /* handshake - a config line; config|ready answers the registration */

@@ -151,6 +151,18 @@ danests_result_type danests_reason_result_type(danests_reason);
  * DANESTS_RT_NONE and values out of range. */
 const char *danests_result_type_name(danests_result_type);
 
+/*
+ * Refusing an address while the client is connected (MAIL FROM, RCPT TO):
+ * only a final decision is refused there, a null MX (RFC 7505 4.1, 4.2)
+ * or a domain that does not exist (RFC 3463 X.1.2, X.1.8).
+ * danests_refusal writes the SMTP reply that refuses a recipient (sender
+ * false) or a sender in domain, "CODE X.Y.Z text", into buf and returns
+ * true; false, buf untouched, for every other decision: the address goes
+ * on.  Every adapter that refuses at MAIL or RCPT time answers with it.
+ */
+bool danests_refusal(danests_verdict, danests_reason, bool sender,
+    const char *domain, char *buf, size_t buflen);
+
 /* One usable TLSA record (RFC 6698 2.1). */
 struct danests_tlsa {
 	uint8_t usage;

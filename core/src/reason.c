@@ -5,10 +5,12 @@
  * short, stable, lower-case strings: they appear in logs, in `danests check
  * --json` and in adapter replies.  Failure reasons map to the result types
  * of RFC 8460 4.3 (DANESTS_RESULT_TYPES); both tables are built here from
- * those lists, so each name is written once.
+ * those lists, so each name is written once.  The replies that refuse an
+ * address in a domain that can only bounce are written once here too.
  */
 #include "danests-internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* One row per reason, indexed by danests_reason (DANESTS_REASONS). */
@@ -135,4 +137,44 @@ danests_sts_mode_name(danests_sts_mode m)
 	case DANESTS_STS_ENFORCE: return "enforce";
 	}
 	return "?";
+}
+
+/*
+ * The replies of danests_refusal: RFC 7505 4.1 (a recipient in a null-MX
+ * domain: 556, RFC 7504, with 5.1.10) and 4.2 (a sender in a null-MX
+ * domain: 550 5.7.27); a domain that does not exist is RFC 3463 X.1.2
+ * "bad destination system address" for a recipient and X.1.8 "bad
+ * sender's system address" for a sender.
+ */
+static const struct {
+	danests_reason reason;
+	bool sender;
+	const char *code;	/* basic and enhanced status codes */
+	const char *what;	/* what the domain does */
+} refusals[] = {
+	{ DANESTS_R_NULL_MX, false, "556 5.1.10",
+	    "does not accept mail (null MX)" },
+	{ DANESTS_R_NXDOMAIN, false, "550 5.1.2", "does not exist" },
+	{ DANESTS_R_NULL_MX, true, "550 5.7.27",
+	    "does not accept mail (null MX)" },
+	{ DANESTS_R_NXDOMAIN, true, "550 5.1.8", "does not exist" },
+};
+
+/* danests_refusal - see danests.h */
+bool
+danests_refusal(danests_verdict v, danests_reason r, bool sender,
+    const char *domain, char *buf, size_t buflen)
+{
+	size_t i;
+
+	if (v != DANESTS_PERMFAIL)
+		return false;
+	for (i = 0; i < NELEM(refusals); i++)
+		if (refusals[i].reason == r && refusals[i].sender == sender) {
+			snprintf(buf, buflen, "%s %s address rejected: domain "
+			    "%s %s", refusals[i].code, sender ? "Sender" :
+			    "Recipient", domain, refusals[i].what);
+			return true;
+		}
+	return false;
 }

@@ -236,6 +236,52 @@ test_reason_types(void **state)
 	assert_false(reason_from_name("certificate-expired", &back));
 }
 
+/* danests_refusal: the only decisions refused while the client is
+ * connected, and their replies, word for word */
+static void
+test_refusals(void **state)
+{
+	static const struct {
+		danests_verdict v;
+		danests_reason r;
+		bool sender;
+		const char *reply;	/* NULL: the address goes on */
+	} rows[] = {
+		{ DANESTS_PERMFAIL, DANESTS_R_NULL_MX, false, "556 5.1.10 "
+		    "Recipient address rejected: domain d.test does not "
+		    "accept mail (null MX)" },
+		{ DANESTS_PERMFAIL, DANESTS_R_NXDOMAIN, false, "550 5.1.2 "
+		    "Recipient address rejected: domain d.test does not "
+		    "exist" },
+		{ DANESTS_PERMFAIL, DANESTS_R_NULL_MX, true, "550 5.7.27 "
+		    "Sender address rejected: domain d.test does not accept "
+		    "mail (null MX)" },
+		{ DANESTS_PERMFAIL, DANESTS_R_NXDOMAIN, true, "550 5.1.8 "
+		    "Sender address rejected: domain d.test does not exist" },
+		{ DANESTS_PERMFAIL, DANESTS_R_NO_USABLE_HOST, false, NULL },
+		{ DANESTS_PERMFAIL, DANESTS_R_NONE, true, NULL },
+		{ DANESTS_TEMPFAIL, DANESTS_R_NULL_MX, false, NULL },
+		{ DANESTS_TEMPFAIL, DANESTS_R_NXDOMAIN, true, NULL },
+		{ DANESTS_DELIVER, DANESTS_R_OK, false, NULL },
+	};
+	char buf[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		strcpy(buf, "untouched");
+		assert_int_equal(danests_refusal(rows[i].v, rows[i].r,
+		    rows[i].sender, "d.test", buf, sizeof(buf)),
+		    rows[i].reply != NULL);
+		assert_string_equal(buf, rows[i].reply != NULL ?
+		    rows[i].reply : "untouched");
+	}
+	/* a short buffer is cut, never overrun */
+	assert_true(danests_refusal(DANESTS_PERMFAIL, DANESTS_R_NULL_MX,
+	    false, "d.test", buf, 11));
+	assert_string_equal(buf, "556 5.1.10");
+}
+
 /* RFC 8460 4.3 spellings of the result types. */
 static void
 test_result_types(void **state)
@@ -277,6 +323,7 @@ main(void)
 		cmocka_unit_test(test_resolvconf),
 		cmocka_unit_test(test_reason_types),
 		cmocka_unit_test(test_result_types),
+		cmocka_unit_test(test_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
