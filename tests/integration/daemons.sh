@@ -11,31 +11,18 @@
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$top/build}
-# shellcheck source=../e2e/lib.sh
-. "$top/tests/e2e/lib.sh"
 pf=$build/postfix-tlsproxy/danests-postfix
 relay=$build/opensmtpd/danests-relay
 danests=$build/core/danests
 W=$build/daemons-it
-PY=/usr/bin/python3
+# shellcheck source=lib.sh
+. "$top/tests/integration/lib.sh"
 CLIENTS=$top/tests/integration/slowclients.py
-n=0 fails=0 pids=()
+n=0 fails=0
 
 ok() { n=$((n + 1)); echo "ok $n $1"; }
 notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $1${2:+ # $2}"; }
 check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-}"; fi; }
-
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	pids=()
-}
-trap cleanup EXIT
 
 [ -x "$pf" ] || { echo "not ok 1 build # no $pf"; exit 1; }
 [ -f "$E2E_CA" ] || { echo "skip daemons (test bed not up)"; exit 0; }
@@ -69,7 +56,7 @@ start_pf() {
 	    2>"$W/$name.log" &
 	pid=$!
 	pids+=("$pid")
-	e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$port' | grep -q LISTEN" ||
+	listening 127.0.0.1:$port ||
 	    { echo "# $name did not start: $(tail -3 "$W/$name.log")"; return 1; }
 }
 
@@ -157,7 +144,7 @@ f=$(pfconf nofile "listen inet:127.0.0.1:18471" "max_clients 1000")
 (ulimit -n 200 && exec "$pf" -d -c "$f" 2>"$W/nofile.log") &
 pid=$!
 pids+=("$pid")
-e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:18471' | grep -q LISTEN" ||
+listening 127.0.0.1:18471 ||
     notok nofile-start "$(tail -3 "$W/nofile.log")"
 check nofile-fitted 'grep -q "max_clients lowered from 1000 to 72" "$W/nofile.log"'
 c0=$(cpu_ticks "$pid")
@@ -245,7 +232,7 @@ sed -i "s|^user .*|user nobody|" "$W/relay.conf"
 (ulimit -n 300 && exec "$relay" -d -c "$W/relay.conf" 2>"$W/relay-nofile.log") &
 pid=$!
 pids+=("$pid")
-e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:18472' | grep -q LISTEN"
+listening 127.0.0.1:18472
 check relay-nofile-fitted 'grep -q "max_sessions lowered from 200 to 36" "$W/relay-nofile.log"'
 c0=$(cpu_ticks "$pid")
 "$PY" - <<'EOP'
@@ -289,29 +276,9 @@ EOC
 "$relay" -d -c "$W/relay-ca.conf" 2>"$W/relay-ca.log" &
 pid=$!
 pids+=("$pid")
-e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:18473' | grep -q LISTEN"
+listening 127.0.0.1:18473
 # deliver_one - one message to postmaster@sts-enforce.test; the replies
-deliver_one() {
-	"$PY" - <<'EOP' 2>&1
-import socket
-s = socket.create_connection(("127.0.0.1", 18473), timeout=60)
-f = s.makefile("rb")
-def reply():
-    while True:
-        l = f.readline().decode("latin1").rstrip("\r\n")
-        if len(l) < 4 or l[3] != "-":
-            return l
-out = [reply()]
-for cmd in ["LHLO it.test", "MAIL FROM:<s@relay-it.test>",
-            "RCPT TO:<postmaster@sts-enforce.test>", "DATA"]:
-    s.sendall(cmd.encode() + b"\r\n")
-    out.append(reply())
-s.sendall(b"Subject: ca reload\r\n\r\nbody\r\n.\r\n")
-out.append(reply())
-s.sendall(b"QUIT\r\n")
-print("|".join(out))
-EOP
-}
+deliver_one() { lmtp_one 18473 sts-enforce.test; }
 e2e_mail_reset
 out=$(deliver_one)
 check relay-ca-old-refused 'grep -Eq "\|354 [^|]*\|4[0-9]{2} 4\.7\.[0-9]" <<<"$out" && [ "$(e2e_mail_count sts-enforce.test)" = 0 ]' "$out"
@@ -338,28 +305,6 @@ lmdb_locked() {
 	ino=$(stat -c %i "$2") || return 1
 	awk -v p="$1" -v i="$ino" '$2 == "POSIX" && $5 == p &&
 	    $6 ~ (":" i "$") { f = 1 } END { exit !f }' /proc/locks
-}
-# lmtp_one PORT DOMAIN - one message to postmaster@DOMAIN; the replies
-lmtp_one() {
-	"$PY" - "$1" "$2" <<'EOP' 2>&1
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=60)
-f = s.makefile("rb")
-def reply():
-    while True:
-        l = f.readline().decode("latin1").rstrip("\r\n")
-        if len(l) < 4 or l[3] != "-":
-            return l
-out = [reply()]
-for cmd in ["LHLO it.test", "MAIL FROM:<s@relay-it.test>",
-            "RCPT TO:<postmaster@" + sys.argv[2] + ">", "DATA"]:
-    s.sendall(cmd.encode() + b"\r\n")
-    out.append(reply())
-s.sendall(b"Subject: reload\r\n\r\nbody\r\n.\r\n")
-out.append(reply())
-s.sendall(b"QUIT\r\n")
-print("|".join(out))
-EOP
 }
 # delivered REPLIES... - every LMTP exchange ended in 250 after DATA
 delivered() {
@@ -399,7 +344,7 @@ for who in postfix relay; do
 	fi
 	pid=$!
 	pids+=("$pid")
-	e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$port' | grep -q LISTEN" ||
+	listening 127.0.0.1:$port ||
 	    notok "$who-hup-start" "$(tail -3 "$W/hup-$who.log")"
 	# lookup - one lookup through this daemon; its answer
 	lookup() {

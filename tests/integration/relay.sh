@@ -12,29 +12,15 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
-# shellcheck source=../e2e/lib.sh
-. "$top/tests/e2e/lib.sh"
 relay=$build/opensmtpd/danests-relay
 W=$build/relay-it
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 PORT=18464
 PORT2=18465		# second relay: MX port of the misbehaving peers
 PEER=127.10.2.1		# misbehaving peers: the MX address, other ports
 STALL_PORT=2601
 DROP_PORT=2602
-PY=/usr/bin/python3
-pids=()
-
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	pids=()
-}
-trap cleanup EXIT
 
 [ -x "$relay" ] || { echo "not ok relay-build # no $relay"; exit 1; }
 [ -f "$E2E_CA" ] || { echo "skip relay (test bed not up)"; exit 0; }
@@ -110,45 +96,8 @@ serve(drop, drop_fn)
 EOF
 pids+=($!)
 
-e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$PORT' | grep -q LISTEN && ss -Hltn 'src 127.0.0.1:$PORT2' | grep -q LISTEN && ss -Hltn 'src $PEER:$DROP_PORT' | grep -q LISTEN" ||
+listening 127.0.0.1:$PORT 127.0.0.1:$PORT2 $PEER:$DROP_PORT ||
     { echo "not ok relay-start # $(tail -3 "$W/relay.log")"; exit 1; }
-
-# lmtp PORT - run an LMTP dialogue from stdin: lines "> TEXT" are sent,
-# "< N" reads N replies, "! N" sends N raw bytes of 'x' plus CRLF,
-# "= BYTES" sends a message body of BYTES bytes, "close" hangs up;
-# prints each reply's first line.
-cat >"$W/lmtp.py" <<'EOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=60)
-f = s.makefile("rb")
-def reply():
-    while True:
-        l = f.readline()
-        if not l:
-            print("EOF"); return
-        l = l.decode("latin1").rstrip("\r\n")
-        if len(l) < 4 or l[3] != "-":
-            print(l); return
-reply()
-for line in sys.stdin:
-    line = line.rstrip("\n")
-    if line.startswith("> "):
-        s.sendall(line[2:].encode() + b"\r\n")
-    elif line.startswith("< "):
-        for _ in range(int(line[2:])): reply()
-    elif line.startswith("! "):
-        s.sendall(b"x" * int(line[2:]) + b"\r\n")
-    elif line.startswith("= "):
-        n = int(line[2:])
-        body = b"Subject: relay-it\r\n\r\n" + (b"y" * 70 + b"\r\n") * (n // 72 + 1)
-        s.sendall(body + b".\r\n")
-    elif line == "close":
-        s.close(); sys.exit(0)
-s.close()
-EOF
-lmtp() {
-	"$PY" "$W/lmtp.py" "$1"
-}
 
 # expect NAME PATTERN OUTPUT - OUTPUT (one reply per line) matches the
 # extended regex PATTERN (lines joined by '|')
@@ -242,45 +191,13 @@ if ! grep -rqs "half a message" "$E2E_MAIL"; then e2e_ok vanish-mid-data; else
 	e2e_notok vanish-mid-data "a partial message was delivered"; fi
 
 # big message spills to a file (memory_max 4096) and is delivered
-out=$(lmtp $PORT <<'EOF'
-> LHLO it.test
-< 1
-> MAIL FROM:<s@relay-it.test>
-< 1
-> RCPT TO:<big@dane-ee.test>
-< 1
-> DATA
-< 1
-= 100000
-< 1
-> QUIT
-< 1
-EOF
-)
+out=$(lmtp_msg $PORT 100000 big@dane-ee.test)
 expect spill-to-file '354 .*\|250 2\.0\.0 delivered to mx\.dane-ee\.test' "$out"
 
 # MITM certificate, no STARTTLS, DANE mismatch: 4xx, nothing delivered
-out=$(lmtp $PORT <<'EOF'
-> LHLO it.test
-< 1
-> MAIL FROM:<s@relay-it.test>
-< 1
-> RCPT TO:<postmaster@dane-mitm.test>
-< 1
-> RCPT TO:<postmaster@dane-nostarttls.test>
-< 1
-> RCPT TO:<postmaster@sts-certbad.test>
-< 1
-> RCPT TO:<postmaster@dane-ee.test>
-< 1
-> DATA
-< 1
-= 500
-< 4
-> QUIT
-< 1
-EOF
-)
+out=$(lmtp_msg $PORT 500 postmaster@dane-mitm.test \
+    postmaster@dane-nostarttls.test postmaster@sts-certbad.test \
+    postmaster@dane-ee.test)
 expect mitm-cert '354 [^|]*\|451 4\.7\.5 [^|]*tlsa-invalid' "$out"
 expect no-starttls '\|451 4\.7\.4 [^|]*STARTTLS not offered' "$out"
 expect sts-certbad '\|451 4\.7\.5 [^|]*(certificate|validation)' "$out"
@@ -348,20 +265,7 @@ fi
 # the delivery above) still delivers; after the purge the relay resolves
 # again and defers, as the new decision says.
 deliver_dane_ee() {
-	lmtp $PORT <<'EOF'
-> LHLO it.test
-< 1
-> MAIL FROM:<s@relay-it.test>
-< 1
-> RCPT TO:<postmaster@dane-ee.test>
-< 1
-> DATA
-< 1
-= 300
-< 1
-> QUIT
-< 1
-EOF
+	lmtp_msg $PORT 300 postmaster@dane-ee.test
 }
 purge_dane_ee() {
 	setpriv --reuid=nobody --regid=nogroup --clear-groups \
@@ -451,21 +355,7 @@ fi
 
 # stalling receiver: the relay answers 4xx within its bounds
 t0=$(date +%s)
-out=$(sed "s/@PEER@/$PEER/" <<'EOF' | lmtp $PORT2
-> LHLO it.test
-< 1
-> MAIL FROM:<s@relay-it.test>
-< 1
-> RCPT TO:<postmaster@insecure.test>
-< 1
-> DATA
-< 1
-= 500
-< 1
-> QUIT
-< 1
-EOF
-)
+out=$(lmtp_msg $PORT2 500 postmaster@insecure.test)
 t1=$(date +%s)
 expect stalling-receiver '\|451 4\.4\.1 [^|]*timed out' "$out"
 [ $((t1 - t0)) -lt 20 ] && e2e_ok stalling-bounded || e2e_notok stalling-bounded "$((t1 - t0)) s"
@@ -475,22 +365,8 @@ expect stalling-receiver '\|451 4\.4\.1 [^|]*timed out' "$out"
 conf "$W/relay3.conf" $((PORT2 + 1)) $DROP_PORT
 "$relay" -d -c "$W/relay3.conf" >"$W/relay3.log" 2>&1 &
 pids+=($!)
-e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$((PORT2 + 1))' | grep -q LISTEN"
-out=$(lmtp $((PORT2 + 1)) <<'EOF'
-> LHLO it.test
-< 1
-> MAIL FROM:<s@relay-it.test>
-< 1
-> RCPT TO:<postmaster@dane-ee.test>
-< 1
-> DATA
-< 1
-= 500
-< 1
-> QUIT
-< 1
-EOF
-)
+listening 127.0.0.1:$((PORT2 + 1))
+out=$(lmtp_msg $((PORT2 + 1)) 500 postmaster@dane-ee.test)
 expect drop-mid-tls '\|451 4\.7\.5 [^|]*TLS handshake failed' "$out"
 
 # one reply per read: a client that reads late (as OpenSMTPD's mta on a
@@ -564,7 +440,7 @@ if [ -n "$ns_pid" ]; then
 	sed -i "s|^listen .*|listen 10.251.0.1:$((PORT2 + 3))|" "$W/relay5.conf"
 	"$relay" -d -c "$W/relay5.conf" >"$W/relay5.log" 2>&1 &
 	pids+=($!)
-	e2e_wait 10 sh -c "ss -Hltn 'src 10.251.0.1:$((PORT2 + 3))' | grep -q LISTEN"
+	listening 10.251.0.1:$((PORT2 + 3))
 	sed 's/"127\.0\.0\.1"/"10.251.0.1"/' "$W/reads.py" >"$W/reads-remote.py"
 	out=$(nsenter -t "$ns_pid" -n "$PY" "$W/reads-remote.py" $((PORT2 + 3)) 2>&1)
 	n=$(grep -c 'cannot see whether the LMTP client' "$W/relay5.log")
