@@ -136,6 +136,23 @@ struct scan {
 	char err[512];
 };
 
+/* scan_index - the index of one of s's domains ("PREFIXi.example"): 1
+ * with *i set, 0 for a name of another writer or a "-t" name, -1 for a
+ * malformed one */
+static int
+scan_index(const struct scan *s, const char *domain, long *i)
+{
+	char tail[64];
+
+	if (strncmp(domain, s->prefix, s->plen) != 0 ||
+	    domain[s->plen] == '-')
+		return 0;
+	if (sscanf(domain + s->plen, "%ld%63s", i, tail) != 2 ||
+	    strcmp(tail, ".example") != 0 || *i < 0 || *i >= s->count)
+		return -1;
+	return 1;
+}
+
 /* scan_sts - note each policy of one prefix, checking its content */
 static int
 scan_sts(void *arg, const char *domain, const struct cache_sts *e)
@@ -143,13 +160,11 @@ scan_sts(void *arg, const char *domain, const struct cache_sts *e)
 	struct scan *s = arg;
 	struct cache_sts want;
 	long r, i, j;
-	char tail[64];
+	int k;
 
-	if (strncmp(domain, s->prefix, s->plen) != 0 ||
-	    domain[s->plen] == '-')
+	if ((k = scan_index(s, domain, &i)) == 0)
 		return 0;
-	if (sscanf(domain + s->plen, "%ld%63s", &i, tail) != 2 ||
-	    strcmp(tail, ".example") != 0 || i < 0 || i >= s->count ||
+	if (k < 0 ||
 	    sscanf(e->id, "r%ldi%ld", &r, &j) != 2 || j != i || r <= 0) {
 		snprintf(s->err, sizeof(s->err), "unexpected entry %s id %s",
 		    domain, e->id);
@@ -173,13 +188,11 @@ scan_dec(void *arg, const char *domain, const char *json, time_t expires)
 {
 	struct scan *s = arg;
 	long r, i, j;
-	char tail[64];
+	int k;
 
-	if (strncmp(domain, s->prefix, s->plen) != 0 ||
-	    domain[s->plen] == '-')
+	if ((k = scan_index(s, domain, &i)) == 0)
 		return 0;
-	if (sscanf(domain + s->plen, "%ld%63s", &i, tail) != 2 ||
-	    i < 0 || i >= s->count ||
+	if (k < 0 ||
 	    sscanf(json, "{\"r\":%ld,\"i\":%ld}", &r, &j) != 2 || j != i ||
 	    expires != 4102444800LL) {
 		snprintf(s->err, sizeof(s->err), "bad decision %s: %s",
@@ -353,23 +366,24 @@ damage(const char *dir, unsigned long seed)
 	return 0;
 }
 
-/* do_live - the refresh walk of a process that had the cache open when
- * it was damaged */
+/* open_damaged - open the cache, read the first entry, then damage the
+ * files under the open environment (a process that had the cache open
+ * when it was damaged); 0 with *cp open, else 1 */
 static int
-do_live(const char *dir, unsigned long seed, long count, const char *prefix)
+open_damaged(const char *dir, unsigned long seed, const char *prefix,
+    const char *what, struct cache **cp)
 {
 	struct cache *c;
 	struct cache_sts e;
 	char why[DANESTS_WHY_MAX] = "", dom[128];
-	int rc;
 
 	if (cache_open(dir, &c, why, sizeof(why)) != DANESTS_OK) {
-		fprintf(stderr, "live: open: %s\n", why);
+		fprintf(stderr, "%s: open: %s\n", what, why);
 		return 1;
 	}
 	snprintf(dom, sizeof(dom), "%s0.example", prefix);
 	if (cache_sts_get(c, dom, &e, why, sizeof(why)) != DANESTS_OK) {
-		fprintf(stderr, "live: read before the damage: %s\n", why);
+		fprintf(stderr, "%s: read before the damage: %s\n", what, why);
 		cache_close(c);
 		return 1;
 	}
@@ -378,6 +392,20 @@ do_live(const char *dir, unsigned long seed, long count, const char *prefix)
 		cache_close(c);
 		return 1;
 	}
+	*cp = c;
+	return 0;
+}
+
+/* do_live - the refresh walk of a process that had the cache open when
+ * it was damaged */
+static int
+do_live(const char *dir, unsigned long seed, long count, const char *prefix)
+{
+	struct cache *c;
+	int rc;
+
+	if (open_damaged(dir, seed, prefix, "live", &c) != 0)
+		return 1;
 	rc = check_prefix(c, 1, count, prefix, count - 1);
 	if (rc != 0 && cache_was_rebuilt(c)) {
 		printf("# rebuilt\n");
@@ -401,21 +429,8 @@ do_live_get(const char *dir, unsigned long seed, long count,
 	long i, right = 0, missing = 0;
 	int rc = 0;
 
-	if (cache_open(dir, &c, why, sizeof(why)) != DANESTS_OK) {
-		fprintf(stderr, "live-get: open: %s\n", why);
+	if (open_damaged(dir, seed, prefix, "live-get", &c) != 0)
 		return 1;
-	}
-	snprintf(dom, sizeof(dom), "%s0.example", prefix);
-	if (cache_sts_get(c, dom, &e, why, sizeof(why)) != DANESTS_OK) {
-		fprintf(stderr, "live-get: read before the damage: %s\n", why);
-		cache_close(c);
-		return 1;
-	}
-	cache_sts_clear(&e);
-	if (damage(dir, seed) != 0) {
-		cache_close(c);
-		return 1;
-	}
 	for (i = 0; i < count && rc == 0; i++) {
 		snprintf(dom, sizeof(dom), "%s%ld.example", prefix, i);
 		fields(&want, 1, i, prefix);
