@@ -187,20 +187,15 @@ exim_decide(const char *domain, const char *conf, char *why,
 {
 	struct danests_ctx *ctx;
 	struct danests_decision *d = NULL;
-	char name[256], dwhy[EXIM_WHY_MAX];
+	char dwhy[EXIM_WHY_MAX];
 	danests_status st;
 
-	if (danests_domain_normalize(domain, name, sizeof(name)) !=
-	    DANESTS_OK) {
-		snprintf(why, whylen, "not a valid domain name: \"%.64s\"",
-		    domain);
-		return NULL;
-	}
 	if ((ctx = exim_ctx_get(conf, why, whylen)) == NULL)
 		return NULL;
-	st = danests_decide(ctx, name, 0, &d, dwhy, sizeof(dwhy));
+	/* the core checks the name (DANESTS_PERM: not a domain name) */
+	st = danests_decide(ctx, domain, 0, &d, dwhy, sizeof(dwhy));
 	if (st != DANESTS_OK || d == NULL) {
-		snprintf(why, whylen, "%s: no decision: %s", name, dwhy);
+		snprintf(why, whylen, "%.253s: no decision: %s", domain, dwhy);
 		return NULL;
 	}
 	danests_decision_free(exim_last);
