@@ -61,17 +61,6 @@ static struct dmn_listen listener = { .fd = -1 };
 static bool stopping;
 static time_t stop_by;
 
-/* relay_log - syslog, or stderr with -d (any thread) */
-void
-relay_log(int prio, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	dmn_vlog(prio, fmt, ap);
-	va_end(ap);
-}
-
 /* relay_conf_defaults - the values of danests-relay(8) */
 static int
 relay_conf_defaults(struct relay_conf *c)

@@ -50,8 +50,9 @@ struct relay_conf {
 int relay_conf_load(const char *path, struct relay_conf *c, char *why,
     size_t whylen);
 void relay_conf_clear(struct relay_conf *c);
-void relay_log(int prio, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* relay_log - the daemon's log, any thread (dmn_log: syslog, or stderr
+ * with -d) */
+#define relay_log dmn_log
 /* relay_decide - a decision for domain from the main thread's context,
  * waiting at most timeout_ms.  NULL (why set) when none came in time.
  * The caller frees the decision. */
