@@ -471,15 +471,8 @@ cmd_check(int argc, char **argv)
 			file = optarg;
 			continue;
 		}
-		switch (common_option(&o, c, optarg)) {
-		case 1:
-			continue;
-		case 0:
-			common_bad_option(&o, c, argv);
-			/* FALLTHROUGH */
-		default:
+		if (!common_rest(&o, c, argv))
 			goto out;
-		}
 	}
 	for (i = (size_t)optind; i < (size_t)argc; i++)
 		if (!names_add(&names, argv[i], false)) {

@@ -234,15 +234,8 @@ cmd_probe(int argc, char **argv)
 			so.helo = optarg;
 			continue;
 		}
-		switch (common_option(&o, c, optarg)) {
-		case 1:
-			continue;
-		case 0:
-			common_bad_option(&o, c, argv);
-			/* FALLTHROUGH */
-		default:
+		if (!common_rest(&o, c, argv))
 			goto out;
-		}
 	}
 	if (argc - optind != 1) {
 		common_usage(&o, argc - optind == 0 ? "missing domain" :

@@ -132,6 +132,21 @@ common_bad_option(const struct common *o, int c, char **argv)
 	return common_usage(o, "unknown option", opt);
 }
 
+/* common_rest - see common.h */
+bool
+common_rest(struct common *o, int c, char **argv)
+{
+	switch (common_option(o, c, optarg)) {
+	case 1:
+		return true;
+	case 0:
+		common_bad_option(o, c, argv);
+		return false;
+	default:
+		return false;
+	}
+}
+
 /* common_apply - check the options together and apply the cache and the
  * timeouts; 0, EXIT_USAGE or EXIT_TEMP (message printed) */
 int

@@ -54,6 +54,9 @@ int common_usage(const struct common *, const char *what, const char *arg);
 bool common_uint(const char *s, unsigned lo, unsigned hi, unsigned *out);
 int common_option(struct common *, int c, const char *arg);
 int common_bad_option(const struct common *, int c, char **argv);
+/* common_rest - an option the command does not take itself: true when it
+ * is a shared one (applied), false when refused (the error printed) */
+bool common_rest(struct common *, int c, char **argv);
 int common_apply(struct common *);
 
 #endif /* DANESTS_COMMON_H */
