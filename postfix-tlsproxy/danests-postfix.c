@@ -135,6 +135,10 @@ conf_apply(void *arg, const char *section, const char *key, const char *val,
 		N("refresh_parallel", 1, 64, 1, refresh_parallel),
 	};
 #undef N
+	static const char *const logs[] = { "syslog", "stderr", NULL };
+	static const char *const yes_no[] = { "yes", "no", NULL };
+	bool is_log;
+	int w;
 
 	if (strcmp(key, "listen") == 0) {
 		if (c->nlisten >= MAX_LISTEN) {
@@ -170,20 +174,15 @@ conf_apply(void *arg, const char *section, const char *key, const char *val,
 	if (strcmp(key, "profile") == 0)
 		return conf_profile(c, val, why, whylen) ? DANESTS_OK :
 		    DANESTS_PERM;
-	if (strcmp(key, "log") == 0) {
-		if (strcmp(val, "syslog") != 0 && strcmp(val, "stderr") != 0) {
-			snprintf(why, whylen, "expected syslog or stderr");
+	/* log syslog|stderr, verbose yes|no */
+	if ((is_log = strcmp(key, "log") == 0) || strcmp(key, "verbose") == 0) {
+		if ((w = danests_config_word(val, is_log ? logs : yes_no, why,
+		    whylen)) < 0)
 			return DANESTS_PERM;
-		}
-		c->log_stderr = strcmp(val, "stderr") == 0;
-		return DANESTS_OK;
-	}
-	if (strcmp(key, "verbose") == 0) {
-		if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0) {
-			snprintf(why, whylen, "expected yes or no");
-			return DANESTS_PERM;
-		}
-		c->verbose = strcmp(val, "yes") == 0;
+		if (is_log)
+			c->log_stderr = w == 1;
+		else
+			c->verbose = w == 0;
 		return DANESTS_OK;
 	}
 	if (strcmp(key, "unix_mode") == 0 || strcmp(key, "tlsrpt_mode") == 0) {

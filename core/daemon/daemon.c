@@ -5,6 +5,8 @@
  */
 #include "daemon.h"
 
+#include "danests.h"
+
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -127,14 +129,9 @@ dmn_log(int prio, const char *fmt, ...)
 static bool
 parse_port(const char *s, in_port_t *port)
 {
-	unsigned long v;
-	char *end;
+	unsigned long long v;
 
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 1 || v > 65535)
+	if (!danests_parse_uint(s, 1, 65535, &v))
 		return false;
 	*port = htons((in_port_t)v);
 	return true;

@@ -315,6 +315,18 @@ danests_status danests_config_num(const struct danests_config_num *tab,
     size_t n, void *base, const char *key, const char *value, char *why,
     size_t whylen);
 
+/* danests_parse_uint - s is a decimal number within [lo, hi], digits
+ * only (no sign, no space): true with *out set.  Every number of a
+ * configuration file or a command line is read with it. */
+bool danests_parse_uint(const char *s, unsigned long long lo,
+    unsigned long long hi, unsigned long long *out);
+
+/* danests_config_word - a value that is one of words (NULL-terminated):
+ * its index, or -1 with why "expected W0 or W1" (W0, W1 or W2, ...).
+ * The core's and every section's keys of that kind use it. */
+int danests_config_word(const char *value, const char *const *words,
+    char *why, size_t whylen);
+
 /* danests_config_read - read path into c; the keys of section (NULL:
  * none) go to cb, other sections are skipped.  Settings override what was
  * set before.  A missing, unreadable or non-regular file is an error. */

@@ -165,9 +165,9 @@ danests_status
 danests_config_set_resolver(struct danests_config *c, const char *spec,
     char *why, size_t whylen)
 {
-	char buf[64], *at, *end;
+	char buf[64], *at;
 	unsigned char sa[sizeof(struct in6_addr)];
-	unsigned long port = 53;
+	unsigned long long port = 53;
 
 	if (strlcpy(buf, spec, sizeof(buf)) >= sizeof(buf)) {
 		why_set(why, whylen, "resolver address too long: %s", spec);
@@ -175,10 +175,7 @@ danests_config_set_resolver(struct danests_config *c, const char *spec,
 	}
 	if ((at = strrchr(buf, '@')) != NULL) {
 		*at++ = '\0';
-		errno = 0;
-		port = strtoul(at, &end, 10);
-		if (*at == '\0' || *end != '\0' || errno || port == 0 ||
-		    port > 65535) {
+		if (!danests_parse_uint(at, 1, 65535, &port)) {
 			why_set(why, whylen, "bad resolver port: %s", at);
 			return DANESTS_PERM;
 		}
@@ -297,6 +294,24 @@ danests_config_set_sts(struct danests_config *c, bool on)
 }
 
 
+/* danests_parse_uint - see danests.h */
+bool
+danests_parse_uint(const char *s, unsigned long long lo,
+    unsigned long long hi, unsigned long long *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end != '\0' || errno != 0 || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
 /* danests_config_num - see danests.h */
 danests_status
 danests_config_num(const struct danests_config_num *tab, size_t n,
@@ -304,7 +319,7 @@ danests_config_num(const struct danests_config_num *tab, size_t n,
 {
 	const struct danests_config_num *t;
 	unsigned long long v, scale;
-	char *end, *at;
+	char *at;
 	size_t i;
 
 	for (i = 0; i < n && strcmp(key, tab[i].key) != 0; i++)
@@ -313,10 +328,8 @@ danests_config_num(const struct danests_config_num *tab, size_t n,
 		return DANESTS_NOTFOUND;
 	t = &tab[i];
 	scale = t->scale != 0 ? t->scale : 1;
-	errno = 0;
-	v = isdigit((unsigned char)*val) ? strtoull(val, &end, 10) : 0;
-	if (!isdigit((unsigned char)*val) || *end != '\0' || errno != 0 ||
-	    v < t->min || v > t->max || v > ULLONG_MAX / scale ||
+	if (!danests_parse_uint(val, t->min, t->max, &v) ||
+	    v > ULLONG_MAX / scale ||
 	    ((t->size == 0 || t->size == sizeof(unsigned)) &&
 	    v * scale > UINT_MAX)) {
 		why_set(why, whylen, "expected a number from %llu to %llu",
@@ -334,6 +347,26 @@ danests_config_num(const struct danests_config_num *tab, size_t n,
 		return DANESTS_PERM;
 	}
 	return DANESTS_OK;
+}
+
+/* danests_config_word - see danests.h */
+int
+danests_config_word(const char *val, const char *const *words, char *why,
+    size_t whylen)
+{
+	size_t i, n, len;
+	int k;
+
+	for (n = 0; words[n] != NULL; n++)
+		if (strcmp(val, words[n]) == 0)
+			return (int)n;
+	k = snprintf(why, whylen, "expected");
+	for (i = 0; i < n && k >= 0 && (size_t)k < whylen; i++) {
+		len = (size_t)k;
+		k += snprintf(why + len, whylen - len, "%s%s", i == 0 ? " " :
+		    i + 1 == n ? " or " : ", ", words[i]);
+	}
+	return -1;
 }
 
 /* The core's numbers (struct danests_config_num; size 0: unsigned). */
@@ -494,7 +527,9 @@ danests_status
 danests_config_apply(struct danests_config *c, const char *key, const char *val,
     char *why, size_t whylen)
 {
+	static const char *const yes_no[] = { "yes", "no", NULL };
 	danests_status st;
+	int yes;
 
 	if (strcmp(key, "resolver") == 0)
 		return danests_config_set_resolver(c, val, why, whylen);
@@ -510,11 +545,9 @@ danests_config_apply(struct danests_config *c, const char *key, const char *val,
 		    strcmp(val, "none") == 0 ? NULL : val, why, whylen);
 	}
 	if (strcmp(key, "mta_sts") == 0) {
-		if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0) {
-			why_set(why, whylen, "expected yes or no");
+		if ((yes = danests_config_word(val, yes_no, why, whylen)) < 0)
 			return DANESTS_PERM;
-		}
-		c->sts = strcmp(val, "yes") == 0;
+		c->sts = yes == 0;
 		return DANESTS_OK;
 	}
 	if (strncmp(key, "report_", 7) == 0 || strcmp(key, "tls_reports") == 0) {

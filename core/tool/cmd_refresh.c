@@ -60,16 +60,14 @@ static int
 num_arg(const char *opt, const char *s, unsigned long min, unsigned long max,
     unsigned long *out)
 {
-	char *end;
+	unsigned long long v;
 
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	if (*s < '0' || *s > '9' || *end != '\0' || errno || *out < min ||
-	    *out > max) {
+	if (!danests_parse_uint(s, min, max, &v)) {
 		fprintf(stderr, "danests: cache refresh: %s: expected a number "
 		    "from %lu to %lu, got \"%s\"\n", opt, min, max, s);
 		return -1;
 	}
+	*out = (unsigned long)v;
 	return 0;
 }
 

@@ -45,14 +45,9 @@ common_usage(const struct common *o, const char *what, const char *arg)
 bool
 common_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
-	unsigned long n;
-	char *end;
+	unsigned long long n;
 
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	n = strtoul(s, &end, 10);
-	if (*end != '\0' || errno != 0 || n < lo || n > hi)
+	if (!danests_parse_uint(s, lo, hi, &n))
 		return false;
 	*out = (unsigned)n;
 	return true;

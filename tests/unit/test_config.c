@@ -558,6 +558,27 @@ run_num(void **state)
 	assert_memory_equal(&n, &r->after, sizeof(n));
 }
 
+/* danests_config_word: the index of the word, or what was expected */
+static void
+test_config_word(void **state)
+{
+	static const char *const two[] = { "yes", "no", NULL };
+	static const char *const three[] = { "a", "b", "c", NULL };
+	char why[64];
+
+	(void)state;
+	assert_int_equal(danests_config_word("yes", two, why, sizeof(why)), 0);
+	assert_int_equal(danests_config_word("no", two, why, sizeof(why)), 1);
+	assert_int_equal(danests_config_word("YES", two, why, sizeof(why)),
+	    -1);
+	assert_string_equal(why, "expected yes or no");
+	assert_int_equal(danests_config_word("", three, why, sizeof(why)), -1);
+	assert_string_equal(why, "expected a, b or c");
+	/* a short buffer is cut, never overrun */
+	assert_int_equal(danests_config_word("x", three, why, 12), -1);
+	assert_string_equal(why, "expected a,");
+}
+
 int
 main(void)
 {
@@ -566,6 +587,7 @@ main(void)
 		cmocka_unit_test(test_report_settings),
 		cmocka_unit_test(test_check_as_unknown_user),
 		cmocka_unit_test(test_check_as_cache),
+		cmocka_unit_test(test_config_word),
 	};
 	int rc = 0;
 
