@@ -446,10 +446,12 @@ do_pair(struct run *r, const struct pair *p, time_t midnight)
 	if (st != DANESTS_OK) {
 		/* nothing to send to; asked again later, counters kept
 		 * until report_keep_days */
-		say("%s %s: nothing sent: %s", p->day, p->domain, why);
 		if (r->dry_run)
 			printf("%s %s: nothing to send: %s\n", p->day,
 			    p->domain, why);
+		else
+			say("%s %s: nothing sent: %s", p->day, p->domain,
+			    why);
 		strlcpy(s.last_error, why, sizeof(s.last_error));
 		s.next_try = r->now + RECHECK_S;
 		state_save(r, p, &s);
@@ -511,7 +513,7 @@ do_pair(struct run *r, const struct pair *p, time_t midnight)
 		}
 		if (n > 0) {
 			ok++;
-			say("%s %s: sent to %s (%zu bytes)", p->day,
+			say("%s %s: sent to %s (%zu bytes gzip)", p->day,
 			    p->domain, uri, gzlen);
 		} else {
 			bad++;

@@ -425,6 +425,24 @@ else
 	check window-spreads-sending grep -q "^$Y dane-ee.test: report " "$tmp/window.out"
 fi
 
+# --- no invalid access, no leak: a success and a failure under valgrind ---
+if command -v valgrind >/dev/null; then
+	reset_all
+	conf vg
+	printf 'dane-ee.test tlsa validation-failure mx=mx.dane-ee.test when=%s\nsts-testing.test sts ok when=%s\n' \
+	    "$YNOON" "$YNOON" | "$inject" --cache-dir "$tmp/vg.cache" >/dev/null
+	vg="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=9 --child-silent-after-fork=yes"
+	$vg "$danests" report send --config "$tmp/vg.conf" --now --domain dane-ee.test >"$tmp/vg1.out" 2>&1
+	rc1=$?
+	"$rua" mode 500
+	$vg "$danests" report send --config "$tmp/vg.conf" --now >"$tmp/vg2.out" 2>&1
+	rc2=$?
+	"$rua" mode ok
+	check valgrind-send-clean sh -c "test $rc1 = 0 -a $rc2 = 75 &&
+	    ! grep -q '^==' '$tmp/vg1.out' '$tmp/vg2.out' ||
+	    { cat '$tmp/vg1.out' '$tmp/vg2.out'; false; }"
+fi
+
 # --- the size of a big report: 10,000 failed sessions, 100 details ---
 conf big
 for i in $(seq 0 99); do
