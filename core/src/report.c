@@ -23,7 +23,11 @@
  * One result is one write transaction: read the policy (and detail),
  * add one, write back, commit.  LMDB serialises writers across processes,
  * so concurrent recorders add up, and a process killed before its commit
- * leaves nothing of its result, after it all of it.
+ * leaves nothing of its result, after it all of it.  (LMDB shows a commit
+ * to readers once its meta page is written and the reader table updated;
+ * a writer killed between the two leaves a commit that the next write
+ * transaction of any process publishes, so a read right after such a
+ * kill may miss that one result until then.)
  *
  * The sending state lives in "tlsrpt_state": 'S' DAY ' ' DOMAIN for a
  * (day, domain), 'T' H for a rua target (hash of the URI, the URI in the
