@@ -100,6 +100,17 @@ struct danests_rpt_result {
 danests_status danests_report_record(struct danests_cache *,
     const struct danests_rpt_result *, char *why, size_t whylen);
 
+/* danests_report_record_many - count n results (at most
+ * DANESTS_RPT_BATCH_MAX) in one write transaction: one commit for a burst
+ * (a collector's datagrams).  Malformed results are skipped and counted
+ * in *nrefused (why says what about the first); the others are counted
+ * all together or, DANESTS_TEMP when the cache could not be written, not
+ * at all.  DANESTS_PERM when n is over the cap. */
+#define DANESTS_RPT_BATCH_MAX	256
+danests_status danests_report_record_many(struct danests_cache *,
+    const struct danests_rpt_result *, size_t n, size_t *nrefused,
+    char *why, size_t whylen);
+
 /* danests_report_policy - fill the policy fields of *out (policy_domain,
  * policy_type, policy_string, mx_host) for a session with host of
  * decision d, the same way for every adapter: "tlsa" with the host's
@@ -116,6 +127,12 @@ danests_status danests_report_policy(const struct danests_decision *d,
  * (configuration key tls_reports). */
 danests_status danests_ctx_report(struct danests_ctx *,
     const struct danests_rpt_result *, char *why, size_t whylen);
+
+/* danests_ctx_report_many - danests_report_record_many into the
+ * context's cache; DANESTS_NOTFOUND as danests_ctx_report. */
+danests_status danests_ctx_report_many(struct danests_ctx *,
+    const struct danests_rpt_result *, size_t n, size_t *nrefused,
+    char *why, size_t whylen);
 
 /* The counters of one policy on one day, as danests_report_walk passes
  * them (valid during the call only). */

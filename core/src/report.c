@@ -673,6 +673,101 @@ danests_ctx_report(struct danests_ctx *ctx, const struct danests_rpt_result *r,
 	return cache_rpt_run(ctx->cache, true, rec_txn, &a, why, whylen);
 }
 
+/* A burst of results (danests_report_record_many). */
+struct many_arg {
+	struct rec_arg *a;
+	size_t n;
+};
+
+/* many_txn - every result of a burst in one write transaction */
+static danests_status
+many_txn(void *varg, struct cache_rtxn *t, char *why, size_t whylen)
+{
+	struct many_arg *m = varg;
+	danests_status st;
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		if ((st = rec_txn(&m->a[i], t, why, whylen)) != DANESTS_OK)
+			return st;
+	return DANESTS_OK;
+}
+
+/* report_many - check a burst, then count what is well-formed in one
+ * transaction of c */
+static danests_status
+report_many(struct cache *c, const struct danests_rpt_result *r, size_t n,
+    size_t *nrefused, char *why, size_t whylen)
+{
+	char rwhy[DANESTS_WHY_MAX];
+	struct many_arg m;
+	danests_status st;
+	size_t i, bad = 0;
+
+	if (nrefused != NULL)
+		*nrefused = 0;
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	if (n > DANESTS_RPT_BATCH_MAX || (n > 0 && r == NULL)) {
+		why_set(why, whylen, "report: more than %d results at once",
+		    DANESTS_RPT_BATCH_MAX);
+		return DANESTS_PERM;
+	}
+	if (n == 0)
+		return DANESTS_OK;
+	if ((m.a = xcalloc(n, sizeof(*m.a))) == NULL) {
+		why_set(why, whylen, "report: out of memory");
+		return DANESTS_TEMP;
+	}
+	m.n = 0;
+	for (i = 0; i < n; i++) {
+		if (report_check(&r[i], &m.a[m.n], rwhy, sizeof(rwhy)) ==
+		    DANESTS_OK)
+			m.n++;
+		else if (bad++ == 0)
+			why_set(why, whylen, "%s", rwhy);
+	}
+	if (nrefused != NULL)
+		*nrefused = bad;
+	st = m.n == 0 ? DANESTS_OK : cache_rpt_run(c, true, many_txn, &m,
+	    rwhy, sizeof(rwhy));
+	if (st != DANESTS_OK)
+		why_set(why, whylen, "%s", rwhy);
+	free(m.a);
+	return st;
+}
+
+/* danests_report_record_many - see danests-report.h */
+danests_status
+danests_report_record_many(struct danests_cache *dc,
+    const struct danests_rpt_result *r, size_t n, size_t *nrefused,
+    char *why, size_t whylen)
+{
+	if (nrefused != NULL)
+		*nrefused = 0;
+	if (dc == NULL) {
+		why_set(why, whylen, "report: no cache");
+		return DANESTS_TEMP;
+	}
+	return report_many(cache_view_inner(dc), r, n, nrefused, why, whylen);
+}
+
+/* danests_ctx_report_many - see danests-report.h */
+danests_status
+danests_ctx_report_many(struct danests_ctx *ctx,
+    const struct danests_rpt_result *r, size_t n, size_t *nrefused,
+    char *why, size_t whylen)
+{
+	if (nrefused != NULL)
+		*nrefused = 0;
+	if (ctx == NULL || ctx->cache == NULL || !ctx->cfg.report.enabled) {
+		why_set(why, whylen, "report: %s", ctx == NULL ||
+		    ctx->cache == NULL ? "no cache" : "tls_reports is off");
+		return DANESTS_NOTFOUND;
+	}
+	return report_many(ctx->cache, r, n, nrefused, why, whylen);
+}
+
 /* ---- the policy of a host ---- */
 
 /* buf_add - append text to buf at *off; -1 when it does not fit */

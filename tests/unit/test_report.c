@@ -832,12 +832,60 @@ test_ctx(void **state)
 		r.policy_type = 7;
 		assert_int_equal(danests_ctx_report(ctx, &r, why,
 		    sizeof(why)), on ? DANESTS_PERM : DANESTS_NOTFOUND);
+		assert_int_equal(danests_ctx_report_many(ctx, &r, 1, NULL, why,
+		    sizeof(why)), on ? DANESTS_OK : DANESTS_NOTFOUND);
+		r.policy_type = DANESTS_RPT_STS;
+		assert_int_equal(danests_ctx_report_many(ctx, &r, 1, NULL, why,
+		    sizeof(why)), on ? DANESTS_OK : DANESTS_NOTFOUND);
 		danests_ctx_free(ctx);
 		walk_ok(fx->c, NULL, NULL, &s);
 		assert_int_equal(s.n, on);
 	}
 	danests_config_free(cfg);
 	event_base_free(base);
+}
+
+/* test_many - a burst in one transaction: the malformed skipped and
+ * counted, the others all counted; the cap */
+static void
+test_many(void **state)
+{
+	struct fix *fx = *state;
+	struct danests_rpt_result r[5];
+	char why[DANESTS_WHY_MAX];
+	struct seen s;
+	size_t bad = 99;
+
+	r[0] = res("m.example", DANESTS_RPT_STS, true, 0, NOON);
+	r[1] = res("m.example", DANESTS_RPT_STS, false,
+	    DANESTS_RT_CERT_EXPIRED, NOON);
+	r[2] = res("m.example", DANESTS_RPT_STS, false, DANESTS_RT_NONE,
+	    NOON);		/* malformed: a failure without a type */
+	r[3] = res("n.example", DANESTS_RPT_TLSA, true, 0, NOON);
+	r[4] = res("m.example", DANESTS_RPT_STS, false,
+	    DANESTS_RT_CERT_EXPIRED, NOON);
+	assert_int_equal(danests_report_record_many(fx->c, r, 5, &bad, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(bad, 1);
+	assert_non_null(strstr(why, "result type"));
+	walk_ok(fx->c, NULL, NULL, &s);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.g[0].p[0].ok, 1);
+	assert_int_equal(s.g[0].p[0].fail, 2);
+	assert_int_equal(s.g[0].p[0].nd, 1);
+	assert_int_equal(s.g[0].p[0].dsum, 2);
+	assert_int_equal(s.g[1].p[0].ok, 1);
+	assert_int_equal(danests_report_record_many(fx->c, r, 0, &bad, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(bad, 0);
+	assert_int_equal(danests_report_record_many(fx->c, r,
+	    DANESTS_RPT_BATCH_MAX + 1, &bad, why, sizeof(why)), DANESTS_PERM);
+	/* all malformed: nothing written, still OK */
+	assert_int_equal(danests_report_record_many(fx->c, &r[2], 1, &bad,
+	    why, sizeof(why)), DANESTS_OK);
+	assert_int_equal(bad, 1);
+	walk_ok(fx->c, NULL, "m.example", &s);
+	assert_int_equal(s.g[0].p[0].fail, 2);
 }
 
 /* test_concurrent - NWRITERS processes at once, NRECORDS results each:
@@ -1001,6 +1049,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test(test_policy),
 		cmocka_unit_test_setup_teardown(test_ctx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill, setup, teardown),
