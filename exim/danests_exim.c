@@ -42,8 +42,25 @@
  *	submission ACLs of acl/25_danests-submission.
  *   permfail DOMAIN [CONF]
  *	"null-mx" or "nxdomain" where refusal refuses a recipient, else "".
+ *   tls_event EVENT DOMAIN HOST ADDRESS SENDING-IP DATA [CONF]
+ *	for a transport's event_action (the macro DANESTS_TLS_EVENT of
+ *	main/05_danests-macros): records one SMTP TLS Reporting result
+ *	(RFC 8460 4.3) per TLS negotiation attempt into the shared cache
+ *	when the configuration says tls_reports yes.  EVENT is Exim's
+ *	$event_name: tcp:connect (a new connection), tls:cert at depth 0
+ *	(DATA the peer certificate, base64 DER), smtp:ehlo after STARTTLS
+ *	(DATA $tls_out_certificate_verified: a success, or an MTA-STS
+ *	testing failure), dane:fail (DATA the RFC 8460 result type) and
+ *	msg:host:defer (DATA "$event_defer_errno $event_data": a TLS
+ *	failure when Exim's errno says so).  (Seven arguments at most:
+ *	Exim 4.96 miscounts eight.)
+ *	Always yields "" (for tls:cert and tcp:connect a non-empty string
+ *	would change what Exim does) and never fails: an error is logged
+ *	(at most once a minute per process) and the result dropped, so
+ *	that recording never delays or fails a delivery.
  *
- * Errors of any kind except in refusal and permfail (bad arguments, a configuration that does not load,
+ * Errors of any kind except in refusal, permfail and tls_event (bad
+ * arguments, a configuration that does not load,
  * a cache that cannot be opened, no decision within the bound) make the
  * expansion fail (not forced): a router whose expansion fails defers the
  * address, so the module fails closed.  A decision is the core's: this
@@ -63,7 +80,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include "danests.h"
+#include "danests-report.h"
 
 #define EXIM_DEFAULT_CONF	DANESTS_DEFAULT_CONFIG
 #define EXIM_OUT_MAX		8192	/* cap on any yielded string */
@@ -89,6 +111,7 @@ int require_dane(uschar **, int, uschar *[]);
 int report(uschar **, int, uschar *[]);
 int refusal(uschar **, int, uschar *[]);
 int permfail(uschar **, int, uschar *[]);
+int tls_event(uschar **, int, uschar *[]);
 
 /* exim_yield - copy s into Exim's store as *yield; returns rc */
 static int
@@ -177,13 +200,13 @@ exim_ctx_get(const char *conf, char *why, size_t whylen)
 	return exim_ctx;
 }
 
-/* exim_decide - the decision for domain: from the context's memory, the
- * shared cache, or a resolution bounded by decision_timeout.  The
- * decision stays owned here until the next call.  NULL with why set on
- * any error. */
+/* exim_decide_flags - the decision for domain: from the context's
+ * memory, the shared cache, or (unless flags has DANESTS_F_CACHE_ONLY) a
+ * resolution bounded by decision_timeout.  The decision stays owned here
+ * until the next call.  NULL with why set on any error. */
 static const struct danests_decision *
-exim_decide(const char *domain, const char *conf, char *why,
-    size_t whylen)
+exim_decide_flags(const char *domain, const char *conf, unsigned flags,
+    char *why, size_t whylen)
 {
 	struct danests_ctx *ctx;
 	struct danests_decision *d = NULL;
@@ -193,7 +216,7 @@ exim_decide(const char *domain, const char *conf, char *why,
 	if ((ctx = exim_ctx_get(conf, why, whylen)) == NULL)
 		return NULL;
 	/* the core checks the name (DANESTS_PERM: not a domain name) */
-	st = danests_decide(ctx, domain, 0, &d, dwhy, sizeof(dwhy));
+	st = danests_decide(ctx, domain, flags, &d, dwhy, sizeof(dwhy));
 	if (st != DANESTS_OK || d == NULL) {
 		snprintf(why, whylen, "%.253s: no decision: %s", domain, dwhy);
 		return NULL;
@@ -201,6 +224,14 @@ exim_decide(const char *domain, const char *conf, char *why,
 	danests_decision_free(exim_last);
 	exim_last = d;
 	return d;
+}
+
+/* exim_decide - exim_decide_flags, resolving on a miss */
+static const struct danests_decision *
+exim_decide(const char *domain, const char *conf, char *why,
+    size_t whylen)
+{
+	return exim_decide_flags(domain, conf, 0, why, whylen);
 }
 
 /* exim_args - check the argument count: nfixed, plus an optional
@@ -597,4 +628,296 @@ permfail(uschar **yield, int argc, uschar *argv[])
 	    (const char *)argv[0], buf, sizeof(buf)))
 		return exim_yield(yield, OK, "");
 	return exim_yield(yield, OK, danests_reason_name(d->reason));
+}
+
+/*
+ * TLS reporting (RFC 8460).  Exim raises a transport's events in the
+ * process that runs the transport, one connection at a time; what one
+ * connection has shown so far is kept here between its events, so that
+ * each TLS negotiation attempt gives one result: dane:fail, or the
+ * smtp:ehlo after STARTTLS, or the msg:host:defer of a TLS failure,
+ * whichever comes first.
+ */
+#define EXIM_CERT_MAX		16384	/* base64 DER of a peer certificate */
+#define EXIM_INFO_MAX		200	/* failure-reason-code kept */
+#define EXIM_LOG_EVERY		60	/* seconds between two logged errors */
+/* Exim's errno values for a TLS failure (macros.h, 4.96 and later) */
+#define EXIM_ERRNO_TLSFAILURE	(-37)	/* failed to start TLS */
+#define EXIM_ERRNO_TLSREQUIRED	(-38)	/* mandatory TLS not started */
+
+static struct {
+	pid_t pid;
+	char addr[64];		/* host address of the connection */
+	bool done;		/* its result is recorded */
+	char cert[EXIM_CERT_MAX];	/* its peer certificate or "" */
+} exim_tls;
+
+static time_t exim_tls_logged;
+
+/* exim_tls_log - log why a result was dropped, at most once a minute */
+static void exim_tls_log(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void
+exim_tls_log(const char *fmt, ...)
+{
+	char buf[EXIM_WHY_MAX];
+	time_t now = time(NULL);
+	va_list ap;
+
+	if (exim_tls_logged != 0 && now >= exim_tls_logged &&
+	    now - exim_tls_logged < EXIM_LOG_EVERY)
+		return;
+	exim_tls_logged = now;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_write(0, LOG_MAIN, "danests: TLS report not recorded: %s", buf);
+}
+
+/* exim_tls_conn - the state of the connection to addr; a new one when
+ * fresh (tcp:connect), or when the process or the address changed */
+static void
+exim_tls_conn(const char *addr, bool fresh)
+{
+	if (!fresh && exim_tls.pid == getpid() &&
+	    strcmp(exim_tls.addr, addr) == 0)
+		return;
+	exim_tls.pid = getpid();
+	strlcpy(exim_tls.addr, addr, sizeof(exim_tls.addr));
+	exim_tls.done = false;
+	exim_tls.cert[0] = '\0';
+}
+
+/* exim_host_any - the decision's entry for host, by its MX name or by
+ * its CNAME target (Exim names a host by the latter), or NULL */
+static const struct danests_host *
+exim_host_any(const struct danests_decision *d, const char *host)
+{
+	const struct danests_host *h;
+	char name[256];
+	size_t i;
+
+	if ((h = exim_host(d, host)) != NULL)
+		return h;
+	if (danests_domain_normalize(host, name, sizeof(name)) != DANESTS_OK)
+		return NULL;
+	for (i = 0; i < d->nhosts; i++)
+		if (d->hosts[i].tlsa_base != NULL &&
+		    strcmp(d->hosts[i].tlsa_base, name) == 0)
+			return &d->hosts[i];
+	return NULL;
+}
+
+/* exim_cert_type - the RFC 8460 result type of a certificate that did
+ * not verify: certificate-expired past its notAfter,
+ * certificate-host-mismatch when it is not valid for host (RFC 6125, no
+ * partial wildcards), else certificate-not-trusted (also when it cannot
+ * be read) */
+static danests_result_type
+exim_cert_type(const char *b64, const char *host)
+{
+	unsigned char der[EXIM_CERT_MAX];
+	const unsigned char *p = der;
+	danests_result_type rt = DANESTS_RT_CERT_NOT_TRUSTED;
+	size_t n = strlen(b64);
+	int len;
+	X509 *x;
+
+	if (n < 4 || n % 4 != 0 || n / 4 * 3 > sizeof(der))
+		return rt;
+	if ((len = EVP_DecodeBlock(der, (const unsigned char *)b64,
+	    (int)n)) <= 0)
+		return rt;
+	/* EVP_DecodeBlock counts the padding as data */
+	len -= (b64[n - 1] == '=') + (b64[n - 2] == '=');
+	if ((x = d2i_X509(NULL, &p, len)) == NULL)
+		return rt;
+	if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+		rt = DANESTS_RT_CERT_EXPIRED;
+	else if (X509_check_host(x, host, 0,
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) != 1)
+		rt = DANESTS_RT_CERT_HOST_MISMATCH;
+	X509_free(x);
+	return rt;
+}
+
+/* exim_rt_byname - the result type named s (Exim's dane:fail data) */
+static danests_result_type
+exim_rt_byname(const char *s)
+{
+	const char *name;
+	int i;
+
+	for (i = 1; i < 64 && (name = danests_result_type_name(
+	    (danests_result_type)i)) != NULL; i++)
+		if (strcmp(name, s) == 0)
+			return (danests_result_type)i;
+	return DANESTS_RT_VALIDATION_FAILURE;
+}
+
+/* The session being recorded. */
+struct exim_session {
+	const char *conf, *domain, *host, *addr, *sip;
+	const char *verified;	/* smtp:ehlo after STARTTLS: "1" or "0" */
+	danests_result_type rt;	/* else the failure */
+	const char *info;	/* failure-reason-code, or NULL */
+};
+
+/* exim_tls_record - count one session (RFC 8460 4.3) with the policy of
+ * its host; errors are logged and the result dropped */
+static void
+exim_tls_record(const struct exim_session *s)
+{
+	const struct danests_decision *d;
+	const struct danests_host *h;
+	struct danests_rpt_result r;
+	struct danests_ctx *ctx;
+	char buf[3 * DANESTS_RPT_STRING_MAX], why[EXIM_WHY_MAX];
+	char info[EXIM_INFO_MAX + 1];
+	const char *reason = s->info;
+	danests_status st;
+	size_t i;
+
+	if (s->domain[0] == '\0') {
+		exim_tls_log("%s: no $domain (several domains in one "
+		    "delivery?)", s->host);
+		return;
+	}
+	if ((ctx = exim_ctx_get(s->conf, why, sizeof(why))) == NULL) {
+		exim_tls_log("%s", why);
+		return;
+	}
+	/* Never resolve here: the routers made the decision moments ago. */
+	if ((d = exim_decide_flags(s->domain, s->conf, DANESTS_F_CACHE_ONLY,
+	    why, sizeof(why))) == NULL) {
+		exim_tls_log("%s", why);
+		return;
+	}
+	if ((h = exim_host_any(d, s->host)) == NULL) {
+		exim_tls_log("%s: host %.253s not in the decision", d->domain,
+		    s->host);
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	if (danests_report_policy(d, h, &r, buf, sizeof(buf)) !=
+	    DANESTS_OK) {
+		exim_tls_log("%s: policy too large to record", d->domain);
+		return;
+	}
+	if (s->verified != NULL) {
+		/* TLS is up, and Exim enforced what the host's transport
+		 * requires; only an MTA-STS testing host may be unverified
+		 * (RFC 8460 4.3: a failure, although delivered). */
+		r.success = h->policy != DANESTS_POLICY_STS_TESTING ||
+		    strcmp(s->verified, "1") == 0;
+		if (!r.success) {
+			r.result_type = exim_cert_type(exim_tls.cert, s->host);
+			reason = "certificate not verified (MTA-STS testing)";
+		}
+	} else {
+		r.success = false;
+		r.result_type = s->rt;
+	}
+	if (!r.success) {
+		r.sending_mta_ip = s->sip[0] != '\0' ? s->sip : NULL;
+		r.receiving_mx_hostname = s->host[0] != '\0' ? s->host : NULL;
+		r.receiving_ip = s->addr[0] != '\0' ? s->addr : NULL;
+		if (reason != NULL) {
+			strlcpy(info, reason, sizeof(info));
+			for (i = 0; info[i] != '\0'; i++)
+				if (info[i] < 0x20 || info[i] > 0x7e)
+					info[i] = '?';
+			r.additional_info = info;
+		}
+	}
+	st = danests_ctx_report(ctx, &r, why, sizeof(why));
+	if (st != DANESTS_OK && st != DANESTS_NOTFOUND)
+		exim_tls_log("%s: %s", d->domain, why);
+}
+
+/* exim_defer_type - the result type of a msg:host:defer event whose
+ * data is "ERRNO MESSAGE" (*msg: MESSAGE), or DANESTS_RT_NONE when it is
+ * not a TLS failure */
+static danests_result_type
+exim_defer_type(const char *data, const char *host, const char **msg)
+{
+	char *end;
+	long e;
+
+	errno = 0;
+	e = strtol(data, &end, 10);
+	if (errno != 0 || end == data || *end != ' ')
+		return DANESTS_RT_NONE;
+	data = end + 1;
+	*msg = data;
+	if (e == EXIM_ERRNO_TLSREQUIRED)
+		return DANESTS_RT_STARTTLS_NOT_SUPPORTED;
+	if (e == EXIM_ERRNO_TLSFAILURE) {
+		if (strstr(data, "certificate verification failed") != NULL ||
+		    strstr(data, "no certificate received") != NULL)
+			return exim_tls.cert[0] != '\0' ?
+			    exim_cert_type(exim_tls.cert, host) :
+			    DANESTS_RT_CERT_NOT_TRUSTED;
+		return DANESTS_RT_VALIDATION_FAILURE;
+	}
+	/* a 4xx answer to STARTTLS (or none) with TLS required */
+	if (strstr(data, "after STARTTLS") != NULL)
+		return DANESTS_RT_STARTTLS_NOT_SUPPORTED;
+	return DANESTS_RT_NONE;
+}
+
+/* tls_event - a transport event: record the TLS result it shows */
+int
+tls_event(uschar **yield, int argc, uschar *argv[])
+{
+	struct exim_session s;
+	const char *ev, *data;
+
+	memset(&s, 0, sizeof(s));
+	if (!exim_args(argc, argv, 6, &s.conf)) {
+		exim_tls_log("tls_event: expected EVENT DOMAIN HOST ADDRESS "
+		    "SENDING-IP DATA [CONFIG]");
+		return exim_yield(yield, OK, "");
+	}
+	ev = (const char *)argv[0];
+	s.domain = (const char *)argv[1];
+	s.host = (const char *)argv[2];
+	s.addr = (const char *)argv[3];
+	s.sip = (const char *)argv[4];
+	data = (const char *)argv[5];
+
+	if (strcmp(ev, "tcp:connect") == 0) {
+		exim_tls_conn(s.addr, true);
+	} else if (strcmp(ev, "tls:cert") == 0) {
+		/* the peer's own certificate (depth 0; the fragment passes
+		 * no other) */
+		exim_tls_conn(s.addr, false);
+		if (strlcpy(exim_tls.cert, data, sizeof(exim_tls.cert)) >=
+		    sizeof(exim_tls.cert))
+			exim_tls.cert[0] = '\0';
+	} else if (strcmp(ev, "dane:fail") == 0) {
+		exim_tls_conn(s.addr, false);
+		if (!exim_tls.done) {
+			exim_tls.done = true;
+			s.rt = exim_rt_byname(data);
+			s.info = "dane:fail";
+			exim_tls_record(&s);
+		}
+	} else if (strcmp(ev, "smtp:ehlo") == 0) {
+		exim_tls_conn(s.addr, false);
+		if (!exim_tls.done) {
+			exim_tls.done = true;
+			s.verified = data;
+			exim_tls_record(&s);
+		}
+	} else if (strcmp(ev, "msg:host:defer") == 0) {
+		exim_tls_conn(s.addr, false);
+		if (!exim_tls.done &&
+		    (s.rt = exim_defer_type(data, s.host, &s.info)) !=
+		    DANESTS_RT_NONE) {
+			exim_tls.done = true;
+			exim_tls_record(&s);
+		}
+	}
+	return exim_yield(yield, OK, "");
 }

@@ -16,7 +16,10 @@
 # to bogus-mx.test and dane-ee.test accepted and delivered with the rest.
 # At the end, messages with "TLS-Required: No" (RFC 8689) leave even for
 # dane-mismatch.test, whose TLSA records match nothing, while a null MX
-# still bounces and a DNS failure still defers.
+# still bounces and a DNS failure still defers.  With tls_reports yes
+# (a cache of its own), the counts of "danests report show" must be the
+# TLS sessions those deliveries made, per domain, policy type and result
+# type; a result that cannot be recorded is logged, delays nothing.
 # Then the module is broken on
 # purpose (unusable cache, bad configuration, a configuration path that is
 # a directory or missing, dead resolver): every
@@ -91,6 +94,11 @@ if [ -z "${EXIM_E2E_INSIDE:-}" ]; then
 	    chmod 660 "$RUN/corrupt/data.mdb"
 	sed "s|^cache_dir .*|cache_dir $RUN/corrupt|" \
 	    "$RUN/danests.conf" >"$RUN/corrupt-cache.conf"
+	# TLS reports (RFC 8460) recorded into a cache of their own
+	mkdir -p "$RUN/rcache"
+	chown "$duid:$dgid" "$RUN/rcache" && chmod 2770 "$RUN/rcache"
+	{ sed "s|^cache_dir .*|cache_dir $RUN/rcache|" "$RUN/danests.conf"
+	  echo "tls_reports yes"; } >"$RUN/reports.conf"
 	sed "s|^cache_dir .*|cache_dir $RUN/not-a-dir/cache|" \
 	    "$RUN/danests.conf" >"$RUN/broken-cache.conf"
 	{ cat "$RUN/danests.conf"; echo "dns_timout 2"; } >"$RUN/bad-key.conf"
@@ -398,6 +406,14 @@ if grep -q 'danests: sts-testing.test: MTA-STS testing policy not met' "$MAINLOG
 else
 	e2e_notok sts-testing-failure-logged
 fi
+# The transports' event_action (DANESTS_TLS_EVENT) ran for every
+# delivery, but tls_reports is off in danests.conf: nothing is counted.
+out=$("$BUILD/core/danests" report list --json --config "$RUN/danests.conf" 2>&1)
+if [ "$out" = "[]" ]; then
+	e2e_ok tls-reports-off-nothing-recorded
+else
+	e2e_notok tls-reports-off-nothing-recorded "$out"
+fi
 # The decision travels in a header.
 if files sts-enforce.test | xargs -r grep -l '^X-Danests: deliver sts-enforce=1' | grep -q .; then
 	e2e_ok header-x-danests
@@ -483,10 +499,22 @@ for d in sts-enforce.test dane-ee.test; do
 	fi
 done
 
-# ---- TLS-Required: No (RFC 8689 5) ---------------------------------------
-# The earlier phases' messages leave the queue first.
-ids=$(ex -bp 2>/dev/null | awk '/^ *[0-9]+[smhdw] / { print $3 }')
-[ -z "$ids" ] || ex -Mrm $ids >/dev/null 2>&1
+# queue_clear - remove every queued message
+queue_clear() {
+	local ids
+	ids=$(ex -bp 2>/dev/null | awk '/^ *[0-9]+[smhdw] / { print $3 }')
+	[ -z "$ids" ] || ex -Mrm $ids >/dev/null 2>&1
+}
+
+# ---- TLS reports (RFC 8460) and TLS-Required: No (RFC 8689 5) ------------
+# With reports.conf (tls_reports yes): one message to each domain that
+# publishes an _smtp._tls record, one TLS negotiation each; the counts of
+# "danests report show" must be those sessions, per domain, policy type and
+# result type.  Messages with "TLS-Required: No" go out (even to
+# dane-mismatch.test), are never counted, and a null MX still bounces and
+# a DNS failure still defers.  The earlier phases' messages leave the
+# queue first.
+queue_clear
 NONCE=$$-$(date +%s)-tlsrpt
 # tlsreq ADDRESS - a message with "TLS-Required: No" (any case, white
 # space around the value)
@@ -498,12 +526,58 @@ tlsreq() {
 	    --body "danests e2e message for $1" >/dev/null 2>&1 ||
 	    e2e_notok "submit $1"
 }
+rdomains="dane-ee.test dane-mismatch.test sts-testing.test sts-certbad.test sts-enforce.test insecure.test"
+for d in $rdomains; do
+	submit "$d" || e2e_notok "submit $d (reports)"
+done
 for a in tlsreq@dane-mismatch.test tlsreq@null-mx.test tlsreq@bogus-mx.test; do
 	tlsreq "$a"
 done
 t0=$(date +%s)
-deliver_all
+deliver_all "-DDANESTS_CONF=$RUN/reports.conf"
 t1=$(date +%s)
+e2e_ok "reports: queue run took $((t1 - t0)) s"
+
+# rpt DOMAIN - "TYPE SUCCESSFUL FAILED [RESULT-TYPE=COUNT...]" per policy
+# of today's report for DOMAIN
+rpt() {
+	"$BUILD/core/danests" report show "$1" --json --config "$RUN/reports.conf" 2>/dev/null |
+	    jq -r '.policies[] | "\(.policy["policy-type"]) \(.summary["total-successful-session-count"]) \(.summary["total-failure-session-count"])" + ([.["failure-details"][]? | " \(.["result-type"])=\(.["failed-session-count"])"] | join(""))' 2>&1
+}
+while read -r d want; do
+	got=$(rpt "$d")
+	if [ "$got" = "$want" ]; then
+		e2e_ok "reports: $d: $want"
+	else
+		e2e_notok "reports: $d: $want" "got: $(echo "$got" | tr '\n' '|')"
+	fi
+done <<-EOF
+dane-ee.test tlsa 1 0
+dane-mismatch.test tlsa 0 1 validation-failure=1
+sts-testing.test sts 0 1 certificate-not-trusted=1
+sts-certbad.test sts 0 1 certificate-not-trusted=1
+sts-enforce.test sts 1 0
+insecure.test no-policy-found 1 0
+EOF
+# A failure names the session: the MX host, its address, ours.
+got=$("$BUILD/core/danests" report show dane-mismatch.test --json --config "$RUN/reports.conf" 2>&1 |
+    jq -r '.policies[0]["failure-details"][0] | "\(.["receiving-mx-hostname"]) \(.["receiving-ip"]) \(.["sending-mta-ip"])"' 2>&1)
+if [ "$got" = "mx.dane-mismatch.test 127.10.2.1 127.0.0.1" ]; then
+	e2e_ok "reports: failure details of dane-mismatch.test"
+else
+	e2e_notok "reports: failure details of dane-mismatch.test" "$got"
+fi
+# Nothing from the messages with TLS-Required: No (null-mx.test and
+# bogus-mx.test never reached a host).
+for d in null-mx.test bogus-mx.test; do
+	got=$("$BUILD/core/danests" report show "$d" --json --config "$RUN/reports.conf" 2>/dev/null)
+	if [ $? = 1 ] && [ -z "$got" ]; then
+		e2e_ok "reports: nothing for $d"
+	else
+		e2e_notok "reports: nothing for $d" "$got"
+	fi
+done
+
 # dane-mismatch.test: its TLSA records match no certificate (the message
 # without the header stays deferred, above); with the header the message
 # leaves, over TLS, and is never held back.
@@ -524,6 +598,42 @@ if grep -qF "== tlsreq@bogus-mx.test" "$MAINLOG" && grep -q 'tlsreq@bogus-mx.tes
 	e2e_ok "tls-required-no: bogus-mx.test deferred"
 else
 	e2e_notok "tls-required-no: bogus-mx.test deferred" "$(grep -F 'tlsreq@bogus-mx.test' "$MAINLOG" | tail -1 | cut -c1-300)"
+fi
+
+# The event_action checks the header too: a message with "TLS-Required:
+# No" that reaches an smtp transport naming DANESTS_TLS_EVENT (here
+# remote_smtp: the danests routers are told to take no domain) is not
+# counted either.
+queue_clear
+NONCE=$$-$(date +%s)-tlsreq-event
+tlsreq tlsreq@insecure.test
+deliver_all "-DDANESTS_CONF=$RUN/reports.conf" -DDANESTS_DOMAINS=none.invalid
+if grep -F "=> tlsreq@insecure.test " "$MAINLOG" | grep -q ' T=remote_smtp .* X=' &&
+    [ "$(rpt insecure.test)" = "no-policy-found 1 0" ]; then
+	e2e_ok "reports: TLS-Required: No through remote_smtp not counted"
+else
+	e2e_notok "reports: TLS-Required: No through remote_smtp not counted" "$(rpt insecure.test); $(grep -F 'tlsreq@insecure.test' "$MAINLOG" | tail -1 | cut -c1-200)"
+fi
+
+# A result that cannot be recorded (here: the transport process cannot
+# open the cache) is logged and dropped; the delivery goes on at once.
+queue_clear
+NONCE=$$-$(date +%s)-rfail
+submit insecure.test || e2e_notok "submit insecure.test (recording failure)"
+: >"$RUN/log/paniclog"
+t0=$(date +%s)
+deliver_all "-DDANESTS_CONF=$RUN/reports.conf" -DE2E_NO_INITGROUPS=1
+t1=$(date +%s)
+if delivered_any insecure.test && ! queued insecure.test && [ $((t1 - t0)) -le 10 ]; then
+	e2e_ok "reports: recording failure, insecure.test delivered ($((t1 - t0)) s)"
+else
+	e2e_notok "reports: recording failure, insecure.test delivered" "$((t1 - t0)) s; $(grep -F 'postmaster@insecure.test' "$MAINLOG" | tail -1 | cut -c1-300)"
+fi
+if grep -q 'danests: TLS report not recorded: .*rcache' "$MAINLOG" && [ ! -s "$RUN/log/paniclog" ] &&
+    [ "$(rpt insecure.test)" = "no-policy-found 1 0" ]; then
+	e2e_ok "reports: recording failure logged, nothing counted"
+else
+	e2e_notok "reports: recording failure logged, nothing counted" "$(rpt insecure.test); $(tail -2 "$RUN/log/paniclog" 2>/dev/null)"
 fi
 
 [ "$E2E_FAILS" -eq 0 ]
