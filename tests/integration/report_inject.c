@@ -187,6 +187,10 @@ main(int argc, char **argv)
 		    strerror(errno));
 		return 64;
 	}
+	/* unbuffered: the cache forks a child to check the file, and under
+	 * valgrind (libc freeres) its exit flushes this stream, seeking the
+	 * shared offset back over what was read ahead */
+	setvbuf(in, NULL, _IONBF, 0);
 	if (danests_cache_open(dir, &c, why, sizeof(why)) != DANESTS_OK) {
 		fprintf(stderr, "report_inject: %s\n", why);
 		return 75;
