@@ -24,6 +24,7 @@
  *  - a target failing SUPPRESS_AFTER times in a row is suppressed for
  *    SUPPRESS_DAYS days (its reports are not attempted meanwhile).
  * Everything is logged on stderr, one line per event, with the reason.
+ * One run at a time: a second one finds the lock taken and leaves.
  *
  * The systemd timer runs this every 15 minutes; a run with nothing due
  * is silent and cheap (one read of the cache).
@@ -37,11 +38,13 @@
 #include "cmds.h"
 #include "report_mail.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <curl/curl.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -548,6 +551,45 @@ out:
 	r->json = NULL;
 }
 
+/* send_lock - one sender at a time per cache (a manual run beside the
+ * timer's would send the same reports twice): an flock on
+ * DIR/report-send.lock, readable by every user of the cache.  The fd,
+ * -2 when another sender holds it, -1 on error (why set). */
+static int
+send_lock(const char *dir, char *why, size_t whylen)
+{
+	char path[4200];
+	struct stat sb;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/report-send.lock", dir) >=
+	    (int)sizeof(path)) {
+		snprintf(why, whylen, "cache directory name too long");
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0644)) < 0) {
+		snprintf(why, whylen, "%.300s: %.150s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(why, whylen, "%.300s: not a plain file", path);
+		close(fd);
+		return -1;
+	}
+	/* whoever made it, the others can still take the lock */
+	if (sb.st_uid == geteuid() && (sb.st_mode & 0444) != 0444)
+		(void)fchmod(fd, 0644);
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		if (errno == EWOULDBLOCK)
+			return -2;
+		snprintf(why, whylen, "%.300s: %.150s", path, strerror(errno));
+		return -1;
+	}
+	return fd;
+}
+
 /* cmd_report_send - argv[0] is "send" */
 int
 cmd_report_send(int argc, char **argv)
@@ -571,7 +613,7 @@ cmd_report_send(int argc, char **argv)
 	bool have_domain = false;
 	time_t midnight;
 	size_t i, forgotten = 0;
-	int ch, rc = EXIT_USAGE;
+	int ch, rc = EXIT_USAGE, lockfd = -1;
 
 	memset(&r, 0, sizeof(r));
 	optind = 0;	/* glibc: start afresh after the caller's getopt */
@@ -688,6 +730,20 @@ cmd_report_send(int argc, char **argv)
 		rc = EXIT_TEMP;
 		goto out;
 	}
+	if (!r.dry_run) {
+		lockfd = send_lock(cache_dir, why, sizeof(why));
+		if (lockfd == -2) {
+			say("another danests report send is running: nothing "
+			    "done");
+			rc = 0;
+			goto out;
+		}
+		if (lockfd < 0) {
+			say("%s", why);
+			rc = EXIT_TEMP;
+			goto out;
+		}
+	}
 	danests_config_set_dns_timeout(cfg, 5000);
 	if (danests_ctx_new(cfg, NULL, &r.ctx, why, sizeof(why)) !=
 	    DANESTS_OK) {
@@ -754,5 +810,7 @@ out:
 	if (r.cache != NULL)
 		danests_cache_close(r.cache);
 	danests_config_free(cfg);
+	if (lockfd >= 0)
+		close(lockfd);
 	return rc;
 }

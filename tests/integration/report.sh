@@ -348,6 +348,23 @@ check stalled-sendmail-killed sh -c "test $rc = 75 -a $((t1 - t0)) -le 6 &&
     ! pgrep -f '^sleep 119[.]7' >/dev/null || { cat '$tmp/smstall.out'; false; }"
 rm -f "$tmp/sendmail.mode"
 
+# --- one sender at a time: a second run while the first one works ---
+reset_all
+conf lock report_timeout 3
+printf 'dane-ee.test tlsa validation-failure mx=mx.dane-ee.test when=%s\n' \
+    "$YNOON" | "$inject" --cache-dir "$tmp/lock.cache" >/dev/null
+echo stall >"$tmp/sendmail.mode"
+send lock --now >"$tmp/lock1.out" 2>&1 &
+first=$!
+sleep 1
+rm -f "$tmp/sendmail.mode"
+send lock --now >"$tmp/lock2.out" 2>&1
+rc=$?
+wait $first
+check second-sender-waits-its-turn sh -c "test $rc = 0 &&
+    grep -q 'another danests report send is running' '$tmp/lock2.out' &&
+    test $(mails) = 0 -a $(posts) = 1 || { cat '$tmp/lock1.out' '$tmp/lock2.out'; false; }"
+
 # --- suppression of a target that keeps failing ---
 reset_all
 conf supp report_attempts 10
