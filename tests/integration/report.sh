@@ -290,6 +290,17 @@ send main --day "$T" --now >"$tmp/today.out" 2>&1
 rc=$?
 check today-refused-by-day sh -c "test $rc = 0 && grep -q 'not a finished UTC day' '$tmp/today.out'"
 
+"$danests" report list --json --config "$tmp/main.conf" >"$tmp/list.json" 2>&1
+check list-shows-sending-state python3 -c '
+import json, sys
+rows = {(r["day"], r["domain"]): r for r in json.load(open(sys.argv[1]))}
+Y, T = sys.argv[2], sys.argv[3]
+for d in ("dane-ee.test", "sts-testing.test", "insecure.test"):
+    assert rows[(Y, d)]["sent"] is not None and rows[(Y, d)]["attempts"] == 1, rows[(Y, d)]
+assert rows[(Y, "mixed.test")]["sent"] is None, rows[(Y, "mixed.test")]
+assert rows[(T, "dane-ee.test")]["sent"] is None, rows[(T, "dane-ee.test")]
+' "$tmp/list.json" "$Y" "$T"
+
 p0=$(posts) m0=$(mails)
 send main --now >"$tmp/again.out" 2>&1
 rc=$?
