@@ -12,6 +12,7 @@
 #include "relay.h"
 #include "lmtp.h"
 #include "daemon.h"
+#include "danests-report.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -197,6 +198,7 @@ relay_conf_load(const char *path, struct relay_conf *c, char *why,
 		relay_conf_clear(c);
 		return -1;
 	}
+	c->tls_reports = danests_config_report(c->core)->enabled;
 	if (c->smtp.total_ms == 0 && c->transaction_s >= 300)
 		relay_log(LOG_WARNING, "transaction_timeout %u s is not below "
 		    "OpenSMTPD's 300 s", c->transaction_s);
@@ -211,6 +213,13 @@ relay_conf_get(struct relay_conf *out)
 	*out = conf;
 	out->core = NULL;
 	pthread_mutex_unlock(&lock);
+}
+
+/* relay_ctx - the decision context in force; the main thread's alone */
+struct danests_ctx *
+relay_ctx(void)
+{
+	return ctx;
 }
 
 /* relay_tls - a reference to the TLS client context in force (a reload
@@ -570,6 +579,10 @@ main(int argc, char **argv)
 	if (*danests_ctx_cache_note(ctx) != '\0')
 		relay_log(LOG_WARNING, "cache: %s", danests_ctx_cache_note(ctx));
 	ev_queue = event_new(base, -1, 0, queue_cb, NULL);
+	if (report_init(base) != 0) {
+		relay_log(LOG_ERR, "cannot set up events");
+		return 71;
+	}
 	acceptor = dmn_acceptor_new(base, listener.fd, accept_cb, NULL, NULL);
 	ev_tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	sigs = dmn_signals_new(base, reload_cb, stop_cb, NULL);
@@ -579,10 +592,12 @@ main(int argc, char **argv)
 		dmn_listen_close(&listener);
 		return 71;
 	}
-	relay_log(LOG_INFO, "listening on %s (LMTP), %s", conf.listen,
-	    DANESTS_VERSION);
+	relay_log(LOG_INFO, "listening on %s (LMTP), %s%s", conf.listen,
+	    DANESTS_VERSION, conf.tls_reports ? ", TLS reporting on" : "");
 	event_base_dispatch(base);
 	threads_join();
+	/* the results of the last deliveries still count */
+	report_flush();
 	dmn_acceptor_free(acceptor);
 	dmn_listen_close(&listener);
 	relay_log(LOG_INFO, "exiting");

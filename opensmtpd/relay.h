@@ -42,6 +42,7 @@ struct relay_conf {
 	unsigned transaction_s;	/* bound from end of DATA to the replies */
 	unsigned idle_s;	/* wait for an LMTP command or data line */
 	unsigned reply_gap_ms;	/* pause between per-recipient replies */
+	bool tls_reports;	/* core key tls_reports: record TLS results */
 	struct danests_smtp_opts smtp;
 	struct danests_config *core;	/* the core's settings */
 };
@@ -64,6 +65,15 @@ struct ssl_ctx_st *relay_tls(void);
 /* relay_conf_get - a snapshot of the current configuration (copied; its
  * core pointer is not to be used) */
 void relay_conf_get(struct relay_conf *out);
+/* relay_ctx - the context in force (main thread only) */
+struct danests_ctx *relay_ctx(void);
+
+/* report.c - TLS reporting (RFC 8460) of the relay's sessions */
+struct event_base;
+int report_init(struct event_base *base);
+void report_flush(void);
+void report_attempt(const struct danests_decision *d,
+    const struct danests_smtp_attempt *a);
 
 /* session.c */
 void session_main(int fd);	/* one connection; closes fd */

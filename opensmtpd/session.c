@@ -68,6 +68,7 @@ struct group {
 	size_t nrcpt;
 	struct danests_smtp_rcpt *rcpt;
 	const struct danests_smtp_msg *msg;
+	const struct danests_decision *d;	/* during the delivery */
 	uint64_t end_ms;
 	pthread_t tid;
 	bool started;
@@ -364,6 +365,15 @@ deliver_log(void *arg, bool warn, const char *line)
 	    line);
 }
 
+/* group_attempt - one TLS negotiation attempt, for TLS reporting */
+static void
+group_attempt(void *arg, const struct danests_smtp_attempt *a)
+{
+	struct group *g = arg;
+
+	report_attempt(g->d, a);
+}
+
 /* group_main - decide and deliver one domain (worker thread) */
 static void *
 group_main(void *arg)
@@ -419,6 +429,14 @@ group_main(void *arg)
 	tx.msg = g->msg;
 	tx.nrcpt = g->nrcpt;
 	tx.rcpt = g->rcpt;
+	/* RFC 8460 4.3: each attempt counts; not those of a message that
+	 * asked for no TLS policy (RFC 8689 5: a report's own delivery
+	 * is not reported on) */
+	if (g->s->conf.tls_reports && !g->s->tls_no) {
+		g->d = d;
+		tx.attempt = group_attempt;
+		tx.attempt_arg = g;
+	}
 	/* a reference: a reload (new ca_file) may replace the context */
 	tls = relay_tls();
 	(void)danests_smtp_deliver(tls, d, &o, &tx, deliver_log, g);

@@ -24,7 +24,11 @@
 # swaks submissions get 556 5.1.10 / 550 5.1.2 / 550 5.7.27 at RCPT or
 # MAIL time for null-mx.test and nxdomain.test, and bogus-mx.test
 # (tempfail) and dane-ee.test are accepted, then deferred and delivered
-# as through the first listener.  Then load.sh: many multi-recipient messages
+# as through the first listener.  The relay runs with tls_reports yes:
+# `danests report show DOMAIN --json` must count one result per session
+# the relay made with the six domains that publish _smtp._tls, per result
+# type; a message with "TLS-Required: No" to dane-mismatch.test is
+# delivered and counts nothing.  Then load.sh: many multi-recipient messages
 # under load, no recipient delivered twice.  Prints "ok NAME" / "not ok
 # NAME".
 #
@@ -65,6 +69,8 @@ if [ "${E2E_FETCH_ONLY:-}" = 1 ]; then	# tests/run.sh, with the network
 	echo "ok opensmtpd-fetch"
 	exit 0
 fi
+# TLS reporting on: the relay counts its sessions (checked at the end)
+RELAY_CORE_EXTRA="tls_reports yes"
 osmtpd_prepare
 [ -x "$filter" ] || fatal "no $filter (build first)"
 cp "$filter" "$INST/libexec/filter-danests" || fatal "cannot copy the filter"
@@ -261,6 +267,70 @@ if grep -q 'filter-danests: .*rcpt-to domain=null-mx.test reason=null-mx: 556 5.
 else
 	e2e_notok filter-logged "no refusal line in smtpd's log"
 fi
+
+# TLS reporting (RFC 8460 4.3): one result per TLS negotiation attempt.
+# A message with "TLS-Required: No" (RFC 8689) to dane-mismatch.test is
+# delivered over TLS to the good receiver, not deferred, and not counted.
+t_rpt=$(date +%s)
+TRNONCE=tlsreq-$$-$(date +%s)
+/usr/bin/python3 - "$ADDR" "$PORT" "$SENDER" "$TRNONCE" <<'EOF' || e2e_notok send-tls-required
+import smtplib, sys
+host, port, sender, nonce = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+msg = ("From: %s\r\nTo: tlsreq@dane-mismatch.test\r\nSubject: report\r\n"
+       "TLS-Required: No\r\nX-Tlsreq: %s\r\n\r\nTLS-Required: No\r\n" % (sender, nonce))
+with smtplib.SMTP(host, port, timeout=30) as s:
+    s.sendmail(sender, ["tlsreq@dane-mismatch.test"], msg)
+EOF
+e2e_wait 60 final tlsreq@dane-mismatch.test
+# no more deliveries while counting (smtpd retries deferred mail)
+ctl pause mta >/dev/null 2>&1
+sleep 1
+tlsreq_file=$(grep -l "X-Tlsreq: $TRNONCE" "$E2E_MAIL"/good/dane-mismatch.test/*.eml 2>/dev/null | head -1)
+if [ "$(outcome tlsreq@dane-mismatch.test)" = Ok ] && [ -n "$tlsreq_file" ] &&
+    grep -q '^X-Danests-TLS: yes' "$tlsreq_file" &&
+    grep -q 'domain=dane-mismatch.test TLS-Required: No: DANE and MTA-STS not enforced' "$INST/relay.log"; then
+	e2e_ok tls-required-delivered
+else
+	e2e_notok tls-required-delivered "result '$(outcome tlsreq@dane-mismatch.test)', file '${tlsreq_file:-none}'"
+fi
+danests=$build/core/danests
+printf 'cache_dir %s\ntls_reports yes\n' "$INST/cache" >"$INST/report.conf"
+# DOMAIN POLICY-TYPE EXPECT: ok (every session a success) or the RFC 8460
+# result type of every session; the sessions are the relay's deliveries
+# to DOMAIN (one recipient per domain and message), bar TLS-Required: No
+while read -r d ptype want; do
+	n=$(grep "domain=$d rcpt=<.* status=" "$INST/relay.log" | grep -vc ' tls_required=no ')
+	# as the relay's user, who owns the cache
+	json=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	    "$danests" report show "$d" --json --config "$INST/report.conf" 2>"$INST/report-$d.err")
+	echo "$json" >"$INST/report-$d.json"
+	got=$(jq -rs --arg t "$ptype" '
+	    [.. | objects | select(has("summary"))] as $p |
+	    [$p[] | select(.policy["policy-type"] == $t)] as $q |
+	    [($p | length) - ($q | length),
+	     ([$q[].summary["total-successful-session-count"]] | add // 0),
+	     ([$q[].summary["total-failure-session-count"]] | add // 0),
+	     ([$q[]["failure-details"][]? | .["result-type"]] | unique | join(",")),
+	     ([$q[]["failure-details"][]? | .["failed-session-count"]] | add // 0),
+	     ([$q[]["failure-details"][]? | select((.["receiving-mx-hostname"] // "") == "" or
+	         (.["receiving-ip"] // "") == "" or (.["sending-mta-ip"] // "") == "")] | length)]
+	    | map(tostring) | join(" ")' <<<"$json" 2>&1)
+	if [ "$want" = ok ]; then exp="0 $n 0  0 0"; else exp="0 0 $n $want $n 0"; fi
+	if [ "$n" -gt 0 ] && [ "$got" = "$exp" ]; then
+		e2e_ok "tls-report-$d"
+	else
+		e2e_notok "tls-report-$d" "sessions $n; want '$exp' (other-policies ok fail types detail-count detail-without-addresses), got '$got' $(head -c 300 "$INST/report-$d.err")"
+	fi
+done <<'EOF'
+dane-ee.test tlsa ok
+insecure.test no-policy-found ok
+sts-enforce.test sts ok
+dane-mismatch.test tlsa tlsa-invalid
+sts-testing.test sts certificate-not-trusted
+sts-certbad.test sts certificate-not-trusted
+EOF
+ctl resume mta >/dev/null 2>&1
+echo "# TLS reporting part: $(($(date +%s) - t_rpt)) s"
 
 osmtpd_cleanup
 

@@ -5,7 +5,7 @@
 # The caller sets OSVER ROOT INST ADDR PORT RELAY_PORT ME relay, defines
 # fatal MESSAGE, writes "$INST/smtpd.conf" between osmtpd_prepare and
 # osmtpd_start, and calls osmtpd_cleanup on exit.  RELAY_EXTRA adds lines (of the [relay] section)
-# to the relay's configuration.
+# to the relay's configuration, RELAY_CORE_EXTRA core keys.
 smtpd_pid= relay_pid= ns_pid=
 
 # stop_pid PID - SIGTERM, then SIGKILL after 5 s
@@ -77,6 +77,7 @@ osmtpd_prepare() {
 resolver $E2E_RESOLVER
 ca_file $E2E_CA
 cache_dir $INST/cache
+${RELAY_CORE_EXTRA:-}
 
 [relay]
 listen 127.0.0.1:$RELAY_PORT
