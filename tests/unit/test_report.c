@@ -331,18 +331,31 @@ static void
 test_details_cap(void **state)
 {
 	struct fix *fx = *state;
-	struct danests_rpt_result r;
+	static char ip[DANESTS_RPT_DETAILS_MAX + 5][32];
+	struct danests_rpt_result r, *rs;
 	struct seen s;
-	char ip[64];
+	char why[DANESTS_WHY_MAX];
+	size_t bad, k, n;
 	int i;
 
-	for (i = 0; i < DANESTS_RPT_DETAILS_MAX + 5; i++) {
-		r = res("cap.example", DANESTS_RPT_STS, false,
+	/* in bursts (the same transaction body as one by one, fewer
+	 * commits), the last bursts past the cap */
+	n = DANESTS_RPT_DETAILS_MAX + 5;
+	rs = calloc(n, sizeof(*rs));
+	assert_non_null(rs);
+	for (i = 0; i < (int)n; i++) {
+		rs[i] = res("cap.example", DANESTS_RPT_STS, false,
 		    DANESTS_RT_VALIDATION_FAILURE, NOON);
-		snprintf(ip, sizeof(ip), "10.0.%d.%d", i / 256, i % 256);
-		r.receiving_ip = ip;
-		record_ok(fx->c, &r);
+		snprintf(ip[i], sizeof(ip[i]), "10.0.%d.%d", i / 256, i % 256);
+		rs[i].receiving_ip = ip[i];
 	}
+	for (k = 0; k < n; k += DANESTS_RPT_BATCH_MAX) {
+		assert_int_equal(danests_report_record_many(fx->c, rs + k,
+		    n - k < DANESTS_RPT_BATCH_MAX ? n - k :
+		    DANESTS_RPT_BATCH_MAX, &bad, why, sizeof(why)), DANESTS_OK);
+		assert_int_equal(bad, 0);
+	}
+	free(rs);
 	/* a known detail still counts in its detail */
 	r = res("cap.example", DANESTS_RPT_STS, false,
 	    DANESTS_RT_VALIDATION_FAILURE, NOON);
