@@ -7,10 +7,12 @@
 # every adapter opens the cache the same way (a daemon would crash-loop).
 # In a private mount namespace a small tmpfs is filled to several levels,
 # each catching another step of the creation (lock file, data file meta
-# pages, the first commit); then `danests cache list`, `danests check` and
-# a writer must end with exit 0 or the documented 75 and a reason, never a
-# signal.  Last, a writer fills the rest until its writes fail: it must
-# stop with an error, and the cache must stay readable.
+# pages, the first commit); then `danests cache list`, `danests check`, a
+# writer and a recorder of TLS reporting results must end with exit 0 or
+# the documented 75 and a reason, never a signal.  Last, a writer fills the
+# rest until its writes fail: it must stop with an error, and the cache
+# must stay readable; then a recorder of results fills what is left of
+# another one: it stops with 75, and every result it counted is there.
 #
 # Needs root (unshare -m, mount).  Usage: cache_full.sh [BUILD_DIR]
 # Prints "ok N NAME" / "not ok N NAME".
@@ -24,6 +26,7 @@ fi
 build=${1:-${BUILD_DIR:-$top/build}}
 danests=$build/core/danests
 writer=$build/tests/integration/cache_writer
+inject=$build/tests/integration/report_inject
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "ok 1 cache-full # SKIP needs root"
@@ -82,6 +85,9 @@ for free in 0 4 8 12 16 24 32 48 64 68 72 76 80 96 128; do
 	rc=$?
 	[ $rc -eq 1 ] && rc=75	# the writer's "cannot write" exit
 	verdict "write-${free}k-free" $rc "$out"
+	out=$(printf 'a.test sts ok\na.test sts certificate-expired ip=192.0.2.1\n' |
+	    "$inject" --cache-dir "$mnt/c4" 2>&1 >/dev/null)
+	verdict "report-${free}k-free" $? "$out"
 	umount "$mnt"
 done
 
@@ -94,6 +100,44 @@ rc=$?
 verdict write-until-full $rc "$out"
 out=$("$danests" cache --cache-dir "$mnt/c" show keep2.example 2>&1)
 verdict read-after-full $? "$out"
+umount "$mnt"
+
+# TLS reporting results until the disk is full: the recorder stops with
+# 75 and a reason, and `danests report list` shows exactly what it said
+# it recorded (no count lost, none half written)
+mount -t tmpfs -o size=512k,mode=0755 tmpfs "$mnt" || exit 1
+lines=$(mktemp)
+reason=$(printf 'r%.0s' $(seq 200))
+for i in $(seq 5000); do
+	echo "d$i.test sts validation-failure ip=192.0.2.$((i % 250)) reason=$reason"
+done >"$lines"
+dd if=/dev/zero of="$mnt/fill" bs=1k count=128 2>/dev/null
+out=$("$inject" --cache-dir "$mnt/r" "$lines" 2>&1)
+rc=$?
+recorded=$(sed -n 's/^recorded //p' <<<"$out")
+n=$((n + 1))
+if [ $rc -eq 75 ] && grep -qiE 'no space|input/output' <<<"$out" &&
+    [ "${recorded:-0}" -gt 0 ] && [ "$recorded" -lt 5000 ]; then
+	echo "ok $n report-until-full ($recorded recorded)"
+else
+	echo "not ok $n report-until-full"
+	echo "# exit $rc: $out"
+	fail=1
+fi
+rm -f "$mnt/fill"	# room for the reader's verdict
+: >"$lines"		# an empty configuration
+out=$("$danests" report list --json --cache-dir "$mnt/r" \
+    --config "$lines" 2>&1)
+rm -f "$lines"
+listed=$(jq '[.[].failed] | add' <<<"$out" 2>/dev/null)
+n=$((n + 1))
+if [ -n "$recorded" ] && [ "$listed" = "$recorded" ]; then
+	echo "ok $n report-after-full ($listed listed)"
+else
+	echo "not ok $n report-after-full"
+	echo "# recorded $recorded, listed $listed: $out"
+	fail=1
+fi
 umount "$mnt"
 
 [ "$fail" -eq 0 ]

@@ -21,9 +21,11 @@
  * (default now), count= records the line N times in one transaction
  * (default 1).  Empty lines and lines starting with '#' are skipped.
  *
- * Prints "recorded N" (the sessions counted) and exits 0; a malformed
- * line or a refused result prints "LINE: why" on stderr and exits 1
- * (lines before it stay recorded); 75 when the cache can't be used.
+ * Prints "recorded N" (the sessions counted) and exits 0.  A malformed
+ * line or a refused result stops it: "recorded N" for the lines before
+ * (they stay counted), "line L: why" on stderr, exit 1; a result the
+ * cache could not take (DANESTS_TEMP: a full disk, damage) the same with
+ * exit 75, as when the cache can't be opened.
  *
  *	printf 'example.com sts ok count=3\n' |
  *	    report_inject --cache-dir /tmp/c && danests report list \
@@ -65,11 +67,12 @@ result_type(const char *name)
 	return DANESTS_RT_NONE;
 }
 
-/* inject - one line; 0, or -1 with why */
+/* inject - one line; 0, or -1 with why (*temp: the cache's fault) */
 static int
-inject(struct danests_cache *c, char *line, uint64_t *total, char *why,
-    size_t whylen)
+inject(struct danests_cache *c, char *line, uint64_t *total, bool *temp,
+    char *why, size_t whylen)
 {
+	danests_status st;
 	struct danests_rpt_result r;
 	char *tok[16], *save = NULL, *t, *v, *end;
 	unsigned long long n = 1, x;
@@ -149,8 +152,10 @@ inject(struct danests_cache *c, char *line, uint64_t *total, char *why,
 	}
 	if (r.mx_host == NULL && r.policy_type != DANESTS_RPT_NO_POLICY)
 		r.mx_host = r.receiving_mx_hostname;
-	if (report_record_n(c, &r, n, why, whylen) != DANESTS_OK)
+	if ((st = report_record_n(c, &r, n, why, whylen)) != DANESTS_OK) {
+		*temp = st == DANESTS_TEMP;
 		return -1;
+	}
 	*total += n;
 	return 0;
 }
@@ -162,6 +167,7 @@ main(int argc, char **argv)
 	char why[DANESTS_WHY_MAX] = "", line[LINE_MAX_], *nl;
 	const char *dir = NULL, *file = NULL;
 	uint64_t total = 0;
+	bool temp = false;
 	unsigned long lineno = 0;
 	FILE *in = stdin;
 	int i;
@@ -201,11 +207,12 @@ main(int argc, char **argv)
 			*nl = '\0';
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
-		if (inject(c, line, &total, why, sizeof(why)) < 0) {
+		if (inject(c, line, &total, &temp, why, sizeof(why)) < 0) {
+			printf("recorded %llu\n", (unsigned long long)total);
 			fprintf(stderr, "report_inject: line %lu: %s\n", lineno,
 			    why);
 			danests_cache_close(c);
-			return 1;
+			return temp ? 75 : 1;
 		}
 	}
 	danests_cache_close(c);
