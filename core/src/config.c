@@ -369,6 +369,9 @@ danests_config_word(const char *val, const char *const *words, char *why,
 	return -1;
 }
 
+/* The words of a yes/no key (danests_config_word: yes is 0). */
+static const char *const yes_no[] = { "yes", "no", NULL };
+
 /* The core's numbers (struct danests_config_num; size 0: unsigned). */
 static const struct danests_config_num config_nums[] = {
 	{ "dns_timeout", 1, 60, 1000,
@@ -465,18 +468,16 @@ config_report_apply(struct danests_config *c, const char *key,
 	char dom[DANESTS_NAME_MAX];
 	const char *at;
 	danests_status st;
-	bool yes = strcmp(val, "yes") == 0;
+	int w;
 
 	if (strcmp(key, "tls_reports") == 0 ||
 	    strcmp(key, "report_only_failures") == 0) {
-		if (!yes && strcmp(val, "no") != 0) {
-			why_set(why, whylen, "expected yes or no");
+		if ((w = danests_config_word(val, yes_no, why, whylen)) < 0)
 			return DANESTS_PERM;
-		}
 		if (strcmp(key, "tls_reports") == 0)
-			c->report.enabled = yes;
+			c->report.enabled = w == 0;
 		else
-			c->report.only_failures = yes;
+			c->report.only_failures = w == 0;
 		return DANESTS_OK;
 	}
 	if (strcmp(key, "report_organization") == 0 ||
@@ -527,7 +528,6 @@ danests_status
 danests_config_apply(struct danests_config *c, const char *key, const char *val,
     char *why, size_t whylen)
 {
-	static const char *const yes_no[] = { "yes", "no", NULL };
 	danests_status st;
 	int yes;
 
