@@ -508,7 +508,8 @@ queue_clear() {
 
 # ---- TLS reports (RFC 8460) and TLS-Required: No (RFC 8689 5) ------------
 # With reports.conf (tls_reports yes): one message to each domain that
-# publishes an _smtp._tls record, one TLS negotiation each; the counts of
+# publishes an _smtp._tls record, and to two MX hosts without STARTTLS
+# (DANE, MTA-STS enforce), one TLS negotiation each; the counts of
 # "danests report show" must be those sessions, per domain, policy type and
 # result type.  Messages with "TLS-Required: No" go out (even to
 # dane-mismatch.test), are never counted, and a null MX still bounces and
@@ -526,7 +527,7 @@ tlsreq() {
 	    --body "danests e2e message for $1" >/dev/null 2>&1 ||
 	    e2e_notok "submit $1"
 }
-rdomains="dane-ee.test dane-mismatch.test sts-testing.test sts-certbad.test sts-enforce.test insecure.test"
+rdomains="dane-ee.test dane-mismatch.test sts-testing.test sts-certbad.test sts-enforce.test insecure.test dane-nostarttls.test sts-nostarttls.test"
 for d in $rdomains; do
 	submit "$d" || e2e_notok "submit $d (reports)"
 done
@@ -558,6 +559,8 @@ sts-testing.test sts 0 1 certificate-not-trusted=1
 sts-certbad.test sts 0 1 certificate-not-trusted=1
 sts-enforce.test sts 1 0
 insecure.test no-policy-found 1 0
+dane-nostarttls.test tlsa 0 1 starttls-not-supported=1
+sts-nostarttls.test sts 0 1 starttls-not-supported=1
 EOF
 # A failure names the session: the MX host, its address, ours.
 got=$("$BUILD/core/danests" report show dane-mismatch.test --json --config "$RUN/reports.conf" 2>&1 |
