@@ -110,6 +110,21 @@ for f in danests.conf danests-postfix.conf danests-relay.conf; do
 	tool_check "$etc/$f" && [ ! -s "$tmp/err" ] && ok "sample-$f-tool" ||
 	    notok "sample-$f-tool" "$(head -c 300 "$tmp/err")"
 done
+# the samples with the TLS reporting keys of danests.conf uncommented
+# (tls_reports yes): every program accepts them as core keys
+rpt=$tmp/rpt
+mkdir "$rpt"
+cp "$etc"/*.conf "$rpt/"
+sed -i "s|$etc/|$rpt/|g" "$rpt"/*.conf
+sed -i -E 's/^#((tls_reports|report_[a-z_]+)[[:space:]])/\1/;
+    s/^tls_reports([[:space:]]+)no/tls_reports\1yes/' "$rpt/danests.conf"
+if [ "$(grep -cE '^(tls_reports|report_[a-z_]+)[[:space:]]' "$rpt/danests.conf")" -ge 11 ]; then
+	for f in danests.conf danests-postfix.conf danests-relay.conf; do
+		check_file "sample-reporting-$f" "$rpt/$f"
+	done
+else
+	notok sample-reporting "the sample lacks the reporting keys"
+fi
 grep -q '^include /etc/danests/danests.conf$' "$top/postfix-tlsproxy/danests-postfix.conf" &&
     grep -q '^include /etc/danests/danests.conf$' "$top/opensmtpd/danests-relay.conf" &&
     ok samples-include-danests-conf ||
