@@ -64,7 +64,7 @@
 #define SUPPRESS_AFTER	3		/* consecutive failures of a target */
 #define SUPPRESS_DAYS	7		/* ... suppress it this long */
 #define RECHECK_S	86400		/* no usable record: ask again */
-#define PAIRS_MAX	100000		/* (day, domain) pairs per run */
+#define PAIRS_MAX	1000000		/* policy domains per day and run */
 
 static const char send_help[] =
 "NAME\n"
@@ -195,8 +195,11 @@ collect_cb(void *arg, const struct danests_rpt_day *d)
 	struct pair *np;
 	size_t i;
 
-	if (r->npairs >= PAIRS_MAX)
+	if (r->npairs >= PAIRS_MAX) {
+		say("%s: more than %d policy domains: the others are not "
+		    "reported", d->day, PAIRS_MAX);
 		return 1;
+	}
 	if ((np = realloc(r->pairs, (r->npairs + 1) * sizeof(*np))) == NULL) {
 		r->nomem = true;
 		return 1;
@@ -473,10 +476,11 @@ do_pair(struct run *r, const struct pair *p, time_t midnight)
 	}
 	ja.r = r;
 	ja.report_id = report_id;
+	why[0] = '\0';
 	if (danests_report_walk(r->cache, p->day, p->domain, report_json_cb,
 	    &ja, why, sizeof(why)) != DANESTS_OK || r->json == NULL) {
-		attempt_failed(r, p, &s, r->json == NULL && r->nomem ?
-		    "out of memory" : why);
+		attempt_failed(r, p, &s, r->nomem ? "out of memory" :
+		    why[0] ? why : "the counters are gone");
 		r->nomem = false;
 		return;
 	}
@@ -611,7 +615,8 @@ cmd_report_send(int argc, char **argv)
 	struct run r;
 	struct stat sb;
 	bool have_domain = false;
-	time_t midnight;
+	time_t midnight, t;
+	char d[11];
 	size_t i, forgotten = 0;
 	int ch, rc = EXIT_USAGE, lockfd = -1;
 
@@ -780,19 +785,26 @@ cmd_report_send(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	if (danests_report_walk(r.cache, day, have_domain ? domain : NULL,
-	    collect_cb, &r, why, sizeof(why)) != DANESTS_OK || r.nomem) {
-		say("cannot read the counters: %s", r.nomem ? "out of memory" :
-		    why);
-		rc = EXIT_TEMP;
-		goto out;
-	}
-	for (i = 0; i < r.npairs; i++) {
-		/* never today (unfinished), never forgotten days */
-		if (strcmp(r.pairs[i].day, r.today) >= 0 ||
-		    strcmp(r.pairs[i].day, cutoff) < 0)
+	/* day by day, oldest first: every finished day still kept, never
+	 * today (unfinished), never a forgotten one */
+	for (t = day_start(cutoff); t < midnight; t += 86400) {
+		day_of(t, d);
+		if (day != NULL && strcmp(day, d) != 0)
 			continue;
-		do_pair(&r, &r.pairs[i], midnight);
+		if (danests_report_walk(r.cache, d, have_domain ? domain :
+		    NULL, collect_cb, &r, why, sizeof(why)) != DANESTS_OK ||
+		    r.nomem) {
+			say("cannot read the counters of %s: %s", d, r.nomem ?
+			    "out of memory" : why);
+			r.failed++;
+			break;
+		}
+		for (i = 0; i < r.npairs; i++) {
+			if (strcmp(r.pairs[i].day, d) == 0)
+				do_pair(&r, &r.pairs[i], midnight);
+			free(r.pairs[i].domain);
+		}
+		r.npairs = 0;
 	}
 	if (r.dry_run)
 		printf("dry run: nothing sent\n");

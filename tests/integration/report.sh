@@ -423,6 +423,22 @@ check only-failures-skips-clean-days sh -c "test $rc = 0 -a $(posts) = 1 -a $(ma
     gzip -dc '$tb/rua/'*.body | grep -q '\"dane-ee.test\"' &&
     ! grep -q 'insecure.test' '$tmp/mail/'*.eml"
 
+# --- every finished day still kept is reported, oldest first ---
+reset_all
+conf days
+D3=$(date -u -d "3 days ago" +%F)
+printf 'dane-ee.test tlsa ok mx=mx.dane-ee.test when=%s\ndane-ee.test tlsa ok mx=mx.dane-ee.test when=%s\n' \
+    "$(date -u -d "$D3 12:00:00" +%s)" "$YNOON" | "$inject" --cache-dir "$tmp/days.cache" >/dev/null
+send days --now >"$tmp/days.out" 2>&1
+rc=$?
+check every-kept-day-oldest-first python3 -c '
+import glob, gzip, json, sys
+days = [json.loads(gzip.decompress(open(b, "rb").read()))["date-range"]["start-datetime"][:10]
+        for b in sorted(glob.glob(sys.argv[1] + "/*.body"))]
+assert days == [sys.argv[2], sys.argv[3]], days
+assert sys.argv[4] == "0", sys.argv[4]
+' "$tb/rua" "$D3" "$Y" "$rc"
+
 # --- report_keep_days: old counters are forgotten, not sent ---
 reset_all
 conf keep report_keep_days 8
