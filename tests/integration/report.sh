@@ -33,8 +33,8 @@ tmp=$(mktemp -d)
 status=0
 n=0
 
-[ -x "$inject" ] || { echo "report.sh: no $inject" >&2; exit 1; }
-[ -f "$tb/pki/ca.crt" ] || { echo "report.sh: test bed not up" >&2; exit 77; }
+[ -x "$inject" ] || { echo "not ok 1 setup # no $inject"; exit 1; }
+[ -f "$tb/pki/ca.crt" ] || { echo "not ok 1 setup # test bed not up"; exit 1; }
 
 cleanup() {
 	"$rua" mode ok >/dev/null 2>&1
