@@ -1078,7 +1078,7 @@ group_call(struct group *g, danests_report_fn *fn, void *arg, int *stop)
 		pol[i].mx_host = g->p[i].mx;
 		pol[i].success = g->p[i].success;
 		pol[i].failure = g->p[i].failure;
-		pol[i].details = det + k;
+		pol[i].details = det != NULL ? det + k : NULL;
 		for (j = 0; j < g->nd; j++) {
 			if (memcmp(g->d[j].phash, g->p[i].hash, 8) != 0)
 				continue;
