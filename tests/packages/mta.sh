@@ -398,8 +398,9 @@ pf_results() {
 	l=$(grep -F "TLSRPT: status=" "$w/syslog.log" | grep -F "domain=$1,")
 	s=$(printf '%s\n' "$l" | grep -c 'status=success')
 	f=$(printf '%s\n' "$l" | grep -c 'status=failure')
-	t=$(printf '%s\n' "$l" | sed -n 's/.*status=failure.*failure_type=\([a-z-]*\).*/\1/p' |
-	    sort | uniq -c | awk '{ printf " %s:%s", $2, $1 }')
+	# (Postfix writes the RFC 8460 result types with "_" for "-")
+	t=$(printf '%s\n' "$l" | sed -n 's/.*status=failure.*failure_type=\([a-z_-]*\).*/\1/p' |
+	    tr _ - | sort | uniq -c | awk '{ printf " %s:%s", $2, $1 }')
 	echo "$s $f$t"
 }
 # dn_results D - the same, from `danests report show D --json`, and the
@@ -412,14 +413,21 @@ dn_results() {
 		    reduce .[] as $x ({}; reduce ($x | to_entries[]) as $e (.; .[$e.key] += $e.value)) |
 		    to_entries | sort_by(.key) | map(" \(.key):\(.value)") | join(""))'
 }
+# dn_types D - the policy types counted for D; an sts policy also with
+# the policy's version and mode lines (policy_string attributes of the
+# postfix-tlsrpt answers, as Postfix passed them on)
 dn_types() {
 	in_root danests report show "$1" --json 2>/dev/null |
-	    jq -rs '[.[].policies[].policy."policy-type"] | unique | join(",")'
+	    jq -rs '[.[].policies[].policy | ."policy-type" +
+		(if ."policy-type" == "sts" then
+		    (if (."policy-string" // []) | (index(["version: STSv1"]) != null and
+			any(startswith("mode: "))) then "+lines" else "-lines" end)
+		 else "" end)] | unique | join(",")'
 }
 tlsrpt_same() { [ "$(pf_results "$1")" = "$(dn_results "$1")" ]; }
 if [ $tlsrpt = 1 ]; then
 	# the result types each scenario reports (RFC 8460 4.4)
-	for dt in dane-ee.test:tlsa dane-mismatch.test:tlsa sts-enforce.test:sts sts-certbad.test:sts; do
+	for dt in dane-ee.test:tlsa dane-mismatch.test:tlsa sts-enforce.test:sts+lines sts-certbad.test:sts+lines; do
 		d=${dt%%:*} t=${dt#*:}
 		if e2e_wait 15 tlsrpt_same "$d" && [ "$(pf_results "$d")" != "0 0" ] &&
 		    [ "$(dn_types "$d")" = "$t" ]; then
