@@ -578,6 +578,9 @@ main(int argc, char **argv)
 	}
 	if (*danests_ctx_cache_note(ctx) != '\0')
 		relay_log(LOG_WARNING, "cache: %s", danests_ctx_cache_note(ctx));
+	if (conf.tls_reports && danests_config_cache_dir(conf.core) == NULL)
+		relay_log(LOG_WARNING, "tls_reports yes without a cache "
+		    "(cache_dir none): no TLS report result is recorded");
 	ev_queue = event_new(base, -1, 0, queue_cb, NULL);
 	if (report_init(base) != 0) {
 		relay_log(LOG_ERR, "cannot set up events");

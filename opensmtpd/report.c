@@ -7,7 +7,9 @@
  * delivering thread; report_attempt turns it into a result with the
  * policy fields of the host's decision (danests_report_policy) and queues
  * it; the main thread, which owns the context, counts the queued results
- * (danests_ctx_report, one write transaction each).  A delivery never
+ * (danests_ctx_report_many: one write transaction for up to
+ * DANESTS_RPT_BATCH_MAX of them, so a burst of deliveries costs few
+ * commits).  A delivery never
  * waits for this: the queue is bounded, and what cannot be counted (a
  * full queue, a cache error) is dropped and logged, at most once a
  * minute.  Results queued when the relay stops are counted before it
@@ -47,10 +49,13 @@ static struct event *ev_report;
 static time_t err_last;
 static unsigned err_dropped;
 
-/* report_error - one lost result (any thread): logged at most once per
+/* report_error - n lost results (any thread): logged at most once per
  * REPORT_LOG_EVERY seconds, with how many were lost meanwhile */
 static void
-report_error(const char *fmt, ...)
+report_error(unsigned n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void
+report_error(unsigned n, const char *fmt, ...)
 {
 	char why[300];
 	unsigned dropped;
@@ -58,7 +63,7 @@ report_error(const char *fmt, ...)
 	va_list ap;
 
 	pthread_mutex_lock(&qlock);
-	err_dropped++;
+	err_dropped += n;
 	if (err_last != 0 && now - err_last < REPORT_LOG_EVERY) {
 		pthread_mutex_unlock(&qlock);
 		return;
@@ -91,33 +96,51 @@ copy_field(char *dst, size_t len, const char *src)
 	return dst;
 }
 
+/* record_batch - count n results in one write transaction */
+static void
+record_batch(struct danests_ctx *ctx, const struct danests_rpt_result *res,
+    size_t n)
+{
+	char why[256];
+	size_t nrefused = 0;
+	danests_status st;
+
+	*why = '\0';
+	st = ctx != NULL ? danests_ctx_report_many(ctx, res, n, &nrefused,
+	    why, sizeof(why)) : DANESTS_TEMP;
+	if (st == DANESTS_NOTFOUND)
+		report_error((unsigned)n, "no cache, or tls_reports off (%s)",
+		    *why ? why : "not recorded");
+	else if (st != DANESTS_OK)
+		report_error((unsigned)n, "%s", *why ? why :
+		    danests_status_name(st));
+	else if (nrefused > 0)
+		report_error((unsigned)nrefused, "refused: %s", why);
+}
+
 /* record_all - count the queued results (main thread) */
 static void
 record_all(void)
 {
+	static struct danests_rpt_result batch[DANESTS_RPT_BATCH_MAX];
 	struct danests_ctx *ctx = relay_ctx();
-	struct rpt *r, *list;
-	char why[256];
-	danests_status st;
+	struct rpt *r, *list, *done;
+	size_t n;
 
 	pthread_mutex_lock(&qlock);
 	list = qhead;
 	qhead = qtail = NULL;
 	qlen = 0;
 	pthread_mutex_unlock(&qlock);
-	while ((r = list) != NULL) {
-		list = r->next;
-		*why = '\0';
-		st = ctx != NULL ? danests_ctx_report(ctx, &r->res, why,
-		    sizeof(why)) : DANESTS_TEMP;
-		if (st == DANESTS_NOTFOUND)
-			report_error("domain %s: no cache, or tls_reports "
-			    "off (%s)", r->res.policy_domain, *why ? why :
-			    "not recorded");
-		else if (st != DANESTS_OK)
-			report_error("domain %s: %s", r->res.policy_domain,
-			    *why ? why : danests_status_name(st));
-		free(r);
+	while (list != NULL) {
+		for (n = 0, done = list; list != NULL &&
+		    n < DANESTS_RPT_BATCH_MAX; list = list->next)
+			batch[n++] = list->res;
+		record_batch(ctx, batch, n);
+		while ((r = done) != list) {
+			done = r->next;
+			free(r);
+		}
 	}
 }
 
@@ -162,7 +185,7 @@ report_attempt(const struct danests_decision *d,
 	struct rpt *r;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		report_error("domain %s: out of memory", d->domain);
+		report_error(1, "domain %s: out of memory", d->domain);
 		return;
 	}
 	/* an MX host outside the MTA-STS enforce policy fails that
@@ -177,7 +200,7 @@ report_attempt(const struct danests_decision *d,
 	    sizeof(r->buf)) != DANESTS_OK ||
 	    copy_field(r->domain, sizeof(r->domain), d->domain) == NULL ||
 	    strlen(d->domain) >= sizeof(r->domain)) {
-		report_error("domain %s: policy of host %s too large",
+		report_error(1, "domain %s: policy of host %s too large",
 		    d->domain, a->host->name);
 		free(r);
 		return;
@@ -200,7 +223,7 @@ report_attempt(const struct danests_decision *d,
 	pthread_mutex_lock(&qlock);
 	if (qlen >= REPORT_QUEUE_MAX || ev_report == NULL) {
 		pthread_mutex_unlock(&qlock);
-		report_error("domain %s: %s", d->domain, ev_report == NULL ?
+		report_error(1, "domain %s: %s", d->domain, ev_report == NULL ?
 		    "not set up" : "queue full");
 		free(r);
 		return;

@@ -2,7 +2,8 @@
 # tests/integration/relay.sh - danests-relay against bad input and failing
 # peers, on the loopback test bed: malformed LMTP, huge lines, SIZE, a
 # client vanishing mid-DATA, receivers that stall or drop the connection
-# mid-TLS, a MITM certificate, a receiver without STARTTLS, a cache purge
+# mid-TLS, a MITM certificate, a receiver without STARTTLS, TLS reporting
+# that cannot record, TLS-Required: No, a cache purge
 # reaching the decisions the relay keeps in memory.  After each,
 # the relay must still serve, and nothing may reach a receiver in the clear
 # or unauthenticated when the decision forbids it.
@@ -18,6 +19,7 @@ W=$build/relay-it
 . "$here/lib.sh"
 PORT=18464
 PORT2=18465		# second relay: MX port of the misbehaving peers
+PORT3=18469		# a relay: TLS reporting without a cache
 PEER=127.10.2.1		# misbehaving peers: the MX address, other ports
 STALL_PORT=2601
 DROP_PORT=2602
@@ -258,6 +260,47 @@ if e2e_delivered_tls dane-mismatch.test && [ "$(e2e_mail_count dane-mismatch.tes
 	e2e_ok tls-required-tls-and-logged
 else
 	e2e_notok tls-required-tls-and-logged "$(e2e_mail_summary dane-mismatch.test | tr '\n' ' ')"
+fi
+
+# TLS reporting that cannot record (tls_reports yes, cache_dir none)
+# delays and fails no delivery; the lost results are logged, once for
+# two messages (at most one line a minute)
+sed -e "s|^cache_dir .*|cache_dir none\ntls_reports yes|" "$W/relay.conf" |
+    sed -e "s|^listen .*|listen 127.0.0.1:$PORT3|" >"$W/relay-rpt.conf"
+"$relay" -d -c "$W/relay-rpt.conf" >"$W/relay-rpt.log" 2>&1 &
+pids+=($!)
+e2e_wait 10 sh -c "ss -Hltn 'src 127.0.0.1:$PORT3' | grep -q LISTEN"
+out=$(lmtp $PORT3 <<'EOF'
+> LHLO it.test
+< 1
+> MAIL FROM:<s@relay-it.test>
+< 1
+> RCPT TO:<rpt@dane-ee.test>
+< 1
+> RCPT TO:<rpt@dane-mismatch.test>
+< 1
+> DATA
+< 1
+= 500
+< 2
+> MAIL FROM:<s@relay-it.test>
+< 1
+> RCPT TO:<rpt2@dane-ee.test>
+< 1
+> DATA
+< 1
+= 500
+< 1
+> QUIT
+< 1
+EOF
+)
+expect report-error-no-delay '354 [^|]*\|250 2\.0\.0 delivered to mx\.dane-ee\.test[^|]*\|451 4\.7\.5 [^|]*tlsa-invalid[^|]*\|.*250 2\.0\.0 delivered to mx\.dane-ee\.test[^|]*\|221' "$out"
+n=$(grep -c 'TLS report result not recorded: no cache' "$W/relay-rpt.log")
+if [ "$n" = 1 ] && grep -q 'tls_reports yes without a cache' "$W/relay-rpt.log"; then
+	e2e_ok report-error-logged-once
+else
+	e2e_notok report-error-logged-once "$n lines"
 fi
 
 # `danests cache purge` reaches the relay's memory: once dane-ee.test's
