@@ -471,7 +471,7 @@ rec_txn(void *varg, struct cache_rtxn *t, char *why, size_t whylen)
 		const char *ds[NFIELDS + 1] = { danests_result_type_name(a->rt),
 		    a->f[0], a->f[1], a->f[2], a->f[3], a->f[4] };
 
-		memcpy(a->key + pklen, a->key + a->plen + 1, 8);
+		/* DAY ' ' DOMAIN NUL 'D' H G: H is in place already */
 		a->key[a->plen] = 'D';
 		dklen = pklen + 8;
 		have = false;
