@@ -73,6 +73,34 @@ counts() {
 		"\([$p[].summary."total-successful-session-count"] | add // 0) \([$p[].summary."total-failure-session-count"] | add // 0) \([$p[]."failure-details"[]?."result-type"] | sort | join(","))"'
 }
 
+# -n: what the start would fail on, and a note when nothing would be
+# recorded
+nconf() { sed "s|^tlsrpt_socket .*|tlsrpt_socket $1|; s|^tls_reports .*|tls_reports $2|" "$W/pf.conf" >"$W/n.conf"; }
+nconf rel/tlsrpt yes
+out=$("$pf" -n -c "$W/n.conf" 2>&1)
+rc=$?
+if [ $rc = 78 ] && echo "$out" | grep -q "n.conf:8: tlsrpt_socket: expected an absolute path"; then
+	ok "-n refuses a relative tlsrpt_socket, naming file, line and key"
+else
+	notok "-n relative tlsrpt_socket" "status $rc: $out"
+fi
+nconf /nonexistent/tlsrpt yes
+out=$("$pf" -n -c "$W/n.conf" 2>&1)
+rc=$?
+if [ $rc = 78 ] && echo "$out" | grep -q "directory /nonexistent"; then
+	ok "-n refuses a tlsrpt_socket in a missing directory"
+else
+	notok "-n missing directory" "status $rc: $out"
+fi
+nconf "$W/run/tlsrpt" no
+out=$("$pf" -n -c "$W/n.conf" 2>&1)
+rc=$?
+if [ $rc = 0 ] && echo "$out" | grep -q "note: tlsrpt_socket is set but tls_reports is off"; then
+	ok "-n notes that tls_reports is off"
+else
+	notok "-n tls_reports off" "status $rc: $out"
+fi
+
 "$pf" -d -c "$W/pf.conf" 2>"$W/pf.log" &
 pid=$!
 e2e_wait 10 test -S "$W/run/tlsrpt" || { notok "start" "$(tail -n 3 "$W/pf.log")"; exit 1; }
