@@ -27,10 +27,15 @@
 #include "danests-report.h"
 #include "tlsrpt_dgram.h"
 
-/* Datagrams per wake-up: each result is one write transaction of the
- * cache (a few ms with its fsync), so a burst holds socketmap clients
- * back by at most this many. */
-#define COLLECT_BATCH		8
+/* Datagrams per wake-up, their results counted in one write transaction
+ * of the cache (a few ms with its fsync): a burst holds socketmap clients
+ * back by at most one commit. */
+#define COLLECT_BATCH		64
+/* The results of a wake-up and a copy of their strings (the parser's are
+ * valid during its callback only); when either is full, what is there is
+ * counted before more is taken. */
+#define COLLECT_RESULTS		DANESTS_RPT_BATCH_MAX
+#define COLLECT_ARENA		(512 * 1024)
 #define COLLECT_LOG_EVERY	60	/* seconds between warnings of a kind */
 
 /* A warning logged at most once per COLLECT_LOG_EVERY seconds. */
@@ -44,6 +49,11 @@ struct collect_stats collect_stats;
 static struct dmn_listen sock = { .fd = -1 };
 static struct event *ev;
 static struct ratelog rl_big, rl_bad, rl_store, rl_off, rl_recv;
+
+static struct danests_rpt_result batch[COLLECT_RESULTS];
+static size_t nbatch;
+static char arena[COLLECT_ARENA];
+static size_t arena_used;
 
 /* rlog - log through r's limit */
 static void __attribute__((format(printf, 3, 4)))
@@ -70,26 +80,109 @@ rlog(struct ratelog *r, int prio, const char *fmt, ...)
 	r->quiet = 0;
 }
 
-/* record - a tlsrpt_dgram_fn: one session into the context's cache */
+/* flush - count the results taken so far in one write transaction */
+static void
+flush(void)
+{
+	char why[512];
+	size_t nrefused = 0;
+	danests_status st;
+
+	if (nbatch == 0)
+		return;
+	why[0] = '\0';
+	st = ctx != NULL ? danests_ctx_report_many(ctx, batch, nbatch,
+	    &nrefused, why, sizeof(why)) : DANESTS_TEMP;
+	if (st == DANESTS_OK) {
+		collect_stats.sessions += nbatch - nrefused;
+		if (nrefused > 0) {
+			collect_stats.unrecorded += nrefused;
+			rlog(&rl_store, LOG_ERR, "%zu results not recorded: "
+			    "%s", nrefused, why);
+		}
+	} else if (st == DANESTS_NOTFOUND) {
+		collect_stats.unrecorded += nbatch;
+		rlog(&rl_off, LOG_WARNING, "results not recorded: "
+		    "tls_reports is off or cache_dir is none");
+	} else {
+		collect_stats.unrecorded += nbatch;
+		rlog(&rl_store, LOG_ERR, "%zu results not recorded: %s",
+		    nbatch, why[0] != '\0' ? why : "no context");
+	}
+	nbatch = 0;
+	arena_used = 0;
+}
+
+/* keep - a copy of s in the arena, or NULL for NULL; *ok false when the
+ * arena is full */
+static const char *
+keep(const char *s, bool *ok)
+{
+	size_t len;
+	char *p;
+
+	if (s == NULL || !*ok)
+		return NULL;
+	len = strlen(s) + 1;
+	if (len > sizeof(arena) - arena_used) {
+		*ok = false;
+		return NULL;
+	}
+	p = memcpy(arena + arena_used, s, len);
+	arena_used += len;
+	return p;
+}
+
+/* take - copy r into the batch; false when there is no room */
+static bool
+take(const struct danests_rpt_result *r)
+{
+	struct danests_rpt_result *b;
+	size_t mark = arena_used;
+	bool ok = true;
+
+	if (nbatch == COLLECT_RESULTS)
+		return false;
+	b = &batch[nbatch];
+	*b = *r;
+	b->policy_domain = keep(r->policy_domain, &ok);
+	b->policy_string = keep(r->policy_string, &ok);
+	b->mx_host = keep(r->mx_host, &ok);
+	b->sending_mta_ip = keep(r->sending_mta_ip, &ok);
+	b->receiving_mx_hostname = keep(r->receiving_mx_hostname, &ok);
+	b->receiving_mx_helo = keep(r->receiving_mx_helo, &ok);
+	b->receiving_ip = keep(r->receiving_ip, &ok);
+	b->additional_info = keep(r->additional_info, &ok);
+	if (!ok) {
+		arena_used = mark;
+		return false;
+	}
+	if (b->when == 0)
+		b->when = time(NULL);	/* the day it arrived, not flushed */
+	nbatch++;
+	return true;
+}
+
+/* record - a tlsrpt_dgram_fn: one session into the wake-up's batch */
 static danests_status
 record(void *arg, const struct danests_rpt_result *r, char *why,
     size_t whylen)
 {
-	danests_status st;
-
 	(void)arg;
-	st = ctx != NULL ? danests_ctx_report(ctx, r, why, whylen) :
-	    DANESTS_TEMP;
-	if (st == DANESTS_OK) {
-		collect_stats.sessions++;
-		if (dmn_log_verbose())
-			dmn_log(LOG_INFO, "tlsrpt: %s %s %s", r->policy_domain,
-			    r->policy_type == DANESTS_RPT_TLSA ? "tlsa" :
-			    r->policy_type == DANESTS_RPT_STS ? "sts" :
-			    "no-policy-found", r->success ? "success" :
-			    danests_result_type_name(r->result_type));
+	if (!take(r)) {
+		flush();
+		if (!take(r)) {		/* cannot happen: the caps fit */
+			snprintf(why, whylen, "result too large to keep");
+			return DANESTS_TEMP;
+		}
 	}
-	return st;
+	if (dmn_log_verbose())
+		dmn_log(LOG_INFO, "tlsrpt: %s %s %s", r->policy_domain,
+		    r->policy_type == DANESTS_RPT_TLSA ? "tlsa" :
+		    r->policy_type == DANESTS_RPT_STS ? "sts" :
+		    "no-policy-found", r->success ? "success" :
+		    danests_result_type_name(r->result_type));
+	return DANESTS_OK;
 }
 
 /* collect_read - the datagrams waiting, COLLECT_BATCH at most */
@@ -114,7 +207,7 @@ collect_read(evutil_socket_t fd, short what, void *arg)
 			    errno != EINTR)
 				rlog(&rl_recv, LOG_ERR, "recv: %s",
 				    strerror(errno));
-			return;
+			break;
 		}
 		collect_stats.datagrams++;
 		if ((size_t)n > TLSRPT_DGRAM_MAX) {
@@ -144,6 +237,7 @@ collect_read(evutil_socket_t fd, short what, void *arg)
 			    why);
 		}
 	}
+	flush();
 }
 
 /* collect_bind - see danests-postfix.h */
