@@ -14,7 +14,7 @@
 # LOAD_STALL_MS (60) of every 100 ms as on a busy host, forces every retry
 # at once (smtpctl schedule all) until the queue is empty, and counts at
 # the receivers how often each recipient arrived.  Bounded: LOAD_WAIT
-# seconds (default 150) for the queue to drain.  Prints "ok NAME" /
+# seconds (default 300) for the queue to drain.  Prints "ok NAME" /
 # "not ok NAME".
 #
 # Environment: LOAD_RELAY_EXTRA adds lines to the relay's configuration.
@@ -27,7 +27,7 @@ build=$(cd "${1:-$top/build}" && pwd)
 N=${2:-150}
 DOMS=${LOAD_DOMAINS:-6}	# domains per message (of 6), two recipients each
 STALL_MS=${LOAD_STALL_MS:-60}	# smtpd's pony off the CPU, ms of every 100
-WAIT=${LOAD_WAIT:-150}
+WAIT=${LOAD_WAIT:-300}
 OSVER=6.8.0p2
 CACHE=/var/cache/danests-e2e
 ROOT=$CACHE/opensmtpd-$OSVER
