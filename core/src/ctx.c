@@ -2,6 +2,7 @@
  * ctx.c - a resolution context: resolver, policy fetcher, cache, loop
  */
 #include "danests-internal.h"
+#include "danests-metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -43,10 +44,13 @@ danests_ctx_new_with_dns(const struct danests_config *cfg,
 	c->base = base;
 	c->dns = dns;
 	dns_set_max(dns, c->cfg.dns_max_queries);
-	if ((st = memory_new(c)) != DANESTS_OK) {
+	if ((c->own_metrics = danests_metrics_new()) == NULL ||
+	    (st = memory_new(c)) != DANESTS_OK) {
+		st = DANESTS_TEMP;
 		why_set(why, whylen, "out of memory");
 		goto fail;
 	}
+	c->metrics = c->own_metrics;
 	/* A policy fetch must end before the decision's own bound, so
 	 * that a slow policy host reads as a fetch error, not a timeout. */
 	if (c->cfg.fetch_timeout_ms > c->cfg.decision_timeout_ms * 2 / 3)
@@ -129,6 +133,7 @@ danests_ctx_free(struct danests_ctx *c)
 		event_base_loop(c->base, EVLOOP_NONBLOCK);
 	memory_free(c);
 	cache_close(c->cache);
+	danests_metrics_free(c->own_metrics);
 	free(c->cfg.ca_file);
 	free(c->cfg.cache_dir);
 	config_report_free(&c->cfg);

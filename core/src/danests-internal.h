@@ -498,7 +498,33 @@ struct danests_ctx {
 	struct sts_req *sts_fetching;	/* policy lookups waiting on a fetch */
 	size_t pending;		/* requests alive (callbacks may be due) */
 	struct memory *mem;	/* memory.c */
+	struct danests_metrics *metrics;	/* counted into (metrics.c) */
+	struct danests_metrics *own_metrics;	/* the context's own set */
 };
+
+/*
+ * metrics.c - the counters a context keeps (danests-metrics.h).
+ */
+enum metrics_fetch {
+	METRICS_FETCH_OK = 0,
+	METRICS_FETCH_INVALID,		/* a body that is not a policy */
+	METRICS_FETCH_ERROR,		/* the policy host failed */
+	METRICS_FETCH_WEBPKI,		/* its certificate failed */
+	METRICS_FETCH_LOCAL,		/* this process failed */
+	METRICS_FETCH_N
+};
+enum metrics_cache {
+	METRICS_CACHE_MEMORY = 0,	/* the context's memory */
+	METRICS_CACHE_LMDB_DECISION,
+	METRICS_CACHE_LMDB_POLICY,
+	METRICS_CACHE_N
+};
+void metrics_fetch(struct danests_ctx *, enum metrics_fetch);
+/* metrics_cache - OK: a hit, NOTFOUND: a miss, else an error */
+void metrics_cache(struct danests_ctx *, enum metrics_cache, danests_status);
+/* metrics_timed - see metrics.c */
+void *metrics_timed(struct danests_ctx *, danests_decide_cb *cb, void *arg,
+    danests_decide_cb **wcb);
 
 /* decide_start - one resolution, with the persistent cache but without
  * the context's memory (decide.c) */

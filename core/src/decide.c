@@ -432,9 +432,12 @@ from_cache(struct danests_ctx *ctx, const char *domain)
 	struct danests_decision *d = NULL;
 	char *json = NULL, why[DANESTS_WHY_MAX];
 	time_t now = time(NULL);
+	danests_status st;
 
-	if (cache_decision_get(ctx->cache, domain, now, &json, why,
-	    sizeof(why)) != DANESTS_OK)
+	st = cache_decision_get(ctx->cache, domain, now, &json, why,
+	    sizeof(why));
+	metrics_cache(ctx, METRICS_CACHE_LMDB_DECISION, st);
+	if (st != DANESTS_OK)
 		return NULL;
 	if (danests_decision_from_json(json, &d) != DANESTS_OK ||
 	    d->expires <= now || strcmp(d->domain, domain) != 0) {

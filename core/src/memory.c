@@ -373,7 +373,10 @@ memory_decide(struct danests_ctx *ctx, const char *name, danests_decide_cb *cb,
 	}
 	w->cb = cb;
 	w->arg = arg;
-	if ((w->d = memory_get(ctx, name, h)) != NULL) {
+	w->d = memory_get(ctx, name, h);
+	metrics_cache(ctx, METRICS_CACHE_MEMORY, w->d != NULL ? DANESTS_OK :
+	    DANESTS_NOTFOUND);
+	if (w->d != NULL) {
 		*m->rtail = w;
 		m->rtail = &w->next;
 		ctx->pending++;
@@ -460,6 +463,9 @@ danests_decide_async(struct danests_ctx *ctx, const char *domain,
     size_t whylen)
 {
 	char name[DANESTS_NAME_MAX];
+	danests_decide_cb *tcb;
+	danests_status st;
+	void *t;
 
 	if (danests_domain_normalize(domain, name, sizeof(name)) !=
 	    DANESTS_OK) {
@@ -467,7 +473,15 @@ danests_decide_async(struct danests_ctx *ctx, const char *domain,
 		    domain);
 		return DANESTS_PERM;
 	}
+	if ((t = metrics_timed(ctx, cb, arg, &tcb)) == NULL) {
+		why_set(why, whylen, "out of memory");
+		return DANESTS_TEMP;
+	}
 	if (flags != 0)
-		return decide_start(ctx, name, flags, cb, arg, why, whylen);
-	return memory_decide(ctx, name, cb, arg, why, whylen);
+		st = decide_start(ctx, name, flags, tcb, t, why, whylen);
+	else
+		st = memory_decide(ctx, name, tcb, t, why, whylen);
+	if (st != DANESTS_OK)
+		free(t);
+	return st;
 }

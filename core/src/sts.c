@@ -244,6 +244,10 @@ fetch_done(void *arg, struct sts_fetch_result *fr)
 		req_unref(q);
 		return;
 	}
+	if (fr->status != DANESTS_OK)
+		metrics_fetch(q->ctx, fr->local ? METRICS_FETCH_LOCAL :
+		    fr->reason == DANESTS_RT_STS_WEBPKI_INVALID ?
+		    METRICS_FETCH_WEBPKI : METRICS_FETCH_ERROR);
 	if (fr->status != DANESTS_OK && fr->local) {
 		local_failed(q, fr->why);
 		req_unref(q);
@@ -258,10 +262,12 @@ fetch_done(void *arg, struct sts_fetch_result *fr)
 	memset(&e, 0, sizeof(e));
 	if (sts_policy_parse(fr->body, fr->len, &e.policy, &why) !=
 	    DANESTS_OK) {
+		metrics_fetch(q->ctx, METRICS_FETCH_INVALID);
 		failed(q, DANESTS_RT_STS_POLICY_INVALID, why ? why : "invalid policy");
 		req_unref(q);
 		return;
 	}
+	metrics_fetch(q->ctx, METRICS_FETCH_OK);
 	strlcpy(e.id, q->txt_id, sizeof(e.id));
 	e.fetched = e.last_check = now;
 	e.expires = now + (time_t)e.policy.max_age;
@@ -511,6 +517,7 @@ sts_lookup_start(struct danests_ctx *ctx, const char *domain, unsigned flags,
 	if (ctx->cache != NULL && !(flags & DANESTS_F_NO_CACHE)) {
 		st = cache_sts_get(ctx->cache, domain, &q->cached, cwhy,
 		    sizeof(cwhy));
+		metrics_cache(ctx, METRICS_CACHE_LMDB_POLICY, st);
 		if (st == DANESTS_TEMP) {
 			/* never read an unreadable cache as "no policy" */
 			free(q);

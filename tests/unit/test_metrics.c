@@ -1,0 +1,339 @@
+/*
+ * test_metrics.c - the core's counters and the text exposition format
+ * (core/src/metrics.c): exact text of known families, escaping, overflow,
+ * and the counts that decisions over the test resolver leave (verdicts,
+ * reasons, host policies, memory and LMDB cache lookups, the latency
+ * histogram), in a context's own set and in a shared one.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dns_mock.h"
+#include "danests-metrics.h"
+
+#define S DANESTS_SEC_SECURE
+#define H32 "0102030405060708091011121314151617181920212223242526272829303132"
+
+/* d.test: DANE-EE; t.test: the MX lookup times out; n.test: no such
+ * domain */
+static const struct dns_mock_entry zone[] = {
+	{ "d.test", DNS_T_MX, DNS_R_OK, S, NULL, { "10 mx.d.test" } },
+	{ "mx.d.test", DNS_T_A, DNS_R_OK, S, NULL, { "192.0.2.1" } },
+	{ "mx.d.test", DNS_T_AAAA, DNS_R_NODATA, S, NULL, { NULL } },
+	{ "_25._tcp.mx.d.test", DNS_T_TLSA, DNS_R_OK, S, NULL,
+	    { "3 1 1 " H32 } },
+	{ "t.test", DNS_T_MX, DNS_R_TIMEOUT, DANESTS_SEC_INDETERMINATE, NULL,
+	    { NULL } },
+	{ "n.test", DNS_T_MX, DNS_R_NXDOMAIN, S, NULL, { NULL } },
+};
+
+/* test_expo_exact - a counter family with labels, one without, a
+ * histogram-like family, byte for byte */
+static void
+test_expo_exact(void **state)
+{
+	static const char want[] =
+	    "# HELP x_replies_total Replies, by type.\n"
+	    "# TYPE x_replies_total counter\n"
+	    "x_replies_total{type=\"OK\"} 2\n"
+	    "x_replies_total{type=\"TEMP\",map=\"dane\"} 18446744073709551615\n"
+	    "# HELP x_up Up.\n"
+	    "# TYPE x_up gauge\n"
+	    "x_up 1\n"
+	    "# HELP x_seconds Time.\n"
+	    "# TYPE x_seconds histogram\n"
+	    "x_seconds_bucket{le=\"0.5\"} 1\n"
+	    "x_seconds_bucket{le=\"+Inf\"} 3\n"
+	    "x_seconds_sum 2.25\n"
+	    "x_seconds_count 3\n";
+	const char *l1[] = { "type", "OK", NULL };
+	const char *l2[] = { "type", "TEMP", "map", "dane", NULL };
+	const char *b1[] = { "le", "0.5", NULL };
+	const char *b2[] = { "le", "+Inf", NULL };
+	struct danests_expo e;
+	char buf[1024];
+
+	(void)state;
+	danests_expo_init(&e, buf, sizeof(buf));
+	danests_expo_family(&e, "x_replies_total", "counter",
+	    "Replies, by type.");
+	danests_expo_u64(&e, "x_replies_total", l1, 2);
+	danests_expo_u64(&e, "x_replies_total", l2, UINT64_MAX);
+	danests_expo_family(&e, "x_up", "gauge", "Up.");
+	danests_expo_u64(&e, "x_up", NULL, 1);
+	danests_expo_family(&e, "x_seconds", "histogram", "Time.");
+	danests_expo_u64(&e, "x_seconds_bucket", b1, 1);
+	danests_expo_u64(&e, "x_seconds_bucket", b2, 3);
+	danests_expo_double(&e, "x_seconds_sum", NULL, 2.25);
+	danests_expo_u64(&e, "x_seconds_count", NULL, 3);
+	assert_false(e.overflow);
+	assert_string_equal(buf, want);
+	assert_int_equal(e.len, strlen(want));
+}
+
+/* test_expo_escape - label values escape \, " and newline; HELP text
+ * escapes \ and newline only (0.0.4) */
+static void
+test_expo_escape(void **state)
+{
+	const char *l[] = { "v", "a\\b\"c\nd", NULL };
+	struct danests_expo e;
+	char buf[256];
+
+	(void)state;
+	danests_expo_init(&e, buf, sizeof(buf));
+	danests_expo_family(&e, "x", "counter", "say \"hi\"\\\nthere");
+	danests_expo_u64(&e, "x", l, 0);
+	assert_string_equal(buf,
+	    "# HELP x say \"hi\"\\\\\\nthere\n"
+	    "# TYPE x counter\n"
+	    "x{v=\"a\\\\b\\\"c\\nd\"} 0\n");
+}
+
+/* test_expo_overflow - text that does not fit sets overflow and stops */
+static void
+test_expo_overflow(void **state)
+{
+	struct danests_expo e;
+	char buf[40];
+
+	(void)state;
+	danests_expo_init(&e, buf, sizeof(buf));
+	danests_expo_family(&e, "x", "counter", "fits.");
+	assert_false(e.overflow);
+	danests_expo_family(&e, "y", "counter", "does not fit.");
+	assert_true(e.overflow);
+	assert_true(e.len < sizeof(buf));
+	assert_int_equal(strlen(buf), e.len);
+	danests_expo_u64(&e, "x", NULL, 1);
+	assert_true(e.overflow);
+	danests_expo_init(&e, buf, 0);
+	assert_true(e.overflow);
+}
+
+struct fixture {
+	struct event_base *base;
+	struct danests_config *cfg;
+	struct danests_ctx *ctx;
+	char dir[32];
+};
+
+/* setup - a context over the test resolver, with a cache in a temp
+ * directory when with_cache */
+static void
+setup(struct fixture *f, bool with_cache)
+{
+	struct dns *dns;
+	char why[256];
+
+	memset(f, 0, sizeof(*f));
+	strlcpy(f->dir, "/tmp/danests-met-XXXXXX", sizeof(f->dir));
+	assert_non_null(f->cfg = danests_config_new());
+	danests_config_set_sts(f->cfg, false);
+	if (with_cache)
+		assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(danests_config_set_cache_dir(f->cfg, with_cache ?
+	    f->dir : NULL, why, sizeof(why)), DANESTS_OK);
+	assert_non_null(f->base = event_base_new());
+	assert_int_equal(dns_mock_new(f->base, zone,
+	    sizeof(zone) / sizeof(zone[0]), &dns), DANESTS_OK);
+	assert_int_equal(danests_ctx_new_with_dns(f->cfg, f->base, dns,
+	    &f->ctx, why, sizeof(why)), DANESTS_OK);
+}
+
+static void
+teardown(struct fixture *f)
+{
+	char cmd[64];
+
+	danests_ctx_free(f->ctx);
+	event_base_free(f->base);
+	danests_config_free(f->cfg);
+	if (strchr(f->dir, 'X') == NULL) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
+static void
+decide(struct fixture *f, const char *domain, unsigned flags)
+{
+	struct danests_decision *d;
+	char why[256];
+
+	assert_int_equal(danests_decide(f->ctx, domain, flags, &d, why,
+	    sizeof(why)), DANESTS_OK);
+	danests_decision_free(d);
+}
+
+/* has - the exposition of m holds line (a whole line) */
+static void
+has(const struct danests_metrics *m, const char *line)
+{
+	static char buf[16384];
+	struct danests_expo e;
+	char want[256];
+
+	danests_expo_init(&e, buf, sizeof(buf));
+	danests_metrics_write(m, &e);
+	assert_false(e.overflow);
+	snprintf(want, sizeof(want), "\n%s\n", line);
+	if (strstr(buf, want) == NULL)
+		fail_msg("no line \"%s\" in:\n%s", line, buf);
+}
+
+/* test_zero - a new set: every family, every label value, at zero */
+static void
+test_zero(void **state)
+{
+	struct danests_metrics *m;
+
+	(void)state;
+	assert_non_null(m = danests_metrics_new());
+	has(m, "# TYPE danests_decisions_total counter");
+	has(m, "danests_decisions_total{verdict=\"deliver\"} 0");
+	has(m, "danests_decisions_total{verdict=\"permfail\"} 0");
+	has(m, "danests_decision_reasons_total{reason=\"ok\"} 0");
+	has(m, "danests_decision_reasons_total{reason=\"local-error\"} 0");
+	has(m, "danests_decision_hosts_total{policy=\"skip\"} 0");
+	has(m, "danests_decision_failures_total 0");
+	has(m, "danests_sts_fetches_total{result=\"webpki-invalid\"} 0");
+	has(m, "danests_cache_requests_total{layer=\"lmdb\",kind=\"policy\","
+	    "result=\"error\"} 0");
+	has(m, "# TYPE danests_decision_duration_seconds histogram");
+	has(m, "danests_decision_duration_seconds_bucket{le=\"0.001\"} 0");
+	has(m, "danests_decision_duration_seconds_bucket{le=\"10\"} 0");
+	has(m, "danests_decision_duration_seconds_bucket{le=\"+Inf\"} 0");
+	has(m, "danests_decision_duration_seconds_sum 0");
+	has(m, "danests_decision_duration_seconds_count 0");
+	danests_metrics_free(m);
+}
+
+/* test_decisions - decisions over the test resolver, in the context's
+ * own set: verdicts, reasons, host policies, the memory layer, the
+ * histogram's count */
+static void
+test_decisions(void **state)
+{
+	struct fixture f;
+	struct danests_metrics *m;
+
+	(void)state;
+	setup(&f, false);
+	m = danests_ctx_metrics(f.ctx);
+	assert_non_null(m);
+	decide(&f, "d.test", 0);
+	decide(&f, "d.test", 0);		/* from memory */
+	decide(&f, "t.test", 0);
+	decide(&f, "n.test", 0);
+	decide(&f, "d.test", DANESTS_F_REFRESH);	/* bypasses memory */
+	has(m, "danests_decisions_total{verdict=\"deliver\"} 3");
+	has(m, "danests_decisions_total{verdict=\"tempfail\"} 1");
+	has(m, "danests_decisions_total{verdict=\"permfail\"} 1");
+	has(m, "danests_decision_reasons_total{reason=\"ok\"} 3");
+	has(m, "danests_decision_reasons_total{reason=\"dns-timeout\"} 1");
+	has(m, "danests_decision_reasons_total{reason=\"nxdomain\"} 1");
+	has(m, "danests_decision_hosts_total{policy=\"dane\"} 3");
+	has(m, "danests_decision_failures_total 0");
+	has(m, "danests_cache_requests_total{layer=\"memory\",kind=\"decision\","
+	    "result=\"hit\"} 1");
+	has(m, "danests_cache_requests_total{layer=\"memory\",kind=\"decision\","
+	    "result=\"miss\"} 3");
+	has(m, "danests_decision_duration_seconds_bucket{le=\"+Inf\"} 5");
+	has(m, "danests_decision_duration_seconds_count 5");
+	/* a malformed domain is refused before it is a request */
+	{
+		struct danests_decision *d;
+		char why[128];
+
+		assert_int_equal(danests_decide(f.ctx, "a..b", 0, &d, why,
+		    sizeof(why)), DANESTS_PERM);
+	}
+	has(m, "danests_decision_duration_seconds_count 5");
+	teardown(&f);
+}
+
+/* test_lmdb - the LMDB layer: a miss, then a hit from a second context
+ * over the same cache */
+static void
+test_lmdb(void **state)
+{
+	struct fixture f;
+	struct danests_ctx *c2;
+	struct dns *dns;
+	struct danests_metrics *m;
+	struct danests_decision *d;
+	char why[256];
+
+	(void)state;
+	setup(&f, true);
+	m = danests_ctx_metrics(f.ctx);
+	decide(&f, "d.test", 0);
+	has(m, "danests_cache_requests_total{layer=\"lmdb\",kind=\"decision\","
+	    "result=\"miss\"} 1");
+	assert_int_equal(dns_mock_new(f.base, zone,
+	    sizeof(zone) / sizeof(zone[0]), &dns), DANESTS_OK);
+	assert_int_equal(danests_ctx_new_with_dns(f.cfg, f.base, dns, &c2,
+	    why, sizeof(why)), DANESTS_OK);
+	/* counted into the first context's set */
+	danests_ctx_set_metrics(c2, m);
+	assert_ptr_equal(danests_ctx_metrics(c2), m);
+	assert_int_equal(danests_decide(c2, "d.test", 0, &d, why,
+	    sizeof(why)), DANESTS_OK);
+	assert_true(d->from_cache);
+	danests_decision_free(d);
+	has(m, "danests_cache_requests_total{layer=\"lmdb\",kind=\"decision\","
+	    "result=\"hit\"} 1");
+	has(m, "danests_decisions_total{verdict=\"deliver\"} 2");
+	danests_ctx_set_metrics(c2, NULL);
+	assert_ptr_not_equal(danests_ctx_metrics(c2), m);
+	danests_ctx_free(c2);
+	teardown(&f);
+}
+
+/* test_shared - two contexts count into one set of the caller's */
+static void
+test_shared(void **state)
+{
+	struct fixture a, b;
+	struct danests_metrics *m;
+
+	(void)state;
+	assert_non_null(m = danests_metrics_new());
+	setup(&a, false);
+	setup(&b, false);
+	danests_ctx_set_metrics(a.ctx, m);
+	danests_ctx_set_metrics(b.ctx, m);
+	decide(&a, "d.test", 0);
+	decide(&b, "d.test", 0);
+	decide(&b, "t.test", 0);
+	teardown(&a);
+	teardown(&b);
+	has(m, "danests_decisions_total{verdict=\"deliver\"} 2");
+	has(m, "danests_decisions_total{verdict=\"tempfail\"} 1");
+	has(m, "danests_decision_duration_seconds_count 3");
+	danests_metrics_free(m);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_expo_exact),
+		cmocka_unit_test(test_expo_escape),
+		cmocka_unit_test(test_expo_overflow),
+		cmocka_unit_test(test_zero),
+		cmocka_unit_test(test_decisions),
+		cmocka_unit_test(test_lmdb),
+		cmocka_unit_test(test_shared),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
