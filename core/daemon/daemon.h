@@ -4,7 +4,8 @@
  * and binding, the privilege drop, the pid file, logging, the descriptor
  * limit, an accept loop that pauses when descriptors run out, the
  * signals that reload and stop, the configuration keys every daemon has
- * (user), its -n check, and the contexts a reload retires.
+ * (user), its -n check, the contexts a reload retires, and the metrics
+ * listener (http.c).
  *
  * A small static library over libdanests, linked into the adapters'
  * programs only; libdanests knows nothing of it.  Every function runs on
@@ -212,5 +213,37 @@ struct dmn_signals;
 struct dmn_signals *dmn_signals_new(struct event_base *base,
     void (*reload)(void *), void (*stop)(int sig, void *), void *arg);
 void dmn_signals_free(struct dmn_signals *);
+
+/*
+ * The metrics listener (http.c): GET /metrics answered with what fill
+ * writes (the Prometheus text exposition format), over a minimal strict
+ * HTTP/1.0 and 1.1 server on the daemon's loop.  One request per
+ * connection; the request line and header fields at most
+ * DMN_HTTP_REQ_MAX bytes; the exchange bounded by DMN_HTTP_DEADLINE_S
+ * seconds from the accept; at most DMN_HTTP_CLIENTS_MAX clients at once
+ * (the others wait in the listen queue); at most DMN_HTTP_BODY_MAX bytes
+ * of text, else 500.
+ */
+#define DMN_HTTP_REQ_MAX	8192
+#define DMN_HTTP_DEADLINE_S	5
+#define DMN_HTTP_CLIENTS_MAX	4
+#define DMN_HTTP_BODY_MAX	(256 * 1024)
+struct danests_expo;
+struct dmn_http;
+typedef void dmn_http_fill_fn(void *arg, struct danests_expo *);
+/* dmn_http_parse - read the request in b (len bytes so far), for the
+ * resource path: 0 while it is incomplete, else the status to answer:
+ * 200 (GET or HEAD of path; *head for HEAD), 400 (malformed: bare LF,
+ * NUL, folding, space before a colon, a body, a missing or second Host
+ * in HTTP/1.1), 404 (another path), 405 (another method), 431 (no end
+ * within DMN_HTTP_REQ_MAX bytes), 505 (not HTTP/1.0 or 1.1).  Pure. */
+int dmn_http_parse(const char *b, size_t len, const char *path, bool *head);
+/* dmn_http_new - serve on the bound listening socket fd (not taken) */
+struct dmn_http *dmn_http_new(struct event_base *base, int fd,
+    dmn_http_fill_fn *fill, void *arg);
+/* dmn_http_free - stop, close every client (not fd) */
+void dmn_http_free(struct dmn_http *);
+/* dmn_http_loopback - does l listen on a loopback address only? */
+bool dmn_http_loopback(const struct dmn_listen *l);
 
 #endif /* DANESTS_DAEMON_H */
