@@ -13,6 +13,7 @@
 #include "lmtp.h"
 #include "daemon.h"
 #include "danests-report.h"
+#include "danests-metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -161,6 +162,25 @@ relay_conf_key(void *arg, const char *section, const char *key,
 	if (strcmp(key, "user") == 0)
 		return dmn_conf_user(&c->user, val, file, line, why, whylen) ?
 		    DANESTS_OK : DANESTS_PERM;
+	if (strcmp(key, "metrics_listen") == 0) {
+		/* none, or inet:ADDR:PORT: the metrics are served over TCP */
+		struct dmn_listen l;
+
+		if (strcmp(val, "none") == 0) {
+			c->metrics_listen[0] = '\0';
+			return DANESTS_OK;
+		}
+		if (strncmp(val, "inet:", 5) != 0) {
+			snprintf(why, whylen, "expected inet:ADDR:PORT, "
+			    "inet:[ADDR]:PORT or none");
+			return DANESTS_PERM;
+		}
+		if (!dmn_listen_parse(val, &l, why, whylen))
+			return DANESTS_PERM;
+		snprintf(c->metrics_listen, sizeof(c->metrics_listen), "%s",
+		    val);
+		return DANESTS_OK;
+	}
 	if (strcmp(key, "helo_name") == 0) {
 		char n[256];
 
@@ -355,8 +375,10 @@ accept_cb(int fd, void *arg)
 	pthread_mutex_lock(&lock);
 	max = conf.max_sessions;
 	pthread_mutex_unlock(&lock);
-	if ((rc = threads_session(fd, max)) == 0)
+	if ((rc = threads_session(fd, max)) == 0) {
+		metrics_session();
 		return;
+	}
 	if (rc == 1) {
 		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL |
 		    MSG_DONTWAIT);
@@ -415,10 +437,13 @@ reload(void)
 		return;
 	}
 	if (strcmp(nc.listen, conf.listen) != 0 ||
-	    strcmp(nc.user.name, conf.user.name) != 0)
-		relay_log(LOG_WARNING, "reload: listen and user need a "
-		    "restart; kept");
+	    strcmp(nc.user.name, conf.user.name) != 0 ||
+	    strcmp(nc.metrics_listen, conf.metrics_listen) != 0)
+		relay_log(LOG_WARNING, "reload: listen, user and "
+		    "metrics_listen need a restart; kept");
 	snprintf(nc.listen, sizeof(nc.listen), "%s", conf.listen);
+	snprintf(nc.metrics_listen, sizeof(nc.metrics_listen), "%s",
+	    conf.metrics_listen);
 	nc.user = conf.user;
 	fit_sessions(&nc);
 	if ((ntls = danests_tls_ctx_new(danests_config_ca_file(nc.core), why,
@@ -437,6 +462,7 @@ reload(void)
 	if (!dmn_ctx_retire(&retired, ctx))
 		relay_log(LOG_WARNING, "reload: out of memory: the old "
 		    "context stays allocated");
+	danests_ctx_set_metrics(nctx, relay_metrics);
 	ctx = nctx;
 	pthread_mutex_lock(&lock);
 	relay_conf_clear(&conf);
@@ -473,6 +499,7 @@ stop_cb(int sig, void *arg)
 	dmn_acceptor_free(acceptor);
 	acceptor = NULL;
 	dmn_listen_close(&listener);
+	metrics_stop();
 }
 
 /* relay_check - what the start would fail on besides the file and the
@@ -516,6 +543,16 @@ conf_check(void)
 {
 	const char *listen[] = { conf.listen };
 
+	if (conf.metrics_listen[0] != '\0') {
+		struct dmn_listen l;
+		char why[256];
+
+		if (dmn_listen_parse(conf.metrics_listen, &l, why,
+		    sizeof(why)) && !dmn_http_loopback(&l))
+			fprintf(stderr, "%s: warning: metrics_listen %s is not "
+			    "a loopback address: whoever reaches it reads the "
+			    "counters\n", RELAY_NAME, conf.metrics_listen);
+	}
 	if (dmn_conf_check(RELAY_NAME, conf_path, conf.core, listen, 1,
 	    &conf.user, relay_check_cb, &conf) != 0)
 		return 78;	/* EX_CONFIG */
@@ -561,9 +598,12 @@ main(int argc, char **argv)
 	if (!dmn_listen_parse(conf.listen, &listener, why, sizeof(why)) ||
 	    (dmn_will_drop() && !dmn_user_lookup(conf.user.name, &u, why,
 	    sizeof(why))) || !dmn_listen_bind(&listener, 0660, why,
-	    sizeof(why)) || !dmn_drop(&u, why, sizeof(why))) {
+	    sizeof(why)) || !metrics_init() ||
+	    !metrics_bind(conf.metrics_listen, why, sizeof(why)) ||
+	    !dmn_drop(&u, why, sizeof(why))) {
 		relay_log(LOG_ERR, "%s", why);
 		dmn_listen_close(&listener);
+		metrics_stop();
 		return 71;
 	}
 	fit_sessions(&conf);
@@ -576,6 +616,7 @@ main(int argc, char **argv)
 		relay_log(LOG_ERR, "%s", why);
 		return 71;
 	}
+	danests_ctx_set_metrics(ctx, relay_metrics);
 	if (*danests_ctx_cache_note(ctx) != '\0')
 		relay_log(LOG_WARNING, "cache: %s", danests_ctx_cache_note(ctx));
 	if (conf.tls_reports && danests_config_cache_dir(conf.core) == NULL)
@@ -590,7 +631,8 @@ main(int argc, char **argv)
 	ev_tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	sigs = dmn_signals_new(base, reload_cb, stop_cb, NULL);
 	if (ev_queue == NULL || acceptor == NULL || ev_tick == NULL ||
-	    sigs == NULL || event_add(ev_tick, &tv) != 0) {
+	    sigs == NULL || event_add(ev_tick, &tv) != 0 ||
+	    !metrics_start(base)) {
 		relay_log(LOG_ERR, "cannot set up events");
 		dmn_listen_close(&listener);
 		return 71;
@@ -603,6 +645,7 @@ main(int argc, char **argv)
 	report_flush();
 	dmn_acceptor_free(acceptor);
 	dmn_listen_close(&listener);
+	metrics_stop();
 	relay_log(LOG_INFO, "exiting");
 	return 0;
 }

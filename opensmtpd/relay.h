@@ -30,6 +30,7 @@
 
 struct relay_conf {
 	char listen[256];	/* HOST:PORT, [V6]:PORT or unix:/path */
+	char metrics_listen[DMN_SPEC_MAX];	/* inet:ADDR:PORT, "" off */
 	struct dmn_conf_user user;
 	char helo[256];		/* our name in LHLO/EHLO replies */
 	char tmpdir[256];	/* spill directory for large messages */
@@ -74,6 +75,17 @@ int report_init(struct event_base *base);
 void report_flush(void);
 void report_attempt(const struct danests_decision *d,
     const struct danests_smtp_attempt *a);
+
+/* metrics.c - metrics_listen (danests-relay(8)) */
+extern struct danests_metrics *relay_metrics;	/* every context's */
+bool metrics_init(void);
+bool metrics_bind(const char *spec, char *why, size_t whylen);
+bool metrics_start(struct event_base *);
+void metrics_stop(void);
+/* metrics_delivery - one recipient's reply after DATA (any thread) */
+void metrics_delivery(int code);
+/* metrics_session - one LMTP connection accepted */
+void metrics_session(void);
 
 /* session.c */
 void session_main(int fd);	/* one connection; closes fd */

@@ -552,6 +552,7 @@ reply_rcpts(struct session *s, int code, const char *text,
 		}
 		if (i > 0)
 			reply_pace(s, end);
+		metrics_delivery(c);
 		rc = s_reply(s, c, t);
 	}
 	return rc;

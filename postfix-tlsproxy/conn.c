@@ -109,6 +109,7 @@ conn_reply(struct conn *c, const char *payload)
 {
 	size_t n;
 
+	metrics_reply(payload);
 	if (c->out == NULL && (c->out = malloc(CONN_OUT_MAX)) == NULL) {
 		c->closing = true;
 		return;

@@ -199,6 +199,24 @@ conf_apply(void *arg, const char *section, const char *key, const char *val,
 			c->tlsrpt_mode = (unsigned)m;
 		return DANESTS_OK;
 	}
+	if (strcmp(key, "metrics_listen") == 0) {
+		/* none, or inet:ADDR:PORT: the metrics are served over TCP */
+		struct dmn_listen l;
+
+		if (strcmp(val, "none") == 0) {
+			c->metrics_listen[0] = '\0';
+			return DANESTS_OK;
+		}
+		if (strncmp(val, "inet:", 5) != 0) {
+			snprintf(why, whylen, "expected inet:ADDR:PORT, "
+			    "inet:[ADDR]:PORT or none");
+			return DANESTS_PERM;
+		}
+		if (!dmn_listen_parse(val, &l, why, whylen))
+			return DANESTS_PERM;
+		strlcpy(c->metrics_listen, val, sizeof(c->metrics_listen));
+		return DANESTS_OK;
+	}
 	if (strcmp(key, "tlsrpt_socket") == 0) {
 		/* none, or the absolute path of a unix datagram socket */
 		if (strcmp(val, "none") == 0) {
@@ -304,6 +322,16 @@ conf_check(void)
 			fprintf(stderr, "danests-postfix: note: tlsrpt_socket "
 			    "is set but tls_reports is off: results are "
 			    "dropped\n");
+	}
+	if (conf->metrics_listen[0] != '\0') {
+		struct dmn_listen l;
+		char why[256];
+
+		if (dmn_listen_parse(conf->metrics_listen, &l, why,
+		    sizeof(why)) && !dmn_http_loopback(&l))
+			fprintf(stderr, "%s: warning: metrics_listen %s is not "
+			    "a loopback address: whoever reaches it reads the "
+			    "counters\n", PF_NAME, conf->metrics_listen);
 	}
 	if (dmn_conf_check(PF_NAME, config_path, conf->core,
 	    (const char *const *)conf->listen, conf->nlisten, &conf->user,

@@ -10,6 +10,7 @@
  *   collect.c          the TLSRPT collector (tlsrpt_socket): Postfix
  *                      >= 3.10's libtlsrpt datagrams into the cache
  *   tlsrpt_dgram.c     the datagram parser (also unit-tested, fuzzed)
+ *   metrics.c          metrics_listen: counters served to Prometheus
  *
  * One process, one libevent loop shared with the core (getdns and curl
  * run on it).
@@ -53,6 +54,7 @@ struct conf {
 	unsigned unix_mode;
 	char tlsrpt_socket[108];	/* "" when off; sun_path */
 	unsigned tlsrpt_mode;
+	char metrics_listen[DMN_SPEC_MAX];	/* "" when off */
 	bool verbose;
 	bool log_stderr;
 	struct pfmap_profile profiles[MAX_PROFILES];
@@ -91,6 +93,18 @@ bool collect_bind(const struct conf *, char *why, size_t whylen);
 /* collect_start - read it on the loop; collect_stop - close, remove */
 bool collect_start(struct event_base *);
 void collect_stop(void);
+
+/* metrics.c */
+extern struct danests_metrics *pf_metrics;	/* every context counts here */
+bool metrics_init(void);
+void metrics_free(void);
+/* metrics_reply - count a socketmap reply payload by type */
+void metrics_reply(const char *payload);
+/* metrics_bind - bind metrics_listen, if set (as root, before the drop) */
+bool metrics_bind(const struct conf *, char *why, size_t whylen);
+/* metrics_start - serve it on the loop; metrics_stop - close */
+bool metrics_start(struct event_base *);
+void metrics_stop(void);
 
 /* conn.c */
 void conn_accept(int fd, void *arg);	/* a dmn_accept_fn */

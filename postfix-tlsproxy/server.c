@@ -10,6 +10,7 @@
  * removes both at exit (checked before anything is bound, also by -n).
  */
 #include "danests-postfix.h"
+#include "danests-metrics.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -74,6 +75,7 @@ ctx_make(const struct conf *c, char *why, size_t whylen)
 
 	if (danests_ctx_new(c->core, base, &x, why, whylen) != DANESTS_OK)
 		return NULL;
+	danests_ctx_set_metrics(x, pf_metrics);
 	if (danests_ctx_cache_note(x)[0] != '\0')
 		dmn_log(LOG_WARNING, "cache: %s", danests_ctx_cache_note(x));
 	return x;
@@ -197,9 +199,13 @@ reload_cb(void *arg)
 	    strcmp(nc->user.name, conf->user.name) != 0 ||
 	    strcmp(nc->pidfile, conf->pidfile) != 0 ||
 	    strcmp(nc->tlsrpt_socket, conf->tlsrpt_socket) != 0 ||
-	    nc->tlsrpt_mode != conf->tlsrpt_mode)
-		dmn_log(LOG_WARNING, "reload: listen, user, pidfile and "
-		    "tlsrpt_socket changes take effect at restart");
+	    nc->tlsrpt_mode != conf->tlsrpt_mode ||
+	    strcmp(nc->metrics_listen, conf->metrics_listen) != 0)
+		dmn_log(LOG_WARNING, "reload: listen, user, pidfile, "
+		    "tlsrpt_socket and metrics_listen changes take effect at "
+		    "restart");
+	strlcpy(nc->metrics_listen, conf->metrics_listen,
+	    sizeof(nc->metrics_listen));
 	strlcpy(nc->tlsrpt_socket, conf->tlsrpt_socket,
 	    sizeof(nc->tlsrpt_socket));
 	nc->tlsrpt_mode = conf->tlsrpt_mode;
@@ -247,11 +253,13 @@ shutdown_all(void)
 	}
 	conn_close_all();
 	collect_stop();
+	metrics_stop();
 	/* Freeing a context cancels its lookups, whose callbacks find no
 	 * waiters left. */
 	danests_ctx_free(ctx);
 	ctx = NULL;
 	dmn_ctx_retire_all(&retired);
+	metrics_free();
 	if (refresh_ev != NULL)
 		event_free(refresh_ev);
 	if (reap_ev != NULL)
@@ -297,6 +305,16 @@ server_run(bool foreground)
 			dmn_listen_close(&listens[--nlistens]);
 		return 71;	/* EX_OSERR */
 	}
+	if (!metrics_init() || !metrics_bind(conf, why, sizeof(why))) {
+		fprintf(stderr, "%s: metrics_listen: %s\n", PF_NAME, why);
+		dmn_log(LOG_ERR, "metrics_listen: %s", why);
+		collect_stop();
+		metrics_stop();
+		metrics_free();
+		while (nlistens > 0)
+			dmn_listen_close(&listens[--nlistens]);
+		return 71;	/* EX_OSERR */
+	}
 	if (!foreground && daemon(0, 0) != 0) {
 		fprintf(stderr, "%s: daemon: %s\n", PF_NAME, strerror(errno));
 		goto fail;
@@ -324,6 +342,10 @@ server_run(bool foreground)
 	}
 	if (!collect_start(base)) {
 		dmn_log(LOG_ERR, "cannot read tlsrpt_socket");
+		goto fail;
+	}
+	if (!metrics_start(base)) {
+		dmn_log(LOG_ERR, "cannot serve metrics_listen");
 		goto fail;
 	}
 	if ((sigs = dmn_signals_new(base, reload_cb, stop_cb, NULL)) == NULL) {
