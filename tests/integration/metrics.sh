@@ -216,24 +216,19 @@ else
 	echo "# no $relay: relay checks not run"
 fi
 
-# --- the README's configuration block loads -------------------------------
-awk '/^<!-- metrics-conf -->/ { f = 1; next } f && /^```/ { if (g) exit; g = 1; next } f && g' \
-    "$top/README.md" >"$W/readme-block.conf"
-{
-	echo "resolver $E2E_RESOLVER"
-	echo "ca_file $E2E_CA"
-	echo "cache_dir $W/pfcache"
-	sed '/^\[postfix\]/,$!d' "$W/readme-block.conf" | sed '/^\[relay\]/,$d'
-	echo "user nobody"
-} >"$W/readme-pf.conf"
-{
-	echo "resolver $E2E_RESOLVER"
-	echo "ca_file $E2E_CA"
-	echo "cache_dir $W/relaycache"
-	sed '/^\[relay\]/,$!d' "$W/readme-block.conf"
-	echo "user nobody"
-	echo "tmpdir $W/tmp"
-} >"$W/readme-relay.conf"
+# --- the README's configuration blocks load -------------------------------
+# readme_block FILE - the README block for FILE (```FILE) that sets
+# metrics_listen, the test bed's core keys first
+readme_block() {
+	awk -v tag="\`\`\`$1" '
+		$0 == tag { f = 1; b = ""; next }
+		f && /^```$/ { f = 0; if (b ~ /metrics_listen/) { printf "%s", b; exit } next }
+		f { b = b $0 "\n" }
+	' "$top/README.md" | sed "s|^include /etc/danests/danests.conf$|include $W/core.conf|"
+}
+printf 'resolver %s\nca_file %s\ncache_dir %s\n' "$E2E_RESOLVER" "$E2E_CA" "$W/pfcache" >"$W/core.conf"
+{ readme_block danests-postfix.conf; echo "user nobody"; } >"$W/readme-pf.conf"
+{ readme_block danests-relay.conf; echo "user nobody"; echo "tmpdir $W/tmp"; } >"$W/readme-relay.conf"
 out=$("$pf" -n -c "$W/readme-pf.conf" 2>&1); rc=$?
 out2=$("$relay" -n -c "$W/readme-relay.conf" 2>&1); rc2=$?
 check readme-config '[ $rc = 0 ] && [ $rc2 = 0 ] && grep -q "^metrics_listen inet:127.0.0.1:" "$W/readme-pf.conf" &&
