@@ -18,6 +18,8 @@ PKGS="build-essential meson ninja-build pkg-config clang
 PKGS="$PKGS systemd"
 # mmdebstrap: the clean Debian roots of the package suite (tests/packages).
 PKGS="$PKGS mmdebstrap"
+# prometheus: promtool checks what metrics_listen serves (metrics.sh).
+PKGS="$PKGS prometheus"
 
 updated=0
 # install PKG... - apt-get install those of PKG... not installed yet

@@ -6,8 +6,9 @@
 # result), 404 and 405, HEAD, an oversized request refused and closed, a
 # client that never ends its request closed at its deadline, clients
 # beyond the cap served once a slot frees, -n warning of a non-loopback
-# address, a unix: spec refused, and the README's configuration block.
-# Needs the test bed (tests/testbed/up.sh) and root.
+# address, a unix: spec refused, the README's configuration blocks, and
+# promtool (Debian's prometheus package) finding nothing to say of the
+# text.  Needs the test bed (tests/testbed/up.sh) and root.
 #
 #   metrics.sh BUILD_DIR        prints "ok N NAME" / "not ok N NAME"
 set -u
@@ -28,6 +29,7 @@ check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-}"; fi; }
 [ -x "$pf" ] || { echo "not ok 1 build # no $pf"; exit 1; }
 [ -f "$E2E_CA" ] || { echo "skip metrics (test bed not up)"; exit 0; }
 [ "$(id -u)" = 0 ] || { echo "skip metrics (needs root)"; exit 0; }
+command -v promtool >/dev/null || { echo "not ok 1 promtool # tests/setup.sh installs prometheus"; exit 1; }
 rm -rf "$W"
 mkdir -p "$W/pfcache" "$W/relaycache" "$W/tmp"
 chown nobody "$W/pfcache" "$W/relaycache" "$W/tmp"
@@ -83,6 +85,10 @@ check pf-families 'grep -q "^# TYPE danests_decisions_total counter$" <<<"$befor
     grep -q "^# TYPE danests_postfix_replies_total counter$" <<<"$before" &&
     grep -q "^danests_decision_reasons_total{reason=\"nxdomain\"} 0$" <<<"$before"' \
     "$(head -5 <<<"$before")"
+
+# the text as Prometheus's own linter reads it
+lint=$(scrape $PF_M | promtool check metrics 2>&1); rc=$?
+check pf-promtool '[ $rc = 0 ] && [ -z "$lint" ]' "rc $rc: $(head -c 300 <<<"$lint")"
 
 a1=$(ask dane-ee.test) a2=$(ask dane-ee.test) a3=$(ask bogus-mx.test)
 a4=$(ask sts-enforce.test) a5=$(ask nxdomain.test)
@@ -207,6 +213,8 @@ EOF
 	d_tf=$(delta x 'danests_decisions_total{verdict="tempfail"}')
 	d_pf=$(delta x 'danests_decisions_total{verdict="permfail"}')
 	check relay-verdicts '[ "$d_del $d_tf $d_pf" = "1 1 1" ]' "+$d_del/+$d_tf/+$d_pf"
+	lint=$(scrape $RELAY_M | promtool check metrics 2>&1); rc=$?
+	check relay-promtool '[ $rc = 0 ] && [ -z "$lint" ]' "rc $rc: $(head -c 300 <<<"$lint")"
 	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$RELAY_M/x")
 	check relay-404 '[ "$code" = 404 ]' "$code"
 	sed "s/^metrics_listen .*/metrics_listen inet:[::]:$RELAY_M/" "$W/relay.conf" >"$W/relay-any.conf"
