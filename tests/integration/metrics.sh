@@ -5,9 +5,9 @@
 # and reason, the context's memory, policy fetches, relay deliveries by
 # result), 404 and 405, HEAD, an oversized request refused and closed, a
 # client that never ends its request closed at its deadline, clients
-# beyond the cap served once a slot frees, -n warning of a non-loopback
-# address, a unix: spec refused, the README's configuration blocks, and
-# promtool (Debian's prometheus package) finding nothing to say of the
+# beyond the cap served once a slot frees, counts kept across SIGHUP, -n
+# warning of a non-loopback address, a unix: spec refused, the README's
+# configuration blocks, and promtool (Debian's prometheus package) finding nothing to say of the
 # text.  Needs the test bed (tests/testbed/up.sh) and root.
 #
 #   metrics.sh BUILD_DIR        prints "ok N NAME" / "not ok N NAME"
@@ -168,6 +168,17 @@ for fd in 3 4 5 6; do
 done
 check http-cap '[ "$code" = 200 ] && [ $((t1 - t0)) -ge 3 ]' "$code after $((t1 - t0)) s"
 check pf-still-serves '[ "$(ask dane-ee.test)" = OK ]'
+# SIGHUP makes a new core context: the counts go on from where they were
+before=$(scrape $PF_M)
+kill -HUP "${pids[0]}"
+e2e_wait 10 grep -q "configuration reloaded" "$W/pf.log"
+a6=$(ask nxdomain.test)
+after=$(scrape $PF_M)
+d_pf=$(delta x 'danests_decisions_total{verdict="permfail"}')
+d_nf=$(delta x 'danests_postfix_replies_total{type="NOTFOUND"}')
+check pf-reload-keeps '[ "$d_pf" = 1 ] && [ "$d_nf" = 1 ] &&
+    [ "$(value "$after" "danests_decisions_total{verdict=\"deliver\"}")" -ge 4 ]' \
+    "after SIGHUP: permfail +$d_pf NOTFOUND +$d_nf ($a6)"
 
 # --- -n and the key's syntax ----------------------------------------------
 sed "s/^metrics_listen .*/metrics_listen inet:0.0.0.0:$PF_M/" "$W/pf.conf" >"$W/pf-any.conf"
