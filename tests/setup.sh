@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 PKGS="build-essential meson ninja-build pkg-config clang
  libgetdns-dev libevent-dev libssl-dev libcurl4-openssl-dev libjansson-dev
  liblmdb-dev lmdb-utils libbsd-dev zlib1g-dev libcmocka-dev exim4-dev
+ libhiredis-dev redis-server
  nsd unbound ldnsutils bind9-dnsutils getdns-utils nginx-light openssl jq
  python3 python3-aiosmtpd swaks valgrind iproute2 procps psmisc curl
  ca-certificates util-linux mount bc"

@@ -52,6 +52,13 @@ stderr_is_journal(void)
 	    (unsigned long long)st.st_ino == ino;
 }
 
+/* core_log - the library's notes (danests_set_log) go to this log */
+static void
+core_log(int prio, const char *line)
+{
+	dmn_log(prio, "%s", line);
+}
+
 /* dmn_log_open - name the log; syslog is opened unless to_stderr */
 void
 dmn_log_open(const char *name, bool to_stderr, bool verbose)
@@ -59,6 +66,7 @@ dmn_log_open(const char *name, bool to_stderr, bool verbose)
 	log_name = name;
 	openlog(name, LOG_PID | LOG_NDELAY, LOG_MAIL);
 	dmn_log_set(to_stderr, verbose);
+	danests_set_log(core_log);
 }
 
 /* dmn_log_set - switch destination and verbosity (at reload) */

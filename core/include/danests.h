@@ -398,6 +398,12 @@ size_t danests_ctx_pending(const struct danests_ctx *);
  * aside and rebuilt), or "" when nothing is worth logging. */
 const char *danests_ctx_cache_note(const struct danests_ctx *);
 
+/* Notes of the library itself (the shared store's outages and returns):
+ * fn gets a syslog priority and one line; NULL (the default) sends them
+ * to syslog, facility mail. */
+typedef void danests_log_fn(int prio, const char *line);
+void danests_set_log(danests_log_fn *fn);
+
 
 /* Refresh ahead of expiry: refetch every cached MTA-STS policy that
  * expires within window_s seconds, at most parallel fetches at a time.

@@ -297,9 +297,10 @@ mode_name(danests_sts_mode m)
 	return NULL;
 }
 
-/* sts_encode - versioned JSON encoding of a policy entry (malloc'ed) */
-static char *
-sts_encode(const struct cache_sts *e)
+/* cache_sts_encode - versioned JSON encoding of a policy entry (malloc'ed);
+ * the shared store keeps the same encoding */
+char *
+cache_sts_encode(const struct cache_sts *e)
 {
 	json_t *o, *mx;
 	char *s = NULL;
@@ -359,9 +360,10 @@ get_str(json_t *o, const char *name)
 	return json_is_string(j) ? json_string_value(j) : NULL;
 }
 
-/* sts_decode - strict inverse of sts_encode; -1 with *err on any defect */
-static int
-sts_decode(const void *buf, size_t len, struct cache_sts *e,
+/* cache_sts_decode - strict inverse of cache_sts_encode; -1 with *err on
+ * any defect */
+int
+cache_sts_decode(const void *buf, size_t len, struct cache_sts *e,
     const char **err)
 {
 	json_t *o, *mx;
@@ -1846,7 +1848,7 @@ sts_get_body(struct cache *c, const char *domain, struct cache_sts *out,
 		err = "checksum mismatch";
 		rc = -1;
 	} else
-		rc = sts_decode(rest, len, out, &err);
+		rc = cache_sts_decode(rest, len, out, &err);
 	mdb_txn_abort(txn);
 	if (rc < 0) {
 		why_set(why, whylen, "cache: corrupt policy entry for %s: %s",
@@ -1871,7 +1873,7 @@ sts_put_body(struct cache *c, const char *domain, const struct cache_sts *e,
 	if ((st = cache_key(domain, key, sizeof(key), &op.key, why,
 	    whylen)) != DANESTS_OK)
 		return st;
-	if ((s = sts_encode(e)) == NULL) {
+	if ((s = cache_sts_encode(e)) == NULL) {
 		why_set(why, whylen, "cache: cannot encode policy for %s",
 		    key);
 		return DANESTS_PERM;
@@ -2050,7 +2052,7 @@ cache_sts_each(struct cache *c, cache_sts_each_fn *fn, void *arg, char *why,
 				    kv[i].key);
 			continue;
 		}
-		if (sts_decode(rest, len, &e, &err) < 0) {
+		if (cache_sts_decode(rest, len, &e, &err) < 0) {
 			if (bad++ == 0)
 				why_set(why, whylen, "cache: corrupt policy "
 				    "entry for %s: %s", kv[i].key, err);

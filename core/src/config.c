@@ -51,6 +51,8 @@
 #define DEF_REPORT_KEEP_DAYS	8
 #define DEF_REPORT_TIMEOUT_S	60
 #define REPORT_TEXT_MAX		255	/* organization, contact */
+#define DEF_STORE_TIMEOUT_MS	200
+#define DEF_STORE_PREFIX	"danests:"
 
 /* report_views - point the public view of the reporting settings at the
  * strings owned by the configuration; report_submitter defaults to the
@@ -134,6 +136,8 @@ danests_config_new(void)
 	c->decision_memory_max = DEF_MEMORY_MAX;
 	c->tempfail_memory_ttl_s = DEF_TEMPFAIL_MEMORY_S;
 	c->sts = true;
+	c->store_timeout_ms = DEF_STORE_TIMEOUT_MS;
+	strlcpy(c->store_prefix, DEF_STORE_PREFIX, sizeof(c->store_prefix));
 	c->report.window_s = DEF_REPORT_WINDOW_S;
 	c->report.attempts = DEF_REPORT_ATTEMPTS;
 	c->report.keep_days = DEF_REPORT_KEEP_DAYS;
@@ -395,6 +399,8 @@ static const struct danests_config_num config_nums[] = {
 	    offsetof(struct danests_config, decision_memory_max) },
 	{ "tempfail_memory_ttl", 0, 60, 1,
 	    offsetof(struct danests_config, tempfail_memory_ttl_s) },
+	{ "store_timeout", 1, 10000, 1,
+	    offsetof(struct danests_config, store_timeout_ms) },
 	{ "report_window", 0, 86400, 1,
 	    offsetof(struct danests_config, report.window_s) },
 	{ "report_attempts", 1, 100, 1,
@@ -409,7 +415,8 @@ static const struct danests_config_num config_nums[] = {
 static const char *const config_keys[] = {
 	"resolver", "ca_file", "cache_dir", "mta_sts", "tls_reports",
 	"report_organization", "report_contact", "report_from",
-	"report_submitter", "report_sendmail", "report_only_failures", NULL,
+	"report_submitter", "report_sendmail", "report_only_failures",
+	"store", "store_read", "store_prefix", NULL,
 };
 
 /* The sections of the adapters; any other name is a typo. */
@@ -522,6 +529,44 @@ config_report_apply(struct danests_config *c, const char *key,
 	return st;
 }
 
+/* config_store_apply - the shared store's URLs and key prefix (store.c);
+ * a build without hiredis refuses a store */
+static danests_status
+config_store_apply(struct danests_config *c, const char *key,
+    const char *val, char *why, size_t whylen)
+{
+	struct store_url u;
+
+	if (strcmp(key, "store_prefix") == 0) {
+		if (strlen(val) >= sizeof(c->store_prefix) ||
+		    !text_ok(val, sizeof(c->store_prefix) - 1) ||
+		    strchr(val, ' ') != NULL) {
+			why_set(why, whylen, "expected printable text without "
+			    "spaces, at most %zu characters",
+			    sizeof(c->store_prefix) - 1);
+			return DANESTS_PERM;
+		}
+		strlcpy(c->store_prefix, val, sizeof(c->store_prefix));
+		return DANESTS_OK;
+	}
+	if (strlen(val) >= STORE_URL_MAX) {
+		why_set(why, whylen, "URL longer than %d bytes",
+		    STORE_URL_MAX - 1);
+		return DANESTS_PERM;
+	}
+	if (store_url_parse(val, &u, why, whylen) != DANESTS_OK)
+		return DANESTS_PERM;
+#ifndef HAVE_HIREDIS
+	why_set(why, whylen, "this build has no Redis support (built "
+	    "without hiredis)");
+	return DANESTS_PERM;
+#else
+	strlcpy(strcmp(key, "store") == 0 ? c->store_url : c->store_read_url,
+	    val, STORE_URL_MAX);
+	return DANESTS_OK;
+#endif
+}
+
 /* danests_config_apply - apply one "key value" setting; NOTFOUND for a key
  * this library does not know */
 danests_status
@@ -550,6 +595,9 @@ danests_config_apply(struct danests_config *c, const char *key, const char *val,
 		c->sts = yes == 0;
 		return DANESTS_OK;
 	}
+	if (strcmp(key, "store") == 0 || strcmp(key, "store_read") == 0 ||
+	    strcmp(key, "store_prefix") == 0)
+		return config_store_apply(c, key, val, why, whylen);
 	if (strncmp(key, "report_", 7) == 0 || strcmp(key, "tls_reports") == 0) {
 		st = config_report_apply(c, key, val, why, whylen);
 		if (st != DANESTS_NOTFOUND)

@@ -70,6 +70,17 @@ danests_ctx_new_with_dns(const struct danests_config *cfg,
 		if (cwhy[0] != '\0')
 			strlcpy(c->cache_note, cwhy, sizeof(c->cache_note));
 	}
+	/* The shared store sits over the local cache, never instead. */
+	if (c->cfg.store_url[0] == '\0' && c->cfg.store_read_url[0] != '\0') {
+		why_set(why, whylen, "store_read needs store");
+		st = DANESTS_PERM;
+		goto fail;
+	}
+	/* Without a local cache (cache_dir none, danests check --no-cache)
+	 * the store is not used: nothing would keep what it gives. */
+	if (c->cache != NULL &&
+	    (st = store_new(&c->cfg, &c->store, why, whylen)) != DANESTS_OK)
+		goto fail;
 	*out = c;
 	return DANESTS_OK;
 fail:
@@ -132,6 +143,7 @@ danests_ctx_free(struct danests_ctx *c)
 	if (c->own_base && c->base != NULL)
 		event_base_loop(c->base, EVLOOP_NONBLOCK);
 	memory_free(c);
+	store_free(c->store);
 	cache_close(c->cache);
 	danests_metrics_free(c->own_metrics);
 	free(c->cfg.ca_file);

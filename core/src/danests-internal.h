@@ -253,6 +253,12 @@ danests_status cache_sts_put(struct cache *, const char *domain,
 danests_status cache_sts_del(struct cache *, const char *domain, char *why,
     size_t whylen);
 void cache_sts_clear(struct cache_sts *);
+/* cache_sts_encode - an entry as versioned JSON (malloc'ed), NULL on a
+ * defect; cache_sts_decode - its strict inverse, -1 with *err (the shared
+ * store keeps the same encoding) */
+char *cache_sts_encode(const struct cache_sts *);
+int cache_sts_decode(const void *buf, size_t len, struct cache_sts *,
+    const char **err);
 /* cache_sts_each - call fn for every entry (a read snapshot); stop when fn
  * returns non-zero.  Entries that fail to decode are skipped and make the
  * status DANESTS_TEMP (why names the first). */
@@ -354,6 +360,8 @@ void sts_cancel_fetches(struct danests_ctx *);
 /*
  * config.c - the configuration object (fields read by ctx.c).
  */
+#define DANESTS_STORE_PREFIX_MAX	64
+#define STORE_URL_MAX			512
 struct danests_config {
 	char resolver[64];	/* "" = from /etc/resolv.conf */
 	unsigned resolver_port;
@@ -379,6 +387,11 @@ struct danests_config {
 	char *rpt_from;
 	char *rpt_submitter;
 	char *rpt_sendmail;
+	/* the shared store (store.c): "" none */
+	char store_url[STORE_URL_MAX];
+	char store_read_url[STORE_URL_MAX];
+	char store_prefix[DANESTS_STORE_PREFIX_MAX];
+	unsigned store_timeout_ms;
 	char ca_file_at[320];	/* "FILE:LINE" that set it, or "" */
 	char cache_dir_at[320];
 };
@@ -500,6 +513,7 @@ struct danests_ctx {
 	struct memory *mem;	/* memory.c */
 	struct danests_metrics *metrics;	/* counted into (metrics.c) */
 	struct danests_metrics *own_metrics;	/* the context's own set */
+	struct store *store;	/* store.c; NULL: none */
 };
 
 /*
@@ -525,6 +539,46 @@ void metrics_cache(struct danests_ctx *, enum metrics_cache, danests_status);
 /* metrics_timed - see metrics.c */
 void *metrics_timed(struct danests_ctx *, danests_decide_cb *cb, void *arg,
     danests_decide_cb **wcb);
+
+/*
+ * store.c - the shared store of a fleet (Redis/Valkey through hiredis).
+ * store_url_parse is built without hiredis too; the rest only with it
+ * (HAVE_HIREDIS).  Every call waits at most store_timeout; after a
+ * failure the store is left alone a few seconds (calls fail at once).
+ */
+#define STORE_TOKEN_LEN			32
+struct store_url {
+	char host[256];
+	unsigned port;		/* 6379 */
+	unsigned db;		/* 0 */
+	char password[256];	/* "" none */
+};
+danests_status store_url_parse(const char *url, struct store_url *,
+    char *why, size_t whylen);
+struct store;
+/* store_new - the store cfg names (NULL out when none); no connection */
+danests_status store_new(const struct danests_config *, struct store **out,
+    char *why, size_t whylen);
+void store_free(struct store *);
+/* DANESTS_OK (e filled), DANESTS_NOTFOUND, DANESTS_TEMP (unreachable) */
+danests_status store_sts_get(struct store *, const char *domain,
+    struct cache_sts *e);
+/* newest wins (fetched, then id); *written: e replaced what was stored */
+danests_status store_sts_put(struct store *, const char *domain,
+    const struct cache_sts *e, bool *written);
+/* DANESTS_OK taken, DANESTS_NOTFOUND held by another, DANESTS_TEMP */
+danests_status store_lock(struct store *, const char *name, unsigned ms,
+    char token[STORE_TOKEN_LEN + 1]);
+void store_unlock(struct store *, const char *name, const char *token);
+/* writes may have been lost (an outage, or nothing pushed yet); after a
+ * full push of the local policies, store_set_synced(s, true) */
+bool store_unsynced(const struct store *);
+void store_set_synced(struct store *, bool synced);
+/* sts_newer - a is newer than b (fetch time, then TXT id) */
+bool sts_newer(const struct cache_sts *a, const struct cache_sts *b);
+/* danests_log - a note of the library (danests_set_log) */
+void danests_log(int prio, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* decide_start - one resolution, with the persistent cache but without
  * the context's memory (decide.c) */

@@ -103,6 +103,43 @@ sts_from_entry(const struct cache_sts *e, const char *source)
 	return s;
 }
 
+/* sts_newer - a is newer than b: fetched later, or at the same second
+ * with a greater TXT id (a total order every node applies alike) */
+bool
+sts_newer(const struct cache_sts *a, const struct cache_sts *b)
+{
+	if (a->fetched != b->fetched)
+		return a->fetched > b->fetched;
+	return strcmp(a->id, b->id) > 0;
+}
+
+/*
+ * store_adopt - the shared store's policy for domain replaces the local
+ * one (or fills its place) when it is newer and expires after `after`;
+ * it is written to the local cache.  True when adopted.  A store that
+ * cannot be read changes nothing: the local cache answers.
+ */
+static bool
+store_adopt(struct danests_ctx *ctx, const char *domain,
+    struct cache_sts *local, bool *have, time_t after)
+{
+	struct cache_sts r;
+	char cwhy[DANESTS_WHY_MAX];
+
+	if (store_sts_get(ctx->store, domain, &r) != DANESTS_OK)
+		return false;
+	if (r.expires <= after || (*have && !sts_newer(&r, local))) {
+		cache_sts_clear(&r);
+		return false;
+	}
+	(void)cache_sts_put(ctx->cache, domain, &r, cwhy, sizeof(cwhy));
+	if (*have)
+		cache_sts_clear(local);
+	*local = r;
+	*have = true;
+	return true;
+}
+
 /* use_cached - answer with the cached policy, recording err if any */
 static void
 use_cached(struct sts_req *q, const char *err)
@@ -280,6 +317,13 @@ fetch_done(void *arg, struct sts_fetch_result *fr)
 		else
 			(void)cache_sts_put(q->ctx->cache, q->domain, &e, cwhy,
 			    sizeof(cwhy));
+		/* the fleet's copy: kept only if newer than what it holds */
+		if (q->ctx->store != NULL) {
+			bool written;
+
+			(void)store_sts_put(q->ctx->store, q->domain, &e,
+			    &written);
+		}
 	}
 	q->res.state = STS_POLICY;
 	if ((q->res.sts = sts_from_entry(&e, "fetched")) == NULL)
@@ -530,6 +574,13 @@ sts_lookup_start(struct danests_ctx *ctx, const char *domain, unsigned flags,
 			cache_sts_clear(&q->cached);
 		} else if (st == DANESTS_OK)
 			q->have_cache = true;
+		/* Not checked recently here: the fleet may know better
+		 * (a refresh consults the store itself). */
+		if (ctx->store != NULL && !(flags & STS_F_FORCE) &&
+		    (!q->have_cache ||
+		    now - q->cached.last_check >= (time_t)ctx->cfg.sts_recheck_s))
+			(void)store_adopt(ctx, domain, &q->cached,
+			    &q->have_cache, now);
 	}
 	ctx->pending++;
 	q->outstanding = 1;
@@ -566,10 +617,21 @@ sts_lookup_start(struct danests_ctx *ctx, const char *domain, unsigned flags,
  * refetched, at most `parallel` at a time; a failed refetch keeps the
  * cached policy and records the error with it.
  */
+struct refresh;
+
+/* one domain of a refresh; with a shared store, the lock it holds */
+struct refresh_item {
+	struct refresh *r;
+	bool locked;
+	char token[STORE_TOKEN_LEN + 1];
+};
+
 struct refresh {
 	struct danests_ctx *ctx;
 	char **domains;
+	struct refresh_item *items;
 	size_t n, next, running, refreshed, failed;
+	time_t before;		/* due: expiring before this */
 	unsigned parallel;
 	danests_refresh_cb *cb;
 	void *arg;
@@ -605,19 +667,98 @@ collect_due(void *arg, const char *domain, const struct cache_sts *e)
 	return 0;
 }
 
+/* refresh_release - drop the domain's lock in the shared store */
+static void
+refresh_release(struct refresh *r, size_t i)
+{
+	char name[DANESTS_NAME_MAX + 16];
+
+	if (!r->items[i].locked)
+		return;
+	r->items[i].locked = false;
+	snprintf(name, sizeof(name), "refresh:%s", r->domains[i]);
+	store_unlock(r->ctx->store, name, r->items[i].token);
+}
+
+enum claim { CLAIM_FETCH, CLAIM_SKIP, CLAIM_ADOPTED };
+
+/*
+ * refresh_claim - with a shared store, one node refetches a domain at a
+ * time: a domain locked by another node is skipped (its result is read
+ * from the store later); a policy another node refreshed meanwhile is
+ * adopted instead of fetched.  A store that does not answer leaves the
+ * refresh to this node alone.
+ */
+static enum claim
+refresh_claim(struct refresh *r, size_t i)
+{
+	struct refresh_item *it = &r->items[i];
+	struct cache_sts local;
+	bool have;
+	char name[DANESTS_NAME_MAX + 16], cwhy[DANESTS_WHY_MAX];
+	danests_status st;
+
+	snprintf(name, sizeof(name), "refresh:%s", r->domains[i]);
+	st = store_lock(r->ctx->store, name, r->ctx->cfg.decision_timeout_ms,
+	    it->token);
+	if (st == DANESTS_NOTFOUND)
+		return CLAIM_SKIP;
+	it->locked = st == DANESTS_OK;
+	have = cache_sts_get(r->ctx->cache, r->domains[i], &local, cwhy,
+	    sizeof(cwhy)) == DANESTS_OK;
+	if (store_adopt(r->ctx, r->domains[i], &local, &have, r->before)) {
+		cache_sts_clear(&local);
+		refresh_release(r, i);
+		return CLAIM_ADOPTED;
+	}
+	if (have)
+		cache_sts_clear(&local);
+	return CLAIM_FETCH;
+}
+
 /* refresh_one_done - one policy refetched (or kept) */
 static void
 refresh_one_done(void *arg, struct sts_result *res)
 {
-	struct refresh *r = arg;
+	struct refresh_item *it = arg;
+	struct refresh *r = it->r;
 
 	if (res->state == STS_POLICY && res->sts != NULL &&
 	    strcmp(res->sts->source, "fetched") == 0)
 		r->refreshed++;
 	else
 		r->failed++;
+	refresh_release(r, (size_t)(it - r->items));
 	r->running--;
 	refresh_pump(r);
+}
+
+/* store_push - cache_sts_each callback: offer a local policy to the
+ * shared store (the newest wins there); stop when it does not answer */
+static int
+store_push(void *arg, const char *domain, const struct cache_sts *e)
+{
+	struct danests_ctx *ctx = arg;
+	bool written;
+
+	if (e->expires <= time(NULL))
+		return 0;
+	return store_sts_put(ctx->store, domain, e, &written) != DANESTS_OK;
+}
+
+/* store_resync - after an outage (or at the first refresh), push the
+ * local policies the shared store may have missed */
+static void
+store_resync(struct danests_ctx *ctx)
+{
+	char why[DANESTS_WHY_MAX];
+
+	if (!store_unsynced(ctx->store))
+		return;
+	store_set_synced(ctx->store, true);
+	if (cache_sts_each(ctx->cache, store_push, ctx, why, sizeof(why)) !=
+	    DANESTS_OK)
+		store_set_synced(ctx->store, false);
 }
 
 /* refresh_pump - keep up to `parallel` refetches running */
@@ -628,13 +769,23 @@ refresh_pump(struct refresh *r)
 	char why[DANESTS_WHY_MAX];
 
 	while (r->running < r->parallel && r->next < r->n) {
-		const char *d = r->domains[r->next++];
+		i = r->next++;
+		if (r->ctx->store != NULL) {
+			enum claim c = refresh_claim(r, i);
 
-		if (sts_lookup_start(r->ctx, d, STS_F_FORCE, refresh_one_done,
-		    r, why, sizeof(why)) == DANESTS_OK)
+			if (c == CLAIM_ADOPTED)
+				r->refreshed++;
+			if (c != CLAIM_FETCH)
+				continue;
+		}
+		if (sts_lookup_start(r->ctx, r->domains[i], STS_F_FORCE,
+		    refresh_one_done, &r->items[i], why, sizeof(why)) ==
+		    DANESTS_OK)
 			r->running++;
-		else
+		else {
 			r->failed++;
+			refresh_release(r, i);
+		}
 	}
 	if (r->running > 0 || r->next < r->n)
 		return;
@@ -645,6 +796,7 @@ refresh_pump(struct refresh *r)
 	for (i = 0; i < r->n; i++)
 		free(r->domains[i]);
 	free(r->domains);
+	free(r->items);
 	free(r);
 }
 
@@ -676,6 +828,8 @@ danests_refresh_async(struct danests_ctx *ctx, unsigned window_s,
 		    "MTA-STS enabled");
 		return DANESTS_PERM;
 	}
+	if (ctx->store != NULL)
+		store_resync(ctx);
 	memset(&l, 0, sizeof(l));
 	l.before = time(NULL) + (time_t)window_s;
 	if ((st = cache_sts_each(ctx->cache, collect_due, &l, why, whylen)) !=
@@ -687,9 +841,20 @@ danests_refresh_async(struct danests_ctx *ctx, unsigned window_s,
 			why_set(why, whylen, "out of memory");
 		return st == DANESTS_OK ? DANESTS_TEMP : st;
 	}
+	if (l.n > 0 && (r->items = xcalloc(l.n, sizeof(*r->items))) == NULL) {
+		for (i = 0; i < l.n; i++)
+			free(l.domains[i]);
+		free(l.domains);
+		free(r);
+		why_set(why, whylen, "out of memory");
+		return DANESTS_TEMP;
+	}
+	for (i = 0; i < l.n; i++)
+		r->items[i].r = r;
 	r->ctx = ctx;
 	r->domains = l.domains;
 	r->n = l.n;
+	r->before = l.before;
 	r->parallel = parallel ? parallel : 1;
 	r->cb = cb;
 	r->arg = arg;

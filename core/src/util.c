@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 /* xcalloc - calloc that refuses n * sz overflow */
 void *
@@ -35,6 +36,31 @@ why_set(char *why, size_t whylen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, whylen, fmt, ap);
 	va_end(ap);
+}
+
+static danests_log_fn *log_fn;
+
+/* danests_set_log - where the library's notes go; NULL: syslog */
+void
+danests_set_log(danests_log_fn *fn)
+{
+	log_fn = fn;
+}
+
+/* danests_log - one note of the library, to the program's log */
+void
+danests_log(int prio, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (log_fn != NULL)
+		log_fn(prio, line);
+	else
+		syslog(LOG_MAIL | prio, "%s", line);
 }
 
 /* is_wsp - WSP of RFC 5234 B.1 */

@@ -3,7 +3,7 @@
  *
  *	danests cache [--cache-dir DIR] refresh [--window SECONDS]
  *	    [--parallel N] [--resolver ADDR[@PORT]] [--ca-file FILE]
- *	    [--timeout SECONDS]
+ *	    [--timeout SECONDS] [--config FILE]
  *
  * Every cached MTA-STS policy expiring within the window is fetched again
  * (RFC 8461 5.1), a bounded number at a time.  A failed refetch keeps the
@@ -33,6 +33,7 @@ static const char refresh_help[] =
 "     danests cache [--cache-dir DIR] refresh [--window SECONDS]\n"
 "                   [--parallel N] [--resolver ADDR[@PORT]]\n"
 "                   [--ca-file FILE] [--timeout SECONDS]\n"
+"                   [--config FILE]\n"
 "\n"
 "DESCRIPTION\n"
 "     Fetches again every cached policy that expires within the window,\n"
@@ -41,7 +42,11 @@ static const char refresh_help[] =
 "     it (see 'danests cache show').  Run it from cron or a timer when no\n"
 "     daemon adapter refreshes the cache.  The core settings of\n"
 "     /etc/danests/danests.conf (resolver, ca_file, cache_dir) apply when\n"
-"     it exists; the options override them.\n"
+"     it exists (or of --config FILE); the options override them.  With\n"
+"     a shared store (store in danests.conf), one node refreshes a domain\n"
+"     at a time: a domain another node is refreshing is skipped, a policy\n"
+"     another node refreshed is taken from the store, and the local\n"
+"     policies the store may have missed are written to it first.\n"
 "\n"
 "OPTIONS\n"
 "     --window SECONDS   refresh policies expiring within this many seconds\n"
@@ -50,6 +55,7 @@ static const char refresh_help[] =
 "     --resolver ADDR[@PORT], --ca-file FILE\n"
 "                        as for 'danests check'\n"
 "     --timeout SECONDS  bound on each policy lookup (default 15)\n"
+"     --config FILE      read the core settings of FILE instead\n"
 "\n"
 "EXIT STATUS\n"
 "     0 all due policies refreshed, 75 any failed or the cache is\n"
@@ -81,6 +87,7 @@ cmd_cache_refresh(int argc, char **argv, const char *cache_dir)
 		{ "resolver", required_argument, NULL, 'r' },
 		{ "ca-file", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "config", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -90,14 +97,23 @@ cmd_cache_refresh(int argc, char **argv, const char *cache_dir)
 	size_t due = 0, ok = 0, failed = 0;
 	char why[1024];
 	struct stat sb;
-	int ch, rc = EXIT_USAGE;
+	int ch, rc = EXIT_USAGE, i;
+	const char *conf = NULL;
 
 	if ((cfg = danests_config_new()) == NULL) {
 		fprintf(stderr, "danests: out of memory\n");
 		return EXIT_TEMP;
 	}
+	/* --config first: the other options override what it sets */
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			conf = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			conf = argv[i] + 9;
 	/* the core settings of danests.conf(5); the options override them */
-	if ((stat(DANESTS_DEFAULT_CONFIG, &sb) == 0 || errno != ENOENT) &&
+	if (conf != NULL ? danests_config_load(cfg, conf, why, sizeof(why)) !=
+	    DANESTS_OK : (stat(DANESTS_DEFAULT_CONFIG, &sb) == 0 ||
+	    errno != ENOENT) &&
 	    danests_config_load(cfg, DANESTS_DEFAULT_CONFIG, why,
 	    sizeof(why)) != DANESTS_OK) {
 		fprintf(stderr, "danests: cache refresh: %s\n", why);
@@ -130,6 +146,8 @@ cmd_cache_refresh(int argc, char **argv, const char *cache_dir)
 				goto out;
 			}
 			break;
+		case 'f':
+			break;	/* read above */
 		case 'h':
 			fputs(refresh_help, stdout);
 			rc = 0;

@@ -144,6 +144,14 @@ help(int argc, char **argv)
 	return run(2, hargv);
 }
 
+/* tool_log - the library's notes (the shared store's outages) */
+static void
+tool_log(int prio, const char *line)
+{
+	(void)prio;
+	fprintf(stderr, "danests: %s\n", line);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -155,6 +163,7 @@ main(int argc, char **argv)
 	char opt[3];
 	int c;
 
+	danests_set_log(tool_log);
 	opterr = 0;
 	/* '+': stop at the command; its options are its own */
 	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {

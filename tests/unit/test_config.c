@@ -582,10 +582,116 @@ test_config_word(void **state)
 	assert_string_equal(why, "expected a,");
 }
 
+/* store URLs (store.c): redis://[:PASSWORD@]HOST[:PORT][/DB] */
+struct url_row {
+	const char *name;
+	const char *url;
+	bool ok;
+	const char *host, *password;
+	unsigned port, db;
+	const char *why;	/* a substring of the error */
+};
+
+static const struct url_row url_rows[] = {
+	{ "host", "redis://127.0.0.1", true, "127.0.0.1", "", 6379, 0, NULL },
+	{ "name port db", "redis://cache.example:6380/3", true,
+	    "cache.example", "", 6380, 3, NULL },
+	{ "password", "redis://:s3cr:et@10.0.0.1:7000", true, "10.0.0.1",
+	    "s3cr:et", 7000, 0, NULL },
+	{ "password with @", "redis://:a@b@h", true, "h", "a@b", 6379, 0,
+	    NULL },
+	{ "ipv6", "redis://[::1]:6379/15", true, "::1", "", 6379, 15, NULL },
+	{ "db 0 explicit", "redis://h/0", true, "h", "", 6379, 0, NULL },
+	{ "tls refused", "rediss://h", false, NULL, NULL, 0, 0, "TLS" },
+	{ "other scheme", "http://h", false, NULL, NULL, 0, 0, "redis://" },
+	{ "no host", "redis://", false, NULL, NULL, 0, 0, "host" },
+	{ "no host before port", "redis://:6379", false, NULL, NULL, 0, 0,
+	    "host" },
+	{ "user name", "redis://user:pw@h", false, NULL, NULL, 0, 0,
+	    "PASSWORD" },
+	{ "empty password", "redis://:@h", false, NULL, NULL, 0, 0,
+	    "PASSWORD" },
+	{ "port 0", "redis://h:0", false, NULL, NULL, 0, 0, "port" },
+	{ "port too big", "redis://h:65536", false, NULL, NULL, 0, 0, "port" },
+	{ "port empty", "redis://h:", false, NULL, NULL, 0, 0, "port" },
+	{ "port sign", "redis://h:+1", false, NULL, NULL, 0, 0, "port" },
+	{ "db 16", "redis://h/16", false, NULL, NULL, 0, 0, "database" },
+	{ "db empty", "redis://h/", false, NULL, NULL, 0, 0, "database" },
+	{ "db path", "redis://h/1/2", false, NULL, NULL, 0, 0, "database" },
+	{ "space", "redis://h :1", false, NULL, NULL, 0, 0, "space" },
+	{ "bad host char", "redis://h;x", false, NULL, NULL, 0, 0, "host" },
+	{ "unclosed bracket", "redis://[::1:6379", false, NULL, NULL, 0, 0,
+	    "host" },
+	{ "junk after bracket", "redis://[::1]x", false, NULL, NULL, 0, 0,
+	    "host" },
+};
+
+static void
+run_url(void **state)
+{
+	const struct url_row *r = *state;
+	struct store_url u;
+	char why[256] = "";
+	danests_status st = store_url_parse(r->url, &u, why, sizeof(why));
+
+	if (!r->ok) {
+		assert_int_equal(st, DANESTS_PERM);
+		if (strstr(why, r->why) == NULL)
+			fail_msg("why \"%s\" lacks \"%s\"", why, r->why);
+		return;
+	}
+	if (st != DANESTS_OK)
+		fail_msg("%s: %s", r->url, why);
+	assert_string_equal(u.host, r->host);
+	assert_string_equal(u.password, r->password);
+	assert_int_equal(u.port, r->port);
+	assert_int_equal(u.db, r->db);
+}
+
+/* the store's keys: defaults, values, and the errors that name them */
+static void
+test_store_keys(void **state)
+{
+	struct danests_config *c = danests_config_new();
+	char why[256];
+
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(c->store_url, "");
+	assert_string_equal(c->store_prefix, "danests:");
+	assert_int_equal(c->store_timeout_ms, 200);
+	assert_int_equal(danests_config_apply(c, "store_timeout", "0", why,
+	    sizeof(why)), DANESTS_PERM);
+	assert_int_equal(danests_config_apply(c, "store_timeout", "50", why,
+	    sizeof(why)), DANESTS_OK);
+	assert_int_equal(c->store_timeout_ms, 50);
+	assert_int_equal(danests_config_apply(c, "store_prefix", "a b", why,
+	    sizeof(why)), DANESTS_PERM);
+	assert_int_equal(danests_config_apply(c, "store_prefix", "mx1:", why,
+	    sizeof(why)), DANESTS_OK);
+	assert_string_equal(c->store_prefix, "mx1:");
+	assert_int_equal(danests_config_apply(c, "store", "redis://h:x", why,
+	    sizeof(why)), DANESTS_PERM);
+#ifdef HAVE_HIREDIS
+	assert_int_equal(danests_config_apply(c, "store",
+	    "redis://127.0.0.1:6379/1", why, sizeof(why)), DANESTS_OK);
+	assert_string_equal(c->store_url, "redis://127.0.0.1:6379/1");
+	assert_int_equal(danests_config_apply(c, "store_read",
+	    "redis://127.0.0.2", why, sizeof(why)), DANESTS_OK);
+	assert_string_equal(c->store_read_url, "redis://127.0.0.2");
+#else
+	assert_int_equal(danests_config_apply(c, "store", "redis://h", why,
+	    sizeof(why)), DANESTS_PERM);
+	assert_non_null(strstr(why, "hiredis"));
+#endif
+	danests_config_free(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest misc[] = {
+		cmocka_unit_test(test_store_keys),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_report_settings),
 		cmocka_unit_test(test_check_as_unknown_user),
@@ -606,6 +712,8 @@ main(void)
 	    run_row);
 	rc |= run_table("config_num", num_rows, NROWS(num_rows),
 	    sizeof(num_rows[0]), run_num);
+	rc |= run_table("store_url", url_rows, NROWS(url_rows),
+	    sizeof(url_rows[0]), run_url);
 	rc |= cmocka_run_group_tests_name("config", misc, NULL, NULL);
 	return rc;
 }

@@ -1,0 +1,531 @@
+/*
+ * store.c - the shared store of a fleet: Redis or Valkey (same protocol)
+ *
+ * The local cache (LMDB, cache.c) stays the store every decision reads
+ * from; this one sits beside it so that the nodes of a fleet share what
+ * they fetched:
+ *   - a policy fetched by one node is written here with its fetch time
+ *     and TXT id by one atomic script: the newest policy wins (fetch time,
+ *     then id), an older one never replaces a newer one;
+ *   - a node without the policy, or with an older one, adopts the newer
+ *     one into its local cache;
+ *   - a refresh takes a lock per domain (SET NX PX with a random token,
+ *     released by compare-and-delete), so one node fetches at a time;
+ *   - every command is bounded by store_timeout; an unreachable or slow
+ *     store is left alone for STORE_RETRY_S seconds (the caller serves
+ *     from the local cache) and the outage is logged once.
+ *
+ * The hiredis blocking API is used: each call waits at most
+ * store_timeout (connect, then each command).  Without hiredis only the
+ * URL parser is built, and `store` is a configuration error.
+ */
+#include "danests-internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#ifdef HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+#endif
+
+#define STORE_RETRY_S	5	/* an outage: calls fail fast this long */
+
+/* store_url_parse - redis://[:PASSWORD@]HOST[:PORT][/DB]; HOST a name,
+ * an IPv4 address or [IPv6]; PORT 1-65535 (6379), DB 0-15 (0) */
+danests_status
+store_url_parse(const char *s, struct store_url *u, char *why, size_t whylen)
+{
+	const char *p, *at, *end, *hs, *he;
+	unsigned long long v;
+	char num[8];
+	size_t n;
+
+	memset(u, 0, sizeof(*u));
+	u->port = 6379;
+	if (strncmp(s, "redis://", 8) != 0) {
+		why_set(why, whylen, "expected redis://[:PASSWORD@]HOST"
+		    "[:PORT][/DB] (TLS, rediss://, is not available)");
+		return DANESTS_PERM;
+	}
+	p = s + 8;
+	for (n = 0; s[n] != '\0'; n++)
+		if ((unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f) {
+			why_set(why, whylen, "control character, space or "
+			    "non-ASCII byte in the URL");
+			return DANESTS_PERM;
+		}
+	/* the password may hold '@' and ':'; the host part never does */
+	if ((at = strrchr(p, '@')) != NULL) {
+		if (p[0] != ':' || at - p - 1 <= 0 ||
+		    (size_t)(at - p - 1) >= sizeof(u->password)) {
+			why_set(why, whylen, "expected :PASSWORD@ before the "
+			    "host (at most %zu bytes)", sizeof(u->password) - 1);
+			return DANESTS_PERM;
+		}
+		memcpy(u->password, p + 1, (size_t)(at - p - 1));
+		p = at + 1;
+	}
+	end = p + strcspn(p, "/");
+	if (*p == '[') {
+		hs = p + 1;
+		if ((he = memchr(hs, ']', (size_t)(end - hs))) == NULL)
+			goto badhost;
+		p = he + 1;
+	} else {
+		hs = p;
+		he = p + strcspn(p, ":/");
+		p = he;
+	}
+	if (he == hs || (size_t)(he - hs) >= sizeof(u->host))
+		goto badhost;
+	memcpy(u->host, hs, (size_t)(he - hs));
+	for (n = 0; u->host[n] != '\0'; n++)
+		if (!isalnum((unsigned char)u->host[n]) &&
+		    strchr(".-_:", u->host[n]) == NULL)
+			goto badhost;
+	if (*p == ':') {
+		p++;
+		n = (size_t)(end - p);
+		if (n == 0 || n >= sizeof(num))
+			goto badport;
+		memcpy(num, p, n);
+		num[n] = '\0';
+		if (!danests_parse_uint(num, 1, 65535, &v))
+			goto badport;
+		u->port = (unsigned)v;
+		p = end;
+	}
+	if (p != end)
+		goto badhost;
+	if (*p == '/') {
+		if (!danests_parse_uint(p + 1, 0, 15, &v)) {
+			why_set(why, whylen, "expected a database number from "
+			    "0 to 15 after /");
+			return DANESTS_PERM;
+		}
+		u->db = (unsigned)v;
+	}
+	return DANESTS_OK;
+badhost:
+	why_set(why, whylen, "expected a host name or address after "
+	    "redis://");
+	return DANESTS_PERM;
+badport:
+	why_set(why, whylen, "expected a port from 1 to 65535 after the host");
+	return DANESTS_PERM;
+}
+
+#ifdef HAVE_HIREDIS
+
+struct store_conn {
+	struct store_url url;
+	redisContext *rc;
+	time_t retry_at;	/* down until then */
+	bool down;		/* the outage was logged */
+	bool *unsynced;		/* the store's flag */
+};
+
+struct store {
+	struct store_conn w, r;
+	bool same;		/* one endpoint for reads and writes */
+	bool unsynced;		/* writes may have been lost (a failure, or
+				 * none pushed yet) */
+	unsigned timeout_ms;
+	char prefix[DANESTS_STORE_PREFIX_MAX];
+};
+
+/*
+ * The newest policy wins (fetch time, then TXT id); the key lives as long
+ * as the policy (max_age).  KEYS[1] the policy's key; ARGV fetched, id,
+ * entry, ttl in milliseconds.  1 written, 0 kept the stored one.
+ */
+static const char put_script[] =
+	"local f = redis.call('HGET', KEYS[1], 'fetched')\n"
+	"if f then\n"
+	"  f = tonumber(f)\n"
+	"  local n = tonumber(ARGV[1])\n"
+	"  if f == nil or n == nil then return redis.error_reply('bad') end\n"
+	"  if f > n then return 0 end\n"
+	"  if f == n then\n"
+	"    local i = redis.call('HGET', KEYS[1], 'id')\n"
+	"    if i and i >= ARGV[2] then return 0 end\n"
+	"  end\n"
+	"end\n"
+	"redis.call('DEL', KEYS[1])\n"
+	"redis.call('HSET', KEYS[1], 'fetched', ARGV[1], 'id', ARGV[2],"
+	" 'entry', ARGV[3])\n"
+	"redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+	"return 1\n";
+
+/* Release a lock only if it is still ours. */
+static const char unlock_script[] =
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+	"  return redis.call('DEL', KEYS[1])\n"
+	"end\n"
+	"return 0\n";
+
+/* store_new - the store of cfg (no connection yet); NULL out when none */
+danests_status
+store_new(const struct danests_config *cfg, struct store **out, char *why,
+    size_t whylen)
+{
+	struct store *s;
+
+	*out = NULL;
+	if (cfg->store_url[0] == '\0')
+		return DANESTS_OK;
+	if ((s = xcalloc(1, sizeof(*s))) == NULL) {
+		why_set(why, whylen, "out of memory");
+		return DANESTS_TEMP;
+	}
+	if (store_url_parse(cfg->store_url, &s->w.url, why, whylen) !=
+	    DANESTS_OK || store_url_parse(cfg->store_read_url[0] != '\0' ?
+	    cfg->store_read_url : cfg->store_url, &s->r.url, why, whylen) !=
+	    DANESTS_OK) {
+		free(s);
+		return DANESTS_PERM;
+	}
+	s->same = cfg->store_read_url[0] == '\0' ||
+	    strcmp(cfg->store_read_url, cfg->store_url) == 0;
+	s->timeout_ms = cfg->store_timeout_ms;
+	s->unsynced = true;
+	s->w.unsynced = s->r.unsynced = &s->unsynced;
+	strlcpy(s->prefix, cfg->store_prefix, sizeof(s->prefix));
+	*out = s;
+	return DANESTS_OK;
+}
+
+/* store_free - close the connections */
+void
+store_free(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->w.rc != NULL)
+		redisFree(s->w.rc);
+	if (s->r.rc != NULL)
+		redisFree(s->r.rc);
+	free(s);
+}
+
+/* conn_fail - an error on c: drop it, fail fast for a while, log once */
+static void
+conn_fail(struct store_conn *c, const char *what)
+{
+	if (c->rc != NULL) {
+		redisFree(c->rc);
+		c->rc = NULL;
+	}
+	c->retry_at = time(NULL) + STORE_RETRY_S;
+	*c->unsynced = true;
+	if (!c->down)
+		danests_log(LOG_WARNING, "store %s:%u: %.200s; serving from "
+		    "the local cache", c->url.host, c->url.port, what);
+	c->down = true;
+}
+
+/* conn_get - a connected context for c, or NULL (down) */
+static redisContext *
+conn_get(struct store *s, struct store_conn *c)
+{
+	struct timeval tv;
+	redisReply *r;
+	char err[160];
+
+	if (c->rc != NULL)
+		return c->rc;
+	if (c->down && time(NULL) < c->retry_at)
+		return NULL;
+	tv.tv_sec = s->timeout_ms / 1000;
+	tv.tv_usec = (s->timeout_ms % 1000) * 1000;
+	c->rc = redisConnectWithTimeout(c->url.host, (int)c->url.port, tv);
+	if (c->rc == NULL || c->rc->err) {
+		snprintf(err, sizeof(err), "connect: %s",
+		    c->rc ? c->rc->errstr : "out of memory");
+		conn_fail(c, err);
+		return NULL;
+	}
+	if (redisSetTimeout(c->rc, tv) != REDIS_OK) {
+		conn_fail(c, "cannot set the timeout");
+		return NULL;
+	}
+	if (c->url.password[0] != '\0') {
+		r = redisCommand(c->rc, "AUTH %s", c->url.password);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+			snprintf(err, sizeof(err), "AUTH: %s", r ? r->str :
+			    c->rc->errstr);
+			if (r != NULL)
+				freeReplyObject(r);
+			conn_fail(c, err);
+			return NULL;
+		}
+		freeReplyObject(r);
+	}
+	if (c->url.db != 0) {
+		r = redisCommand(c->rc, "SELECT %u", c->url.db);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+			snprintf(err, sizeof(err), "SELECT: %s", r ? r->str :
+			    c->rc->errstr);
+			if (r != NULL)
+				freeReplyObject(r);
+			conn_fail(c, err);
+			return NULL;
+		}
+		freeReplyObject(r);
+	}
+	if (c->down)
+		danests_log(LOG_NOTICE, "store %s:%u: reachable again",
+		    c->url.host, c->url.port);
+	c->down = false;
+	return c->rc;
+}
+
+/* command - run one command on c; NULL (and c dropped) on an error */
+static redisReply *
+command(struct store *s, struct store_conn *c, int argc, const char **argv,
+    const size_t *lens)
+{
+	redisContext *rc;
+	redisReply *r;
+	char err[160];
+
+	if ((rc = conn_get(s, c)) == NULL)
+		return NULL;
+	r = redisCommandArgv(rc, argc, argv, lens);
+	if (r == NULL) {
+		conn_fail(c, rc->errstr[0] ? rc->errstr : "no reply");
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, sizeof(err), "%s: %s", argv[0], r->str);
+		freeReplyObject(r);
+		conn_fail(c, err);
+		return NULL;
+	}
+	return r;
+}
+
+/* key_make - PREFIX KIND DOMAIN */
+static int
+key_make(const struct store *s, const char *kind, const char *domain,
+    char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s%s%s", s->prefix, kind, domain);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* store_sts_get - the stored policy of domain: DANESTS_OK (e filled, free
+ * with cache_sts_clear), DANESTS_NOTFOUND, DANESTS_TEMP (unreachable or
+ * an entry that does not decode) */
+danests_status
+store_sts_get(struct store *s, const char *domain, struct cache_sts *e)
+{
+	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
+	const char *argv[3];
+	size_t lens[3];
+	redisReply *r;
+	const char *err;
+	danests_status st = DANESTS_TEMP;
+
+	if (key_make(s, "sts:", domain, key, sizeof(key)) < 0)
+		return DANESTS_TEMP;
+	argv[0] = "HGET";
+	argv[1] = key;
+	argv[2] = "entry";
+	lens[0] = 4;
+	lens[1] = strlen(key);
+	lens[2] = 5;
+	if ((r = command(s, s->same ? &s->w : &s->r, 3, argv, lens)) ==
+	    NULL)
+		return DANESTS_TEMP;
+	if (r->type == REDIS_REPLY_NIL)
+		st = DANESTS_NOTFOUND;
+	else if (r->type == REDIS_REPLY_STRING &&
+	    cache_sts_decode(r->str, r->len, e, &err) == 0)
+		st = DANESTS_OK;
+	freeReplyObject(r);
+	return st;
+}
+
+/* store_sts_put - offer e as domain's policy: DANESTS_OK (*written says
+ * whether it replaced what was stored), DANESTS_TEMP (unreachable) */
+danests_status
+store_sts_put(struct store *s, const char *domain, const struct cache_sts *e,
+    bool *written)
+{
+	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
+	char fetched[24], ttl[24];
+	const char *argv[8];
+	size_t lens[8];
+	redisReply *r;
+	char *json;
+	time_t now = time(NULL);
+	long long ms;
+	int i;
+
+	*written = false;
+	if (key_make(s, "sts:", domain, key, sizeof(key)) < 0 ||
+	    (json = cache_sts_encode(e)) == NULL)
+		return DANESTS_TEMP;
+	/* an expired policy (max_age 0 included) still replaces an older
+	 * one, for one second */
+	ms = e->expires > now ? (long long)(e->expires - now) * 1000 : 1000;
+	snprintf(fetched, sizeof(fetched), "%lld", (long long)e->fetched);
+	snprintf(ttl, sizeof(ttl), "%lld", ms);
+	argv[0] = "EVAL";
+	argv[1] = put_script;
+	argv[2] = "1";
+	argv[3] = key;
+	argv[4] = fetched;
+	argv[5] = e->id;
+	argv[6] = json;
+	argv[7] = ttl;
+	for (i = 0; i < 8; i++)
+		lens[i] = strlen(argv[i]);
+	r = command(s, &s->w, 8, argv, lens);
+	free(json);
+	if (r == NULL)
+		return DANESTS_TEMP;
+	*written = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	return DANESTS_OK;
+}
+
+/* store_lock - take the lock name for ms milliseconds: DANESTS_OK (token
+ * filled, release with store_unlock), DANESTS_NOTFOUND (held by another),
+ * DANESTS_TEMP (unreachable) */
+danests_status
+store_lock(struct store *s, const char *name, unsigned ms,
+    char token[STORE_TOKEN_LEN + 1])
+{
+	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
+	unsigned char rnd[STORE_TOKEN_LEN / 2];
+	char px[16];
+	const char *argv[6];
+	size_t lens[6];
+	redisReply *r;
+	danests_status st;
+	size_t i;
+
+	if (key_make(s, "lock:", name, key, sizeof(key)) < 0)
+		return DANESTS_TEMP;
+	arc4random_buf(rnd, sizeof(rnd));
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(px, sizeof(px), "%u", ms ? ms : 1);
+	argv[0] = "SET";
+	argv[1] = key;
+	argv[2] = token;
+	argv[3] = "NX";
+	argv[4] = "PX";
+	argv[5] = px;
+	for (i = 0; i < 6; i++)
+		lens[i] = strlen(argv[i]);
+	if ((r = command(s, &s->w, 6, argv, lens)) == NULL)
+		return DANESTS_TEMP;
+	st = r->type == REDIS_REPLY_STATUS ? DANESTS_OK : DANESTS_NOTFOUND;
+	freeReplyObject(r);
+	return st;
+}
+
+/* store_unlock - release a lock taken with token (if still ours) */
+void
+store_unlock(struct store *s, const char *name, const char *token)
+{
+	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
+	const char *argv[5];
+	size_t lens[5];
+	redisReply *r;
+	int i;
+
+	if (key_make(s, "lock:", name, key, sizeof(key)) < 0)
+		return;
+	argv[0] = "EVAL";
+	argv[1] = unlock_script;
+	argv[2] = "1";
+	argv[3] = key;
+	argv[4] = token;
+	for (i = 0; i < 5; i++)
+		lens[i] = strlen(argv[i]);
+	if ((r = command(s, &s->w, 5, argv, lens)) != NULL)
+		freeReplyObject(r);
+}
+
+/* store_unsynced - writes may have been lost since the last
+ * store_set_synced (or the store is new) */
+bool
+store_unsynced(const struct store *s)
+{
+	return s->unsynced;
+}
+
+/* store_set_synced - every local policy was offered */
+void
+store_set_synced(struct store *s, bool synced)
+{
+	s->unsynced = !synced;
+}
+
+#else /* !HAVE_HIREDIS: `store` is refused by the configuration */
+
+danests_status
+store_new(const struct danests_config *cfg, struct store **out, char *why,
+    size_t whylen)
+{
+	*out = NULL;
+	if (cfg->store_url[0] == '\0')
+		return DANESTS_OK;
+	why_set(why, whylen, "this build has no Redis support (built without "
+	    "hiredis)");
+	return DANESTS_PERM;
+}
+
+void
+store_free(struct store *s)
+{
+	(void)s;
+}
+
+danests_status
+store_sts_get(struct store *s, const char *domain, struct cache_sts *e)
+{
+	return DANESTS_TEMP;
+}
+
+danests_status
+store_sts_put(struct store *s, const char *domain, const struct cache_sts *e,
+    bool *written)
+{
+	*written = false;
+	return DANESTS_TEMP;
+}
+
+danests_status
+store_lock(struct store *s, const char *name, unsigned ms,
+    char token[STORE_TOKEN_LEN + 1])
+{
+	return DANESTS_TEMP;
+}
+
+void
+store_unlock(struct store *s, const char *name, const char *token)
+{
+}
+
+bool
+store_unsynced(const struct store *s)
+{
+	return false;
+}
+
+void
+store_set_synced(struct store *s, bool synced)
+{
+}
+
+#endif /* HAVE_HIREDIS */

@@ -1,0 +1,229 @@
+#!/bin/bash
+# store.sh - the shared store of a fleet (store redis://...) against a real
+# redis-server and the live test bed.  Two nodes (two cache directories,
+# one Redis on a loopback port of this network namespace):
+#  - node A fetches sts-enforce.test's policy: it is stored with its fetch
+#    time, TXT id and a TTL of the remaining max_age;
+#  - the policy host goes away: node B, which never saw the domain, still
+#    enforces the policy (from the store), never "no policy";
+#  - the newest policy wins: an older policy offered after a newer one
+#    does not replace it; offered to an empty store it is written;
+#  - Redis stopped: node B keeps enforcing from its local cache, within a
+#    bounded time, and logs the outage; Redis back: the next refresh
+#    writes the local policies again (resynchronisation);
+#  - two nodes refreshing at once fetch the policy once (nginx's log).
+# Usage: store.sh BUILD_DIR    Prints "ok N NAME" / "not ok N NAME".
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$top/build}
+tb=$top/tests/testbed/run
+www=$tb/https/www
+danests=$build/core/danests
+tmp=$(mktemp -d)
+port=16379
+n=0
+status=0
+rpid=
+
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+notok() { n=$((n + 1)); echo "not ok $n $1 # $2"; status=1; }
+
+restore() {
+	[ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
+	[ -f "$tmp/enforce.policy" ] &&
+	    cp "$tmp/enforce.policy" "$www/sts-enforce.test/.well-known/mta-sts.txt"
+	rm -rf "$tmp"
+}
+trap restore EXIT
+
+for p in redis-server redis-cli jq; do
+	command -v $p >/dev/null 2>&1 || {
+		notok store-prerequisites "$p missing (tests/setup.sh installs it)"
+		exit 1
+	}
+done
+[ -x "$danests" ] && [ -d "$www/sts-enforce.test" ] || {
+	notok store-prerequisites "no danests build or test bed (tests/testbed/up.sh)"
+	exit 1
+}
+cp "$www/sts-enforce.test/.well-known/mta-sts.txt" "$tmp/enforce.policy"
+
+rcli() { timeout 5 redis-cli -h 127.0.0.1 -p $port "$@"; }
+
+# redis_start - a fresh redis-server without persistence; bounded wait
+redis_start() {
+	redis-server --port $port --bind 127.0.0.1 --save '' \
+	    --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" &
+	rpid=$!
+	for _ in $(seq 50); do
+		[ "$(rcli ping 2>/dev/null)" = PONG ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+redis_stop() {
+	kill "$rpid" 2>/dev/null
+	wait "$rpid" 2>/dev/null
+	rpid=
+}
+
+# node N - the configuration of node N (its own cache directory)
+for node in a b c; do
+	cat >"$tmp/$node.conf" <<EOC
+resolver 127.10.0.2
+ca_file $tb/pki/ca.crt
+cache_dir $tmp/cache-$node
+sts_recheck 0
+decision_ttl 0
+decision_timeout 12
+store redis://127.0.0.1:$port
+store_prefix t:
+store_timeout 200
+EOC
+done
+# node c before it joins the fleet: the same cache, no store
+grep -v '^store' "$tmp/c.conf" >"$tmp/c-alone.conf"
+
+check() {	# check NODE DOMAIN -> JSON line on stdout
+	"$danests" check --json --config "$tmp/$1.conf" "$2" 2>>"$tmp/err-$1"
+}
+refresh() {	# refresh NODE [options]
+	local node=$1
+	shift
+	"$danests" cache --cache-dir "$tmp/cache-$node" refresh \
+	    --config "$tmp/$node.conf" "$@"
+}
+expect() {	# expect NAME JQ-EXPR JSON
+	if printf '%s\n' "$3" | jq -e "$2" >/dev/null 2>&1; then
+		ok "$1"
+	else
+		notok "$1" "$2 on: $(printf '%s' "$3" | head -c 400)"
+	fi
+}
+key=t:sts:sts-enforce.test
+fetches() { grep -c 'mta-sts.sts-enforce.test.*mta-sts.txt' "$tb/https/logs/access.log"; }
+
+redis_start || { notok redis-start "$(tail -5 "$tmp/redis.log")"; exit 1; }
+
+# --- node C fetches first, alone: its policy is the oldest ---
+j=$(check c-alone sts-enforce.test)
+expect node-c-alone-fetches '.sts.source == "fetched"' "$j"
+sleep 1.1
+
+# --- node A fetches; the store holds the policy, TTL = max_age ---
+j=$(check a sts-enforce.test)
+expect node-a-fetches '.sts.source == "fetched" and .sts.mode == "enforce"' "$j"
+fa=$(rcli hget $key fetched)
+ttl=$(rcli ttl $key)
+if [ "$(rcli hget $key id)" = 20261123a ] && [ -n "$fa" ] &&
+    [ "$ttl" -gt 86000 ] && [ "$ttl" -le 86400 ]; then
+	ok "store-holds-policy (fetched $fa, ttl $ttl)"
+else
+	notok store-holds-policy "id $(rcli hget $key id) fetched $fa ttl $ttl"
+fi
+
+# --- the policy host goes away: node B enforces from the store ---
+rm -f "$www/sts-enforce.test/.well-known/mta-sts.txt"
+j=$(check b sts-enforce.test)
+expect node-b-enforces-from-store '.sts.mode == "enforce" and .hosts[0].policy == "sts-enforce" and .sts.id == "20261123a"' "$j"
+if "$danests" cache --cache-dir "$tmp/cache-b" show sts-enforce.test 2>&1 |
+    grep -q enforce; then
+	ok node-b-adopted-into-local-cache
+else
+	notok node-b-adopted-into-local-cache "not in node B's cache"
+fi
+
+# --- newest wins: node C joins; its older policy does not replace A's ---
+out=$(refresh c --window 0 2>&1)
+if [ "$(rcli hget $key fetched)" = "$fa" ]; then
+	ok "older-does-not-replace-newer ($out)"
+else
+	notok older-does-not-replace-newer "fetched $(rcli hget $key fetched), A's $fa"
+fi
+rcli del $key >/dev/null
+refresh c --window 0 >/dev/null 2>&1
+fc=$(rcli hget $key fetched)
+if [ -n "$fc" ] && [ "$fc" -lt "$fa" ]; then
+	ok "older-written-to-empty-store (C's $fc < A's $fa)"
+else
+	notok older-written-to-empty-store "fetched '$fc', A's $fa"
+fi
+# A's newer policy replaces C's (A's refresh offers it again)
+refresh a --window 0 >/dev/null 2>&1
+if [ "$(rcli hget $key fetched)" = "$fa" ]; then
+	ok newer-replaces-older
+else
+	notok newer-replaces-older "fetched $(rcli hget $key fetched), A's $fa"
+fi
+
+# --- Redis stopped: node B answers from its cache, bounded, logged ---
+redis_stop
+: >"$tmp/err-b"
+t0=$(date +%s%N)
+j=$(check b sts-enforce.test)
+t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 ))
+expect redis-down-still-enforced '.sts.mode == "enforce" and .hosts[0].policy == "sts-enforce"' "$j"
+if [ $ms -lt 5000 ]; then
+	ok "redis-down-bounded (${ms} ms)"
+else
+	notok redis-down-bounded "${ms} ms"
+fi
+if grep -q 'store 127.0.0.1:16379: .*serving from the local cache' "$tmp/err-b"; then
+	ok redis-down-logged
+else
+	notok redis-down-logged "$(head -c 300 "$tmp/err-b")"
+fi
+
+# --- Redis back (empty): node A's refresh writes its policies again ---
+redis_start || { notok redis-restart "$(tail -5 "$tmp/redis.log")"; exit 1; }
+[ "$(rcli exists $key)" = 0 ] || notok redis-restart-empty "key survived"
+
+# --- Redis hangs (stopped with SIGSTOP: connections accepted by the
+# kernel, no reply): node B's answer is bounded by store_timeout ---
+kill -STOP "$rpid"
+: >"$tmp/err-b"
+t0=$(date +%s%N)
+j=$(check b sts-enforce.test)
+t1=$(date +%s%N)
+kill -CONT "$rpid"
+ms=$(( (t1 - t0) / 1000000 ))
+if printf '%s\n' "$j" | jq -e '.sts.mode == "enforce"' >/dev/null 2>&1 &&
+    [ $ms -lt 5000 ] && grep -q 'store 127.0.0.1:16379: ' "$tmp/err-b"; then
+	ok "redis-hung-bounded-still-enforced (${ms} ms)"
+else
+	notok redis-hung-bounded-still-enforced "${ms} ms: $(printf '%s' "$j" | head -c 200) $(head -c 200 "$tmp/err-b")"
+fi
+refresh a --window 0 >/dev/null 2>&1
+if [ "$(rcli hget $key fetched)" = "$fa" ]; then
+	ok redis-back-resync
+else
+	notok redis-back-resync "fetched '$(rcli hget $key fetched)'"
+fi
+
+# --- two nodes refresh at once: one fetch ---
+cp "$tmp/enforce.policy" "$www/sts-enforce.test/.well-known/mta-sts.txt"
+# both caches hold the policy fetched a few seconds ago; a window just
+# under max_age makes it due, and a policy fetched now not due
+sleep 2
+before=$(fetches)
+refresh a --window 86397 >"$tmp/ra" 2>&1 &
+pa=$!
+refresh b --window 86397 >"$tmp/rb" 2>&1 &
+pb=$!
+wait $pa; sa=$?
+wait $pb; sb=$?
+after=$(fetches)
+if [ $sa = 0 ] && [ $sb = 0 ] && [ $((after - before)) = 1 ]; then
+	ok "concurrent-refresh-one-fetch (A: $(cat "$tmp/ra"); B: $(cat "$tmp/rb"))"
+else
+	notok concurrent-refresh-one-fetch "$((after - before)) fetches; A $sa: $(cat "$tmp/ra"); B $sb: $(cat "$tmp/rb")"
+fi
+# the lock is released: none is left behind
+if [ -z "$(rcli --scan --pattern 't:lock:*')" ]; then
+	ok refresh-locks-released
+else
+	notok refresh-locks-released "$(rcli --scan --pattern 't:lock:*')"
+fi
+
+exit $status
