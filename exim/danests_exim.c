@@ -5,7 +5,8 @@
  * Every function takes the destination domain first and, as an optional
  * last argument, the path of a danests.conf(5) file (default
  * /etc/danests/danests.conf).  Its core keys and its [exim] section apply
- * (no [exim] keys are defined yet); a file that cannot be read defers.
+ * ("metrics yes": each decision's counts are added to the cache, where
+ * `danests stats` reads them); a file that cannot be read defers.
  *
  *   check DOMAIN [CONF]
  *	":defer: ..." for a tempfail verdict, ":fail: ..." for a permfail
@@ -86,6 +87,7 @@
 
 #include "danests.h"
 #include "danests-report.h"
+#include "danests-metrics.h"
 
 #define EXIM_DEFAULT_CONF	DANESTS_DEFAULT_CONFIG
 #define EXIM_OUT_MAX		8192	/* cap on any yielded string */
@@ -95,6 +97,7 @@
 static struct danests_ctx *exim_ctx;
 static pid_t exim_ctx_pid;
 static char exim_ctx_conf[1024];
+static bool exim_metrics;	/* [exim] metrics yes: store the counts */
 
 /* The decision of the last call, owned here until the next one: the
  * context keeps decisions in its memory (decision_memory_ttl, across the
@@ -153,6 +156,29 @@ exim_forced(uschar **yield)
 	return exim_yield(yield, FAIL_FORCED, "");
 }
 
+/* exim_conf_key - a key of [exim] (danests_config_key_cb) */
+static danests_status
+exim_conf_key(void *arg, const char *section, const char *key,
+    const char *val, const char *file, unsigned line, char *why,
+    size_t whylen)
+{
+	static const char *const yes_no[] = { "yes", "no", NULL };
+	bool *metrics = arg;
+	int w;
+
+	(void)section;
+	(void)file;
+	(void)line;
+	if (strcmp(key, "metrics") != 0) {
+		snprintf(why, whylen, "unknown key");
+		return DANESTS_PERM;
+	}
+	if ((w = danests_config_word(val, yes_no, why, whylen)) < 0)
+		return DANESTS_PERM;
+	*metrics = w == 0;
+	return DANESTS_OK;
+}
+
 /* exim_ctx_get - this process's context for conf; NULL with why set */
 static struct danests_ctx *
 exim_ctx_get(const char *conf, char *why, size_t whylen)
@@ -160,6 +186,7 @@ exim_ctx_get(const char *conf, char *why, size_t whylen)
 	struct danests_config *cfg;
 	char cwhy[EXIM_WHY_MAX];
 	danests_status st;
+	bool metrics;
 
 	if (exim_ctx != NULL && exim_ctx_pid == getpid() &&
 	    strcmp(exim_ctx_conf, conf) == 0)
@@ -179,8 +206,9 @@ exim_ctx_get(const char *conf, char *why, size_t whylen)
 	}
 	/* A file that cannot be read (missing, a directory, unreadable)
 	 * defers: built-in defaults might be weaker than the file. */
-	if (danests_config_read(cfg, conf, "exim", NULL, NULL, cwhy,
-	    sizeof(cwhy)) != DANESTS_OK) {
+	metrics = false;
+	if (danests_config_read(cfg, conf, "exim", exim_conf_key, &metrics,
+	    cwhy, sizeof(cwhy)) != DANESTS_OK) {
 		snprintf(why, whylen, "configuration: %s", cwhy);
 		danests_config_free(cfg);
 		return NULL;
@@ -193,6 +221,7 @@ exim_ctx_get(const char *conf, char *why, size_t whylen)
 		return NULL;
 	}
 	exim_ctx_pid = getpid();
+	exim_metrics = metrics;
 	strlcpy(exim_ctx_conf, conf, sizeof(exim_ctx_conf));
 	if (danests_ctx_cache_note(exim_ctx)[0] != '\0')
 		log_write(0, LOG_MAIN, "danests: cache: %s",
@@ -210,13 +239,19 @@ exim_decide_flags(const char *domain, const char *conf, unsigned flags,
 {
 	struct danests_ctx *ctx;
 	struct danests_decision *d = NULL;
-	char dwhy[EXIM_WHY_MAX];
+	char dwhy[EXIM_WHY_MAX], mwhy[EXIM_WHY_MAX];
 	danests_status st;
 
 	if ((ctx = exim_ctx_get(conf, why, whylen)) == NULL)
 		return NULL;
 	/* the core checks the name (DANESTS_PERM: not a domain name) */
 	st = danests_decide(ctx, domain, flags, &d, dwhy, sizeof(dwhy));
+	/* One write transaction per decision; a failure loses these
+	 * counts for now (the next store adds them), never the decision. */
+	if (exim_metrics && danests_ctx_metrics_store(ctx, mwhy,
+	    sizeof(mwhy)) != DANESTS_OK)
+		log_write(0, LOG_MAIN, "danests: metrics not stored: %s",
+		    mwhy);
 	if (st != DANESTS_OK || d == NULL) {
 		snprintf(why, whylen, "%.253s: no decision: %s", domain, dwhy);
 		return NULL;

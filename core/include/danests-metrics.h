@@ -72,6 +72,22 @@ void danests_expo_double(struct danests_expo *, const char *name,
 void danests_metrics_write(const struct danests_metrics *m,
     struct danests_expo *);
 
+/*
+ * The counters of processes that serve none (the Exim module) add up in
+ * the persistent cache.  danests_ctx_metrics_store adds what the context
+ * counted since its last store, in one write transaction (DANESTS_OK
+ * without a cache; DANESTS_TEMP with why when the cache fails: nothing
+ * was added, the next store adds it).  danests_cache_metrics adds the
+ * stored counts into out and says how many counters were found (0: none
+ * was ever stored); DANESTS_TEMP when the cache cannot be read or a count
+ * is damaged.
+ */
+struct danests_cache;
+danests_status danests_ctx_metrics_store(struct danests_ctx *, char *why,
+    size_t whylen);
+danests_status danests_cache_metrics(struct danests_cache *,
+    struct danests_metrics *out, size_t *found, char *why, size_t whylen);
+
 /* The bounds (seconds) of the decision latency histogram's buckets,
  * +Inf excluded. */
 #define DANESTS_LATENCY_BUCKETS \

@@ -2,7 +2,7 @@
  * cache.c - the persistent cache shared by every process on the machine
  *
  * One LMDB environment under the cache directory (data.mdb, lock.mdb) with
- * five named databases:
+ * six named databases:
  *
  *   sts       MTA-STS policies, keyed by lower-case domain; the value is
  *             "STS2", a CRC-32 of key and JSON, then a JSON object carrying
@@ -18,6 +18,9 @@
  *             "RPT1", a CRC-32 of key and the rest, then the record.
  *   tlsrpt_state  TLS report sending state (report.c): per (day, domain)
  *             and per rua target; "RST1", a CRC-32, then the record.
+ *   metrics   the counters of processes that serve none themselves (the
+ *             Exim module, metrics_store.c): keyed by counter name; "MET1",
+ *             a CRC-32, then the count (little-endian uint64).
  *
  * report.c reads and writes the last two through cache_rpt_run: one
  * transaction around a function of its own, so that a counter is read,
@@ -91,7 +94,7 @@
 #define CACHE_STS_MAX	(256 * 1024)	/* encoded policy cap */
 #define CACHE_DEC_MAX	(1024 * 1024)	/* decision JSON cap */
 #define CACHE_MX_MAX	1024	/* mx patterns per policy */
-#define CACHE_NDBS	5	/* named databases (see above) */
+#define CACHE_NDBS	6	/* named databases (see above) */
 /*
  * Stored values: a magic, the CRC-32 of the key and the rest, then the
  * rest (policy: JSON; decision: expiry, JSON).  Values written before the
@@ -102,6 +105,7 @@
 #define DEC_OLD_MAGIC	"DEC1"
 #define RPT_MAGIC	"RPT1"
 #define RST_MAGIC	"RST1"
+#define MET_MAGIC	"MET1"
 #define VAL_HDR		8	/* magic and CRC-32 */
 
 /* The service account as this machine knows it. */
@@ -124,6 +128,7 @@ struct cache {
 	MDB_dbi meta;
 	MDB_dbi rpt;		/* "tlsrpt" */
 	MDB_dbi rst;		/* "tlsrpt_state" */
+	MDB_dbi met;		/* "metrics" */
 	pid_t pid;		/* process that opened env */
 	dev_t data_dev;		/* data.mdb as checked and opened */
 	ino_t data_ino;
@@ -470,8 +475,9 @@ static int
 dbis_open(struct cache *c)
 {
 	static const char *const names[] = { "sts", "decision", "meta",
-	    "tlsrpt", "tlsrpt_state" };
-	MDB_dbi *dbis[] = { &c->sts, &c->dec, &c->meta, &c->rpt, &c->rst };
+	    "tlsrpt", "tlsrpt_state", "metrics" };
+	MDB_dbi *dbis[] = { &c->sts, &c->dec, &c->meta, &c->rpt, &c->rst,
+	    &c->met };
 	MDB_txn *txn;
 	MDB_val k, v;
 	unsigned flags = MDB_RDONLY;
@@ -905,7 +911,7 @@ walk_env(const char *dir)
 	static const struct { const char *name, *magic; } dbs[] = {
 		{ "sts", STS_MAGIC }, { "decision", DEC_MAGIC },
 		{ "meta", NULL }, { "tlsrpt", RPT_MAGIC },
-		{ "tlsrpt_state", RST_MAGIC },
+		{ "tlsrpt_state", RST_MAGIC }, { "metrics", MET_MAGIC },
 	};
 	MDB_env *env;
 	MDB_txn *txn;
@@ -2337,6 +2343,10 @@ cache_generation(struct cache *c, bool bump, uint64_t *gen, char *why,
 static MDB_dbi
 rdb(const struct cache_rtxn *t, enum cache_rdb db, const char **magic)
 {
+	if (db == CACHE_RDB_METRICS) {
+		*magic = MET_MAGIC;
+		return t->c->met;
+	}
 	*magic = db == CACHE_RDB_STATE ? RST_MAGIC : RPT_MAGIC;
 	return db == CACHE_RDB_STATE ? t->c->rst : t->c->rpt;
 }

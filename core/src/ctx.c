@@ -146,6 +146,7 @@ danests_ctx_free(struct danests_ctx *c)
 	store_free(c->store);
 	cache_close(c->cache);
 	danests_metrics_free(c->own_metrics);
+	danests_metrics_free(c->stored);
 	free(c->cfg.ca_file);
 	free(c->cfg.cache_dir);
 	config_report_free(&c->cfg);

@@ -295,7 +295,8 @@ time_t cache_rebuilt_at(const struct cache *);
  * of report.c, sealed with a checksum here; a damaged one reads as
  * DANESTS_TEMP.  Pointers returned are valid until fn returns.
  */
-enum cache_rdb { CACHE_RDB_COUNTERS = 0, CACHE_RDB_STATE = 1 };
+enum cache_rdb { CACHE_RDB_COUNTERS = 0, CACHE_RDB_STATE = 1,
+    CACHE_RDB_METRICS = 2 };	/* "metrics": metrics_store.c's */
 struct cache_rtxn;
 typedef danests_status cache_rtxn_fn(void *arg, struct cache_rtxn *,
     char *why, size_t whylen);
@@ -514,6 +515,8 @@ struct danests_ctx {
 	struct danests_metrics *metrics;	/* counted into (metrics.c) */
 	struct danests_metrics *own_metrics;	/* the context's own set */
 	struct store *store;	/* store.c; NULL: none */
+	struct danests_metrics *stored;	/* what metrics_store.c stored of
+					 * metrics so far, or NULL */
 };
 
 /*
@@ -536,6 +539,19 @@ enum metrics_cache {
 void metrics_fetch(struct danests_ctx *, enum metrics_fetch);
 /* metrics_cache - OK: a hit, NOTFOUND: a miss, else an error */
 void metrics_cache(struct danests_ctx *, enum metrics_cache, danests_status);
+/* metrics_each - every counter of m with its stable name (the keys of
+ * the cache's "metrics" database); fn gets the counter's index in the set
+ * too (the same in every set) */
+typedef void metrics_each_fn(void *arg, const char *key, size_t idx,
+    uint64_t *counter);
+void metrics_each(struct danests_metrics *m, metrics_each_fn *fn, void *arg);
+/* metrics_counter - counter idx of m */
+uint64_t *metrics_counter(struct danests_metrics *m, size_t idx);
+/* metrics_copy - dst = src; metrics_add - dst += src */
+void metrics_copy(struct danests_metrics *dst,
+    const struct danests_metrics *src);
+void metrics_add(struct danests_metrics *dst,
+    const struct danests_metrics *src);
 /* metrics_timed - see metrics.c */
 void *metrics_timed(struct danests_ctx *, danests_decide_cb *cb, void *arg,
     danests_decide_cb **wcb);

@@ -117,6 +117,84 @@ metrics_cache(struct danests_ctx *c, enum metrics_cache layer,
 	    st == DANESTS_NOTFOUND ? 1 : 2], 1);
 }
 
+/* metrics_counter - counter idx of m: the set is an array of counters */
+uint64_t *
+metrics_counter(struct danests_metrics *m, size_t idx)
+{
+	return (uint64_t *)(void *)m + idx;
+}
+
+#define NCOUNTERS (sizeof(struct danests_metrics) / sizeof(uint64_t))
+
+/* metrics_copy - dst = src, each counter read whole */
+void
+metrics_copy(struct danests_metrics *dst, const struct danests_metrics *src)
+{
+	size_t i;
+
+	for (i = 0; i < NCOUNTERS; i++)
+		*metrics_counter(dst, i) = get(metrics_counter(
+		    (struct danests_metrics *)src, i));
+}
+
+/* metrics_add - dst += src */
+void
+metrics_add(struct danests_metrics *dst, const struct danests_metrics *src)
+{
+	size_t i;
+
+	for (i = 0; i < NCOUNTERS; i++)
+		add(metrics_counter(dst, i), get(metrics_counter(
+		    (struct danests_metrics *)src, i)));
+}
+
+/* each - fn on one counter, named "a/b/c/d" from the non-NULL parts */
+static void
+each(struct danests_metrics *m, metrics_each_fn *fn, void *arg, uint64_t *c,
+    const char *a, const char *b, const char *cc, const char *d)
+{
+	char key[128];
+
+	snprintf(key, sizeof(key), "%s%s%s%s%s%s%s", a, b ? "/" : "",
+	    b ? b : "", cc ? "/" : "", cc ? cc : "", d ? "/" : "", d ? d : "");
+	fn(arg, key, (size_t)(c - (uint64_t *)(void *)m), c);
+}
+
+/* metrics_each - see danests-internal.h */
+void
+metrics_each(struct danests_metrics *m, metrics_each_fn *fn, void *arg)
+{
+	char le[32];
+	size_t i, j;
+
+	for (i = 0; i < NVERDICTS; i++)
+		each(m, fn, arg, &m->decisions[i], "decisions",
+		    danests_verdict_name((danests_verdict)i), NULL, NULL);
+	for (i = 1; i < NREASONS; i++)
+		each(m, fn, arg, &m->reasons[i], "reasons",
+		    danests_reason_name((danests_reason)i), NULL, NULL);
+	for (i = 0; i < NPOLICIES; i++)
+		each(m, fn, arg, &m->hosts[i], "hosts",
+		    danests_policy_name((danests_policy)i), NULL, NULL);
+	each(m, fn, arg, &m->failures, "failures", NULL, NULL, NULL);
+	for (i = 0; i < METRICS_FETCH_N; i++)
+		each(m, fn, arg, &m->fetches[i], "fetches", fetch_names[i],
+		    NULL, NULL);
+	for (i = 0; i < METRICS_CACHE_N; i++)
+		for (j = 0; j < NELEM(cache_results); j++)
+			each(m, fn, arg, &m->cache[i][j], "cache",
+			    cache_labels[i][0], cache_labels[i][1],
+			    cache_results[j]);
+	for (i = 0; i < NBUCKETS; i++) {
+		if (i < NELEM(bounds))
+			snprintf(le, sizeof(le), "%g", bounds[i]);
+		else
+			strlcpy(le, "+Inf", sizeof(le));
+		each(m, fn, arg, &m->buckets[i], "latency", le, NULL, NULL);
+	}
+	each(m, fn, arg, &m->latency_us, "latency_us", NULL, NULL, NULL);
+}
+
 /* A request as the caller made it, timed until its callback. */
 struct timed {
 	struct danests_ctx *ctx;

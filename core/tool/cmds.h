@@ -14,6 +14,8 @@ int cmd_probe(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 /* cache_dir as for cmd_cache; argv[0] is "refresh" */
 int cmd_cache_refresh(int argc, char **argv, const char *cache_dir);
+/* cache_dir as for cmd_cache; argv[0] is "stats" */
+int cmd_stats(int argc, char **argv, const char *cache_dir);
 /* "danests report send"; argv[0] is "send" */
 int cmd_report_send(int argc, char **argv);
 

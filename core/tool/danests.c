@@ -56,6 +56,11 @@ static const char usage_text[] =
 "             --json prints the report as it is sent; send sends the\n"
 "             reports that are due.\n"
 "\n"
+"     stats [--prometheus]\n"
+"             The counters the Exim module stored in the cache (decisions,\n"
+"             reasons, policy fetches, cache lookups, latency), as lines or\n"
+"             in the Prometheus text format.\n"
+"\n"
 "     help [COMMAND]\n"
 "             Show this text, or the help of COMMAND.\n"
 "\n"
@@ -123,6 +128,8 @@ run(int argc, char **argv)
 		return cmd_cache(argc, argv, cache_dir_default());
 	if (strcmp(argv[0], "report") == 0)
 		return cmd_report(argc, argv);
+	if (strcmp(argv[0], "stats") == 0)
+		return cmd_stats(argc, argv, cache_dir_default());
 	return usage_error("unknown command", argv[0]);
 }
 

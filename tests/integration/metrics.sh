@@ -180,6 +180,13 @@ check pf-reload-keeps '[ "$d_pf" = 1 ] && [ "$d_nf" = 1 ] &&
     [ "$(value "$after" "danests_decisions_total{verdict=\"deliver\"}")" -ge 4 ]' \
     "after SIGHUP: permfail +$d_pf NOTFOUND +$d_nf ($a6)"
 
+# --- danests stats: the daemons serve their counters, they store none -----
+# (read as nobody, the owner of the daemon's cache here)
+out=$(runuser -u nobody -- "$build/core/danests" stats --cache-dir "$W/pfcache" 2>&1); rc=$?
+check stats-none-stored '[ $rc = 0 ] && [ "$out" = "no counters stored in $W/pfcache (the Exim module stores its counters there with metrics yes in [exim]; the daemons serve theirs on metrics_listen)" ]' "$rc $out"
+"$build/core/danests" stats --bogus >/dev/null 2>&1; rc=$?
+check stats-usage '[ $rc = 64 ]' "exit $rc"
+
 # --- -n and the key's syntax ----------------------------------------------
 sed "s/^metrics_listen .*/metrics_listen inet:0.0.0.0:$PF_M/" "$W/pf.conf" >"$W/pf-any.conf"
 out=$("$pf" -n -c "$W/pf-any.conf" 2>&1)

@@ -3,7 +3,8 @@
  * (core/src/metrics.c): exact text of known families, escaping, overflow,
  * and the counts that decisions over the test resolver leave (verdicts,
  * reasons, host policies, memory and LMDB cache lookups, the latency
- * histogram), in a context's own set and in a shared one.
+ * histogram), in a context's own set and in a shared one; and the
+ * counts of several contexts added up in the cache (metrics_store.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -322,6 +323,101 @@ test_shared(void **state)
 	danests_metrics_free(m);
 }
 
+/* stored - the counts stored in dir, as exposition text in buf */
+static size_t
+stored(const char *dir, char *buf, size_t len)
+{
+	struct danests_cache *c;
+	struct danests_metrics *m;
+	struct danests_expo e;
+	char why[256];
+	size_t found;
+
+	assert_int_equal(danests_cache_open(dir, &c, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_non_null(m = danests_metrics_new());
+	assert_int_equal(danests_cache_metrics(c, m, &found, why,
+	    sizeof(why)), DANESTS_OK);
+	danests_expo_init(&e, buf, len);
+	danests_metrics_write(m, &e);
+	assert_false(e.overflow);
+	danests_metrics_free(m);
+	danests_cache_close(c);
+	return found;
+}
+
+/* test_store - two contexts over one cache store what they counted;
+ * the stored counts are their sum, each count added once */
+static void
+test_store(void **state)
+{
+	static char buf[16384];
+	struct fixture f;
+	struct danests_ctx *c2;
+	struct dns *dns;
+	struct danests_decision *d;
+	char why[256];
+
+	(void)state;
+	setup(&f, true);
+	assert_int_equal(stored(f.dir, buf, sizeof(buf)), 0);
+	decide(&f, "d.test", 0);
+	decide(&f, "t.test", 0);
+	assert_int_equal(danests_ctx_metrics_store(f.ctx, why, sizeof(why)),
+	    DANESTS_OK);
+	/* nothing new: nothing added */
+	assert_int_equal(danests_ctx_metrics_store(f.ctx, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_true(stored(f.dir, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf,
+	    "\ndanests_decisions_total{verdict=\"deliver\"} 1\n"));
+	assert_non_null(strstr(buf,
+	    "\ndanests_decisions_total{verdict=\"tempfail\"} 1\n"));
+	assert_non_null(strstr(buf,
+	    "\ndanests_decision_duration_seconds_count 2\n"));
+	/* a second context (another process, as far as the cache is
+	 * concerned): its counts add up with the first's */
+	assert_int_equal(dns_mock_new(f.base, zone,
+	    sizeof(zone) / sizeof(zone[0]), &dns), DANESTS_OK);
+	assert_int_equal(danests_ctx_new_with_dns(f.cfg, f.base, dns, &c2,
+	    why, sizeof(why)), DANESTS_OK);
+	assert_int_equal(danests_decide(c2, "d.test", 0, &d, why,
+	    sizeof(why)), DANESTS_OK);
+	danests_decision_free(d);
+	assert_int_equal(danests_ctx_metrics_store(c2, why, sizeof(why)),
+	    DANESTS_OK);
+	decide(&f, "n.test", 0);
+	assert_int_equal(danests_ctx_metrics_store(f.ctx, why, sizeof(why)),
+	    DANESTS_OK);
+	stored(f.dir, buf, sizeof(buf));
+	assert_non_null(strstr(buf,
+	    "\ndanests_decisions_total{verdict=\"deliver\"} 2\n"));
+	assert_non_null(strstr(buf,
+	    "\ndanests_decisions_total{verdict=\"permfail\"} 1\n"));
+	assert_non_null(strstr(buf,
+	    "\ndanests_cache_requests_total{layer=\"lmdb\",kind=\"decision\","
+	    "result=\"hit\"} 1\n"));
+	assert_non_null(strstr(buf,
+	    "\ndanests_decision_duration_seconds_count 4\n"));
+	danests_ctx_free(c2);
+	teardown(&f);
+}
+
+/* test_store_none - without a cache, a store does nothing */
+static void
+test_store_none(void **state)
+{
+	struct fixture f;
+	char why[256];
+
+	(void)state;
+	setup(&f, false);
+	decide(&f, "d.test", 0);
+	assert_int_equal(danests_ctx_metrics_store(f.ctx, why, sizeof(why)),
+	    DANESTS_OK);
+	teardown(&f);
+}
+
 int
 main(void)
 {
@@ -333,6 +429,8 @@ main(void)
 		cmocka_unit_test(test_decisions),
 		cmocka_unit_test(test_lmdb),
 		cmocka_unit_test(test_shared),
+		cmocka_unit_test(test_store),
+		cmocka_unit_test(test_store_none),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -99,6 +99,11 @@ if [ -z "${EXIM_E2E_INSIDE:-}" ]; then
 	chown "$duid:$dgid" "$RUN/rcache" && chmod 2770 "$RUN/rcache"
 	{ sed "s|^cache_dir .*|cache_dir $RUN/rcache|" "$RUN/danests.conf"
 	  echo "tls_reports yes"; } >"$RUN/reports.conf"
+	# the module's counters ([exim] metrics yes) into a cache of their own
+	mkdir -p "$RUN/mcache"
+	chown "$duid:$dgid" "$RUN/mcache" && chmod 2770 "$RUN/mcache"
+	{ sed "s|^cache_dir .*|cache_dir $RUN/mcache|" "$RUN/danests.conf"
+	  printf '[exim]\nmetrics yes\n'; } >"$RUN/metrics.conf"
 	sed "s|^cache_dir .*|cache_dir $RUN/not-a-dir/cache|" \
 	    "$RUN/danests.conf" >"$RUN/broken-cache.conf"
 	{ cat "$RUN/danests.conf"; echo "dns_timout 2"; } >"$RUN/bad-key.conf"
@@ -419,6 +424,35 @@ if files sts-enforce.test | xargs -r grep -l '^X-Danests: deliver sts-enforce=1'
 	e2e_ok header-x-danests
 else
 	e2e_notok header-x-danests
+fi
+
+# ---- metrics: [exim] metrics yes adds each decision's counts to the cache -
+# Off by default: every delivery above asked the module, nothing stored.
+out=$("$BUILD/core/danests" stats --cache-dir "$RUN/cache" 2>&1)
+case $out in
+"no counters stored in $RUN/cache "*) e2e_ok metrics-off-nothing-stored ;;
+*) e2e_notok metrics-off-nothing-stored "$(head -3 <<<"$out")" ;;
+esac
+# On: four Exim processes expand the module, each a decision; the second
+# dane-ee.test comes from the cache the first filled.
+for d in dane-ee.test dane-ee.test nxdomain.test bogus-mx.test; do
+	ex -be "\${dlfunc{$SO}{decision}{$d}{$RUN/metrics.conf}}" >/dev/null 2>&1
+done
+out=$("$BUILD/core/danests" stats --cache-dir "$RUN/mcache" 2>&1)
+if grep -qx 'danests_decisions_total{verdict="deliver"} 2' <<<"$out" &&
+    grep -qx 'danests_decisions_total{verdict="permfail"} 1' <<<"$out" &&
+    grep -qx 'danests_decisions_total{verdict="tempfail"} 1' <<<"$out" &&
+    grep -qx 'danests_cache_requests_total{layer="lmdb",kind="decision",result="hit"} 1' <<<"$out" &&
+    grep -qx 'danests_decision_duration_seconds_count 4' <<<"$out"; then
+	e2e_ok metrics-stored-by-exim
+else
+	e2e_notok metrics-stored-by-exim "$(tr '\n' ' ' <<<"$out" | cut -c1-400)"
+fi
+lint=$("$BUILD/core/danests" stats --cache-dir "$RUN/mcache" --prometheus | promtool check metrics 2>&1)
+if [ $? = 0 ] && [ -z "$lint" ]; then
+	e2e_ok metrics-stats-prometheus
+else
+	e2e_notok metrics-stats-prometheus "$(head -c 300 <<<"$lint")"
 fi
 
 # ---- fail closed: the module broken on purpose ---------------------------
