@@ -534,9 +534,13 @@ enum metrics_cache {
 	METRICS_CACHE_MEMORY = 0,	/* the context's memory */
 	METRICS_CACHE_LMDB_DECISION,
 	METRICS_CACHE_LMDB_POLICY,
+	METRICS_CACHE_STORE_POLICY,	/* the shared store (store.c) */
 	METRICS_CACHE_N
 };
 void metrics_fetch(struct danests_ctx *, enum metrics_fetch);
+/* metrics_store_error - a call to the shared store failed (unreachable,
+ * slow) */
+void metrics_store_error(struct danests_ctx *);
 /* metrics_cache - OK: a hit, NOTFOUND: a miss, else an error */
 void metrics_cache(struct danests_ctx *, enum metrics_cache, danests_status);
 /* metrics_each - every counter of m with its stable name (the keys of

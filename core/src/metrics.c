@@ -6,7 +6,8 @@
  * failures to decide), the time from danests_decide_async to the callback
  * (a histogram with fixed buckets), MTA-STS policy fetches by result and
  * the lookups of each cache layer (the context's memory; the LMDB cache's
- * decisions and policies) by result.  Counters are updated with relaxed
+ * decisions and policies; the shared store's policies) by result, and the
+ * calls to the shared store that failed.  Counters are updated with relaxed
  * atomic additions so that the contexts of several threads may share one
  * set (danests_ctx_set_metrics) and a listener on another thread may read
  * it.  The library writes text only when asked; it never serves it.
@@ -43,6 +44,7 @@ static const char *const cache_labels[METRICS_CACHE_N][2] = {
 	[METRICS_CACHE_MEMORY] = { "memory", "decision" },
 	[METRICS_CACHE_LMDB_DECISION] = { "lmdb", "decision" },
 	[METRICS_CACHE_LMDB_POLICY] = { "lmdb", "policy" },
+	[METRICS_CACHE_STORE_POLICY] = { "store", "policy" },
 };
 static const char *const cache_results[3] = { "hit", "miss", "error" };
 
@@ -53,6 +55,7 @@ struct danests_metrics {
 	uint64_t failures;		/* no decision at all */
 	uint64_t fetches[METRICS_FETCH_N];
 	uint64_t cache[METRICS_CACHE_N][3];
+	uint64_t store_errors;		/* calls to the shared store failed */
 	uint64_t buckets[NBUCKETS];	/* not cumulative here */
 	uint64_t latency_us;		/* sum, microseconds */
 };
@@ -104,6 +107,14 @@ metrics_fetch(struct danests_ctx *c, enum metrics_fetch r)
 {
 	if (c->metrics != NULL && (unsigned)r < METRICS_FETCH_N)
 		add(&c->metrics->fetches[r], 1);
+}
+
+/* metrics_store_error - one call to the shared store failed */
+void
+metrics_store_error(struct danests_ctx *c)
+{
+	if (c->metrics != NULL)
+		add(&c->metrics->store_errors, 1);
 }
 
 /* metrics_cache - one cache lookup: found (OK), not found, or error */
@@ -193,6 +204,7 @@ metrics_each(struct danests_metrics *m, metrics_each_fn *fn, void *arg)
 		each(m, fn, arg, &m->buckets[i], "latency", le, NULL, NULL);
 	}
 	each(m, fn, arg, &m->latency_us, "latency_us", NULL, NULL, NULL);
+	each(m, fn, arg, &m->store_errors, "store_errors", NULL, NULL, NULL);
 }
 
 /* A request as the caller made it, timed until its callback. */
@@ -429,7 +441,7 @@ danests_metrics_write(const struct danests_metrics *m,
 		    get(&m->fetches[i]));
 	}
 	danests_expo_family(e, "danests_cache_requests_total", "counter",
-	    "Cache lookups, by layer, kind and result.");
+	    "Cache and store lookups, by layer, kind and result.");
 	l[0] = "layer";
 	l[2] = "kind";
 	for (i = 0; i < METRICS_CACHE_N; i++) {
@@ -444,6 +456,10 @@ danests_metrics_write(const struct danests_metrics *m,
 			    ll, get(&m->cache[i][j]));
 		}
 	}
+	danests_expo_family(e, "danests_store_errors_total", "counter",
+	    "Calls to the shared store (store redis://...) that failed.");
+	danests_expo_u64(e, "danests_store_errors_total", NULL,
+	    get(&m->store_errors));
 	danests_expo_family(e, "danests_decision_duration_seconds",
 	    "histogram", "Time from a request to its answer.");
 	l[0] = "le";

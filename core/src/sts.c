@@ -125,8 +125,13 @@ store_adopt(struct danests_ctx *ctx, const char *domain,
 {
 	struct cache_sts r;
 	char cwhy[DANESTS_WHY_MAX];
+	danests_status st;
 
-	if (store_sts_get(ctx->store, domain, &r) != DANESTS_OK)
+	st = store_sts_get(ctx->store, domain, &r);
+	metrics_cache(ctx, METRICS_CACHE_STORE_POLICY, st);
+	if (st == DANESTS_TEMP)
+		metrics_store_error(ctx);
+	if (st != DANESTS_OK)
 		return false;
 	if (r.expires <= after || (*have && !sts_newer(&r, local))) {
 		cache_sts_clear(&r);
@@ -321,8 +326,9 @@ fetch_done(void *arg, struct sts_fetch_result *fr)
 		if (q->ctx->store != NULL) {
 			bool written;
 
-			(void)store_sts_put(q->ctx->store, q->domain, &e,
-			    &written);
+			if (store_sts_put(q->ctx->store, q->domain, &e,
+			    &written) == DANESTS_TEMP)
+				metrics_store_error(q->ctx);
 		}
 	}
 	q->res.state = STS_POLICY;
@@ -701,6 +707,8 @@ refresh_claim(struct refresh *r, size_t i)
 	snprintf(name, sizeof(name), "refresh:%s", r->domains[i]);
 	st = store_lock(r->ctx->store, name, r->ctx->cfg.decision_timeout_ms,
 	    it->token);
+	if (st == DANESTS_TEMP)
+		metrics_store_error(r->ctx);
 	if (st == DANESTS_NOTFOUND)
 		return CLAIM_SKIP;
 	it->locked = st == DANESTS_OK;
@@ -743,7 +751,10 @@ store_push(void *arg, const char *domain, const struct cache_sts *e)
 
 	if (e->expires <= time(NULL))
 		return 0;
-	return store_sts_put(ctx->store, domain, e, &written) != DANESTS_OK;
+	if (store_sts_put(ctx->store, domain, e, &written) == DANESTS_OK)
+		return 0;
+	metrics_store_error(ctx);
+	return 1;
 }
 
 /* store_resync - after an outage (or at the first refresh), push the

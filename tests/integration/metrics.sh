@@ -5,7 +5,9 @@
 # and reason, the context's memory, policy fetches, relay deliveries by
 # result), 404 and 405, HEAD, an oversized request refused and closed, a
 # client that never ends its request closed at its deadline, clients
-# beyond the cap served once a slot frees, counts kept across SIGHUP, -n
+# beyond the cap served once a slot frees, counts kept across SIGHUP, the
+# shared store's lookups (a miss on one node, a hit on the next, an error
+# when Redis is gone), -n
 # warning of a non-loopback address, a unix: spec refused, the README's
 # configuration blocks, and promtool (Debian's prometheus package) finding nothing to say of the
 # text.  Needs the test bed (tests/testbed/up.sh) and root.
@@ -58,7 +60,7 @@ pids+=($!)
 listening 127.0.0.1:$PF_PORT 127.0.0.1:$PF_M ||
     { notok pf-start "$(tail -3 "$W/pf.log")"; exit 1; }
 
-# ask DOMAIN - one socketmap request; the reply's first word
+# ask DOMAIN - one socketmap request (to PF_PORT); the reply's first word
 ask() {
 	"$PY" - "$PF_PORT" "$1" <<'EOP' 2>&1
 import socket, sys
@@ -179,6 +181,51 @@ d_nf=$(delta x 'danests_postfix_replies_total{type="NOTFOUND"}')
 check pf-reload-keeps '[ "$d_pf" = 1 ] && [ "$d_nf" = 1 ] &&
     [ "$(value "$after" "danests_decisions_total{verdict=\"deliver\"}")" -ge 4 ]' \
     "after SIGHUP: permfail +$d_pf NOTFOUND +$d_nf ($a6)"
+
+# --- the shared store (store redis://...): lookups by result, errors -----
+RPORT=16390 S1_PORT=18484 S1_M=18485 S2_PORT=18486 S2_M=18487
+mkdir -p "$W/s1cache" "$W/s2cache" "$W/redis"
+chown nobody "$W/s1cache" "$W/s2cache"
+redis-server --port $RPORT --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$W/redis" --logfile "$W/redis/log" &
+rpid=$!
+pids+=("$rpid")
+e2e_wait 5 sh -c "[ \"\$(redis-cli -p $RPORT ping 2>/dev/null)\" = PONG ]"
+# snode NAME PORT MPORT - a danests-postfix of the fleet
+snode() {
+	cat >"$W/$1.conf" <<EOC
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $W/$1cache
+store redis://127.0.0.1:$RPORT
+store_prefix m:
+[postfix]
+user nobody
+listen inet:127.0.0.1:$2
+metrics_listen inet:127.0.0.1:$3
+EOC
+	"$pf" -d -c "$W/$1.conf" 2>"$W/$1.log" &
+	pids+=($!)
+	listening 127.0.0.1:$2 127.0.0.1:$3
+}
+snode s1 $S1_PORT $S1_M && snode s2 $S2_PORT $S2_M ||
+    notok store-nodes-start "$(tail -2 "$W/s1.log" "$W/s2.log")"
+sample_store() { echo "danests_cache_requests_total{layer=\"store\",kind=\"policy\",result=\"$1\"}"; }
+PF_PORT=$S1_PORT ask sts-enforce.test >/dev/null
+s1=$(scrape $S1_M)
+PF_PORT=$S2_PORT ask sts-enforce.test >/dev/null
+s2=$(scrape $S2_M)
+check store-miss-then-hit '[ "$(value "$s1" "$(sample_store miss)")" = 1 ] &&
+    [ "$(value "$s2" "$(sample_store hit)")" = 1 ] &&
+    [ "$(value "$s2" "$(sample_store miss)")" = 0 ] &&
+    [ "$(value "$s1" danests_store_errors_total)" = 0 ]' \
+    "s1 miss $(value "$s1" "$(sample_store miss)"), s2 hit $(value "$s2" "$(sample_store hit)")"
+kill "$rpid"; wait "$rpid" 2>/dev/null
+a=$(PF_PORT=$S1_PORT ask sts-wild.test)
+s1=$(scrape $S1_M)
+check store-error-counted '[ "$a" = OK ] && [ "$(value "$s1" "$(sample_store error)")" = 1 ] &&
+    [ "$(value "$s1" danests_store_errors_total)" -ge 1 ]' \
+    "$a; read errors $(value "$s1" "$(sample_store error)"), errors $(value "$s1" danests_store_errors_total)"
 
 # --- danests stats: the daemons serve their counters, they store none -----
 # (read as nobody, the owner of the daemon's cache here)
