@@ -7,10 +7,11 @@
 # client that never ends its request closed at its deadline, clients
 # beyond the cap served once a slot frees, counts kept across SIGHUP, the
 # shared store's lookups (a miss on one node, a hit on the next, an error
-# when Redis is gone), -n
-# warning of a non-loopback address, a unix: spec refused, the README's
-# configuration blocks, and promtool (Debian's prometheus package) finding nothing to say of the
-# text.  Needs the test bed (tests/testbed/up.sh) and root.
+# when Redis is gone), -n warning of a non-loopback address, a unix: spec
+# refused, `danests stats` with nothing stored, the README's configuration
+# blocks, promtool (Debian's prometheus package) finding nothing to say of
+# the text, and a real Prometheus scraping both daemons.  Needs the test
+# bed (tests/testbed/up.sh) and root.
 #
 #   metrics.sh BUILD_DIR        prints "ok N NAME" / "not ok N NAME"
 set -u
@@ -285,6 +286,32 @@ EOF
 	sed "s/^metrics_listen .*/metrics_listen inet:[::]:$RELAY_M/" "$W/relay.conf" >"$W/relay-any.conf"
 	out=$("$relay" -n -c "$W/relay-any.conf" 2>&1)
 	check relay-n-warns 'grep -q "warning: metrics_listen inet:\[::\]:$RELAY_M is not a loopback address" <<<"$out"' "$out"
+
+	# a real Prometheus scrapes both daemons every second
+	PROM=19090
+	cat >"$W/prometheus.yml" <<EOC
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: danests
+    static_configs:
+      - targets: ['127.0.0.1:$PF_M', '127.0.0.1:$RELAY_M']
+EOC
+	prometheus --config.file="$W/prometheus.yml" --storage.tsdb.path="$W/prom" \
+	    --web.listen-address=127.0.0.1:$PROM >"$W/prometheus.log" 2>&1 &
+	pids+=($!)
+	# promq QUERY - the values of an instant query, one line each
+	promq() {
+		curl -sS --max-time 5 "http://127.0.0.1:$PROM/api/v1/query" \
+		    --data-urlencode "query=$1" 2>/dev/null |
+		    jq -r '.data.result[].value[1]' 2>/dev/null
+	}
+	e2e_wait 30 sh -c "[ \"\$(curl -s 'http://127.0.0.1:$PROM/api/v1/query?query=up%3D%3D1' | jq '.data.result | length' 2>/dev/null)\" = 2 ]"
+	up=$(promq 'up{job="danests"}' | sort | tr '\n' ' ')
+	okr=$(promq 'danests_postfix_replies_total{type="OK"}')
+	del=$(promq 'danests_relay_deliveries_total{result="delivered"}')
+	check prometheus-scrapes '[ "$up" = "1 1 " ] && [ "${okr:-0}" -ge 4 ] && [ "$del" = 1 ]' \
+	    "up: $up; OK replies: $okr; delivered: $del; $(tail -2 "$W/prometheus.log" | cut -c1-200)"
 else
 	echo "# no $relay: relay checks not run"
 fi
