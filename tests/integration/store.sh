@@ -12,6 +12,8 @@
 #    bounded time, and logs the outage; Redis back: the next refresh
 #    writes the local policies again (resynchronisation);
 #  - two nodes refreshing at once fetch the policy once (nginx's log).
+# Every program run is bounded (timeout), so that a store call without
+# its bound fails the test instead of hanging it.
 # Usage: store.sh BUILD_DIR    Prints "ok N NAME" / "not ok N NAME".
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -87,12 +89,13 @@ done
 grep -v '^store' "$tmp/c.conf" >"$tmp/c-alone.conf"
 
 check() {	# check NODE DOMAIN -> JSON line on stdout
-	"$danests" check --json --config "$tmp/$1.conf" "$2" 2>>"$tmp/err-$1"
+	timeout 30 "$danests" check --json --config "$tmp/$1.conf" "$2" \
+	    2>>"$tmp/err-$1"
 }
 refresh() {	# refresh NODE [options]
 	local node=$1
 	shift
-	"$danests" cache --cache-dir "$tmp/cache-$node" refresh \
+	timeout 60 "$danests" cache --cache-dir "$tmp/cache-$node" refresh \
 	    --config "$tmp/$node.conf" "$@"
 }
 expect() {	# expect NAME JQ-EXPR JSON
@@ -145,7 +148,7 @@ fi
 rcli del $key >/dev/null
 refresh c --window 0 >/dev/null 2>&1
 fc=$(rcli hget $key fetched)
-if [ -n "$fc" ] && [ "$fc" -lt "$fa" ]; then
+if [ -n "$fc" ] && [ -n "$fa" ] && [ "$fc" -lt "$fa" ]; then
 	ok "older-written-to-empty-store (C's $fc < A's $fa)"
 else
 	notok older-written-to-empty-store "fetched '$fc', A's $fa"
