@@ -7,11 +7,12 @@
 # client that never ends its request closed at its deadline, clients
 # beyond the cap served once a slot frees, counts kept across SIGHUP, the
 # shared store's lookups (a miss on one node, a hit on the next, an error
-# when Redis is gone), -n warning of a non-loopback address, a unix: spec
-# refused, `danests stats` with nothing stored, the README's configuration
-# blocks, promtool (Debian's prometheus package) finding nothing to say of
-# the text, and a real Prometheus scraping both daemons.  Needs the test
-# bed (tests/testbed/up.sh) and root.
+# when Redis is gone), the TLSRPT collector's datagrams, -n warning of a
+# non-loopback address, a unix: spec refused, `danests stats` with nothing
+# stored, the README's configuration blocks, promtool (Debian's prometheus
+# package) finding nothing to say of the text, and a real Prometheus
+# scraping both daemons.  Needs the test bed (tests/testbed/up.sh) and
+# root.
 #
 #   metrics.sh BUILD_DIR        prints "ok N NAME" / "not ok N NAME"
 set -u
@@ -227,6 +228,40 @@ s1=$(scrape $S1_M)
 check store-error-counted '[ "$a" = OK ] && [ "$(value "$s1" "$(sample_store error)")" = 1 ] &&
     [ "$(value "$s1" danests_store_errors_total)" -ge 1 ]' \
     "$a; read errors $(value "$s1" "$(sample_store error)"), errors $(value "$s1" danests_store_errors_total)"
+
+# --- the TLSRPT collector's datagrams (tlsrpt_socket) ---------------------
+T_PORT=18488 T_M=18489
+mkdir -p "$W/tcache" "$W/trun"
+chown nobody "$W/tcache" "$W/trun"
+cat >"$W/t.conf" <<EOC
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $W/tcache
+tls_reports yes
+[postfix]
+user nobody
+listen inet:127.0.0.1:$T_PORT
+metrics_listen inet:127.0.0.1:$T_M
+tlsrpt_socket $W/trun/tlsrpt
+EOC
+"$pf" -d -c "$W/t.conf" 2>"$W/t.log" &
+pids+=($!)
+listening 127.0.0.1:$T_PORT 127.0.0.1:$T_M || notok tlsrpt-node-start "$(tail -2 "$W/t.log")"
+# one good datagram, one malformed, one over the 32 KiB cap
+"$PY" - "$W/trun/tlsrpt" "$top/tests/unit/data/tlsrpt/tlsa-success.json" <<'EOP'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(open(sys.argv[2], "rb").read(), sys.argv[1])
+s.sendto(b"{not json", sys.argv[1])
+s.sendto(b"x" * 40000, sys.argv[1])
+EOP
+tdg() { value "$t" "danests_postfix_tlsrpt_datagrams_total{result=\"$1\"}"; }
+e2e_wait 10 sh -c "curl -s http://127.0.0.1:$T_M/metrics | grep -q '^danests_postfix_tlsrpt_datagrams_total{result=\"oversized\"} 1$'"
+t=$(scrape $T_M)
+check tlsrpt-datagrams '[ "$(tdg accepted) $(tdg malformed) $(tdg oversized)" = "1 1 1" ] &&
+    [ "$(value "$t" "danests_postfix_tlsrpt_results_total{result=\"recorded\"}")" = 1 ]' \
+    "accepted/malformed/oversized $(tdg accepted)/$(tdg malformed)/$(tdg oversized), recorded $(value "$t" "danests_postfix_tlsrpt_results_total{result=\"recorded\"}")"
+check tlsrpt-families-absent-when-off '! grep -q "^danests_postfix_tlsrpt" <<<"$(scrape $PF_M)"'
 
 # --- danests stats: the daemons serve their counters, they store none -----
 # (read as nobody, the owner of the daemon's cache here)
