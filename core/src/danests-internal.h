@@ -14,6 +14,7 @@
 #include "danests-report.h"
 
 #include <event2/event.h>
+#include <signal.h>
 #include <stdarg.h>
 
 #define DANESTS_NAME_MAX 256	/* presentation name incl. NUL */
@@ -596,6 +597,18 @@ bool store_unsynced(const struct store *);
 void store_set_synced(struct store *, bool synced);
 /* sts_newer - a is newer than b (fetch time, then TXT id) */
 bool sts_newer(const struct cache_sts *a, const struct cache_sts *b);
+/* nopipe_begin / nopipe_end - around writes to a socket by code that
+ * uses write() (hiredis): SIGPIPE is blocked in the calling thread, and a
+ * SIGPIPE the writes raised is taken off before the old mask returns, so
+ * a peer that closed is an error (EPIPE), never the death of a process
+ * that does not ignore SIGPIPE (the danests tool, Exim's delivery
+ * processes).  A SIGPIPE pending before nopipe_begin is left pending. */
+struct nopipe {
+	sigset_t old;
+	bool pending;
+};
+void nopipe_begin(struct nopipe *);
+void nopipe_end(struct nopipe *);
 /* danests_log - a note of the library (danests_set_log) */
 void danests_log(int prio, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

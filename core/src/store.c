@@ -291,11 +291,17 @@ command(struct store *s, struct store_conn *c, int argc, const char **argv,
 {
 	redisContext *rc;
 	redisReply *r;
+	struct nopipe np;
 	char err[160];
 
-	if ((rc = conn_get(s, c)) == NULL)
+	/* hiredis writes with write(): a store that closed is an error */
+	nopipe_begin(&np);
+	if ((rc = conn_get(s, c)) == NULL) {
+		nopipe_end(&np);
 		return NULL;
+	}
 	r = redisCommandArgv(rc, argc, argv, lens);
+	nopipe_end(&np);
 	if (r == NULL) {
 		conn_fail(c, rc->errstr[0] ? rc->errstr : "no reply");
 		return NULL;

@@ -4,6 +4,8 @@
 #include "danests-internal.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,34 @@ danests_log(int prio, const char *fmt, ...)
 		log_fn(prio, line);
 	else
 		syslog(LOG_MAIL | prio, "%s", line);
+}
+
+/* nopipe_begin - see danests-internal.h */
+void
+nopipe_begin(struct nopipe *np)
+{
+	sigset_t pipe, pend;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	np->pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+	(void)pthread_sigmask(SIG_BLOCK, &pipe, &np->old);
+}
+
+/* nopipe_end - see danests-internal.h */
+void
+nopipe_end(struct nopipe *np)
+{
+	static const struct timespec zero = { 0, 0 };
+	sigset_t pipe, pend;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	if (!np->pending && sigpending(&pend) == 0 &&
+	    sigismember(&pend, SIGPIPE))
+		while (sigtimedwait(&pipe, NULL, &zero) < 0 && errno == EINTR)
+			;
+	(void)pthread_sigmask(SIG_SETMASK, &np->old, NULL);
 }
 
 /* is_wsp - WSP of RFC 5234 B.1 */

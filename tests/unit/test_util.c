@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <errno.h>
+#include <signal.h>
+#include <pthread.h>
+#include <sys/socket.h>
 
 #include "danests-internal.h"
 
@@ -313,6 +317,34 @@ test_result_types(void **state)
 	assert_null(danests_result_type_name((danests_result_type)1000));
 }
 
+/* A write to a peer that closed, between nopipe_begin and nopipe_end, is
+ * EPIPE and leaves no SIGPIPE behind; with SIGPIPE's default action a
+ * missing guard kills the test. */
+static void
+test_nopipe(void **state)
+{
+	struct nopipe np;
+	sigset_t pend;
+	int sv[2];
+	ssize_t n;
+
+	(void)state;
+	signal(SIGPIPE, SIG_DFL);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	close(sv[1]);
+	nopipe_begin(&np);
+	n = write(sv[0], "x", 1);
+	assert_int_equal(n, -1);
+	assert_int_equal(errno, EPIPE);
+	nopipe_end(&np);
+	assert_int_equal(sigpending(&pend), 0);
+	assert_false(sigismember(&pend, SIGPIPE));
+	/* and the mask is back: SIGPIPE is not left blocked */
+	assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &pend), 0);
+	assert_false(sigismember(&pend, SIGPIPE));
+	close(sv[0]);
+}
+
 int
 main(void)
 {
@@ -324,6 +356,7 @@ main(void)
 		cmocka_unit_test(test_reason_types),
 		cmocka_unit_test(test_result_types),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_nopipe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
