@@ -85,6 +85,7 @@ servers() {
 		note "integration tests"
 		for s in tests/integration/*.sh; do
 			n=$(basename "$s" .sh)
+			[ "$n" = lib ] && continue	# sourced by the others
 			case " ${INTEGRATION:-$n} " in *" $n "*) ;; *) continue ;; esac
 			run_tap "$n" "$s" "$top/build"
 		done
