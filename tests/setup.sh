@@ -21,6 +21,8 @@ PKGS="$PKGS systemd"
 PKGS="$PKGS mmdebstrap"
 # prometheus: promtool checks what metrics_listen serves (metrics.sh).
 PKGS="$PKGS prometheus"
+# faketime: `danests report send` a day ahead in the e2e suites.
+PKGS="$PKGS faketime"
 
 updated=0
 # install PKG... - apt-get install those of PKG... not installed yet
