@@ -28,7 +28,12 @@
 # `danests report show DOMAIN --json` must count one result per session
 # the relay made with the six domains that publish _smtp._tls, per result
 # type; a message with "TLS-Required: No" to dane-mismatch.test is
-# delivered and counts nothing.  Then load.sh: many multi-recipient messages
+# delivered and counts nothing.  Then `danests report send`, a day later
+# under faketime, posts those reports to the test bed's https receiver and
+# mails them through smtpd's own sendmail (smtpctl) to
+# tlsrpt@reports.test; tests/e2e/report_check.py checks them field by
+# field against the counts above, and the report mails count nothing.
+# Then load.sh: many multi-recipient messages
 # under load, no recipient delivered twice.  Prints "ok NAME" / "not ok
 # NAME".
 #
@@ -298,6 +303,8 @@ printf 'cache_dir %s\ntls_reports yes\n' "$INST/cache" >"$INST/report.conf"
 # DOMAIN POLICY-TYPE EXPECT: ok (every session a success) or the RFC 8460
 # result type of every session; the sessions are the relay's deliveries
 # to DOMAIN (one recipient per domain and message), bar TLS-Required: No
+rday=$(date -u +%F)
+rexpect=""	# the same as lines for report_check.py, below
 while read -r d ptype want; do
 	n=$(grep "domain=$d rcpt=<.* status=" "$INST/relay.log" | grep -vc ' tls_required=no ')
 	# as the relay's user, who owns the cache
@@ -315,7 +322,15 @@ while read -r d ptype want; do
 	     ([$q[]["failure-details"][]? | select((.["receiving-mx-hostname"] // "") == "" or
 	         (.["receiving-ip"] // "") == "" or (.["sending-mta-ip"] // "") == "")] | length)]
 	    | map(tostring) | join(" ")' <<<"$json" 2>&1)
-	if [ "$want" = ok ]; then exp="0 $n 0  0 0"; else exp="0 0 $n $want $n 0"; fi
+	if [ "$want" = ok ]; then
+		exp="0 $n 0  0 0"
+		rexpect="$rexpect$d $ptype $n 0
+"
+	else
+		exp="0 0 $n $want $n 0"
+		rexpect="$rexpect$d $ptype 0 $n $want=$n
+"
+	fi
 	if [ "$n" -gt 0 ] && [ "$got" = "$exp" ]; then
 		e2e_ok "tls-report-$d"
 	else
@@ -329,7 +344,60 @@ dane-mismatch.test tlsa tlsa-invalid
 sts-testing.test sts certificate-not-trusted
 sts-certbad.test sts certificate-not-trusted
 EOF
+# Sending the reports (RFC 8460 5), while smtpd's mta is still paused (no
+# new session changes today's counts): "danests report send" a day later
+# (faketime: a day's report is due only once the UTC day is over) posts
+# them to https://rua.reports.test/tlsrpt and hands them to smtpd's own
+# sendmail interface (report_sendmail: smtpctl called "sendmail", as
+# Debian installs it); once the mta resumes, smtpd relays them through
+# danests-relay over DANE to tlsrpt@reports.test.  "danests report send"
+# runs in smtpd's namespace (where smtpctl reaches smtpd), as the user
+# who owns the cache.  One report each way per domain above, with the
+# counts of its sessions (tests/e2e/report_check.py); the report mails
+# carry TLS-Required: No: no counter for reports.test appears.
+ln -sf smtpctl "$INST/sendmail"
+cat >>"$INST/report.conf" <<EOF
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+report_organization danests e2e opensmtpd
+report_contact postmaster@$ME
+report_from tlsrpt-noreply@$ME
+report_submitter $ME
+report_sendmail $INST/sendmail
+report_timeout 20
+EOF
+"$E2E_TB/rua.sh" reset >/dev/null
+grep -l "^TLS-Report-Submitter: $ME" "$E2E_MAIL"/*/reports.test/*.eml 2>/dev/null |
+    xargs -r rm -f
+t_send=$(date +%s)
+nsenter -t "$smtpd_pid" -m -r setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    faketime -f +1d "$danests" report send --now --config "$INST/report.conf" \
+    >"$INST/send.out" 2>&1
+rc=$?
+if [ $rc = 0 ]; then
+	e2e_ok "tls-report-sent ($(($(date +%s) - t_send)) s)"
+else
+	e2e_notok tls-report-sent "exit $rc: $(head -c 600 "$INST/send.out" | tr '\n' '|')"
+fi
 ctl resume mta >/dev/null 2>&1
+e2e_wait 60 sh -c "[ \$(grep -l '^TLS-Report-Submitter: $ME' $E2E_MAIL/*/reports.test/*.eml 2>/dev/null | wc -l) -ge 6 ]"
+sleep 1	# a seventh would be a duplicate: give it a moment
+if out=$(python3 "$E2E_TOP/tests/e2e/report_check.py" \
+    --rua "$E2E_RUN/rua" --mail "$E2E_MAIL" --day "$rday" \
+    --submitter "$ME" --from "tlsrpt-noreply@$ME" \
+    --org "danests e2e opensmtpd" --contact "postmaster@$ME" <<<"$rexpect" 2>&1) &&
+    [ "$(grep -c 'domain=reports.test rcpt=<tlsrpt@reports.test> .* verified=yes tls_required=no status=250 ' "$INST/relay.log")" = 6 ]; then
+	e2e_ok "tls-report-https-and-mail-through-smtpd ($(grep -c '^ok' <<<"$out") domains, $(($(date +%s) - t_send)) s)"
+else
+	e2e_notok tls-report-https-and-mail-through-smtpd "$(tr '\n' '|' <<<"$out" | cut -c1-600); $(grep 'tlsrpt@reports.test' "$INST/relay.log" | tail -2 | cut -c1-300)"
+fi
+out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    "$danests" report list --json --config "$INST/report.conf" 2>&1)
+if jq -e 'type == "array" and length > 0 and all(.[]; .domain != "reports.test")' >/dev/null 2>&1 <<<"$out"; then
+	e2e_ok tls-report-mails-not-counted
+else
+	e2e_notok tls-report-mails-not-counted "$(head -c 400 <<<"$out")"
+fi
 echo "# TLS reporting part: $(($(date +%s) - t_rpt)) s"
 
 osmtpd_cleanup
