@@ -579,6 +579,17 @@ rpt() {
 	"$BUILD/core/danests" report show "$1" --json --config "$RUN/reports.conf" 2>/dev/null |
 	    jq -r '.policies[] | "\(.policy["policy-type"]) \(.summary["total-successful-session-count"]) \(.summary["total-failure-session-count"])" + ([.["failure-details"][]? | " \(.["result-type"])=\(.["failed-session-count"])"] | join(""))' 2>&1
 }
+# the sessions of this phase, per domain: TYPE SUCCESSFUL FAILED
+# [RESULT-TYPE=COUNT...] (the later phases add nothing)
+rexpect="dane-ee.test tlsa 1 0
+dane-mismatch.test tlsa 0 1 validation-failure=1
+sts-testing.test sts 0 1 certificate-not-trusted=1
+sts-certbad.test sts 0 1 certificate-not-trusted=1
+sts-enforce.test sts 1 0
+insecure.test no-policy-found 1 0
+dane-nostarttls.test tlsa 0 1 starttls-not-supported=1
+sts-nostarttls.test sts 0 1 starttls-not-supported=1"
+rday=$(date -u +%F)
 while read -r d want; do
 	got=$(rpt "$d")
 	if [ "$got" = "$want" ]; then
@@ -586,16 +597,7 @@ while read -r d want; do
 	else
 		e2e_notok "reports: $d: $want" "got: $(echo "$got" | tr '\n' '|')"
 	fi
-done <<-EOF
-dane-ee.test tlsa 1 0
-dane-mismatch.test tlsa 0 1 validation-failure=1
-sts-testing.test sts 0 1 certificate-not-trusted=1
-sts-certbad.test sts 0 1 certificate-not-trusted=1
-sts-enforce.test sts 1 0
-insecure.test no-policy-found 1 0
-dane-nostarttls.test tlsa 0 1 starttls-not-supported=1
-sts-nostarttls.test sts 0 1 starttls-not-supported=1
-EOF
+done <<<"$rexpect"
 # A failure names the session: the MX host, its address, ours.
 got=$("$BUILD/core/danests" report show dane-mismatch.test --json --config "$RUN/reports.conf" 2>&1 |
     jq -r '.policies[0]["failure-details"][0] | "\(.["receiving-mx-hostname"]) \(.["receiving-ip"]) \(.["sending-mta-ip"])"' 2>&1)
@@ -671,6 +673,67 @@ if grep -q 'danests: TLS report not recorded: .*rcache' "$MAINLOG" && [ ! -s "$R
 	e2e_ok "reports: recording failure logged, nothing counted"
 else
 	e2e_notok "reports: recording failure logged, nothing counted" "$(rpt insecure.test); $(tail -2 "$RUN/log/paniclog" 2>/dev/null)"
+fi
+
+# ---- sending the reports (RFC 8460 5) through this Exim ------------------
+# "danests report send" a day later (faketime: a day's report is due only
+# once the UTC day is over) posts them to https://rua.reports.test/tlsrpt
+# and mails them with Exim's own sendmail interface (report_sendmail: a
+# wrapper for this "exim -C ... -odq"), which queues them; a queue run as
+# in the phases above delivers them over DANE to tlsrpt@reports.test (the
+# unpacked Exim is not set-uid root: a delivery it started itself after
+# "-C" could not regain root for the danests transports' initgroups).
+# The six domains that publish _smtp._tls get one report each way, with
+# the counts of the sessions above (tests/e2e/report_check.py); the report
+# mails carry TLS-Required: No: no counter for reports.test appears.
+queue_clear
+t0=$(date +%s)
+cat >"$RUN/sendmail" <<EOF
+#!/bin/sh
+# Exim itself at the real time: only danests runs a day ahead
+unset LD_PRELOAD FAKETIME FAKETIME_SHARED
+exec "$EXIM" -C "$CONF" -DDANESTS_CONF="$RUN/reports.conf" -odq "\$@"
+EOF
+chmod 755 "$RUN/sendmail"
+{ cat "$RUN/reports.conf"
+  cat <<EOF
+report_organization danests e2e exim
+report_contact postmaster@exim.e2e.test
+report_from tlsrpt-noreply@exim.e2e.test
+report_submitter exim.e2e.test
+report_sendmail $RUN/sendmail
+report_timeout 20
+EOF
+} >"$RUN/send.conf"
+"$TOP/tests/testbed/rua.sh" reset >/dev/null
+grep -l '^TLS-Report-Submitter: exim\.e2e\.test' "$E2E_MAIL"/*/reports.test/*.eml 2>/dev/null |
+    xargs -r rm -f
+faketime -f +1d "$BUILD/core/danests" report send --now --config "$RUN/send.conf" \
+    >"$RUN/send.out" 2>&1
+rc=$?
+if [ $rc = 0 ]; then
+	e2e_ok "reports: sent ($(($(date +%s) - t0)) s)"
+else
+	e2e_notok "reports: sent" "exit $rc: $(head -c 600 "$RUN/send.out" | tr '\n' '|')"
+fi
+deliver_all "-DDANESTS_CONF=$RUN/reports.conf"
+# every report mail of this run in the mailbox
+e2e_wait 60 sh -c "[ \$(grep -l '^TLS-Report-Submitter: exim\\.e2e\\.test' $E2E_MAIL/*/reports.test/*.eml 2>/dev/null | wc -l) -ge 6 ]"
+sleep 1	# a seventh would be a duplicate: give it a moment
+if out=$(grep -v 'nostarttls' <<<"$rexpect" | python3 "$TOP/tests/e2e/report_check.py" \
+    --rua "$E2E_RUN/rua" --mail "$E2E_MAIL" --day "$rday" \
+    --submitter exim.e2e.test --from tlsrpt-noreply@exim.e2e.test \
+    --org "danests e2e exim" --contact postmaster@exim.e2e.test 2>&1) &&
+    [ "$(grep -F '=> tlsrpt@reports.test ' "$MAINLOG" | grep -c ' X=')" = 6 ]; then
+	e2e_ok "reports: https and mail through Exim, field by field ($(grep -c '^ok' <<<"$out") domains, $(($(date +%s) - t0)) s)"
+else
+	e2e_notok "reports: https and mail through Exim, field by field" "$(tr '\n' '|' <<<"$out" | cut -c1-600); $(grep -F 'tlsrpt@reports.test' "$MAINLOG" | tail -2 | cut -c1-300)"
+fi
+out=$("$BUILD/core/danests" report list --json --config "$RUN/reports.conf" 2>&1)
+if jq -e 'type == "array" and length > 0 and all(.[]; .domain != "reports.test")' >/dev/null 2>&1 <<<"$out"; then
+	e2e_ok "reports: the report mails are not counted"
+else
+	e2e_notok "reports: the report mails are not counted" "$(head -c 400 <<<"$out")"
 fi
 
 [ "$E2E_FAILS" -eq 0 ]
