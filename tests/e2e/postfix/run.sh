@@ -22,7 +22,12 @@
 # submission checks (reject_unknown_recipient_domain,
 # reject_unknown_sender_domain, unknown_address_reject_code = 550):
 # swaks gets 556 5.1.10 / 550 5.1.2 / 550 5.7.27 for null-mx.test and
-# nxdomain.test, 450 for bogus-mx.test, and dane-ee.test is delivered.  Prints "ok NAME" / "not ok NAME" per scenario.
+# nxdomain.test, 450 for bogus-mx.test, and dane-ee.test is delivered.
+# TLS reports: yesterday's counters, injected into a cache of their own
+# (report_inject), go out with `danests report send` to the test bed's
+# https receiver and through this Postfix's sendmail to
+# tlsrpt@reports.test, checked field by field (tests/e2e/report_check.py).
+# Prints "ok NAME" / "not ok NAME" per scenario.
 #
 # Environment: E2E_WAIT (seconds to wait for first attempts, default 150).
 set -u
@@ -144,6 +149,8 @@ readme_directory = no
 mail_owner = postfix
 setgid_group = postdrop
 import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C LD_LIBRARY_PATH=$ROOT/usr/lib/postfix
+# sendmail runs postdrop with these: the prefix's libraries too
+export_environment = TZ MAIL_CONFIG LANG LD_LIBRARY_PATH
 maillog_file = $INST/maillog
 maillog_file_prefixes = $INST
 myhostname = $ME
@@ -433,6 +440,84 @@ if [ "$n" -gt 0 ]; then
 	e2e_ok "postfix-map-consulted"
 else
 	e2e_notok "postfix-map-consulted" "no lookups in $INST/danests-postfix.log"
+fi
+
+# TLS reports (RFC 8460 5) through Postfix's own sendmail: this instance
+# records no sessions (Postfix 3.7 has no TLSRPT hook; 3.10's libtlsrpt
+# datagrams would go to danests-postfix's collector, not set up here), so
+# yesterday's counters are injected into a cache of their own
+# (report_inject, as an adapter records them); "danests report send"
+# posts them to https://rua.reports.test/tlsrpt and hands them to this
+# instance's sendmail (report_sendmail), which delivers them over DANE to
+# tlsrpt@reports.test.  One report each way per domain, field by field
+# (tests/e2e/report_check.py).
+inject=$build/tests/integration/report_inject
+rcache=$INST/rcache
+rday=$(date -u -d yesterday +%F)
+rnoon=$(date -u -d "$rday 12:00:00" +%s)
+# stspol DOMAIN MODE - the policy of DOMAIN's MTA-STS result lines
+stspol() {
+	echo "mx=mx.$1 ip=127.10.2.1 from=$ADDR policy=version:~STSv1|mode:~$2|mx:~mx.$1|max_age:~86400 mxhost=mx.$1 when=$rnoon"
+}
+rexpect="dane-ee.test tlsa 3 0
+dane-mismatch.test tlsa 0 2 validation-failure=2
+sts-enforce.test sts 4 0
+sts-testing.test sts 1 2 certificate-not-trusted=2
+sts-certbad.test sts 0 3 certificate-not-trusted=1 certificate-expired=2
+insecure.test no-policy-found 5 0"
+mkdir -p "$rcache"
+{
+	echo "dane-ee.test tlsa ok mx=mx.dane-ee.test policy=3~1~1~aabbcc when=$rnoon count=3"
+	echo "dane-mismatch.test tlsa validation-failure mx=mx.dane-mismatch.test ip=127.10.2.1 from=$ADDR policy=3~1~1~ddeeff when=$rnoon count=2"
+	echo "sts-enforce.test sts ok $(stspol sts-enforce.test enforce) count=4"
+	echo "sts-testing.test sts ok $(stspol sts-testing.test testing)"
+	echo "sts-testing.test sts certificate-not-trusted $(stspol sts-testing.test testing) count=2"
+	echo "sts-certbad.test sts certificate-not-trusted $(stspol sts-certbad.test enforce)"
+	echo "sts-certbad.test sts certificate-expired $(stspol sts-certbad.test enforce) count=2"
+	echo "insecure.test no-policy-found ok mx=mx.insecure.test when=$rnoon count=5"
+} >"$INST/inject.in"
+if ! "$inject" --cache-dir "$rcache" "$INST/inject.in" >"$INST/inject.out" 2>&1 ||
+    [ "$(cat "$INST/inject.out")" != "recorded 20" ]; then
+	e2e_notok postfix-report-inject "$(tr '\n' ' ' <"$INST/inject.out")"
+fi
+cat >"$INST/sendmail" <<EOF
+#!/bin/sh
+MAIL_CONFIG=$INST/conf LD_LIBRARY_PATH=$ROOT/usr/lib/postfix exec $ROOT/usr/sbin/sendmail "\$@"
+EOF
+chmod 755 "$INST/sendmail"
+cat >"$INST/report.conf" <<EOF
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $rcache
+tls_reports yes
+report_organization danests e2e postfix
+report_contact postmaster@$ME
+report_from tlsrpt-noreply@$ME
+report_submitter $ME
+report_sendmail $INST/sendmail
+report_timeout 20
+EOF
+"$E2E_TB/rua.sh" reset >/dev/null
+grep -l "^TLS-Report-Submitter: $ME" "$E2E_MAIL"/*/reports.test/*.eml 2>/dev/null |
+    xargs -r rm -f
+t_send=$(date +%s)
+"$build/core/danests" report send --now --config "$INST/report.conf" >"$INST/send.out" 2>&1
+rc=$?
+if [ $rc = 0 ]; then
+	e2e_ok "postfix-report-sent ($(($(date +%s) - t_send)) s)"
+else
+	e2e_notok postfix-report-sent "exit $rc: $(head -c 600 "$INST/send.out" | tr '\n' '|')"
+fi
+e2e_wait 60 sh -c "[ \$(grep -l '^TLS-Report-Submitter: $ME' $E2E_MAIL/*/reports.test/*.eml 2>/dev/null | wc -l) -ge 6 ]"
+sleep 1	# a seventh would be a duplicate: give it a moment
+if out=$("$PY" "$top/tests/e2e/report_check.py" \
+    --rua "$E2E_RUN/rua" --mail "$E2E_MAIL" --day "$rday" \
+    --submitter "$ME" --from "tlsrpt-noreply@$ME" \
+    --org "danests e2e postfix" --contact "postmaster@$ME" <<<"$rexpect" 2>&1) &&
+    [ "$(grep -c 'to=<tlsrpt@reports.test>, relay=mx.reports.test.*status=sent' "$INST/maillog")" = 6 ]; then
+	e2e_ok "postfix-report-https-and-mail-through-postfix ($(grep -c '^ok' <<<"$out") domains, $(($(date +%s) - t_send)) s)"
+else
+	e2e_notok postfix-report-https-and-mail-through-postfix "$(tr '\n' '|' <<<"$out" | cut -c1-600); $(grep 'tlsrpt@reports.test' "$INST/maillog" | tail -2 | cut -c1-300)"
 fi
 [ "$E2E_FAILS" -eq 0 ] || {
 	echo "# logs: $INST/maillog $INST/danests-postfix.log"
