@@ -18,8 +18,7 @@ struct danests_metrics *relay_metrics;
  * bounced (5xx) */
 static uint64_t deliveries[3];
 static uint64_t sessions;
-static struct dmn_listen sock = { .fd = -1 };
-static struct dmn_http *http;
+static struct dmn_http_listener listener = DMN_HTTP_LISTENER_INIT;
 
 /* metrics_delivery - count one recipient's reply code after DATA */
 void
@@ -76,29 +75,19 @@ metrics_init(void)
 bool
 metrics_bind(const char *spec, char *why, size_t whylen)
 {
-	if (spec[0] == '\0')
-		return true;
-	return dmn_listen_parse(spec, &sock, why, whylen) &&
-	    dmn_listen_bind(&sock, 0, why, whylen);
+	return dmn_http_listener_bind(&listener, spec, why, whylen);
 }
 
 /* metrics_start - serve it on the main loop */
 bool
 metrics_start(struct event_base *b)
 {
-	if (sock.fd < 0)
-		return true;
-	if ((http = dmn_http_new(b, sock.fd, fill, NULL)) == NULL)
-		return false;
-	relay_log(LOG_INFO, "metrics on %s", sock.spec);
-	return true;
+	return dmn_http_listener_start(&listener, b, fill, NULL);
 }
 
 /* metrics_stop - close the listener and its clients */
 void
 metrics_stop(void)
 {
-	dmn_http_free(http);
-	http = NULL;
-	dmn_listen_close(&sock);
+	dmn_http_listener_stop(&listener);
 }

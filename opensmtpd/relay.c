@@ -162,25 +162,10 @@ relay_conf_key(void *arg, const char *section, const char *key,
 	if (strcmp(key, "user") == 0)
 		return dmn_conf_user(&c->user, val, file, line, why, whylen) ?
 		    DANESTS_OK : DANESTS_PERM;
-	if (strcmp(key, "metrics_listen") == 0) {
-		/* none, or inet:ADDR:PORT: the metrics are served over TCP */
-		struct dmn_listen l;
-
-		if (strcmp(val, "none") == 0) {
-			c->metrics_listen[0] = '\0';
-			return DANESTS_OK;
-		}
-		if (strncmp(val, "inet:", 5) != 0) {
-			snprintf(why, whylen, "expected inet:ADDR:PORT, "
-			    "inet:[ADDR]:PORT or none");
-			return DANESTS_PERM;
-		}
-		if (!dmn_listen_parse(val, &l, why, whylen))
-			return DANESTS_PERM;
-		snprintf(c->metrics_listen, sizeof(c->metrics_listen), "%s",
-		    val);
-		return DANESTS_OK;
-	}
+	if (strcmp(key, "metrics_listen") == 0)
+		return dmn_conf_metrics_listen(val, c->metrics_listen,
+		    sizeof(c->metrics_listen), why, whylen) ? DANESTS_OK :
+		    DANESTS_PERM;
 	if (strcmp(key, "helo_name") == 0) {
 		char n[256];
 

@@ -199,24 +199,10 @@ conf_apply(void *arg, const char *section, const char *key, const char *val,
 			c->tlsrpt_mode = (unsigned)m;
 		return DANESTS_OK;
 	}
-	if (strcmp(key, "metrics_listen") == 0) {
-		/* none, or inet:ADDR:PORT: the metrics are served over TCP */
-		struct dmn_listen l;
-
-		if (strcmp(val, "none") == 0) {
-			c->metrics_listen[0] = '\0';
-			return DANESTS_OK;
-		}
-		if (strncmp(val, "inet:", 5) != 0) {
-			snprintf(why, whylen, "expected inet:ADDR:PORT, "
-			    "inet:[ADDR]:PORT or none");
-			return DANESTS_PERM;
-		}
-		if (!dmn_listen_parse(val, &l, why, whylen))
-			return DANESTS_PERM;
-		strlcpy(c->metrics_listen, val, sizeof(c->metrics_listen));
-		return DANESTS_OK;
-	}
+	if (strcmp(key, "metrics_listen") == 0)
+		return dmn_conf_metrics_listen(val, c->metrics_listen,
+		    sizeof(c->metrics_listen), why, whylen) ? DANESTS_OK :
+		    DANESTS_PERM;
 	if (strcmp(key, "tlsrpt_socket") == 0) {
 		/* none, or the absolute path of a unix datagram socket */
 		if (strcmp(val, "none") == 0) {

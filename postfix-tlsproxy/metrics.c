@@ -14,8 +14,7 @@
 struct danests_metrics *pf_metrics;
 
 static unsigned long replies[4];	/* OK, NOTFOUND, TEMP, PERM */
-static struct dmn_listen sock = { .fd = -1 };
-static struct dmn_http *http;
+static struct dmn_http_listener listener = DMN_HTTP_LISTENER_INIT;
 
 /* metrics_reply - count one socketmap reply by its first word */
 void
@@ -97,31 +96,22 @@ metrics_init(void)
 bool
 metrics_bind(const struct conf *c, char *why, size_t whylen)
 {
-	if (c->metrics_listen[0] == '\0')
-		return true;
-	return dmn_listen_parse(c->metrics_listen, &sock, why, whylen) &&
-	    dmn_listen_bind(&sock, 0, why, whylen);
+	return dmn_http_listener_bind(&listener, c->metrics_listen, why,
+	    whylen);
 }
 
 /* metrics_start - serve it on the loop */
 bool
 metrics_start(struct event_base *b)
 {
-	if (sock.fd < 0)
-		return true;
-	if ((http = dmn_http_new(b, sock.fd, fill, NULL)) == NULL)
-		return false;
-	dmn_log(LOG_INFO, "metrics on %s", sock.spec);
-	return true;
+	return dmn_http_listener_start(&listener, b, fill, NULL);
 }
 
 /* metrics_stop - close the listener and its clients */
 void
 metrics_stop(void)
 {
-	dmn_http_free(http);
-	http = NULL;
-	dmn_listen_close(&sock);
+	dmn_http_listener_stop(&listener);
 }
 
 /* metrics_free - the counters, once every context is gone */

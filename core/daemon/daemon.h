@@ -246,4 +246,27 @@ void dmn_http_free(struct dmn_http *);
 /* dmn_http_loopback - does l listen on a loopback address only? */
 bool dmn_http_loopback(const struct dmn_listen *l);
 
+/*
+ * The metrics listener of a daemon: the value of its metrics_listen key
+ * ("none", or inet:ADDR:PORT / inet:[ADDR]:PORT; no unix sockets: the
+ * metrics are scraped over TCP), the socket bound before the privilege
+ * drop, served on the loop with fill, closed at reload or exit.
+ */
+struct dmn_http_listener {
+	struct dmn_listen sock;
+	struct dmn_http *http;
+};
+#define DMN_HTTP_LISTENER_INIT	{ .sock = { .fd = -1 }, .http = NULL }
+/* dmn_conf_metrics_listen - check val, copy it into dst ("" for none) */
+bool dmn_conf_metrics_listen(const char *val, char *dst, size_t dstlen,
+    char *why, size_t whylen);
+/* dmn_http_listener_bind - bind spec, if not "" */
+bool dmn_http_listener_bind(struct dmn_http_listener *, const char *spec,
+    char *why, size_t whylen);
+/* dmn_http_listener_start - serve what was bound (logged) */
+bool dmn_http_listener_start(struct dmn_http_listener *,
+    struct event_base *, dmn_http_fill_fn *fill, void *arg);
+/* dmn_http_listener_stop - close the listener and its clients */
+void dmn_http_listener_stop(struct dmn_http_listener *);
+
 #endif /* DANESTS_DAEMON_H */

@@ -420,3 +420,61 @@ dmn_http_loopback(const struct dmn_listen *l)
 		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
 	return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
 }
+
+/* dmn_conf_metrics_listen - see daemon.h */
+bool
+dmn_conf_metrics_listen(const char *val, char *dst, size_t dstlen,
+    char *why, size_t whylen)
+{
+	struct dmn_listen l;
+
+	if (strcmp(val, "none") == 0) {
+		dst[0] = '\0';
+		return true;
+	}
+	if (strncmp(val, "inet:", 5) != 0) {
+		snprintf(why, whylen, "expected inet:ADDR:PORT, "
+		    "inet:[ADDR]:PORT or none");
+		return false;
+	}
+	if (!dmn_listen_parse(val, &l, why, whylen))
+		return false;
+	if (strlcpy(dst, val, dstlen) >= dstlen) {
+		snprintf(why, whylen, "too long");
+		return false;
+	}
+	return true;
+}
+
+/* dmn_http_listener_bind - see daemon.h */
+bool
+dmn_http_listener_bind(struct dmn_http_listener *h, const char *spec,
+    char *why, size_t whylen)
+{
+	if (spec[0] == '\0')
+		return true;
+	return dmn_listen_parse(spec, &h->sock, why, whylen) &&
+	    dmn_listen_bind(&h->sock, 0, why, whylen);
+}
+
+/* dmn_http_listener_start - see daemon.h */
+bool
+dmn_http_listener_start(struct dmn_http_listener *h, struct event_base *b,
+    dmn_http_fill_fn *fill, void *arg)
+{
+	if (h->sock.fd < 0)
+		return true;
+	if ((h->http = dmn_http_new(b, h->sock.fd, fill, arg)) == NULL)
+		return false;
+	dmn_log(LOG_INFO, "metrics on %s", h->sock.spec);
+	return true;
+}
+
+/* dmn_http_listener_stop - see daemon.h */
+void
+dmn_http_listener_stop(struct dmn_http_listener *h)
+{
+	dmn_http_free(h->http);
+	h->http = NULL;
+	dmn_listen_close(&h->sock);
+}
