@@ -18,7 +18,7 @@ struct danests_metrics *relay_metrics;
  * bounced (5xx) */
 static uint64_t deliveries[3];
 static uint64_t sessions;
-static struct dmn_http_listener listener = DMN_HTTP_LISTENER_INIT;
+struct dmn_http_listener metrics_listener = DMN_HTTP_LISTENER_INIT;
 
 /* metrics_delivery - count one recipient's reply code after DATA */
 void
@@ -39,9 +39,9 @@ metrics_session(void)
 	__atomic_fetch_add(&sessions, 1, __ATOMIC_RELAXED);
 }
 
-/* fill - the text of one scrape */
-static void
-fill(void *arg, struct danests_expo *e)
+/* metrics_fill - the text of one scrape (a dmn_http_fill_fn) */
+void
+metrics_fill(void *arg, struct danests_expo *e)
 {
 	static const char *const results[3] = { "delivered", "deferred",
 	    "bounced" };
@@ -71,23 +71,3 @@ metrics_init(void)
 	return (relay_metrics = danests_metrics_new()) != NULL;
 }
 
-/* metrics_bind - bind metrics_listen, if set (before the drop) */
-bool
-metrics_bind(const char *spec, char *why, size_t whylen)
-{
-	return dmn_http_listener_bind(&listener, spec, why, whylen);
-}
-
-/* metrics_start - serve it on the main loop */
-bool
-metrics_start(struct event_base *b)
-{
-	return dmn_http_listener_start(&listener, b, fill, NULL);
-}
-
-/* metrics_stop - close the listener and its clients */
-void
-metrics_stop(void)
-{
-	dmn_http_listener_stop(&listener);
-}

@@ -484,7 +484,7 @@ stop_cb(int sig, void *arg)
 	dmn_acceptor_free(acceptor);
 	acceptor = NULL;
 	dmn_listen_close(&listener);
-	metrics_stop();
+	dmn_http_listener_stop(&metrics_listener);
 }
 
 /* relay_check - what the start would fail on besides the file and the
@@ -584,11 +584,12 @@ main(int argc, char **argv)
 	    (dmn_will_drop() && !dmn_user_lookup(conf.user.name, &u, why,
 	    sizeof(why))) || !dmn_listen_bind(&listener, 0660, why,
 	    sizeof(why)) || !metrics_init() ||
-	    !metrics_bind(conf.metrics_listen, why, sizeof(why)) ||
+	    !dmn_http_listener_bind(&metrics_listener,
+	    conf.metrics_listen, why, sizeof(why)) ||
 	    !dmn_drop(&u, why, sizeof(why))) {
 		relay_log(LOG_ERR, "%s", why);
 		dmn_listen_close(&listener);
-		metrics_stop();
+		dmn_http_listener_stop(&metrics_listener);
 		return 71;
 	}
 	fit_sessions(&conf);
@@ -617,7 +618,8 @@ main(int argc, char **argv)
 	sigs = dmn_signals_new(base, reload_cb, stop_cb, NULL);
 	if (ev_queue == NULL || acceptor == NULL || ev_tick == NULL ||
 	    sigs == NULL || event_add(ev_tick, &tv) != 0 ||
-	    !metrics_start(base)) {
+	    !dmn_http_listener_start(&metrics_listener, base,
+	    metrics_fill, NULL)) {
 		relay_log(LOG_ERR, "cannot set up events");
 		dmn_listen_close(&listener);
 		return 71;
@@ -630,7 +632,7 @@ main(int argc, char **argv)
 	report_flush();
 	dmn_acceptor_free(acceptor);
 	dmn_listen_close(&listener);
-	metrics_stop();
+	dmn_http_listener_stop(&metrics_listener);
 	relay_log(LOG_INFO, "exiting");
 	return 0;
 }

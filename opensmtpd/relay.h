@@ -79,9 +79,9 @@ void report_attempt(const struct danests_decision *d,
 /* metrics.c - metrics_listen (danests-relay(8)) */
 extern struct danests_metrics *relay_metrics;	/* every context's */
 bool metrics_init(void);
-bool metrics_bind(const char *spec, char *why, size_t whylen);
-bool metrics_start(struct event_base *);
-void metrics_stop(void);
+/* the metrics listener (core/daemon) and what it serves */
+extern struct dmn_http_listener metrics_listener;
+void metrics_fill(void *arg, struct danests_expo *);
 /* metrics_delivery - one recipient's reply after DATA (any thread) */
 void metrics_delivery(int code);
 /* metrics_session - one LMTP connection accepted */

@@ -100,11 +100,9 @@ bool metrics_init(void);
 void metrics_free(void);
 /* metrics_reply - count a socketmap reply payload by type */
 void metrics_reply(const char *payload);
-/* metrics_bind - bind metrics_listen, if set (as root, before the drop) */
-bool metrics_bind(const struct conf *, char *why, size_t whylen);
-/* metrics_start - serve it on the loop; metrics_stop - close */
-bool metrics_start(struct event_base *);
-void metrics_stop(void);
+/* the metrics listener (core/daemon) and what it serves */
+extern struct dmn_http_listener metrics_listener;
+void metrics_fill(void *arg, struct danests_expo *);
 
 /* conn.c */
 void conn_accept(int fd, void *arg);	/* a dmn_accept_fn */

@@ -14,7 +14,7 @@
 struct danests_metrics *pf_metrics;
 
 static unsigned long replies[4];	/* OK, NOTFOUND, TEMP, PERM */
-static struct dmn_http_listener listener = DMN_HTTP_LISTENER_INIT;
+struct dmn_http_listener metrics_listener = DMN_HTTP_LISTENER_INIT;
 
 /* metrics_reply - count one socketmap reply by its first word */
 void
@@ -34,9 +34,9 @@ metrics_reply(const char *payload)
 	}
 }
 
-/* fill - the text of one scrape */
-static void
-fill(void *arg, struct danests_expo *e)
+/* metrics_fill - the text of one scrape (a dmn_http_fill_fn) */
+void
+metrics_fill(void *arg, struct danests_expo *e)
 {
 	static const char *const types[4] = { "OK", "NOTFOUND", "TEMP",
 	    "PERM" };
@@ -90,28 +90,6 @@ bool
 metrics_init(void)
 {
 	return (pf_metrics = danests_metrics_new()) != NULL;
-}
-
-/* metrics_bind - bind metrics_listen, if set (before the drop) */
-bool
-metrics_bind(const struct conf *c, char *why, size_t whylen)
-{
-	return dmn_http_listener_bind(&listener, c->metrics_listen, why,
-	    whylen);
-}
-
-/* metrics_start - serve it on the loop */
-bool
-metrics_start(struct event_base *b)
-{
-	return dmn_http_listener_start(&listener, b, fill, NULL);
-}
-
-/* metrics_stop - close the listener and its clients */
-void
-metrics_stop(void)
-{
-	dmn_http_listener_stop(&listener);
 }
 
 /* metrics_free - the counters, once every context is gone */

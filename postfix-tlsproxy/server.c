@@ -253,7 +253,7 @@ shutdown_all(void)
 	}
 	conn_close_all();
 	collect_stop();
-	metrics_stop();
+	dmn_http_listener_stop(&metrics_listener);
 	/* Freeing a context cancels its lookups, whose callbacks find no
 	 * waiters left. */
 	danests_ctx_free(ctx);
@@ -305,11 +305,12 @@ server_run(bool foreground)
 			dmn_listen_close(&listens[--nlistens]);
 		return 71;	/* EX_OSERR */
 	}
-	if (!metrics_init() || !metrics_bind(conf, why, sizeof(why))) {
+	if (!metrics_init() || !dmn_http_listener_bind(&metrics_listener,
+	    conf->metrics_listen, why, sizeof(why))) {
 		fprintf(stderr, "%s: metrics_listen: %s\n", PF_NAME, why);
 		dmn_log(LOG_ERR, "metrics_listen: %s", why);
 		collect_stop();
-		metrics_stop();
+		dmn_http_listener_stop(&metrics_listener);
 		metrics_free();
 		while (nlistens > 0)
 			dmn_listen_close(&listens[--nlistens]);
@@ -344,7 +345,8 @@ server_run(bool foreground)
 		dmn_log(LOG_ERR, "cannot read tlsrpt_socket");
 		goto fail;
 	}
-	if (!metrics_start(base)) {
+	if (!dmn_http_listener_start(&metrics_listener, base,
+	    metrics_fill, NULL)) {
 		dmn_log(LOG_ERR, "cannot serve metrics_listen");
 		goto fail;
 	}
