@@ -43,7 +43,15 @@ struct sts_req {
 	struct dns_answer *a, *aaaa;
 	struct sts_result res;
 	bool done;
+	/* first contact in a fleet: the fetch lock held, or awaited */
+	bool locked;
+	char token[STORE_TOKEN_LEN + 1];
+	struct event *wait_ev;
+	struct timeval started, wait_until;
 };
+
+#define STS_WAIT_POLL_MS	100	/* polling the store for another
+					 * node's fetch */
 
 /* sts_result_clear - release what a result owns */
 void
@@ -72,6 +80,21 @@ req_unref(struct sts_req *q)
 	free(q);
 }
 
+/* fetch_release - drop the first-contact fetch lock (if held): the
+ * policy, if any, is in the store by now; a node still waiting takes
+ * the lock and fetches itself when it finds none */
+static void
+fetch_release(struct sts_req *q)
+{
+	char name[DANESTS_NAME_MAX + 16];
+
+	if (!q->locked)
+		return;
+	q->locked = false;
+	snprintf(name, sizeof(name), "fetch:%s", q->domain);
+	store_unlock(q->ctx->store, name, q->token);
+}
+
 /* finish - report once */
 static void
 finish(struct sts_req *q)
@@ -79,6 +102,7 @@ finish(struct sts_req *q)
 	if (q->done)
 		return;
 	q->done = true;
+	fetch_release(q);
 	q->cb(q->arg, &q->res);
 }
 
@@ -282,6 +306,10 @@ fetch_done(void *arg, struct sts_fetch_result *fr)
 	time_t now = time(NULL);
 
 	fetching_unlink(q);
+	if (q->wait_ev != NULL) {
+		event_free(q->wait_ev);
+		q->wait_ev = NULL;
+	}
 	if (q->done) {
 		req_unref(q);
 		return;
@@ -456,6 +484,142 @@ start_fetch(struct sts_req *q)
 	}
 }
 
+/*
+ * Fleet first contact: a domain no node of the fleet holds a policy for
+ * is fetched by one node at a time.  The node that takes the domain's
+ * fetch lock in the store (SET NX PX, bounded by fetch_timeout) fetches,
+ * writes the policy to the store and releases the lock.  A node that
+ * does not get it polls the store every STS_WAIT_POLL_MS from the event
+ * loop (never blocking it) for at most fetch_timeout: it adopts the
+ * policy the other node wrote; when the lock is released without a
+ * policy (the other node's fetch failed) it takes the lock and fetches
+ * itself, and so it does when the wait ends, so that a slow node never
+ * turns into "no policy".  A store that does not answer leaves the fetch
+ * to this node, as without a store.
+ */
+
+enum wait_step { WAIT_ADOPTED, WAIT_FETCH, WAIT_MORE };
+
+/* fetch_claim - adopt the store's policy, or take the fetch lock */
+static enum wait_step
+fetch_claim(struct sts_req *q)
+{
+	char name[DANESTS_NAME_MAX + 16];
+	danests_status st;
+
+	if (store_adopt(q->ctx, q->domain, &q->cached, &q->have_cache,
+	    time(NULL)))
+		return WAIT_ADOPTED;
+	snprintf(name, sizeof(name), "fetch:%s", q->domain);
+	st = store_lock(q->ctx->store, name, q->ctx->cfg.fetch_timeout_ms,
+	    q->token);
+	if (st == DANESTS_TEMP) {
+		metrics_store_error(q->ctx);
+		return WAIT_FETCH;
+	}
+	if (st == DANESTS_NOTFOUND)
+		return WAIT_MORE;
+	q->locked = true;
+	/* written between our read and our lock: nothing to fetch */
+	if (store_adopt(q->ctx, q->domain, &q->cached, &q->have_cache,
+	    time(NULL))) {
+		fetch_release(q);
+		return WAIT_ADOPTED;
+	}
+	return WAIT_FETCH;
+}
+
+/* fetch_adopted - answer with the policy another node fetched */
+static void
+fetch_adopted(struct sts_req *q)
+{
+	q->res.state = STS_POLICY;
+	if ((q->res.sts = sts_from_entry(&q->cached, "cache")) == NULL)
+		q->res.state = STS_FAIL;
+	finish(q);
+}
+
+/* fetch_wait_cb - poll the store while another node fetches */
+static void
+fetch_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sts_req *q = arg;
+	struct timeval now, tv;
+	enum wait_step w;
+
+	(void)fd;
+	(void)what;
+	evutil_gettimeofday(&now, NULL);
+	if (q->done)
+		w = WAIT_ADOPTED;	/* nothing left to answer */
+	else if ((w = fetch_claim(q)) == WAIT_MORE &&
+	    !evutil_timercmp(&now, &q->wait_until, <))
+		w = WAIT_FETCH;		/* the other node is too slow */
+	if (w == WAIT_MORE) {
+		tv.tv_sec = 0;
+		tv.tv_usec = STS_WAIT_POLL_MS * 1000;
+		if (evtimer_add(q->wait_ev, &tv) == 0)
+			return;
+		w = WAIT_FETCH;
+	}
+	fetching_unlink(q);
+	event_free(q->wait_ev);
+	q->wait_ev = NULL;
+	if (w == WAIT_ADOPTED && !q->done)
+		fetch_adopted(q);
+	else if (w == WAIT_FETCH)
+		start_fetch(q);
+	req_unref(q);
+}
+
+/* first_contact - fetch under the fleet's lock, or wait for its result */
+static void
+first_contact(struct sts_req *q)
+{
+	struct timeval now, tv, end;
+	unsigned ms;
+	enum wait_step w = fetch_claim(q);
+
+	if (w == WAIT_ADOPTED) {
+		fetch_adopted(q);
+		return;
+	}
+	if (w == WAIT_FETCH) {
+		start_fetch(q);
+		return;
+	}
+	/* at most fetch_timeout, and at most half the decision's budget:
+	 * the other half is for this node's own fetch */
+	evutil_gettimeofday(&now, NULL);
+	ms = q->ctx->cfg.fetch_timeout_ms;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evutil_timeradd(&now, &tv, &q->wait_until);
+	ms = q->ctx->cfg.decision_timeout_ms / 2;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evutil_timeradd(&q->started, &tv, &end);
+	if (evutil_timercmp(&end, &q->wait_until, <))
+		q->wait_until = end;
+	if (!evutil_timercmp(&now, &q->wait_until, <)) {
+		start_fetch(q);
+		return;
+	}
+	tv.tv_sec = 0;
+	tv.tv_usec = STS_WAIT_POLL_MS * 1000;
+	if ((q->wait_ev = evtimer_new(q->ctx->base, fetch_wait_cb, q)) ==
+	    NULL || evtimer_add(q->wait_ev, &tv) != 0) {
+		if (q->wait_ev != NULL)
+			event_free(q->wait_ev);
+		q->wait_ev = NULL;
+		start_fetch(q);
+		return;
+	}
+	/* cancelled with the fetches (sts_cancel_fetches) */
+	q->outstanding++;
+	fetching_link(q);
+}
+
 /* txt_cb - the _mta-sts TXT RRset (RFC 8461 3.1) */
 static void
 txt_cb(void *arg, struct dns_answer *ans)
@@ -520,7 +684,11 @@ txt_cb(void *arg, struct dns_answer *ans)
 		use_cached(q, NULL);
 		goto out;
 	}
-	start_fetch(q);
+	if (!q->have_cache && q->ctx->store != NULL &&
+	    q->ctx->cache != NULL && !(q->flags & DANESTS_F_NO_CACHE))
+		first_contact(q);
+	else
+		start_fetch(q);
 out:
 	dns_answer_free(ans);
 	req_unref(q);
@@ -559,6 +727,7 @@ sts_lookup_start(struct danests_ctx *ctx, const char *domain, unsigned flags,
 	}
 	q->ctx = ctx;
 	q->flags = flags;
+	evutil_gettimeofday(&q->started, NULL);
 	q->cb = cb;
 	q->arg = arg;
 	strlcpy(q->domain, domain, sizeof(q->domain));

@@ -11,7 +11,12 @@
 #  - Redis stopped: node B keeps enforcing from its local cache, within a
 #    bounded time, and logs the outage; Redis back: the next refresh
 #    writes the local policies again (resynchronisation);
-#  - two nodes refreshing at once fetch the policy once (nginx's log).
+#  - two nodes refreshing at once fetch the policy once (nginx's log);
+#  - first contact: a node meeting a new domain whose fetch lock another
+#    node holds waits (bounded by fetch_timeout) and adopts that node's
+#    policy; a lock released without a policy, or held too long, makes it
+#    fetch itself; two nodes meeting a new domain at once fetch it once;
+#    Redis down: a new domain is fetched as without a store.
 # Every program run is bounded (timeout), so that a store call without
 # its bound fails the test instead of hanging it.
 # Usage: store.sh BUILD_DIR    Prints "ok N NAME" / "not ok N NAME".
@@ -70,7 +75,7 @@ redis_stop() {
 }
 
 # node N - the configuration of node N (its own cache directory)
-for node in a b c; do
+for node in a b c d; do
 	cat >"$tmp/$node.conf" <<EOC
 resolver 127.10.0.2
 ca_file $tb/pki/ca.crt
@@ -81,12 +86,15 @@ decision_timeout 12
 store redis://127.0.0.1:$port
 store_prefix t:
 store_timeout 1000
+fetch_timeout 3
 EOC
 # (1 s rather than the default 200 ms: a loaded test machine must not
 # read as an outage; the bounds below are checked against it)
 done
 # node c before it joins the fleet: the same cache, no store
 grep -v '^store' "$tmp/c.conf" >"$tmp/c-alone.conf"
+# node d: a fleet of its own (prefix u:), to make policies to hand over
+sed -i 's/^store_prefix t:/store_prefix u:/' "$tmp/d.conf"
 
 check() {	# check NODE DOMAIN -> JSON line on stdout
 	timeout 30 "$danests" check --json --config "$tmp/$1.conf" "$2" \
@@ -230,5 +238,104 @@ if [ -z "$(rcli --scan --pattern 't:lock:*')" ]; then
 else
 	notok refresh-locks-released "$(rcli --scan --pattern 't:lock:*')"
 fi
+
+# --- first contact: another node holds the fetch lock ---
+dfetches() { grep -c "mta-sts.$1.*mta-sts.txt" "$tb/https/logs/access.log"; }
+msnow() { echo $(( $(date +%s%N) / 1000000 )); }
+# node A waits while "another node" (the lock set here) fetches; the
+# policy appears in the store (node D's, renamed into this fleet): A
+# adopts it, with no fetch of its own
+d=sts-testing.test
+before=$(dfetches $d)
+rcli set t:lock:fetch:$d other px 10000 >/dev/null
+t0=$(msnow)
+check a $d >"$tmp/ja" &
+pa=$!
+sleep 0.5
+jd=$(check d $d)
+rcli rename u:sts:$d t:sts:$d >/dev/null
+wait $pa
+ms=$(( $(msnow) - t0 ))
+j=$(cat "$tmp/ja")
+after=$(dfetches $d)
+if printf '%s\n' "$j" | jq -e '.sts.mode == "testing" and .sts.source != "fetched"' >/dev/null 2>&1 &&
+    printf '%s\n' "$jd" | jq -e '.sts.source == "fetched"' >/dev/null 2>&1 &&
+    [ $((after - before)) = 1 ]; then
+	ok "first-contact-waits-and-adopts (${ms} ms, 1 fetch)"
+else
+	notok first-contact-waits-and-adopts "$((after - before)) fetches: $(printf '%s' "$j" | head -c 300)"
+fi
+rcli del t:lock:fetch:$d >/dev/null
+
+# the lock holder fails (releases with no policy): the waiter fetches
+# itself at once, not after the whole wait
+d=sts-dane.test
+rcli set t:lock:fetch:$d other px 10000 >/dev/null
+t0=$(msnow)
+check a $d >"$tmp/ja" &
+pa=$!
+sleep 0.5
+rcli del t:lock:fetch:$d >/dev/null
+wait $pa
+ms=$(( $(msnow) - t0 ))
+j=$(cat "$tmp/ja")
+if printf '%s\n' "$j" | jq -e '.sts.source == "fetched" and .sts.mode == "enforce"' >/dev/null 2>&1 &&
+    [ $ms -lt 2500 ]; then
+	ok "first-contact-holder-failed-fetches-itself (${ms} ms)"
+else
+	notok first-contact-holder-failed-fetches-itself "${ms} ms: $(printf '%s' "$j" | head -c 300)"
+fi
+
+# the lock holder is too slow: after fetch_timeout (3 s) the waiter
+# fetches itself; never "no policy"
+d=sts-wild.test
+rcli set t:lock:fetch:$d other px 60000 >/dev/null
+t0=$(msnow)
+j=$(check a $d)
+ms=$(( $(msnow) - t0 ))
+if printf '%s\n' "$j" | jq -e '.sts.source == "fetched" and .sts.mode != null' >/dev/null 2>&1 &&
+    [ $ms -ge 2900 ] && [ $ms -lt 8000 ]; then
+	ok "first-contact-slow-holder-bounded-wait (${ms} ms)"
+else
+	notok first-contact-slow-holder-bounded-wait "${ms} ms: $(printf '%s' "$j" | head -c 300)"
+fi
+rcli del t:lock:fetch:$d >/dev/null
+
+# two nodes meet new domains at the same moment: one fetch each
+ds="sts-crlf.test sts-mismatch.test sts-cache.test sts-nostarttls.test"
+declare -A b0
+for d in $ds; do b0[$d]=$(dfetches $d); done
+pids=
+for d in $ds; do
+	check a $d >"$tmp/ca-$d" &
+	pids="$pids $!"
+	check b $d >"$tmp/cb-$d" &
+	pids="$pids $!"
+done
+for p in $pids; do wait $p; done
+bad=
+for d in $ds; do
+	c=$(( $(dfetches $d) - b0[$d] ))
+	[ "$c" = 1 ] || bad="$bad $d:$c fetches"
+	for f in "$tmp/ca-$d" "$tmp/cb-$d"; do
+		jq -e '.sts.mode == "enforce"' "$f" >/dev/null 2>&1 ||
+		    bad="$bad $d:$(head -c 120 "$f")"
+	done
+done
+if [ -z "$bad" ]; then
+	ok "first-contact-two-nodes-one-fetch ($ds)"
+else
+	notok first-contact-two-nodes-one-fetch "$bad"
+fi
+if [ -z "$(rcli --scan --pattern 't:lock:*')" ]; then
+	ok fetch-locks-released
+else
+	notok fetch-locks-released "$(rcli --scan --pattern 't:lock:*')"
+fi
+
+# Redis down: a new domain is fetched as without a store
+redis_stop
+j=$(check a sts-dane-insecure.test)
+expect redis-down-first-contact-fetches '.sts.source == "fetched"' "$j"
 
 exit $status
