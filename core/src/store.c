@@ -303,7 +303,10 @@ command(struct store *s, struct store_conn *c, int argc, const char **argv,
 	r = redisCommandArgv(rc, argc, argv, lens);
 	nopipe_end(&np);
 	if (r == NULL) {
-		conn_fail(c, rc->errstr[0] ? rc->errstr : "no reply");
+		/* conn_fail frees rc: copy its message first */
+		strlcpy(err, rc->errstr[0] ? rc->errstr : "no reply",
+		    sizeof(err));
+		conn_fail(c, err);
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
