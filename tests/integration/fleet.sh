@@ -1,0 +1,191 @@
+#!/bin/bash
+# tests/integration/fleet.sh - a fleet of two danests-postfix daemons
+# sharing MTA-STS policies through a real redis-server and a replica
+# (redis-server --replicaof) on loopback ports of this network namespace.
+# Each node has its own cache directory; node A reads and writes the
+# primary, node B writes the primary and reads the replica (store_read):
+#  - node A learns sts-enforce.test's policy; the policy host goes away;
+#    node B, which never saw the domain, enforces it from the store (its
+#    socketmap reply is node A's, not NOTFOUND);
+#  - both nodes asked at the same moment about MTA-STS domains neither
+#    has seen fetch each policy once (requests counted in the policy
+#    host's access log);
+#  - the store killed (primary and replica) while both nodes answer:
+#    every reply equals the reply given with the store up; the primary
+#    back: a policy fetched afterwards is written to it.
+# Needs the test bed (tests/testbed/up.sh) and root.
+#
+#   fleet.sh BUILD_DIR        prints "ok N NAME" / "not ok N NAME"
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$top/build}" && pwd)
+pf=$build/postfix-tlsproxy/danests-postfix
+W=$build/fleet-it
+# shellcheck source=lib.sh
+. "$top/tests/integration/lib.sh"
+n=0 fails=0
+RP=16395 RR=16396 A_PORT=18490 B_PORT=18491
+www=$E2E_RUN/https/www
+log=$E2E_RUN/https/logs/access.log
+
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $1${2:+ # $2}"; }
+check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-}"; fi; }
+
+[ -x "$pf" ] || { echo "not ok 1 build # no $pf"; exit 1; }
+[ -f "$E2E_CA" ] || { echo "skip fleet (test bed not up)"; exit 0; }
+[ "$(id -u)" = 0 ] || { echo "skip fleet (needs root)"; exit 0; }
+for p in redis-server redis-cli; do
+	command -v $p >/dev/null || { echo "not ok 1 $p # tests/setup.sh installs redis-server"; exit 1; }
+done
+rm -rf "$W"
+mkdir -p "$W/acache" "$W/bcache" "$W/rp" "$W/rr"
+chown nobody "$W/acache" "$W/bcache"
+pol=$www/sts-enforce.test/.well-known/mta-sts.txt
+cp "$pol" "$W/enforce.policy"
+fleet_end() {
+	cleanup
+	cp "$W/enforce.policy" "$pol"
+}
+trap fleet_end EXIT
+
+rcli() { timeout 5 redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
+# redis PORT DIR [ARGS] - a redis-server without persistence; its pid in rpid
+redis() {
+	redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no \
+	    --dir "$2" --logfile "$2/log" "${@:3}" &
+	rpid=$!
+	pids+=("$rpid")
+	e2e_wait 5 sh -c "[ \"\$(redis-cli -p $1 ping 2>/dev/null)\" = PONG ]"
+}
+redis $RP "$W/rp" && rp_pid=$rpid &&
+    redis $RR "$W/rr" --replicaof 127.0.0.1 $RP && rr_pid=$rpid &&
+    e2e_wait 10 sh -c "redis-cli -p $RR info replication | grep -q master_link_status:up" ||
+    { notok redis-start "$(tail -3 "$W/rp/log" "$W/rr/log")"; exit 1; }
+ok "redis-primary-and-replica (ports $RP, $RR)"
+
+# node NAME PORT [store_read URL] - a danests-postfix of the fleet
+node() {
+	cat >"$W/$1.conf" <<EOC
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $W/$1cache
+decision_ttl 0
+sts_recheck 0
+store redis://127.0.0.1:$RP
+store_prefix f:
+store_timeout 1000
+fetch_timeout 3
+${3:+store_read $3}
+[postfix]
+user nobody
+listen inet:127.0.0.1:$2
+EOC
+	"$pf" -d -c "$W/$1.conf" 2>"$W/$1.log" &
+	pids+=($!)
+	listening 127.0.0.1:$2
+}
+node a $A_PORT && node b $B_PORT redis://127.0.0.1:$RR ||
+    { notok nodes-start "$(tail -2 "$W/a.log" "$W/b.log")"; exit 1; }
+
+# ask PORT DOMAIN... - socketmap requests, all at once, to one or more
+# nodes (PORT may be "A_PORT,B_PORT"); prints "PORT DOMAIN REPLY" lines
+# (a domain named twice is asked twice)
+ask() {
+	"$PY" - "$@" <<'EOP' 2>&1
+import socket, sys, threading
+ports = [int(p) for p in sys.argv[1].split(",")]
+out = []
+def one(port, d):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        q = ("postfix " + d).encode()
+        s.sendall(str(len(q)).encode() + b":" + q + b",")
+        buf = b""
+        while not buf.endswith(b","):
+            c = s.recv(4096)
+            if not c:
+                break
+            buf += c
+        out.append((port, d, buf.split(b":", 1)[-1][:-1].decode()))
+    except Exception as e:
+        out.append((port, d, "ERROR " + str(e)))
+ts = [threading.Thread(target=one, args=(p, d)) for d in sys.argv[2:] for p in ports]
+for t in ts: t.start()
+for t in ts: t.join()
+for p, d, r in out:
+    print(p, d, r)
+EOP
+}
+# reply PORT DOMAIN OUTPUT - the distinct replies of PORT for DOMAIN
+reply() { awk -v p="$1" -v d="$2" '$1 == p && $2 == d { $1 = $2 = ""; sub(/^  /, ""); print }' <<<"$3" | sort -u; }
+fetches() { grep -c "mta-sts\.$1.*mta-sts.txt" "$log"; }
+
+# --- (a) node A learns a policy; it goes away; node B enforces it ---
+r=$(ask $A_PORT sts-enforce.test)
+ra=$(reply $A_PORT sts-enforce.test "$r")
+check node-a-learns '[[ "$ra" == OK* ]] && rcli $RP exists f:sts:sts-enforce.test | grep -qx 1' "$ra"
+rm -f "$pol"
+e2e_wait 5 sh -c "[ \"\$(redis-cli -p $RR exists f:sts:sts-enforce.test)\" = 1 ]"
+r=$(ask $B_PORT sts-enforce.test)
+rb=$(reply $B_PORT sts-enforce.test "$r")
+check node-b-enforces-from-replica '[ "$rb" = "$ra" ]' "A: $ra; B: $rb"
+cp "$W/enforce.policy" "$pol"
+
+# --- (b) both nodes meet new MTA-STS domains at once: one fetch each ---
+new="sts-testing.test sts-crlf.test sts-mismatch.test sts-cache.test
+    sts-nostarttls.test sts-dane.test sts-wild.test sts-idchange.test"
+declare -A f0
+for d in $new; do f0[$d]=$(fetches "$d"); done
+# shellcheck disable=SC2086
+up=$(ask $A_PORT,$B_PORT $new)
+bad=
+for d in $new; do
+	c=$(( $(fetches "$d") - f0[$d] ))
+	[ "$c" = 1 ] || bad="$bad $d:$c"
+	x=$(reply $A_PORT "$d" "$up") y=$(reply $B_PORT "$d" "$up")
+	[ -n "$x" ] && [ "$x" = "$y" ] &&
+	    { [ "$d" = sts-testing.test ] || [[ "$x" != NOTFOUND* ]]; } || bad="$bad $d:[$x|$y]"
+done
+check "burst-one-fetch-per-policy ($(wc -w <<<"$new") domains, 2 nodes)" \
+    '[ -z "$bad" ]' "$bad"
+
+# --- (c) the store killed while both nodes answer ---
+# shellcheck disable=SC2086
+ask $A_PORT,$B_PORT $new $new $new $new $new sts-enforce.test >"$W/during" &
+apid=$!
+sleep 0.1
+kill "$rp_pid" "$rr_pid"
+wait "$rp_pid" "$rr_pid" 2>/dev/null
+wait "$apid"
+# shellcheck disable=SC2086
+ask $A_PORT,$B_PORT $new sts-enforce.test >"$W/after"
+bad=
+for d in $new; do
+	for p in $A_PORT $B_PORT; do
+		x=$(reply $p "$d" "$up")
+		for f in during after; do
+			y=$(reply $p "$d" "$(cat "$W/$f")")
+			[ "$x" = "$y" ] || bad="$bad $f:$p:$d:[$y]"
+		done
+	done
+done
+check redis-killed-no-weaker-reply '[ -z "$bad" ]' "$bad"
+# (the reason is hiredis's message, intact)
+why="(Server closed the connection|Connection refused); serving from the local cache"
+check redis-killed-logged 'grep -aEq "store 127.0.0.1:$RP: $why" "$W/a.log" &&
+    grep -aEq "store 127.0.0.1:$RR: $why" "$W/b.log" &&
+    ! grep -aPq "[^\\x20-\\x7e]" "$W/a.log" "$W/b.log"' \
+    "$(grep -a store "$W/a.log" "$W/b.log" | cat -v | head -c 300)"
+
+# the primary back (empty): after the outage's pause (5 s) a policy
+# fetched by node A is written again
+redis $RP "$W/rp" || { notok redis-restart "$(tail -3 "$W/rp/log")"; exit 1; }
+sleep 5.5
+r=$(ask $A_PORT sts-dane-insecure.test)
+x=$(reply $A_PORT sts-dane-insecure.test "$r")
+check redis-back-writes-resume '[[ "$x" == OK* ]] &&
+    [ "$(rcli $RP exists f:sts:sts-dane-insecure.test)" = 1 ]' "$x"
+
+echo "1..$n"
+[ $fails = 0 ]
