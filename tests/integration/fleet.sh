@@ -6,7 +6,9 @@
 # primary, node B writes the primary and reads the replica (store_read):
 #  - node A learns sts-enforce.test's policy; the policy host goes away;
 #    node B, which never saw the domain, enforces it from the store (its
-#    socketmap reply is node A's, not NOTFOUND);
+#    socketmap reply is node A's, not NOTFOUND); so does node C, a
+#    danests-relay reading the replica (its delivery counted under the
+#    sts-enforce host policy);
 #  - both nodes asked at the same moment about MTA-STS domains neither
 #    has seen fetch each policy once (requests counted in the policy
 #    host's access log);
@@ -20,11 +22,12 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
 pf=$build/postfix-tlsproxy/danests-postfix
+relay=$build/opensmtpd/danests-relay
 W=$build/fleet-it
 # shellcheck source=lib.sh
 . "$top/tests/integration/lib.sh"
 n=0 fails=0
-RP=16395 RR=16396 A_PORT=18490 B_PORT=18491
+RP=16395 RR=16396 A_PORT=18490 B_PORT=18491 C_PORT=18492 C_M=18493
 www=$E2E_RUN/https/www
 log=$E2E_RUN/https/logs/access.log
 
@@ -39,8 +42,8 @@ for p in redis-server redis-cli; do
 	command -v $p >/dev/null || { echo "not ok 1 $p # tests/setup.sh installs redis-server"; exit 1; }
 done
 rm -rf "$W"
-mkdir -p "$W/acache" "$W/bcache" "$W/rp" "$W/rr"
-chown nobody "$W/acache" "$W/bcache"
+mkdir -p "$W/acache" "$W/bcache" "$W/ccache" "$W/ctmp" "$W/rp" "$W/rr"
+chown nobody "$W/acache" "$W/bcache" "$W/ccache" "$W/ctmp"
 pol=$www/sts-enforce.test/.well-known/mta-sts.txt
 cp "$pol" "$W/enforce.policy"
 fleet_end() {
@@ -130,6 +133,38 @@ e2e_wait 5 sh -c "[ \"\$(redis-cli -p $RR exists f:sts:sts-enforce.test)\" = 1 ]
 r=$(ask $B_PORT sts-enforce.test)
 rb=$(reply $B_PORT sts-enforce.test "$r")
 check node-b-enforces-from-replica '[ "$rb" = "$ra" ]' "A: $ra; B: $rb"
+if [ -x "$relay" ]; then
+	cat >"$W/c.conf" <<EOC
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $W/ccache
+store redis://127.0.0.1:$RP
+store_read redis://127.0.0.1:$RR
+store_prefix f:
+store_timeout 1000
+[relay]
+listen 127.0.0.1:$C_PORT
+metrics_listen inet:127.0.0.1:$C_M
+user nobody
+helo_name relay-it.test
+tmpdir $W/ctmp
+reply_gap 0
+EOC
+	"$relay" -d -c "$W/c.conf" 2>"$W/c.log" &
+	pids+=($!)
+	if listening 127.0.0.1:$C_PORT 127.0.0.1:$C_M; then
+		rc=$(lmtp_one $C_PORT sts-enforce.test)
+		m=$(curl -sS --max-time 10 "http://127.0.0.1:$C_M/metrics")
+		h=$(awk '$1 == "danests_decision_hosts_total{policy=\"sts-enforce\"}" { print $2 }' <<<"$m")
+		dl=$(awk '$1 == "danests_relay_deliveries_total{result=\"delivered\"}" { print $2 }' <<<"$m")
+		check relay-node-enforces-from-replica '[ "${h:-0}" -ge 1 ] && [ "${dl:-0}" = 1 ] &&
+		    grep -q "|250 " <<<"$rc"' "$rc; sts-enforce hosts ${h:-0}, delivered ${dl:-0}"
+	else
+		notok relay-node-start "$(tail -3 "$W/c.log")"
+	fi
+else
+	echo "# no $relay: relay node not run"
+fi
 cp "$W/enforce.policy" "$pol"
 
 # --- (b) both nodes meet new MTA-STS domains at once: one fetch each ---
