@@ -9,6 +9,8 @@
 #    socketmap reply is node A's, not NOTFOUND); so does node C, a
 #    danests-relay reading the replica (its delivery counted under the
 #    sts-enforce host policy);
+#  - a node waiting for another node's first fetch of a domain answers
+#    other requests meanwhile (the wait is a timer, not a sleep);
 #  - both nodes asked at the same moment about MTA-STS domains neither
 #    has seen fetch each policy once (requests counted in the policy
 #    host's access log);
@@ -166,6 +168,26 @@ else
 	echo "# no $relay: relay node not run"
 fi
 cp "$W/enforce.policy" "$pol"
+
+# --- a node waiting for another node's fetch keeps serving ---
+# (the fetch lock of a new domain held here: node A polls the store from
+# its event loop, up to fetch_timeout, 3 s, and answers the rest at once)
+msnow() { echo $(( $(date +%s%N) / 1000000 )); }
+rcli $RP set f:lock:fetch:sts-untrusted.test other px 20000 >/dev/null
+t0=$(msnow)
+ask $A_PORT sts-untrusted.test >"$W/waited" &
+wpid=$!
+sleep 0.3
+t1=$(msnow)
+r=$(ask $A_PORT sts-enforce.test)
+t2=$(msnow)
+wait $wpid
+t3=$(msnow)
+x=$(reply $A_PORT sts-enforce.test "$r")
+check waiting-node-keeps-serving '[ "$x" = "$ra" ] && [ $((t2 - t1)) -lt 1000 ] &&
+    [ $((t3 - t0)) -ge 2900 ] && [ -s "$W/waited" ]' \
+    "other domain in $((t2 - t1)) ms ($x); waiting one in $((t3 - t0)) ms"
+rcli $RP del f:lock:fetch:sts-untrusted.test >/dev/null
 
 # --- (b) both nodes meet new MTA-STS domains at once: one fetch each ---
 new="sts-testing.test sts-crlf.test sts-mismatch.test sts-cache.test
