@@ -229,6 +229,62 @@ danests_status danests_report_target_put(struct danests_cache *,
     size_t whylen);
 
 /*
+ * Fleets (a shared store, `store` in danests.conf): every node writes its
+ * own totals to the store under its node id (node_id, default the host
+ * name), as absolute values, so a repeated push never counts twice; the
+ * report of a (day, domain) is built from the sum of every node, and one
+ * node sends it (a lock and a "sent" marker in the store).
+ */
+#define DANESTS_RPT_TOKEN_MAX	64
+
+struct danests_fleet;
+
+/* danests_report_fleet_open - the fleet of cfg (its store, node_id,
+ * report_keep_days); *out NULL when cfg has no store.  No connection yet:
+ * each call below waits at most store_timeout. */
+danests_status danests_report_fleet_open(const struct danests_config *cfg,
+    struct danests_fleet **out, char *why, size_t whylen);
+void danests_report_fleet_close(struct danests_fleet *);
+
+/* danests_report_fleet_push - write this node's counters of day (NULL:
+ * every day kept) from the cache to the store; *npushed counts the (day,
+ * domain) pairs.  DANESTS_TEMP when the store is unreachable (the local
+ * counters stay; the next push writes them), DANESTS_NOTFOUND without a
+ * store. */
+danests_status danests_report_fleet_push(struct danests_fleet *,
+    struct danests_cache *, const char *day, size_t *npushed, char *why,
+    size_t whylen);
+
+/* danests_report_fleet_domains - every domain counted on day by any node,
+ * in order; fn returning non-zero stops.  DANESTS_TEMP unreachable. */
+danests_status danests_report_fleet_domains(struct danests_fleet *,
+    const char *day, int (*fn)(void *, const char *domain), void *arg,
+    char *why, size_t whylen);
+
+/* danests_report_fleet_walk - fn called once with the counters of (day,
+ * domain) summed over every node.  DANESTS_NOTFOUND nothing stored,
+ * DANESTS_TEMP unreachable or damaged. */
+danests_status danests_report_fleet_walk(struct danests_fleet *,
+    const char *day, const char *domain, danests_report_fn *fn, void *arg,
+    char *why, size_t whylen);
+
+/* danests_report_fleet_sent - DANESTS_OK when a node sent the report of
+ * (day, domain), DANESTS_NOTFOUND not yet, DANESTS_TEMP unreachable */
+danests_status danests_report_fleet_sent(struct danests_fleet *,
+    const char *day, const char *domain);
+danests_status danests_report_fleet_mark_sent(struct danests_fleet *,
+    const char *day, const char *domain, char *why, size_t whylen);
+
+/* danests_report_fleet_lock - the sender's lock of (day, domain) for ms
+ * milliseconds: DANESTS_OK (token filled), DANESTS_NOTFOUND held by
+ * another node, DANESTS_TEMP unreachable */
+danests_status danests_report_fleet_lock(struct danests_fleet *,
+    const char *day, const char *domain, unsigned ms,
+    char token[DANESTS_RPT_TOKEN_MAX]);
+void danests_report_fleet_unlock(struct danests_fleet *, const char *day,
+    const char *domain, const char *token);
+
+/*
  * The TLSRPT record (RFC 8460 3): "v=TLSRPTv1; rua=URI[,URI...]" with
  * mailto: and https: URIs.  Parsed strictly: the version first and
  * exactly once, rua once, no empty field values; other extension fields

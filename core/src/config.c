@@ -416,7 +416,7 @@ static const char *const config_keys[] = {
 	"resolver", "ca_file", "cache_dir", "mta_sts", "tls_reports",
 	"report_organization", "report_contact", "report_from",
 	"report_submitter", "report_sendmail", "report_only_failures",
-	"store", "store_read", "store_prefix", NULL,
+	"store", "store_read", "store_prefix", "node_id", NULL,
 };
 
 /* The sections of the adapters; any other name is a typo. */
@@ -598,6 +598,16 @@ danests_config_apply(struct danests_config *c, const char *key, const char *val,
 	if (strcmp(key, "store") == 0 || strcmp(key, "store_read") == 0 ||
 	    strcmp(key, "store_prefix") == 0)
 		return config_store_apply(c, key, val, why, whylen);
+	if (strcmp(key, "node_id") == 0) {
+		if (!report_node_ok(val)) {
+			why_set(why, whylen, "expected letters, digits, '.', "
+			    "'-' and '_', at most %d characters",
+			    DANESTS_NODE_ID_MAX - 1);
+			return DANESTS_PERM;
+		}
+		strlcpy(c->node_id, val, sizeof(c->node_id));
+		return DANESTS_OK;
+	}
 	if (strncmp(key, "report_", 7) == 0 || strcmp(key, "tls_reports") == 0) {
 		st = config_report_apply(c, key, val, why, whylen);
 		if (st != DANESTS_NOTFOUND)

@@ -363,6 +363,7 @@ void sts_cancel_fetches(struct danests_ctx *);
  * config.c - the configuration object (fields read by ctx.c).
  */
 #define DANESTS_STORE_PREFIX_MAX	64
+#define DANESTS_NODE_ID_MAX	64	/* node_id, with its NUL */
 #define STORE_URL_MAX			512
 struct danests_config {
 	char resolver[64];	/* "" = from /etc/resolv.conf */
@@ -394,6 +395,7 @@ struct danests_config {
 	char store_read_url[STORE_URL_MAX];
 	char store_prefix[DANESTS_STORE_PREFIX_MAX];
 	unsigned store_timeout_ms;
+	char node_id[DANESTS_NODE_ID_MAX];	/* "" the host name */
 	char ca_file_at[320];	/* "FILE:LINE" that set it, or "" */
 	char cache_dir_at[320];
 };
@@ -595,6 +597,28 @@ void store_unlock(struct store *, const char *name, const char *token);
  * full push of the local policies, store_set_synced(s, true) */
 bool store_unsynced(const struct store *);
 void store_set_synced(struct store *, bool synced);
+/* The fleet's TLS-report counters (report_fleet.c): keys and commands. */
+#define STORE_CMD_ARGS	20
+struct store_cmd {
+	int argc;
+	const char *argv[STORE_CMD_ARGS];
+	size_t lens[STORE_CMD_ARGS];
+};
+typedef int store_each_fn(void *arg, const char *s, size_t len);
+int store_key(const struct store *, const char *name, char *buf, size_t len);
+danests_status store_pipeline(struct store *, const struct store_cmd *,
+    size_t n);
+danests_status store_read_each(struct store *, int argc, const char **argv,
+    const size_t *lens, store_each_fn *fn, void *arg);
+danests_status store_exists(struct store *, const char *key);
+/* report_fleet.c: a node id is 1-63 of [A-Za-z0-9._-] */
+bool report_node_ok(const char *);
+int report_fleet_name(char *buf, size_t len, const char *day,
+    const char *domain, const char *member);
+void report_fleet_pid(const char *type, const char *pstr, const char *mx,
+    char out[34]);
+void report_fleet_did(const char *pid, const char *rt,
+    const char *const f[5], char out[34]);
 /* sts_newer - a is newer than b (fetch time, then TXT id) */
 bool sts_newer(const struct cache_sts *a, const struct cache_sts *b);
 /* nopipe_begin / nopipe_end - around writes to a socket by code that

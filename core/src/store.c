@@ -480,6 +480,106 @@ store_set_synced(struct store *s, bool synced)
 	s->unsynced = !synced;
 }
 
+/* store_key - PREFIX NAME into buf; -1 when it does not fit */
+int
+store_key(const struct store *s, const char *name, char *buf, size_t len)
+{
+	return key_make(s, "", name, buf, len);
+}
+
+/* store_pipeline - n commands (keys already prefixed) on the write
+ * endpoint in one round trip, each reply waited for at most
+ * store_timeout: DANESTS_OK when every one succeeded, else DANESTS_TEMP
+ * (the connection dropped, the outage logged once) */
+danests_status
+store_pipeline(struct store *s, const struct store_cmd *cmds, size_t n)
+{
+	redisContext *rc;
+	redisReply *r;
+	struct nopipe np;
+	danests_status st = DANESTS_OK;
+	char err[160];
+	size_t i;
+	void *v;
+
+	nopipe_begin(&np);
+	if ((rc = conn_get(s, &s->w)) == NULL) {
+		nopipe_end(&np);
+		return DANESTS_TEMP;
+	}
+	for (i = 0; i < n; i++)
+		if (redisAppendCommandArgv(rc, cmds[i].argc,
+		    (const char **)(uintptr_t)cmds[i].argv, cmds[i].lens) != REDIS_OK) {
+			nopipe_end(&np);
+			conn_fail(&s->w, "out of memory");
+			return DANESTS_TEMP;
+		}
+	for (i = 0; i < n; i++) {
+		if (redisGetReply(rc, &v) != REDIS_OK || v == NULL) {
+			nopipe_end(&np);
+			/* copied: conn_fail frees rc */
+			snprintf(err, sizeof(err), "%s", rc->errstr[0] ?
+			    rc->errstr : "no reply");
+			conn_fail(&s->w, err);
+			return DANESTS_TEMP;
+		}
+		r = v;
+		if (r->type == REDIS_REPLY_ERROR && st == DANESTS_OK) {
+			snprintf(err, sizeof(err), "%s: %s", cmds[i].argv[0],
+			    r->str);
+			danests_log(LOG_WARNING, "store %s:%u: %.200s",
+			    s->w.url.host, s->w.url.port, err);
+			st = DANESTS_TEMP;
+		}
+		freeReplyObject(r);
+	}
+	nopipe_end(&np);
+	return st;
+}
+
+/* store_read_each - a command on the write endpoint (the freshest
+ * data) whose reply is an array of strings (SMEMBERS, HGETALL): fn is
+ * called with each element; DANESTS_TEMP unreachable or another reply */
+danests_status
+store_read_each(struct store *s, int argc, const char **argv,
+    const size_t *lens, store_each_fn *fn, void *arg)
+{
+	redisReply *r;
+	danests_status st = DANESTS_OK;
+	size_t i;
+
+	if ((r = command(s, &s->w, argc, argv, lens)) == NULL)
+		return DANESTS_TEMP;
+	if (r->type != REDIS_REPLY_ARRAY)
+		st = DANESTS_TEMP;
+	for (i = 0; st == DANESTS_OK && i < r->elements; i++) {
+		if (r->element[i]->type != REDIS_REPLY_STRING)
+			st = DANESTS_TEMP;
+		else if (fn(arg, r->element[i]->str, r->element[i]->len) != 0)
+			st = DANESTS_TEMP;
+	}
+	freeReplyObject(r);
+	return st;
+}
+
+/* store_exists - whether key exists: DANESTS_OK yes, DANESTS_NOTFOUND no,
+ * DANESTS_TEMP unreachable */
+danests_status
+store_exists(struct store *s, const char *key)
+{
+	const char *argv[2] = { "EXISTS", key };
+	size_t lens[2] = { 6, strlen(key) };
+	redisReply *r;
+	danests_status st;
+
+	if ((r = command(s, &s->w, 2, argv, lens)) == NULL)
+		return DANESTS_TEMP;
+	st = r->type == REDIS_REPLY_INTEGER ? (r->integer > 0 ? DANESTS_OK :
+	    DANESTS_NOTFOUND) : DANESTS_TEMP;
+	freeReplyObject(r);
+	return st;
+}
+
 #else /* !HAVE_HIREDIS: `store` is refused by the configuration */
 
 danests_status
@@ -535,6 +635,31 @@ store_unsynced(const struct store *s)
 void
 store_set_synced(struct store *s, bool synced)
 {
+}
+
+int
+store_key(const struct store *s, const char *name, char *buf, size_t len)
+{
+	return -1;
+}
+
+danests_status
+store_pipeline(struct store *s, const struct store_cmd *cmds, size_t n)
+{
+	return DANESTS_TEMP;
+}
+
+danests_status
+store_read_each(struct store *s, int argc, const char **argv,
+    const size_t *lens, store_each_fn *fn, void *arg)
+{
+	return DANESTS_TEMP;
+}
+
+danests_status
+store_exists(struct store *s, const char *key)
+{
+	return DANESTS_TEMP;
 }
 
 #endif /* HAVE_HIREDIS */

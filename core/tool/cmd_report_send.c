@@ -81,7 +81,10 @@ static const char send_help[] =
 "     report_window seconds after 00:00 UTC; failed sends are retried\n"
 "     with backoff up to report_attempts times; a target that keeps\n"
 "     failing is suppressed for " "7 days.  Without tls_reports yes,\n"
-"     report_from and report_organization nothing is sent.\n"
+"     report_from and report_organization nothing is sent.  With a\n"
+"     shared store (store), this node's counts are written there first\n"
+"     (under node_id), each report carries the counts of every node, and\n"
+"     one node sends it; the store unreachable: nothing is sent (75).\n"
 "\n"
 "OPTIONS\n"
 "     --config FILE      configuration (default /etc/danests/danests.conf)\n"
@@ -95,7 +98,7 @@ static const char send_help[] =
 "EXIT STATUS\n"
 "     0 everything due was sent, or nothing was due or configured;\n"
 "     64 usage or configuration error; 75 a send failed (retried later)\n"
-"     or the cache is unusable.\n";
+"     or the cache or the shared store is unusable.\n";
 
 struct pair {
 	char day[11];
@@ -110,6 +113,9 @@ struct run {
 	struct danests_ctx *ctx;
 	const char *submitter;
 	bool dry_run, now_flag;
+	struct danests_fleet *fleet;	/* a store: the fleet's counts, one
+					 * sender; NULL none */
+	const char *collect_day;	/* fleet_collect_cb's day */
 	time_t now;
 	char today[11];
 	struct pair *pairs;
@@ -388,9 +394,9 @@ attempt_failed(struct run *r, const struct pair *p,
 	r->failed++;
 }
 
-/* do_pair - everything for one (day, domain) */
+/* pair_send - everything for one (day, domain) */
 static void
-do_pair(struct run *r, const struct pair *p, time_t midnight)
+pair_send(struct run *r, const struct pair *p, time_t midnight)
 {
 	struct danests_tlsrpt_record rec;
 	struct danests_rpt_state s;
@@ -477,8 +483,10 @@ do_pair(struct run *r, const struct pair *p, time_t midnight)
 	ja.r = r;
 	ja.report_id = report_id;
 	why[0] = '\0';
-	if (danests_report_walk(r->cache, p->day, p->domain, report_json_cb,
-	    &ja, why, sizeof(why)) != DANESTS_OK || r->json == NULL) {
+	if ((r->fleet ? danests_report_fleet_walk(r->fleet, p->day, p->domain,
+	    report_json_cb, &ja, why, sizeof(why)) :
+	    danests_report_walk(r->cache, p->day, p->domain, report_json_cb,
+	    &ja, why, sizeof(why))) != DANESTS_OK || r->json == NULL) {
 		attempt_failed(r, p, &s, r->nomem ? "out of memory" :
 		    why[0] ? why : "the counters are gone");
 		r->nomem = false;
@@ -548,11 +556,104 @@ do_pair(struct run *r, const struct pair *p, time_t midnight)
 	s.last_error[0] = '\0';
 	state_save(r, p, &s);
 	r->sent++;
+	if (r->fleet && danests_report_fleet_mark_sent(r->fleet, p->day,
+	    p->domain, why, sizeof(why)) != DANESTS_OK)
+		say("%s %s: sent, but not marked sent in the store: %s",
+		    p->day, p->domain, why);
 	(void)ok;
 out:
 	free(gz);
 	free(r->json);
 	r->json = NULL;
+}
+
+/* fleet_sent_here - the report of p went out from another node: kept as
+ * sent in the local state too */
+static void
+fleet_sent_here(struct run *r, const struct pair *p)
+{
+	struct danests_rpt_state s;
+	char why[WHY_MAX];
+
+	say("%s %s: sent by another node of the fleet", p->day, p->domain);
+	if (danests_report_state_get(r->cache, p->day, p->domain, &s, why,
+	    sizeof(why)) != DANESTS_OK)
+		memset(&s, 0, sizeof(s));
+	s.sent = r->now;
+	state_save(r, p, &s);
+}
+
+/* do_pair - one (day, domain); with a store, one node of the fleet sends
+ * it: the one that takes the lock while no "sent" marker exists */
+static void
+do_pair(struct run *r, const struct pair *p, time_t midnight)
+{
+	char token[DANESTS_RPT_TOKEN_MAX], why[WHY_MAX];
+	struct danests_rpt_state s;
+	danests_status st;
+	unsigned ms;
+
+	if (!r->fleet || r->dry_run) {
+		pair_send(r, p, midnight);
+		return;
+	}
+	if (danests_report_state_get(r->cache, p->day, p->domain, &s, why,
+	    sizeof(why)) == DANESTS_OK && s.sent != 0)
+		return;		/* sent from here */
+	/* long enough for every target of the report, each bounded by
+	 * report_timeout, and the lookups before */
+	ms = (r->rc->timeout_s * (DANESTS_RPT_RUA_MAX + 1) + 60) * 1000;
+	st = danests_report_fleet_sent(r->fleet, p->day, p->domain);
+	if (st == DANESTS_OK) {
+		fleet_sent_here(r, p);
+		return;
+	}
+	if (st == DANESTS_NOTFOUND)
+		st = danests_report_fleet_lock(r->fleet, p->day, p->domain, ms,
+		    token);
+	if (st == DANESTS_NOTFOUND) {
+		say("%s %s: being sent by another node of the fleet", p->day,
+		    p->domain);
+		r->waiting++;
+		return;
+	}
+	if (st != DANESTS_OK) {
+		say("%s %s: the store is unreachable: deferred", p->day,
+		    p->domain);
+		r->failed++;
+		return;
+	}
+	/* a node may have sent it between the check and the lock */
+	st = danests_report_fleet_sent(r->fleet, p->day, p->domain);
+	if (st == DANESTS_OK)
+		fleet_sent_here(r, p);
+	else if (st == DANESTS_NOTFOUND)
+		pair_send(r, p, midnight);
+	else {
+		say("%s %s: the store is unreachable: deferred", p->day,
+		    p->domain);
+		r->failed++;
+	}
+	danests_report_fleet_unlock(r->fleet, p->day, p->domain, token);
+}
+
+/* fleet_collect_cb - a domain counted by the fleet on r->collect_day:
+ * its counts summed over every node (collect_cb) */
+static int
+fleet_collect_cb(void *arg, const char *domain)
+{
+	struct run *r = arg;
+	char why[WHY_MAX];
+	danests_status st;
+
+	st = danests_report_fleet_walk(r->fleet, r->collect_day, domain,
+	    collect_cb, r, why, sizeof(why));
+	if (st == DANESTS_TEMP) {
+		say("%s", why);
+		r->failed++;
+		return 1;
+	}
+	return r->nomem;
 }
 
 /* send_lock - one sender at a time per cache (a manual run beside the
@@ -756,6 +857,12 @@ cmd_report_send(int argc, char **argv)
 		rc = EXIT_TEMP;
 		goto out;
 	}
+	if (danests_report_fleet_open(cfg, &r.fleet, why, sizeof(why)) !=
+	    DANESTS_OK) {
+		say("%s", why);
+		rc = EXIT_TEMP;
+		goto out;
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		say("cannot start libcurl");
 		rc = EXIT_TEMP;
@@ -780,6 +887,16 @@ cmd_report_send(int argc, char **argv)
 			    r.rc->keep_days);
 	}
 
+	/* a fleet: this node's counts to the store first, then the reports
+	 * from the sum of every node; never one from a partial count */
+	if (r.fleet != NULL && !r.dry_run && danests_report_fleet_push(
+	    r.fleet, r.cache, NULL, NULL, why, sizeof(why)) != DANESTS_OK) {
+		say("%s: nothing sent, deferred (the counts stay in the "
+		    "cache)", why);
+		rc = EXIT_TEMP;
+		goto out;
+	}
+
 	if (day != NULL && strcmp(day, r.today) >= 0) {
 		say("%s is not a finished UTC day: nothing sent", day);
 		rc = 0;
@@ -791,9 +908,25 @@ cmd_report_send(int argc, char **argv)
 		day_of(t, d);
 		if (day != NULL && strcmp(day, d) != 0)
 			continue;
-		if (danests_report_walk(r.cache, d, have_domain ? domain :
-		    NULL, collect_cb, &r, why, sizeof(why)) != DANESTS_OK ||
-		    r.nomem) {
+		r.collect_day = d;
+		if (r.fleet && have_domain) {
+			if (fleet_collect_cb(&r, domain) != 0 && !r.nomem)
+				break;
+		} else if (r.fleet) {
+			if (danests_report_fleet_domains(r.fleet, d,
+			    fleet_collect_cb, &r, why, sizeof(why)) !=
+			    DANESTS_OK) {
+				say("cannot read the fleet's counters of %s: "
+				    "%s", d, why);
+				r.failed++;
+				break;
+			}
+			if (r.failed)
+				break;
+		}
+		if (r.nomem || (!r.fleet && danests_report_walk(r.cache, d,
+		    have_domain ? domain : NULL, collect_cb, &r, why,
+		    sizeof(why)) != DANESTS_OK)) {
 			say("cannot read the counters of %s: %s", d, r.nomem ?
 			    "out of memory" : why);
 			r.failed++;
@@ -818,6 +951,7 @@ out:
 	free(r.pairs);
 	free(r.json);
 	free(ca_file);
+	danests_report_fleet_close(r.fleet);
 	danests_ctx_free(r.ctx);
 	if (r.cache != NULL)
 		danests_cache_close(r.cache);

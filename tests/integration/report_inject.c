@@ -2,7 +2,13 @@
  * report_inject.c - test helper: record TLS reporting results (RFC 8460)
  * into a cache as an adapter would, from lines of text
  *
- *	report_inject --cache-dir DIR [FILE]
+ *	report_inject --cache-dir DIR [--config CONF] [FILE]
+ *
+ * With --config naming a configuration with a store (a fleet), the
+ * node's counters are pushed to the store after recording, as a node
+ * does: "pushed N" (the (day, domain) pairs), or "push deferred: WHY"
+ * on stderr when the store is unreachable (the counts stay in the cache;
+ * exit 0 all the same).
  *
  * Reads FILE (default: standard input), one result per line:
  *
@@ -165,7 +171,10 @@ main(int argc, char **argv)
 {
 	struct danests_cache *c;
 	char why[DANESTS_WHY_MAX] = "", line[LINE_MAX_], *nl;
-	const char *dir = NULL, *file = NULL;
+	const char *dir = NULL, *file = NULL, *conf = NULL;
+	struct danests_config *cfg = NULL;
+	struct danests_fleet *fl = NULL;
+	size_t pushed = 0;
 	uint64_t total = 0;
 	bool temp = false;
 	unsigned long lineno = 0;
@@ -175,6 +184,8 @@ main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--cache-dir") == 0 && i + 1 < argc)
 			dir = argv[++i];
+		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			conf = argv[++i];
 		else if (argv[i][0] != '-' && file == NULL)
 			file = argv[i];
 		else {
@@ -215,7 +226,26 @@ main(int argc, char **argv)
 			return temp ? 75 : 1;
 		}
 	}
-	danests_cache_close(c);
 	printf("recorded %llu\n", (unsigned long long)total);
+	if (conf != NULL) {
+		if ((cfg = danests_config_new()) == NULL ||
+		    danests_config_load(cfg, conf, why, sizeof(why)) !=
+		    DANESTS_OK || danests_report_fleet_open(cfg, &fl, why,
+		    sizeof(why)) != DANESTS_OK) {
+			fprintf(stderr, "report_inject: %s\n", why);
+			danests_cache_close(c);
+			danests_config_free(cfg);
+			return 64;
+		}
+		if (danests_report_fleet_push(fl, c, NULL, &pushed, why,
+		    sizeof(why)) == DANESTS_OK)
+			printf("pushed %zu\n", pushed);
+		else
+			fprintf(stderr, "report_inject: push deferred: %s\n",
+			    why);
+		danests_report_fleet_close(fl);
+		danests_config_free(cfg);
+	}
+	danests_cache_close(c);
 	return 0;
 }

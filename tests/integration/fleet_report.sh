@@ -1,0 +1,255 @@
+#!/bin/bash
+# fleet_report.sh - the TLS-report counters of a fleet (store redis://...)
+# add up to one report per policy domain per day, sent by one node.
+# A real redis-server on a loopback port of this network namespace, the
+# test bed's resolver and https receiver (rua.reports.test), and
+# report_sendmail a capturing script.  Two nodes (node_id a and b, each
+# its own cache directory) record results with report_inject, which
+# pushes them to the store as a node does; `danests report send --now`
+# runs a day later (faketime +1d) on both:
+#  - each push is the node's totals under its own field: pushed twice,
+#    the store's sum is unchanged;
+#  - a node that records while Redis does not answer keeps counting
+#    locally; a send meanwhile sends nothing (no report from a partial
+#    count) and exits 75;
+#  - Redis back: both nodes sending the same domain at once send one
+#    report; the other node logs it sent by another node and sends
+#    nothing;
+#  - the reports carry the sum of both nodes, the outage's counts
+#    included once, field by field;
+#  - without a store, each node sends its own counts (today's behaviour).
+# Every program run is bounded (timeout).
+# Usage: fleet_report.sh BUILD_DIR    Prints "ok N NAME" / "not ok N NAME".
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$top/build}
+tb=$top/tests/testbed/run
+rua=$top/tests/testbed/rua.sh
+danests=$build/core/danests
+inject=$build/tests/integration/report_inject
+tmp=$(mktemp -d)
+port=16381
+n=0
+status=0
+rpid=
+
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+notok() { n=$((n + 1)); echo "not ok $n $1 # $2"; status=1; }
+# check NAME CMD... - ok when CMD succeeds
+check() {
+	local name=$1
+	shift
+	if "$@" >"$tmp/check.out" 2>&1; then
+		ok "$name"
+	else
+		notok "$name" "$(head -c 800 "$tmp/check.out" | tr '\n' ' ')"
+	fi
+}
+
+cleanup() {
+	[ -n "$rpid" ] && kill -CONT "$rpid" 2>/dev/null
+	[ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
+	"$rua" mode ok >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+for p in redis-server redis-cli faketime python3; do
+	command -v $p >/dev/null 2>&1 || {
+		notok fleet-prerequisites "$p missing (tests/setup.sh installs it)"
+		exit 1
+	}
+done
+[ -x "$danests" ] && [ -x "$inject" ] && [ -f "$tb/pki/ca.crt" ] || {
+	notok fleet-prerequisites "no danests build or test bed (tests/testbed/up.sh)"
+	exit 1
+}
+
+rcli() { timeout 5 redis-cli -h 127.0.0.1 -p $port "$@"; }
+redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$tmp" --logfile "$tmp/redis.log" &
+rpid=$!
+for _ in $(seq 50); do
+	[ "$(rcli ping 2>/dev/null)" = PONG ] && break
+	sleep 0.1
+done
+[ "$(rcli ping 2>/dev/null)" = PONG ] || { notok redis-start "no PONG"; exit 1; }
+
+mkdir -p "$tmp/mail"
+cat >"$tmp/sendmail" <<EOF
+#!/bin/sh
+f=\$(mktemp "$tmp/mail/m.XXXXXX")
+cat >"\$f.eml"
+printf '%s\n' "\$@" >"\$f.args"
+rm -f "\$f"
+EOF
+chmod 755 "$tmp/sendmail"
+
+# conf NODE [STORE] - node NODE's configuration (STORE "none": no store)
+conf() {
+	cat >"$tmp/$1.conf" <<EOC
+resolver 127.10.0.2
+ca_file $tb/pki/ca.crt
+cache_dir $tmp/$1.cache
+tls_reports yes
+report_organization Example Sender Org
+report_contact postmaster@sender.test
+report_from tlsrpt-noreply@sender.test
+report_submitter mx.sender.test
+report_sendmail $tmp/sendmail
+report_timeout 5
+node_id $1
+EOC
+	[ "${2:-}" = none ] ||
+	    printf 'store redis://127.0.0.1:%s\nstore_timeout 500\n' $port \
+	    >>"$tmp/$1.conf"
+}
+for x in a b c; do conf $x; done
+conf solo-a none
+conf solo-b none
+
+# rec NODE FILE - report_inject into NODE's cache, pushing with its config
+rec() { timeout 30 "$inject" --cache-dir "$tmp/$1.cache" --config "$tmp/$1.conf" "$2"; }
+# send NODE [ARGS] - danests report send a day later
+send() {
+	local node=$1
+	shift
+	timeout 120 faketime -f +1d "$danests" report send --now \
+	    --config "$tmp/$node.conf" "$@"
+}
+posts() { ls "$tb/rua" 2>/dev/null | grep -c '\.body$'; }
+mails() { ls "$tmp/mail" | grep -c '\.eml$'; }
+T=$(date -u +%F)
+PD=3~1~1~aabbcc
+SP='version:~STSv1|mode:~testing|mx:~mx.sts-testing.test|max_age:~86400'
+
+# --- both nodes count, each push writes the node's own totals ---
+cat >"$tmp/a.in" <<EOF
+dane-ee.test tlsa ok mx=mx.dane-ee.test policy=$PD count=5
+dane-ee.test tlsa validation-failure mx=mx.dane-ee.test ip=127.10.2.1 policy=$PD count=3
+sts-testing.test sts ok mx=mx.sts-testing.test policy=$SP mxhost=mx.sts-testing.test count=2
+EOF
+cat >"$tmp/b.in" <<EOF
+dane-ee.test tlsa ok mx=mx.dane-ee.test policy=$PD count=4
+dane-ee.test tlsa validation-failure mx=mx.dane-ee.test ip=127.10.2.1 policy=$PD count=1
+dane-ee.test tlsa certificate-expired mx=mx.dane-ee.test ip=127.10.2.1 policy=$PD count=2
+sts-testing.test sts ok mx=mx.sts-testing.test policy=$SP mxhost=mx.sts-testing.test count=6
+sts-testing.test sts certificate-not-trusted mx=mx.sts-testing.test ip=127.10.2.2 policy=$SP mxhost=mx.sts-testing.test count=1
+EOF
+rec a "$tmp/a.in" >"$tmp/rec-a.out" 2>&1
+rec b "$tmp/b.in" >"$tmp/rec-b.out" 2>&1
+check record-and-push-both-nodes sh -c "grep -qx 'pushed 2' '$tmp/rec-a.out' &&
+    grep -qx 'pushed 2' '$tmp/rec-b.out'"
+
+# sums - "SUCCESS FAILURE" of domain's policies in the store, every node
+sums() {
+	local s=0 f=0 m k v
+	for m in $(rcli smembers "danests:rpt:$T:$1" | grep '^P'); do
+		while read -r k && read -r v; do
+			case $k in s:*) s=$((s + v)) ;; f:*) f=$((f + v)) ;; esac
+		done < <(rcli hgetall "danests:rpt:$T:$1:$m")
+	done
+	echo "$s $f"
+}
+check store-holds-both-nodes-fields sh -c "
+    test \"\$(timeout 5 redis-cli -p $port hkeys danests:rpt:$T:dane-ee.test:\$(timeout 5 redis-cli -p $port smembers danests:rpt:$T:dane-ee.test | grep '^P') | grep -c '^[sf]:[ab]\$')\" = 4"
+before=$(sums dane-ee.test)
+rec a /dev/null >/dev/null 2>&1
+rec a /dev/null >/dev/null 2>&1
+rec b /dev/null >/dev/null 2>&1
+check pushed-twice-sum-unchanged test "$before" = "9 6" -a "$(sums dane-ee.test)" = "9 6"
+
+# --- Redis does not answer: counting goes on locally, nothing is sent ---
+kill -STOP "$rpid"
+printf 'dane-ee.test tlsa ok mx=mx.dane-ee.test policy=%s count=10\n' $PD >"$tmp/b2.in"
+start=$(date +%s)
+rec b "$tmp/b2.in" >"$tmp/rec-b2.out" 2>&1
+rc=$?
+check outage-record-counts-locally sh -c "test $rc = 0 &&
+    grep -qx 'recorded 10' '$tmp/rec-b2.out' &&
+    grep -q 'push deferred' '$tmp/rec-b2.out' &&
+    test $(( $(date +%s) - start )) -le 10"
+"$rua" reset >/dev/null
+send a >"$tmp/send-out.out" 2>&1
+rc=$?
+check outage-send-defers-75-nothing-sent sh -c "test $rc = 75 &&
+    grep -q 'nothing sent, deferred' '$tmp/send-out.out' &&
+    test $(posts) = 0 -a $(mails) = 0 || { cat '$tmp/send-out.out'; false; }"
+kill -CONT "$rpid"
+
+# --- Redis back: both at once, one report of sts-testing.test ---
+send a --domain sts-testing.test >"$tmp/sa.out" 2>&1 &
+pa=$!
+send b --domain sts-testing.test >"$tmp/sb.out" 2>&1
+rcb=$?
+wait $pa
+rca=$?
+check concurrent-senders-one-report sh -c "test $rca = 0 -a $rcb = 0 &&
+    test $(posts) = 1 -a $(mails) = 1 &&
+    cat '$tmp/sa.out' '$tmp/sb.out' | grep -Eq 'sts-testing.test: (sent by|being sent by) another node' ||
+    { cat '$tmp/sa.out' '$tmp/sb.out'; false; }"
+
+# --- b (it holds the outage's counts) sends; a finds it sent ---
+send b >"$tmp/sb2.out" 2>&1
+rcb=$?
+send a >"$tmp/sa2.out" 2>&1
+rca=$?
+check one-report-per-domain sh -c "test $rca = 0 -a $rcb = 0 &&
+    test $(posts) = 2 -a $(mails) = 2 &&
+    grep -q 'dane-ee.test: sent to https://rua.reports.test/tlsrpt' '$tmp/sb2.out' &&
+    grep -q 'dane-ee.test: sent by another node' '$tmp/sa2.out' &&
+    ! grep -q 'sent to' '$tmp/sa2.out' ||
+    { cat '$tmp/sb2.out' '$tmp/sa2.out'; false; }"
+check outage-counts-pushed-once test "$(sums dane-ee.test)" = "19 6"
+
+# The reports (https and mail), field by field: the sum of both nodes
+cat >"$tmp/check.py" <<'EOF'
+import email, glob, gzip, json, sys
+rua, mdir = sys.argv[1], sys.argv[2]
+want = {
+    "dane-ee.test": (19, 6, {("validation-failure", "127.10.2.1"): 4,
+                             ("certificate-expired", "127.10.2.1"): 2}),
+    "sts-testing.test": (8, 1, {("certificate-not-trusted", "127.10.2.2"): 1}),
+}
+reps = []
+for b in glob.glob(rua + "/*.body"):
+    reps.append(json.loads(gzip.decompress(open(b, "rb").read())))
+for m in glob.glob(mdir + "/*.eml"):
+    msg = email.message_from_binary_file(open(m, "rb"))
+    for part in msg.walk():
+        if part.get_content_type() == "application/tlsrpt+gzip":
+            reps.append(json.loads(gzip.decompress(part.get_payload(decode=True))))
+seen = {}
+for r in reps:
+    assert len(r["policies"]) == 1, r
+    p = r["policies"][0]
+    d = p["policy"]["policy-domain"]
+    s = p["summary"]
+    ok, fail, det = want[d]
+    assert s["total-successful-session-count"] == ok, (d, s)
+    assert s["total-failure-session-count"] == fail, (d, s)
+    got = {(x["result-type"], x["receiving-ip"]): x["failed-session-count"]
+           for x in p.get("failure-details", [])}
+    assert got == det, (d, got)
+    seen[d] = seen.get(d, 0) + 1
+assert seen == {"dane-ee.test": 2, "sts-testing.test": 2}, seen
+EOF
+check reports-sum-both-nodes python3 "$tmp/check.py" "$tb/rua" "$tmp/mail"
+
+# a third node, never sending, sees the same sum (dry run)
+send c --dry-run --domain dane-ee.test >"$tmp/sc.out" 2>&1
+check third-node-reads-the-sum grep -q '19 successful and 6 failed sessions' "$tmp/sc.out"
+
+# --- without a store: each node sends its own counts, as before ---
+"$rua" reset >/dev/null
+rm -f "$tmp/mail"/*
+timeout 30 "$inject" --cache-dir "$tmp/solo-a.cache" "$tmp/a.in" >/dev/null 2>&1
+timeout 30 "$inject" --cache-dir "$tmp/solo-b.cache" "$tmp/b.in" >/dev/null 2>&1
+send solo-a >"$tmp/so-a.out" 2>&1
+rca=$?
+send solo-b >"$tmp/so-b.out" 2>&1
+rcb=$?
+check no-store-each-node-sends-its-own sh -c "test $rca = 0 -a $rcb = 0 &&
+    test $(posts) = 4 -a $(mails) = 4 || { cat '$tmp/so-a.out' '$tmp/so-b.out'; false; }"
+
+exit $status
