@@ -275,6 +275,13 @@ danests_status danests_report_fleet_sent(struct danests_fleet *,
 danests_status danests_report_fleet_mark_sent(struct danests_fleet *,
     const char *day, const char *domain, char *why, size_t whylen);
 
+/* danests_report_fleet_final - DANESTS_OK when every node that counted
+ * something on day pushed at day_end (the day's end) or later, so the
+ * store holds its final counts; DANESTS_NOTFOUND when one did not (late
+ * names it), DANESTS_TEMP unreachable */
+danests_status danests_report_fleet_final(struct danests_fleet *,
+    const char *day, time_t day_end, char *late, size_t latelen);
+
 /* danests_report_fleet_lock - the sender's lock of (day, domain) for ms
  * milliseconds: DANESTS_OK (token filled), DANESTS_NOTFOUND held by
  * another node, DANESTS_TEMP unreachable */

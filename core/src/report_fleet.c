@@ -15,6 +15,9 @@
  *					policy's member), rt, ip, mxh, helo,
  *					rip, info, and per node "c:NODE"
  *   PREFIX "rpt:" DAY ":" DOMAIN ":sent"	the report went out (the node)
+ *   PREFIX "rpt:" DAY ":nodes"	hash: per node, when it last pushed DAY
+ *					(a domain has two labels at least:
+ *					"nodes" is never one)
  *   PREFIX "lock:rpt:" DAY ":" DOMAIN	the sender's lock (store_lock)
  *
  * H and G are 128 bits of SHA-256 (hex) of the policy's (type, policy,
@@ -33,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FLEET_KEY_MAX	(DANESTS_STORE_PREFIX_MAX + 16 + DANESTS_NAME_MAX + 40)
@@ -188,7 +192,7 @@ struct push_arg {
 	struct danests_fleet *fl;
 	char f_s[DANESTS_NODE_ID_MAX + 2], f_f[DANESTS_NODE_ID_MAX + 2],
 	    f_c[DANESTS_NODE_ID_MAX + 2];
-	char ttl[24];
+	char ttl[24], now[24];
 	danests_status st;
 	char *why;
 	size_t whylen;
@@ -216,7 +220,8 @@ push_cb(void *varg, const struct danests_rpt_day *d)
 	struct pcmd *cm;
 	struct store_cmd *sc;
 	char dkey[FLEET_KEY_MAX], mkey[FLEET_KEY_MAX], name[FLEET_KEY_MAX];
-	size_t ncmd = 4, i, j, k = 0;
+	char nkey[FLEET_KEY_MAX];
+	size_t ncmd = 6, i, j, k = 0;
 	const char *type;
 
 	for (i = 0; i < d->npolicies; i++)
@@ -229,7 +234,9 @@ push_cb(void *varg, const struct danests_rpt_day *d)
 	if (report_fleet_name(name, sizeof(name), d->day, NULL, NULL) < 0 ||
 	    store_key(a->fl->store, name, dkey, sizeof(dkey)) < 0 ||
 	    report_fleet_name(name, sizeof(name), d->day, d->domain, NULL) <
-	    0 || store_key(a->fl->store, name, mkey, sizeof(mkey)) < 0) {
+	    0 || store_key(a->fl->store, name, mkey, sizeof(mkey)) < 0 ||
+	    report_fleet_name(name, sizeof(name), d->day, "nodes", NULL) < 0 ||
+	    store_key(a->fl->store, name, nkey, sizeof(nkey)) < 0) {
 		why_set(a->why, a->whylen, "report: key too long");
 		a->st = DANESTS_TEMP;
 		free(cm);
@@ -287,6 +294,10 @@ push_cb(void *varg, const struct danests_rpt_day *d)
 		}
 	}
 	cmd_set(&cm[k++].c, (const char *[]){ "EXPIRE", mkey, a->ttl, NULL });
+	/* when this node last pushed the day (danests_report_fleet_final) */
+	cmd_set(&cm[k++].c, (const char *[]){ "HSET", nkey, a->fl->node,
+	    a->now, NULL });
+	cmd_set(&cm[k++].c, (const char *[]){ "EXPIRE", nkey, a->ttl, NULL });
 	/* the members' set last but one: a reader finds no member whose
 	 * hash is not written yet (one pipeline, in order) */
 	if ((sc = xcalloc(k, sizeof(*sc))) == NULL) {
@@ -336,6 +347,7 @@ danests_report_fleet_push(struct danests_fleet *fl, struct danests_cache *dc,
 	snprintf(a.f_c, sizeof(a.f_c), "c:%s", fl->node);
 	snprintf(a.ttl, sizeof(a.ttl), "%llu", (unsigned long long)
 	    (fl->keep_days + 2) * 86400ULL);
+	snprintf(a.now, sizeof(a.now), "%lld", (long long)time(NULL));
 	st = danests_report_walk(dc, day, NULL, push_cb, &a, why, whylen);
 	if (npushed != NULL)
 		*npushed = a.pushed;
@@ -680,4 +692,33 @@ danests_report_fleet_unlock(struct danests_fleet *fl, const char *day,
 	if (fl != NULL && report_fleet_name(name,
 	    sizeof(name), day, domain, NULL) == 0)
 		store_unlock(fl->store, name, token);
+}
+
+/* danests_report_fleet_final - see danests-report.h */
+danests_status
+danests_report_fleet_final(struct danests_fleet *fl, const char *day,
+    time_t day_end, char *late, size_t latelen)
+{
+	char name[FLEET_KEY_MAX];
+	unsigned long long v;
+	struct list h;
+	danests_status st = DANESTS_OK;
+	size_t i;
+
+	if (latelen > 0)
+		late[0] = '\0';
+	if (fl == NULL || report_fleet_name(name, sizeof(name), day, "nodes",
+	    NULL) < 0)
+		return DANESTS_TEMP;
+	if (read_list(fl, "HGETALL", name, 2 * 10000, &h) != DANESTS_OK)
+		return DANESTS_TEMP;
+	for (i = 0; i + 1 < h.n; i += 2)
+		if (!danests_parse_uint(h.v[i + 1], 0, UINT64_MAX, &v) ||
+		    (time_t)v < day_end) {
+			if (latelen > 0 && late[0] == '\0')
+				snprintf(late, latelen, "%s", h.v[i]);
+			st = DANESTS_NOTFOUND;
+		}
+	list_free(&h);
+	return st;
 }

@@ -588,7 +588,7 @@ fleet_sent_here(struct run *r, const struct pair *p)
 static void
 do_pair(struct run *r, const struct pair *p, time_t midnight)
 {
-	char token[DANESTS_RPT_TOKEN_MAX], why[WHY_MAX];
+	char token[DANESTS_RPT_TOKEN_MAX], why[WHY_MAX], late[64];
 	struct danests_rpt_state s;
 	danests_status st;
 	unsigned ms;
@@ -607,6 +607,26 @@ do_pair(struct run *r, const struct pair *p, time_t midnight)
 	if (st == DANESTS_OK) {
 		fleet_sent_here(r, p);
 		return;
+	}
+	/* every node's counts of the whole day: wait for each node's push
+	 * after the day ended, until the spreading window is over (a node
+	 * that is gone must not hold the report back for ever) */
+	if (st == DANESTS_NOTFOUND && !r->now_flag) {
+		st = danests_report_fleet_final(r->fleet, p->day,
+		    day_start(p->day) + 86400, late, sizeof(late));
+		if (st == DANESTS_NOTFOUND && r->now < midnight +
+		    (time_t)r->rc->window_s) {
+			say("%s %s: waiting for node %s's counts of the whole "
+			    "day", p->day, p->domain, late);
+			r->waiting++;
+			return;
+		}
+		if (st == DANESTS_NOTFOUND)
+			say("%s %s: node %s did not push after the day ended: "
+			    "reported without its last counts", p->day,
+			    p->domain, late);
+		else if (st == DANESTS_OK)
+			st = DANESTS_NOTFOUND;
 	}
 	if (st == DANESTS_NOTFOUND)
 		st = danests_report_fleet_lock(r->fleet, p->day, p->domain, ms,

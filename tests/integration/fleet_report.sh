@@ -17,6 +17,8 @@
 #    nothing;
 #  - the reports carry the sum of both nodes, the outage's counts
 #    included once, field by field;
+#  - without --now, a report waits (within report_window) until every
+#    node that counted the day pushed after the day ended;
 #  - without a store, each node sends its own counts (today's behaviour).
 # Every program run is bounded (timeout).
 # Usage: fleet_report.sh BUILD_DIR    Prints "ok N NAME" / "not ok N NAME".
@@ -249,6 +251,33 @@ check reports-sum-both-nodes python3 "$tmp/check.py" "$tb/rua" "$tmp/mail"
 # a third node, never sending, sees the same sum (dry run)
 send c --dry-run --domain dane-ee.test >"$tmp/sc.out" 2>&1
 check third-node-reads-the-sum grep -q '19 successful and 6 failed sessions' "$tmp/sc.out"
+
+# --- not --now: a report waits for every node's push after the day ---
+# report_window 60: the domain is due within a minute after midnight and
+# the wait for a late node ends with the window
+for x in a b; do echo 'report_window 60' >>"$tmp/$x.conf"; done
+printf 'insecure.test no-policy-found ok mx=mx.insecure.test count=%s\n' 3 >"$tmp/ia.in"
+printf 'insecure.test no-policy-found ok mx=mx.insecure.test count=%s\n' 4 >"$tmp/ib.in"
+rec a "$tmp/ia.in" >/dev/null 2>&1
+rec b "$tmp/ib.in" >/dev/null 2>&1
+"$rua" reset >/dev/null
+rm -f "$tmp/mail"/*
+T1=$(date -u -d "$T + 1 day" +%F)
+# sendat NODE - danests report send at 00:00:59 UTC of the next day
+sendat() {
+	TZ=UTC timeout 120 faketime "$T1 00:00:59" "$danests" report send \
+	    --config "$tmp/$1.conf" --domain insecure.test
+}
+sendat b >"$tmp/wb.out" 2>&1
+rcb=$?
+check waits-for-a-late-node sh -c "test $rcb = 0 -a $(posts) = 0 -a $(mails) = 0 &&
+    grep -q \"insecure.test: waiting for node a's counts of the whole day\" '$tmp/wb.out' ||
+    { cat '$tmp/wb.out'; false; }"
+sendat a >"$tmp/wa.out" 2>&1
+rca=$?
+check sent-once-every-node-pushed sh -c "test $rca = 0 -a $(posts) = 1 -a $(mails) = 1 &&
+    zcat '$tb/rua/'*.body | grep -q '\"total-successful-session-count\": *7' ||
+    { cat '$tmp/wa.out'; zcat '$tb/rua/'*.body; false; }"
 
 # --- without a store: each node sends its own counts, as before ---
 "$rua" reset >/dev/null
