@@ -11,6 +11,7 @@
  */
 #include "danests-postfix.h"
 #include "danests-metrics.h"
+#include "danests-report.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -124,6 +125,11 @@ refresh_policies(evutil_socket_t fd, short what, void *arg)
 		refresh_running = true;
 	else
 		dmn_log(LOG_WARNING, "refresh: %s", why);
+	/* a fleet: this node's TLS-report counts of yesterday and today to
+	 * the shared store (an outage is logged by the store, once) */
+	if (danests_ctx_report_push(ctx, NULL, why, sizeof(why)) ==
+	    DANESTS_PERM)
+		dmn_log(LOG_WARNING, "tls reports: %s", why);
 }
 
 /* sweep_cb - once a second: idle and slow clients */

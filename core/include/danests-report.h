@@ -255,6 +255,12 @@ danests_status danests_report_fleet_push(struct danests_fleet *,
     struct danests_cache *, const char *day, size_t *npushed, char *why,
     size_t whylen);
 
+/* danests_ctx_report_push - the same from a context (its cache and
+ * store) for yesterday and today, as the daemons do at each refresh
+ * tick; DANESTS_NOTFOUND without a store, a cache or tls_reports. */
+danests_status danests_ctx_report_push(struct danests_ctx *,
+    size_t *npushed, char *why, size_t whylen);
+
 /* danests_report_fleet_domains - every domain counted on day by any node,
  * in order; fn returning non-zero stops.  DANESTS_TEMP unreachable. */
 danests_status danests_report_fleet_domains(struct danests_fleet *,

@@ -611,6 +611,10 @@ danests_status store_pipeline(struct store *, const struct store_cmd *,
 danests_status store_read_each(struct store *, int argc, const char **argv,
     const size_t *lens, store_each_fn *fn, void *arg);
 danests_status store_exists(struct store *, const char *key);
+/* report.c: danests_report_walk of the internal cache */
+danests_status report_walk(struct cache *, const char *day,
+    const char *domain, danests_report_fn *fn, void *arg, char *why,
+    size_t whylen);
 /* report_fleet.c: a node id is 1-63 of [A-Za-z0-9._-] */
 bool report_node_ok(const char *);
 int report_fleet_name(char *buf, size_t len, const char *day,

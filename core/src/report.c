@@ -1106,12 +1106,22 @@ group_call(struct group *g, danests_report_fn *fn, void *arg, int *stop)
 	return 0;
 }
 
-/* danests_report_walk - see danests-report.h.  One read transaction per
- * (day, domain), and fn called with none open (it may write). */
+/* danests_report_walk - see danests-report.h */
 danests_status
 danests_report_walk(struct danests_cache *dc, const char *day,
     const char *domain, danests_report_fn *fn, void *arg, char *why,
     size_t whylen)
+{
+	return report_walk(dc != NULL ? cache_view_inner(dc) : NULL, day,
+	    domain, fn, arg, why, whylen);
+}
+
+/* report_walk - danests_report_walk of the internal cache.  One read
+ * transaction per (day, domain), and fn called with none open (it may
+ * write). */
+danests_status
+report_walk(struct cache *c, const char *day, const char *domain,
+    danests_report_fn *fn, void *arg, char *why, size_t whylen)
 {
 	struct walk_arg *a;
 	char dom[DANESTS_NAME_MAX];
@@ -1120,7 +1130,7 @@ danests_report_walk(struct danests_cache *dc, const char *day,
 
 	if (why != NULL && whylen > 0)
 		why[0] = '\0';
-	if (dc == NULL || fn == NULL) {
+	if (c == NULL || fn == NULL) {
 		why_set(why, whylen, "report: no cache");
 		return DANESTS_TEMP;
 	}
@@ -1150,8 +1160,7 @@ danests_report_walk(struct danests_cache *dc, const char *day,
 		}
 	}
 	while (!stop) {
-		st = cache_rpt_run(cache_view_inner(dc), false, walk_txn, a,
-		    why, whylen);
+		st = cache_rpt_run(c, false, walk_txn, a, why, whylen);
 		if (st != DANESTS_OK || a->done)
 			break;
 		if (group_call(&a->g, fn, arg, &stop) < 0) {

@@ -132,6 +132,30 @@ struct danests_fleet {
 	unsigned keep_days;
 };
 
+/* fleet_node - node_id, or the host name */
+static int
+fleet_node(const struct danests_config *cfg, char out[DANESTS_NODE_ID_MAX],
+    char *why, size_t whylen)
+{
+	char h[256];
+
+	if (cfg->node_id[0] != '\0') {
+		strlcpy(out, cfg->node_id, DANESTS_NODE_ID_MAX);
+		return 0;
+	}
+	if (gethostname(h, sizeof(h)) == 0 && (h[sizeof(h) - 1] = '\0',
+	    report_node_ok(h))) {
+		strlcpy(out, h, DANESTS_NODE_ID_MAX);
+		return 0;
+	}
+	why_set(why, whylen, "report: the host name is no usable node id: "
+	    "set node_id");
+	return -1;
+}
+
+static danests_status fleet_push(struct danests_fleet *, struct cache *,
+    const char *, size_t *, char *, size_t);
+
 /* danests_report_fleet_open - see danests-report.h */
 danests_status
 danests_report_fleet_open(const struct danests_config *cfg,
@@ -139,7 +163,6 @@ danests_report_fleet_open(const struct danests_config *cfg,
 {
 	struct danests_fleet *fl;
 	struct store *st;
-	char h[256];
 
 	*out = NULL;
 	if (store_new(cfg, &st, why, whylen) != DANESTS_OK)
@@ -153,14 +176,7 @@ danests_report_fleet_open(const struct danests_config *cfg,
 	}
 	fl->store = st;
 	fl->keep_days = cfg->report.keep_days;
-	if (cfg->node_id[0] != '\0')
-		strlcpy(fl->node, cfg->node_id, sizeof(fl->node));
-	else if (gethostname(h, sizeof(h)) == 0 &&
-	    (h[sizeof(h) - 1] = '\0', report_node_ok(h)))
-		strlcpy(fl->node, h, sizeof(fl->node));
-	else {
-		why_set(why, whylen, "report: the host name is no usable "
-		    "node id: set node_id");
+	if (fleet_node(cfg, fl->node, why, whylen) < 0) {
 		danests_report_fleet_close(fl);
 		return DANESTS_PERM;
 	}
@@ -329,6 +345,54 @@ danests_status
 danests_report_fleet_push(struct danests_fleet *fl, struct danests_cache *dc,
     const char *day, size_t *npushed, char *why, size_t whylen)
 {
+	return fleet_push(fl, dc != NULL ? cache_view_inner(dc) : NULL, day,
+	    npushed, why, whylen);
+}
+
+/* danests_ctx_report_push - see danests-report.h */
+danests_status
+danests_ctx_report_push(struct danests_ctx *ctx, size_t *npushed, char *why,
+    size_t whylen)
+{
+	struct danests_fleet fl;
+	char day[11];
+	size_t n = 0, n2 = 0;
+	danests_status st;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (npushed != NULL)
+		*npushed = 0;
+	if (ctx == NULL || ctx->store == NULL || ctx->cache == NULL ||
+	    !ctx->cfg.report.enabled) {
+		why_set(why, whylen, "report: no store, no cache or "
+		    "tls_reports off");
+		return DANESTS_NOTFOUND;
+	}
+	memset(&fl, 0, sizeof(fl));
+	fl.store = ctx->store;
+	fl.keep_days = ctx->cfg.report.keep_days;
+	if (fleet_node(&ctx->cfg, fl.node, why, whylen) < 0)
+		return DANESTS_PERM;
+	/* yesterday (its last counts, after midnight), then today */
+	gmtime_r(&(time_t){ now - 86400 }, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	if ((st = fleet_push(&fl, ctx->cache, day, &n, why, whylen)) !=
+	    DANESTS_OK)
+		return st;
+	gmtime_r(&now, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	st = fleet_push(&fl, ctx->cache, day, &n2, why, whylen);
+	if (npushed != NULL)
+		*npushed = n + n2;
+	return st;
+}
+
+/* fleet_push - this node's counters of day (NULL: all) to the store */
+static danests_status
+fleet_push(struct danests_fleet *fl, struct cache *c, const char *day,
+    size_t *npushed, char *why, size_t whylen)
+{
 	struct push_arg a;
 	danests_status st;
 
@@ -348,7 +412,7 @@ danests_report_fleet_push(struct danests_fleet *fl, struct danests_cache *dc,
 	snprintf(a.ttl, sizeof(a.ttl), "%llu", (unsigned long long)
 	    (fl->keep_days + 2) * 86400ULL);
 	snprintf(a.now, sizeof(a.now), "%lld", (long long)time(NULL));
-	st = danests_report_walk(dc, day, NULL, push_cb, &a, why, whylen);
+	st = report_walk(c, day, NULL, push_cb, &a, why, whylen);
 	if (npushed != NULL)
 		*npushed = a.pushed;
 	return st != DANESTS_OK ? st : a.st;

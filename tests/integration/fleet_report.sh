@@ -19,6 +19,8 @@
 #    included once, field by field;
 #  - without --now, a report waits (within report_window) until every
 #    node that counted the day pushed after the day ended;
+#  - danests-postfix writes its node's counts to the store at its
+#    refresh tick;
 #  - without a store, each node sends its own counts (today's behaviour).
 # Every program run is bounded (timeout).
 # Usage: fleet_report.sh BUILD_DIR    Prints "ok N NAME" / "not ok N NAME".
@@ -278,6 +280,34 @@ rca=$?
 check sent-once-every-node-pushed sh -c "test $rca = 0 -a $(posts) = 1 -a $(mails) = 1 &&
     zcat '$tb/rua/'*.body | grep -q '\"total-successful-session-count\": *7' ||
     { cat '$tmp/wa.out'; zcat '$tb/rua/'*.body; false; }"
+
+# --- a daemon pushes its node's counts at its refresh tick ---
+# node d: counts in its cache only (not pushed), then danests-postfix
+# with refresh_interval 1 writes them to the store under node_id d
+conf d
+printf 'dane-ee.test tlsa ok mx=mx.dane-ee.test policy=%s count=5\n' $PD >"$tmp/d.in"
+timeout 30 "$inject" --cache-dir "$tmp/d.cache" "$tmp/d.in" >/dev/null 2>&1
+chmod 755 "$tmp"
+chown -R nobody "$tmp/d.cache"
+dport=16482
+cat >>"$tmp/d.conf" <<EOC
+[postfix]
+user nobody
+listen inet:127.0.0.1:$dport
+refresh_interval 1
+EOC
+"$build/postfix-tlsproxy/danests-postfix" -d -c "$tmp/d.conf" 2>"$tmp/d.log" &
+dpid=$!
+pm=
+for _ in $(seq 100); do
+	pm=$(rcli smembers "danests:rpt:$T:dane-ee.test" | grep '^P' | head -1)
+	[ -n "$pm" ] && [ "$(rcli hget "danests:rpt:$T:dane-ee.test:$pm" s:d)" = 5 ] && break
+	sleep 0.1
+done
+check daemon-tick-pushes-node-counts sh -c "test \"\$(timeout 5 redis-cli -p $port hget 'danests:rpt:$T:dane-ee.test:$pm' s:d)\" = 5 ||
+    { cat '$tmp/d.log'; false; }"
+kill "$dpid" 2>/dev/null
+wait "$dpid" 2>/dev/null
 
 # --- without a store: each node sends its own counts, as before ---
 "$rua" reset >/dev/null
