@@ -416,7 +416,8 @@ static const char *const config_keys[] = {
 	"resolver", "ca_file", "cache_dir", "mta_sts", "tls_reports",
 	"report_organization", "report_contact", "report_from",
 	"report_submitter", "report_sendmail", "report_only_failures",
-	"store", "store_read", "store_prefix", "node_id", NULL,
+	"store", "store_read", "store_prefix", "store_ca_file", "store_cert_file",
+	"store_key_file", "node_id", NULL,
 };
 
 /* The sections of the adapters; any other name is a typo. */
@@ -549,6 +550,28 @@ config_store_apply(struct danests_config *c, const char *key,
 		strlcpy(c->store_prefix, val, sizeof(c->store_prefix));
 		return DANESTS_OK;
 	}
+	if (strncmp(key, "store_", 6) == 0 && strcmp(key + strlen(key) - 5,
+	    "_file") == 0) {
+		/* read when the store is first used (store_new): the key
+		 * file is often readable by the service account alone */
+		if (val[0] != '/' || strlen(val) >= STORE_PATH_MAX ||
+		    !text_ok(val, STORE_PATH_MAX - 1) ||
+		    strchr(val, ' ') != NULL) {
+			why_set(why, whylen, "expected an absolute path without "
+			    "spaces, at most %d characters", STORE_PATH_MAX - 1);
+			return DANESTS_PERM;
+		}
+#ifndef HAVE_HIREDIS_SSL
+		why_set(why, whylen, "this build has no TLS to the store "
+		    "(hiredis 1.0 or later with hiredis_ssl is needed)");
+		return DANESTS_PERM;
+#else
+		strlcpy(strcmp(key, "store_ca_file") == 0 ? c->store_ca_file :
+		    strcmp(key, "store_cert_file") == 0 ? c->store_cert_file :
+		    c->store_key_file, val, STORE_PATH_MAX);
+		return DANESTS_OK;
+#endif
+	}
 	if (strlen(val) >= STORE_URL_MAX) {
 		why_set(why, whylen, "URL longer than %d bytes",
 		    STORE_URL_MAX - 1);
@@ -596,7 +619,10 @@ danests_config_apply(struct danests_config *c, const char *key, const char *val,
 		return DANESTS_OK;
 	}
 	if (strcmp(key, "store") == 0 || strcmp(key, "store_read") == 0 ||
-	    strcmp(key, "store_prefix") == 0)
+	    strcmp(key, "store_prefix") == 0 ||
+	    strcmp(key, "store_ca_file") == 0 ||
+	    strcmp(key, "store_cert_file") == 0 ||
+	    strcmp(key, "store_key_file") == 0)
 		return config_store_apply(c, key, val, why, whylen);
 	if (strcmp(key, "node_id") == 0) {
 		if (!report_node_ok(val)) {

@@ -365,6 +365,7 @@ void sts_cancel_fetches(struct danests_ctx *);
 #define DANESTS_STORE_PREFIX_MAX	64
 #define DANESTS_NODE_ID_MAX	64	/* node_id, with its NUL */
 #define STORE_URL_MAX			512
+#define STORE_PATH_MAX			256
 struct danests_config {
 	char resolver[64];	/* "" = from /etc/resolv.conf */
 	unsigned resolver_port;
@@ -395,6 +396,11 @@ struct danests_config {
 	char store_read_url[STORE_URL_MAX];
 	char store_prefix[DANESTS_STORE_PREFIX_MAX];
 	unsigned store_timeout_ms;
+	/* TLS to the store (rediss://): "" the system's CAs, no client
+	 * certificate */
+	char store_ca_file[STORE_PATH_MAX];
+	char store_cert_file[STORE_PATH_MAX];
+	char store_key_file[STORE_PATH_MAX];
 	char node_id[DANESTS_NODE_ID_MAX];	/* "" the host name */
 	char ca_file_at[320];	/* "FILE:LINE" that set it, or "" */
 	char cache_dir_at[320];
@@ -575,6 +581,7 @@ struct store_url {
 	unsigned port;		/* 6379 */
 	unsigned db;		/* 0 */
 	char password[256];	/* "" none */
+	bool tls;		/* rediss:// */
 };
 danests_status store_url_parse(const char *url, struct store_url *,
     char *why, size_t whylen);

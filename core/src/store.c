@@ -31,11 +31,19 @@
 #ifdef HAVE_HIREDIS
 #include <hiredis/hiredis.h>
 #endif
+#ifdef HAVE_HIREDIS_SSL
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <hiredis/hiredis_ssl.h>
+#endif
 
 #define STORE_RETRY_S	5	/* an outage: calls fail fast this long */
 
-/* store_url_parse - redis://[:PASSWORD@]HOST[:PORT][/DB]; HOST a name,
- * an IPv4 address or [IPv6]; PORT 1-65535 (6379), DB 0-15 (0) */
+/* store_url_parse - redis[s]://[:PASSWORD@]HOST[:PORT][/DB]; HOST a name,
+ * an IPv4 address or [IPv6]; PORT 1-65535 (6379), DB 0-15 (0); rediss://
+ * (TLS) only in a build with hiredis_ssl */
 danests_status
 store_url_parse(const char *s, struct store_url *u, char *why, size_t whylen)
 {
@@ -46,12 +54,27 @@ store_url_parse(const char *s, struct store_url *u, char *why, size_t whylen)
 
 	memset(u, 0, sizeof(*u));
 	u->port = 6379;
-	if (strncmp(s, "redis://", 8) != 0) {
+	if (strncmp(s, "rediss://", 9) == 0) {
+#ifndef HAVE_HIREDIS_SSL
+		why_set(why, whylen, "this build has no TLS to the store "
+		    "(rediss:// needs hiredis 1.0 or later with hiredis_ssl)");
+		return DANESTS_PERM;
+#endif
+		u->tls = true;
+		p = s + 9;
+	} else if (strncmp(s, "redis://", 8) == 0)
+		p = s + 8;
+	else {
 		why_set(why, whylen, "expected redis://[:PASSWORD@]HOST"
-		    "[:PORT][/DB] (TLS, rediss://, is not available)");
+		    "[:PORT][/DB]%s",
+#ifdef HAVE_HIREDIS_SSL
+		    " or rediss:// (TLS)"
+#else
+		    ""
+#endif
+		    );
 		return DANESTS_PERM;
 	}
-	p = s + 8;
 	for (n = 0; s[n] != '\0'; n++)
 		if ((unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f) {
 			why_set(why, whylen, "control character, space or "
@@ -112,7 +135,7 @@ store_url_parse(const char *s, struct store_url *u, char *why, size_t whylen)
 	return DANESTS_OK;
 badhost:
 	why_set(why, whylen, "expected a host name or address after "
-	    "redis://");
+	    "redis%s://", u->tls ? "s" : "");
 	return DANESTS_PERM;
 badport:
 	why_set(why, whylen, "expected a port from 1 to 65535 after the host");
@@ -136,6 +159,9 @@ struct store {
 				 * none pushed yet) */
 	unsigned timeout_ms;
 	char prefix[DANESTS_STORE_PREFIX_MAX];
+#ifdef HAVE_HIREDIS_SSL
+	SSL_CTX *tls;		/* NULL: no rediss:// endpoint */
+#endif
 };
 
 /*
@@ -168,6 +194,92 @@ static const char unlock_script[] =
 	"end\n"
 	"return 0\n";
 
+#ifdef HAVE_HIREDIS_SSL
+/* tls_new - the TLS context of the rediss:// endpoints: the peer verified
+ * against store_ca_file (default: the system's CAs), TLS 1.2 or later,
+ * the client certificate of store_cert_file and store_key_file if any */
+static SSL_CTX *
+tls_new(const struct danests_config *cfg, char *why, size_t whylen)
+{
+	SSL_CTX *t;
+	unsigned long e;
+	const char *what;
+
+	if ((t = SSL_CTX_new(TLS_client_method())) == NULL) {
+		why_set(why, whylen, "store: cannot make a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(t, TLS1_2_VERSION);
+	SSL_CTX_set_verify(t, SSL_VERIFY_PEER, NULL);
+	ERR_clear_error();
+	what = "store_ca_file";
+	if (cfg->store_ca_file[0] != '\0' ? SSL_CTX_load_verify_locations(t,
+	    cfg->store_ca_file, NULL) != 1 :
+	    SSL_CTX_set_default_verify_paths(t) != 1)
+		goto fail;
+	what = "store_cert_file";
+	if (cfg->store_cert_file[0] != '\0' &&
+	    SSL_CTX_use_certificate_chain_file(t, cfg->store_cert_file) != 1)
+		goto fail;
+	what = "store_key_file";
+	if (cfg->store_key_file[0] != '\0' &&
+	    (SSL_CTX_use_PrivateKey_file(t, cfg->store_key_file,
+	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(t) != 1))
+		goto fail;
+	return t;
+fail:
+	e = ERR_peek_last_error();
+	why_set(why, whylen, "%s %s: %s", what,
+	    strcmp(what, "store_ca_file") == 0 ? cfg->store_ca_file :
+	    strcmp(what, "store_cert_file") == 0 ? cfg->store_cert_file :
+	    cfg->store_key_file, e != 0 ? ERR_reason_error_string(e) :
+	    "cannot be read");
+	if (strcmp(what, "store_ca_file") == 0 && cfg->store_ca_file[0] ==
+	    '\0')
+		why_set(why, whylen, "store: the system's CA certificates "
+		    "cannot be loaded; give store_ca_file");
+	ERR_clear_error();
+	SSL_CTX_free(t);
+	return NULL;
+}
+
+/* tls_start - TLS on c's new connection: SNI and the name check for a
+ * host name, the address check for an address; false (err filled) when
+ * the handshake or the verification fails */
+static bool
+tls_start(struct store *s, struct store_conn *c, char *err, size_t errlen)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+	SSL *ssl;
+	long v;
+	bool ip;
+
+	if ((ssl = SSL_new(s->tls)) == NULL) {
+		snprintf(err, errlen, "TLS: out of memory");
+		return false;
+	}
+	ip = inet_pton(AF_INET, c->url.host, a) == 1 ||
+	    inet_pton(AF_INET6, c->url.host, a) == 1;
+	if (ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+	    c->url.host) != 1 : (SSL_set_tlsext_host_name(ssl,
+	    c->url.host) != 1 || SSL_set1_host(ssl, c->url.host) != 1)) {
+		SSL_free(ssl);
+		snprintf(err, errlen, "TLS: cannot set the name to verify");
+		return false;
+	}
+	if (redisInitiateSSL(c->rc, ssl) == REDIS_OK)
+		return true;	/* hiredis owns ssl now */
+	v = SSL_get_verify_result(ssl);
+	if (v != X509_V_OK)
+		snprintf(err, errlen, "TLS: certificate of %s not verified: "
+		    "%s", c->url.host, X509_verify_cert_error_string(v));
+	else
+		snprintf(err, errlen, "TLS: %s", c->rc->errstr);
+	SSL_free(ssl);	/* on a failure it is still ours */
+	return false;
+}
+#endif /* HAVE_HIREDIS_SSL */
+
 /* store_new - the store of cfg (no connection yet); NULL out when none */
 danests_status
 store_new(const struct danests_config *cfg, struct store **out, char *why,
@@ -191,6 +303,27 @@ store_new(const struct danests_config *cfg, struct store **out, char *why,
 	}
 	s->same = cfg->store_read_url[0] == '\0' ||
 	    strcmp(cfg->store_read_url, cfg->store_url) == 0;
+	if ((cfg->store_cert_file[0] == '\0') !=
+	    (cfg->store_key_file[0] == '\0')) {
+		why_set(why, whylen, "store_cert_file and store_key_file go "
+		    "together");
+		free(s);
+		return DANESTS_PERM;
+	}
+	if (!s->w.url.tls && !s->r.url.tls && (cfg->store_ca_file[0] !=
+	    '\0' || cfg->store_cert_file[0] != '\0')) {
+		why_set(why, whylen, "store_ca_file, store_cert_file and "
+		    "store_key_file need a rediss:// store");
+		free(s);
+		return DANESTS_PERM;
+	}
+#ifdef HAVE_HIREDIS_SSL
+	if ((s->w.url.tls || s->r.url.tls) &&
+	    (s->tls = tls_new(cfg, why, whylen)) == NULL) {
+		free(s);
+		return DANESTS_PERM;
+	}
+#endif
 	s->timeout_ms = cfg->store_timeout_ms;
 	s->unsynced = true;
 	s->w.unsynced = s->r.unsynced = &s->unsynced;
@@ -209,6 +342,9 @@ store_free(struct store *s)
 		redisFree(s->w.rc);
 	if (s->r.rc != NULL)
 		redisFree(s->r.rc);
+#ifdef HAVE_HIREDIS_SSL
+	SSL_CTX_free(s->tls);
+#endif
 	free(s);
 }
 
@@ -234,7 +370,7 @@ conn_get(struct store *s, struct store_conn *c)
 {
 	struct timeval tv;
 	redisReply *r;
-	char err[160];
+	char err[256];
 
 	if (c->rc != NULL)
 		return c->rc;
@@ -253,6 +389,13 @@ conn_get(struct store *s, struct store_conn *c)
 		conn_fail(c, "cannot set the timeout");
 		return NULL;
 	}
+#ifdef HAVE_HIREDIS_SSL
+	/* the handshake's reads and writes are bounded by the timeout */
+	if (c->url.tls && !tls_start(s, c, err, sizeof(err))) {
+		conn_fail(c, err);
+		return NULL;
+	}
+#endif
 	if (c->url.password[0] != '\0') {
 		r = redisCommand(c->rc, "AUTH %s", c->url.password);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR) {

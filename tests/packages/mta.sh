@@ -100,10 +100,14 @@ if [ "${PKG_NET:-}" != 1 ]; then
 	# scripts would start daemons in the host's network namespace).
 	printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
 	chmod 755 "$r/usr/sbin/policy-rc.d"
-	# shellcheck disable=SC2046
+	# (Debian 13's Postfix root: also a redis-server, the shared store
+	# reached over TLS with Debian 13's hiredis)
+	extra=
+	[ "$rel-$mta" = trixie-postfix ] && extra=redis-server
+	# shellcheck disable=SC2046,SC2086
 	# (flock: runs at once share the download cache)
 	if flock -w 600 "$apt_cache/partial" chroot "$r" env -i \
-	    PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$mta" \
+	    PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$mta" $extra \
 	    $(cd "$r" && ls tmp/debs/*.deb | sed 's|^|/|') >"$w/apt.log" 2>&1; then
 		ok "install-$name ($(cd "$r/tmp/debs" && echo *.deb))"
 	else
@@ -446,6 +450,82 @@ if in_root systemctl start danests-refresh.service >"$w/refresh.log" 2>&1 &&
 	ok "refresh-$name (danests-refresh.service as _danests; cache group _danests)"
 else
 	notok "refresh-$name" "$(tail -n 3 "$r/var/log/danests-refresh.shim.log" 2>/dev/null | tr '\n' ' ')$(in_root find /var/lib/danests ! -group _danests | tr '\n' ' ')"
+fi
+
+# The shared store over TLS (rediss://), with Debian 13's hiredis: a
+# redis-server that asks for client certificates, the keys of
+# danests.conf(5) "SHARED STORE KEYS", a policy fetched by `danests check`
+# written there; a server whose certificate names another address is
+# refused (logged), and the decision is the same without it.
+if [ $tlsrpt = 1 ]; then
+	sd=$r/etc/danests/store
+	mkdir -p "$sd"
+	# cert NAME SAN - a key and a certificate of the test bed's CA
+	cert() {
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		    -keyout "$sd/$1.key" -subj "/CN=$1" -out "$w/$1.csr" 2>/dev/null &&
+		    openssl x509 -req -in "$w/$1.csr" -CA "$E2E_CA" -CAkey "${E2E_CA%.crt}.key" \
+			-CAcreateserial -CAserial "$w/ca.srl" -days 2 -out "$sd/$1.crt" \
+			-extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$2") 2>/dev/null
+	}
+	cert redis IP:127.0.0.1 && cert other IP:127.0.0.9 && cert node DNS:node.test &&
+	    cp "$E2E_CA" "$sd/ca.crt" || notok "store-tls-$name" "cannot make certificates"
+	chgrp _danests "$sd"/node.key && chmod 640 "$sd"/*.key
+	# redisd PORT CERT - a TLS-only redis-server of the root
+	redisd() {
+		in_root redis-server --port 0 --tls-port "$1" --bind 127.0.0.1 --save '' \
+		    --appendonly no --dir /tmp --tls-cert-file "/etc/danests/store/$2.crt" \
+		    --tls-key-file "/etc/danests/store/$2.key" --tls-ca-cert-file /etc/danests/store/ca.crt \
+		    --tls-auth-clients yes >"$w/redis-$1.log" 2>&1 &
+	}
+	rcli() {
+		in_root redis-cli --tls --cacert /etc/danests/store/ca.crt --cert /etc/danests/store/node.crt \
+		    --key /etc/danests/store/node.key -h 127.0.0.1 -p "$@"
+	}
+	redisd 16380 redis && redisd 16381 other
+	# (the conf: the administrator's lines, after the package's include)
+	for p in 16380 16381; do
+		{
+			echo "include /etc/danests/danests.conf"
+			echo "store rediss://127.0.0.1:$p"
+			echo "store_ca_file /etc/danests/store/ca.crt"
+			echo "store_cert_file /etc/danests/store/node.crt"
+			echo "store_key_file /etc/danests/store/node.key"
+			echo "store_prefix t:"
+			echo "store_timeout 2000"
+		} >"$r/etc/danests/store-$p.conf"
+	done
+	pong() { [ "$(rcli 16380 ping 2>/dev/null)" = PONG ]; }
+	if e2e_wait 10 pong; then
+		j=$(in_root timeout 30 danests check --json --config /etc/danests/store-16380.conf sts-testing.test 2>"$w/store-tls.log")
+		if [ "$(rcli 16380 exists t:sts:sts-testing.test 2>&1)" = 1 ] &&
+		    jq -e '.verdict' <<<"$j" >/dev/null; then
+			ok "store-tls-$name (policy of sts-testing.test written over rediss:// with a client certificate)"
+		else
+			notok "store-tls-$name" "key not in the store: $(tr '\n' ' ' <"$w/store-tls.log" | head -c 300)"
+		fi
+		# (a domain met for the first time: the store is asked first)
+		j2=$(in_root timeout 30 danests check --json --config /etc/danests/store-16381.conf sts-mismatch.test 2>"$w/store-tls-other.log")
+		j3=$(in_root timeout 30 danests check --json sts-mismatch.test 2>/dev/null)
+		if grep -q "certificate of 127.0.0.1 not verified" "$w/store-tls-other.log" &&
+		    [ "$(rcli 16381 --insecure dbsize 2>&1 | tail -n 1)" = 0 ] && [ -n "$j2" ] &&
+		    [ "$(jq -c '[.verdict, .reason, .hosts]' <<<"$j2")" = "$(jq -c '[.verdict, .reason, .hosts]' <<<"$j3")" ]; then
+			ok "store-tls-wrong-name-$name (a server certified for another address refused; same decision)"
+		else
+			notok "store-tls-wrong-name-$name" "$(tr '\n' ' ' <"$w/store-tls-other.log" | head -c 300)"
+		fi
+	else
+		notok "store-tls-$name" "redis-server did not start: $(tail -n 3 "$w/redis-16380.log")"
+	fi
+	# a client certificate without its key: a configuration error
+	grep -v store_key_file "$r/etc/danests/store-16380.conf" >"$r/etc/danests/store-nokey.conf"
+	e=$(in_root timeout 30 danests check --config /etc/danests/store-nokey.conf sts-testing.test 2>&1 >/dev/null)
+	rc=$?
+	if [ $rc = 64 ] || [ $rc = 75 ] && grep -q "store_cert_file and store_key_file go together" <<<"$e"; then
+		ok "store-tls-config-$name (exit $rc: $e)"
+	else
+		notok "store-tls-config-$name" "exit $rc: $e"
+	fi
 fi
 
 case $svc in

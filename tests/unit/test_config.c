@@ -602,7 +602,13 @@ static const struct url_row url_rows[] = {
 	    NULL },
 	{ "ipv6", "redis://[::1]:6379/15", true, "::1", "", 6379, 15, NULL },
 	{ "db 0 explicit", "redis://h/0", true, "h", "", 6379, 0, NULL },
-	{ "tls refused", "rediss://h", false, NULL, NULL, 0, 0, "TLS" },
+#ifdef HAVE_HIREDIS_SSL
+	{ "tls", "rediss://:pw@h:6380/2", true, "h", "pw", 6380, 2, NULL },
+	{ "tls no host", "rediss://", false, NULL, NULL, 0, 0, "rediss://" },
+#else
+	{ "tls refused", "rediss://h", false, NULL, NULL, 0, 0,
+	    "no TLS to the store" },
+#endif
 	{ "other scheme", "http://h", false, NULL, NULL, 0, 0, "redis://" },
 	{ "no host", "redis://", false, NULL, NULL, 0, 0, "host" },
 	{ "no host before port", "redis://:6379", false, NULL, NULL, 0, 0,
@@ -646,6 +652,7 @@ run_url(void **state)
 	assert_string_equal(u.password, r->password);
 	assert_int_equal(u.port, r->port);
 	assert_int_equal(u.db, r->db);
+	assert_int_equal(u.tls, strncmp(r->url, "rediss:", 7) == 0);
 }
 
 /* the store's keys: defaults, values, and the errors that name them */
@@ -683,6 +690,18 @@ test_store_keys(void **state)
 	assert_int_equal(danests_config_apply(c, "store", "redis://h", why,
 	    sizeof(why)), DANESTS_PERM);
 	assert_non_null(strstr(why, "hiredis"));
+#endif
+	assert_int_equal(danests_config_apply(c, "store_ca_file", "ca.crt",
+	    why, sizeof(why)), DANESTS_PERM);
+	assert_non_null(strstr(why, "absolute path"));
+#ifdef HAVE_HIREDIS_SSL
+	assert_int_equal(danests_config_apply(c, "store_key_file",
+	    "/etc/danests/node.key", why, sizeof(why)), DANESTS_OK);
+	assert_string_equal(c->store_key_file, "/etc/danests/node.key");
+#else
+	assert_int_equal(danests_config_apply(c, "store_ca_file",
+	    "/etc/ssl/ca.crt", why, sizeof(why)), DANESTS_PERM);
+	assert_non_null(strstr(why, "no TLS to the store"));
 #endif
 	danests_config_free(c);
 }
