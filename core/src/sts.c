@@ -139,13 +139,14 @@ sts_newer(const struct cache_sts *a, const struct cache_sts *b)
 
 /*
  * store_adopt - the shared store's policy for domain replaces the local
- * one (or fills its place) when it is newer and expires after `after`;
- * it is written to the local cache.  True when adopted.  A store that
- * cannot be read changes nothing: the local cache answers.
+ * one (or fills its place) when it is newer, expires after `after` and,
+ * when want_id is not NULL, carries that TXT id; it is written to the
+ * local cache.  True when adopted.  A store that cannot be read changes
+ * nothing: the local cache answers.
  */
 static bool
 store_adopt(struct danests_ctx *ctx, const char *domain,
-    struct cache_sts *local, bool *have, time_t after)
+    struct cache_sts *local, bool *have, time_t after, const char *want_id)
 {
 	struct cache_sts r;
 	char cwhy[DANESTS_WHY_MAX];
@@ -157,7 +158,8 @@ store_adopt(struct danests_ctx *ctx, const char *domain,
 		metrics_store_error(ctx);
 	if (st != DANESTS_OK)
 		return false;
-	if (r.expires <= after || (*have && !sts_newer(&r, local))) {
+	if (r.expires <= after || (*have && !sts_newer(&r, local)) ||
+	    (want_id != NULL && strcmp(r.id, want_id) != 0)) {
 		cache_sts_clear(&r);
 		return false;
 	}
@@ -485,13 +487,16 @@ start_fetch(struct sts_req *q)
 }
 
 /*
- * Fleet first contact: a domain no node of the fleet holds a policy for
- * is fetched by one node at a time.  The node that takes the domain's
+ * Fleet first contact: a policy no node of the fleet holds yet (a domain
+ * new to this node, or a TXT id other than the cached policy's) is
+ * fetched by one node at a time.  The node that takes the domain's
  * fetch lock in the store (SET NX PX, bounded by fetch_timeout) fetches,
  * writes the policy to the store and releases the lock.  A node that
  * does not get it polls the store every STS_WAIT_POLL_MS from the event
  * loop (never blocking it) for at most fetch_timeout: it adopts the
- * policy the other node wrote; when the lock is released without a
+ * policy the other node wrote, if it carries the TXT record's id (an
+ * older policy in the store is never taken for the new one); when the
+ * lock is released without a
  * policy (the other node's fetch failed) it takes the lock and fetches
  * itself, and so it does when the wait ends, so that a slow node never
  * turns into "no policy".  A store that does not answer leaves the fetch
@@ -508,7 +513,7 @@ fetch_claim(struct sts_req *q)
 	danests_status st;
 
 	if (store_adopt(q->ctx, q->domain, &q->cached, &q->have_cache,
-	    time(NULL)))
+	    time(NULL), q->txt_id))
 		return WAIT_ADOPTED;
 	snprintf(name, sizeof(name), "fetch:%s", q->domain);
 	st = store_lock(q->ctx->store, name, q->ctx->cfg.fetch_timeout_ms,
@@ -522,7 +527,7 @@ fetch_claim(struct sts_req *q)
 	q->locked = true;
 	/* written between our read and our lock: nothing to fetch */
 	if (store_adopt(q->ctx, q->domain, &q->cached, &q->have_cache,
-	    time(NULL))) {
+	    time(NULL), q->txt_id)) {
 		fetch_release(q);
 		return WAIT_ADOPTED;
 	}
@@ -684,8 +689,11 @@ txt_cb(void *arg, struct dns_answer *ans)
 		use_cached(q, NULL);
 		goto out;
 	}
-	if (!q->have_cache && q->ctx->store != NULL &&
-	    q->ctx->cache != NULL && !(q->flags & DANESTS_F_NO_CACHE))
+	/* A policy new to this node (first contact, or a new TXT id) is
+	 * fetched once by the fleet; a forced refetch is done here. */
+	if ((!q->have_cache || !(q->flags & STS_F_FORCE)) &&
+	    q->ctx->store != NULL && q->ctx->cache != NULL &&
+	    !(q->flags & DANESTS_F_NO_CACHE))
 		first_contact(q);
 	else
 		start_fetch(q);
@@ -755,7 +763,7 @@ sts_lookup_start(struct danests_ctx *ctx, const char *domain, unsigned flags,
 		    (!q->have_cache ||
 		    now - q->cached.last_check >= (time_t)ctx->cfg.sts_recheck_s))
 			(void)store_adopt(ctx, domain, &q->cached,
-			    &q->have_cache, now);
+			    &q->have_cache, now, NULL);
 	}
 	ctx->pending++;
 	q->outstanding = 1;
@@ -883,7 +891,8 @@ refresh_claim(struct refresh *r, size_t i)
 	it->locked = st == DANESTS_OK;
 	have = cache_sts_get(r->ctx->cache, r->domains[i], &local, cwhy,
 	    sizeof(cwhy)) == DANESTS_OK;
-	if (store_adopt(r->ctx, r->domains[i], &local, &have, r->before)) {
+	if (store_adopt(r->ctx, r->domains[i], &local, &have, r->before,
+	    NULL)) {
 		cache_sts_clear(&local);
 		refresh_release(r, i);
 		return CLAIM_ADOPTED;

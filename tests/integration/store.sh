@@ -12,6 +12,8 @@
 #    bounded time, and logs the outage; Redis back: the next refresh
 #    writes the local policies again (resynchronisation);
 #  - two nodes refreshing at once fetch the policy once (nginx's log);
+#  - a new TXT id met by two nodes at once: the new policy is fetched once,
+#    never replaced by the store's older policy;
 #  - first contact: a node meeting a new domain whose fetch lock another
 #    node holds waits (bounded by fetch_timeout) and adopts that node's
 #    policy; a lock released without a policy, or held too long, makes it
@@ -39,6 +41,10 @@ restore() {
 	[ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
 	[ -f "$tmp/enforce.policy" ] &&
 	    cp "$tmp/enforce.policy" "$www/sts-enforce.test/.well-known/mta-sts.txt"
+	if [ -f "$tmp/idchange.policy" ]; then
+		cp "$tmp/idchange.policy" "$www/sts-idchange.test/.well-known/mta-sts.txt"
+		"$top/tests/testbed/dnsedit.sh" sts-idchange.test >/dev/null 2>&1
+	fi
 	rm -rf "$tmp"
 }
 trap restore EXIT
@@ -331,6 +337,52 @@ if [ -z "$(rcli --scan --pattern 't:lock:*')" ]; then
 	ok fetch-locks-released
 else
 	notok fetch-locks-released "$(rcli --scan --pattern 't:lock:*')"
+fi
+
+# a new TXT id: two nodes holding the old policy meet the new id at the
+# same moment; the new policy is fetched once, and neither node takes
+# the store's old policy for it
+d=sts-idchange.test
+ja=$(check a $d) jb=$(check b $d)
+cp "$www/$d/.well-known/mta-sts.txt" "$tmp/idchange.policy"
+cp "$tb/https/alt/$d" "$www/$d/.well-known/mta-sts.txt"
+"$top/tests/testbed/dnsedit.sh" $d TXT_ID=20261124b >/dev/null
+i0=$(dfetches $d)
+check a $d >"$tmp/ia" &
+pa=$!
+check b $d >"$tmp/ib" &
+pb=$!
+wait $pa $pb
+c=$(( $(dfetches $d) - i0 ))
+new='.sts.id == "20261124b" and .sts.mode == "testing"'
+if printf '%s\n%s\n' "$ja" "$jb" | jq -se 'all(.sts.id == "20261123a")' >/dev/null 2>&1 &&
+    jq -e "$new" "$tmp/ia" >/dev/null 2>&1 && jq -e "$new" "$tmp/ib" >/dev/null 2>&1 &&
+    [ "$c" = 1 ] && [ "$(rcli hget t:sts:$d id)" = 20261124b ]; then
+	ok "new-txt-id-two-nodes-one-fetch"
+else
+	notok new-txt-id-two-nodes-one-fetch "$c fetches; before $(jq -c .sts.id <<<"$ja") $(jq -c .sts.id <<<"$jb"); after $(jq -c '[.sts.id, .sts.mode]' "$tmp/ia" "$tmp/ib" | tr '\n' ' ')"
+fi
+
+# while node A waits for another node's fetch of a new id, the store gets
+# a policy newer than A's but with the old id (a late refresh elsewhere,
+# node D's here): A does not take it for the new policy; the holder then
+# fails, and A fetches the new one itself
+sleep 1
+jd=$(check d $d)
+"$top/tests/testbed/dnsedit.sh" $d TXT_ID=20261125c >/dev/null
+rcli set t:lock:fetch:$d other px 10000 >/dev/null
+check a $d >"$tmp/ia" &
+pa=$!
+sleep 0.5
+rcli rename u:sts:$d t:sts:$d >/dev/null
+sleep 0.5
+rcli del t:lock:fetch:$d >/dev/null
+wait $pa
+if jq -e '.sts.id == "20261124b"' <<<"$jd" >/dev/null 2>&1 &&
+    jq -e '.sts.id == "20261125c" and .sts.source == "fetched"' "$tmp/ia" >/dev/null 2>&1; then
+	ok "new-txt-id-old-policy-in-store-not-taken"
+else
+	notok new-txt-id-old-policy-in-store-not-taken "D: $(jq -c .sts.id <<<"$jd"); A: $(jq -c '[.sts.id, .sts.source]' "$tmp/ia")"
 fi
 
 # Redis down: a new domain is fetched as without a store
