@@ -28,28 +28,8 @@ cmd=${1:-}
 # peer_root W - overlay on the trixie build root under W/root with
 # tlsrpt_peer built against Debian's libtlsrpt; prints the root
 peer_root() {
-	local w=$1 base r apt_cache
-	mkdir -p "$top/build/test-logs/packages"
-	base=$("$here/roots.sh" build trixie 2>>"$top/build/test-logs/packages/root-trixie-build.log") ||
-	    { echo "tlsrpt.sh: roots.sh build trixie failed" >&2; return 1; }
-	r=$w/root
-	mkdir -p "$w/upper" "$w/work" "$r"
-	mount -t overlay overlay -o "lowerdir=$base,upperdir=$w/upper,workdir=$w/work" "$r" || return 1
-	mount -t proc proc "$r/proc"
-	mount -t tmpfs -o mode=755 tmpfs "$r/dev"
-	for n in null zero urandom; do
-		touch "$r/dev/$n" && mount --bind "/dev/$n" "$r/dev/$n"
-	done
-	mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
-	apt_cache=/var/cache/danests-test/apt/trixie
-	mkdir -p "$apt_cache/partial"
-	mount --bind "$apt_cache" "$r/var/cache/apt/archives"
-	if ! flock -w 600 "$apt_cache/partial" chroot "$r" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q libtlsrpt0-dev >"$w/apt.log" 2>&1; then
-		echo "tlsrpt.sh: apt-get install libtlsrpt0-dev failed:" >&2
-		tail -n 5 "$w/apt.log" >&2
-		return 1
-	fi
+	local w=$1 r
+	r=$("$here/overlay.sh" trixie "$w" libtlsrpt0-dev) || return 1
 	cp "$top/tests/bench/tlsrpt_peer.c" "$r/tmp/"
 	if ! chroot "$r" env -i PATH=/usr/bin:/bin cc -O2 -Wall -Wextra -o /usr/local/bin/tlsrpt_peer \
 	    /tmp/tlsrpt_peer.c -ltlsrpt >"$w/cc.log" 2>&1; then
