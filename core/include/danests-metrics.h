@@ -88,6 +88,39 @@ danests_status danests_ctx_metrics_store(struct danests_ctx *, char *why,
 danests_status danests_cache_metrics(struct danests_cache *,
     struct danests_metrics *out, size_t *found, char *why, size_t whylen);
 
+/*
+ * A fleet (store redis://... in danests.conf).  The counters the Exim
+ * module's processes stored in a node's cache go to the shared store as
+ * the node's absolute totals, one hash per node; a node that has not
+ * pushed for DANESTS_FLEET_METRICS_TTL seconds leaves the store (and the
+ * sum).
+ *
+ * danests_ctx_fleet_push - for a process that runs no timer: at most once
+ * per store_push_interval per node (a time stamp in the local cache,
+ * taken by compare-and-set, so that of concurrent processes one pushes),
+ * write this node's TLS-report counters of yesterday and today
+ * (danests_ctx_report_push, when tls_reports is on) and, when metrics,
+ * its stored counters to the store.  Each store call waits at most
+ * store_timeout.  DANESTS_NOTFOUND: not this caller's turn, or no store,
+ * no cache, nothing counted; DANESTS_OK pushed; DANESTS_TEMP with why:
+ * the store or the cache failed (the local counts stay; a later push
+ * writes the totals); DANESTS_PERM: no usable node id.
+ *
+ * danests_fleet_metrics - add into out the counters of node (NULL: of
+ * every node that pushed within DANESTS_FLEET_METRICS_TTL) read from the
+ * store of fl (danests_report_fleet_open); *nodes says how many nodes
+ * were added.  DANESTS_NOTFOUND: no such node in the store; DANESTS_PERM:
+ * node is no node id; DANESTS_TEMP: unreachable, or a damaged count
+ * (nothing added).
+ */
+#define DANESTS_FLEET_METRICS_TTL	(7 * 86400)
+struct danests_fleet;
+danests_status danests_ctx_fleet_push(struct danests_ctx *, bool metrics,
+    char *why, size_t whylen);
+danests_status danests_fleet_metrics(struct danests_fleet *,
+    const char *node, struct danests_metrics *out, size_t *nodes, char *why,
+    size_t whylen);
+
 /* The bounds (seconds) of the decision latency histogram's buckets,
  * +Inf excluded. */
 #define DANESTS_LATENCY_BUCKETS \

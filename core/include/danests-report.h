@@ -256,10 +256,14 @@ danests_status danests_report_fleet_push(struct danests_fleet *,
     size_t whylen);
 
 /* danests_ctx_report_push - the same from a context (its cache and
- * store) for yesterday and today, as the daemons do at each refresh
- * tick; DANESTS_NOTFOUND without a store, a cache or tls_reports. */
+ * store) for yesterday and today, as the daemons do every
+ * store_push_interval; DANESTS_NOTFOUND without a store, a cache or
+ * tls_reports. */
 danests_status danests_ctx_report_push(struct danests_ctx *,
     size_t *npushed, char *why, size_t whylen);
+/* danests_ctx_push_interval - store_push_interval (seconds) when the
+ * context pushes report counts (a store, a cache, tls_reports), else 0 */
+unsigned danests_ctx_push_interval(const struct danests_ctx *);
 
 /* danests_report_fleet_domains - every domain counted on day by any node,
  * in order; fn returning non-zero stops.  DANESTS_TEMP unreachable. */

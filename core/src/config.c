@@ -52,6 +52,7 @@
 #define DEF_REPORT_TIMEOUT_S	60
 #define REPORT_TEXT_MAX		255	/* organization, contact */
 #define DEF_STORE_TIMEOUT_MS	200
+#define DEF_STORE_PUSH_S	60
 #define DEF_STORE_PREFIX	"danests:"
 
 /* report_views - point the public view of the reporting settings at the
@@ -137,6 +138,7 @@ danests_config_new(void)
 	c->tempfail_memory_ttl_s = DEF_TEMPFAIL_MEMORY_S;
 	c->sts = true;
 	c->store_timeout_ms = DEF_STORE_TIMEOUT_MS;
+	c->store_push_s = DEF_STORE_PUSH_S;
 	strlcpy(c->store_prefix, DEF_STORE_PREFIX, sizeof(c->store_prefix));
 	c->report.window_s = DEF_REPORT_WINDOW_S;
 	c->report.attempts = DEF_REPORT_ATTEMPTS;
@@ -401,6 +403,8 @@ static const struct danests_config_num config_nums[] = {
 	    offsetof(struct danests_config, tempfail_memory_ttl_s) },
 	{ "store_timeout", 1, 10000, 1,
 	    offsetof(struct danests_config, store_timeout_ms) },
+	{ "store_push_interval", 1, 86400, 1,
+	    offsetof(struct danests_config, store_push_s) },
 	{ "report_window", 0, 86400, 1,
 	    offsetof(struct danests_config, report.window_s) },
 	{ "report_attempts", 1, 100, 1,

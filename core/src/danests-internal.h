@@ -401,6 +401,7 @@ struct danests_config {
 	char store_ca_file[STORE_PATH_MAX];
 	char store_cert_file[STORE_PATH_MAX];
 	char store_key_file[STORE_PATH_MAX];
+	unsigned store_push_s;	/* a node's counts to the store, seconds */
 	char node_id[DANESTS_NODE_ID_MAX];	/* "" the host name */
 	char ca_file_at[320];	/* "FILE:LINE" that set it, or "" */
 	char cache_dir_at[320];
@@ -565,6 +566,19 @@ void metrics_copy(struct danests_metrics *dst,
     const struct danests_metrics *src);
 void metrics_add(struct danests_metrics *dst,
     const struct danests_metrics *src);
+/* metrics_cache_read - danests_cache_metrics of the internal cache */
+danests_status metrics_cache_read(struct cache *, struct danests_metrics *out,
+    size_t *found, char *why, size_t whylen);
+/*
+ * metrics_fleet.c - a node's counters in the shared store, and the push
+ * of processes that run no timer (the Exim module), at most once per
+ * store_push_interval per node: fleet_due takes the turn, a time stamp
+ * in the local cache set by compare-and-set in one write transaction.
+ * DANESTS_OK the caller's turn (stamped with now), DANESTS_NOTFOUND not
+ * yet, DANESTS_TEMP the cache failed (nobody pushes).
+ */
+danests_status fleet_due(struct cache *, unsigned interval_s, time_t now,
+    char *why, size_t whylen);
 /* metrics_timed - see metrics.c */
 void *metrics_timed(struct danests_ctx *, danests_decide_cb *cb, void *arg,
     danests_decide_cb **wcb);
@@ -624,6 +638,31 @@ danests_status report_walk(struct cache *, const char *day,
     size_t whylen);
 /* report_fleet.c: a node id is 1-63 of [A-Za-z0-9._-] */
 bool report_node_ok(const char *);
+/* the fleet of a configuration (danests_report_fleet_open) */
+struct danests_fleet {
+	struct store *store;
+	char node[DANESTS_NODE_ID_MAX];
+	unsigned keep_days;
+};
+/* report_fleet_node - node_id, or the host name; -1 with why when that
+ * is no usable node id */
+int report_fleet_node(const struct danests_config *,
+    char out[DANESTS_NODE_ID_MAX], char *why, size_t whylen);
+/* fleet_read_list - the strings of a SMEMBERS, HGETALL, ZRANGEBYSCORE
+ * ... (cmd) of PREFIX name and up to two more arguments (extra, NULL
+ * terminated, or NULL), at most max (more: DANESTS_TEMP); free with
+ * fleet_list_free.  fleet_field - the value of name in a HGETALL list,
+ * or NULL. */
+struct fleet_list {
+	char **v;
+	size_t n, max;
+	bool bad;
+};
+danests_status fleet_read_list(struct danests_fleet *, const char *cmd,
+    const char *name, const char *const *extra, size_t max,
+    struct fleet_list *);
+void fleet_list_free(struct fleet_list *);
+const char *fleet_field(const struct fleet_list *, const char *name);
 int report_fleet_name(char *buf, size_t len, const char *day,
     const char *domain, const char *member);
 void report_fleet_pid(const char *type, const char *pstr, const char *mx,

@@ -168,6 +168,15 @@ danests_status
 danests_cache_metrics(struct danests_cache *dc, struct danests_metrics *out,
     size_t *found, char *why, size_t whylen)
 {
+	return metrics_cache_read(cache_view_inner(dc), out, found, why,
+	    whylen);
+}
+
+/* metrics_cache_read - see danests-internal.h */
+danests_status
+metrics_cache_read(struct cache *c, struct danests_metrics *out,
+    size_t *found, char *why, size_t whylen)
+{
 	struct store_op o;
 	struct danests_metrics *tmp, *zero;
 	danests_status st;
@@ -184,8 +193,7 @@ danests_cache_metrics(struct danests_cache *dc, struct danests_metrics *out,
 	memset(&o, 0, sizeof(o));
 	o.out = tmp;
 	o.zero = zero;
-	st = cache_rpt_run(cache_view_inner(dc), false, read_txn, &o, why,
-	    whylen);
+	st = cache_rpt_run(c, false, read_txn, &o, why, whylen);
 	if (st == DANESTS_OK) {
 		*found = o.found;
 		metrics_add(out, tmp);

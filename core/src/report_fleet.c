@@ -126,16 +126,10 @@ report_fleet_did(const char *pid, const char *rt, const char *const f[5],
 	digest('D', s, 7, out);
 }
 
-struct danests_fleet {
-	struct store *store;
-	char node[DANESTS_NODE_ID_MAX];
-	unsigned keep_days;
-};
-
-/* fleet_node - node_id, or the host name */
-static int
-fleet_node(const struct danests_config *cfg, char out[DANESTS_NODE_ID_MAX],
-    char *why, size_t whylen)
+/* report_fleet_node - see danests-internal.h */
+int
+report_fleet_node(const struct danests_config *cfg,
+    char out[DANESTS_NODE_ID_MAX], char *why, size_t whylen)
 {
 	char h[256];
 
@@ -176,7 +170,7 @@ danests_report_fleet_open(const struct danests_config *cfg,
 	}
 	fl->store = st;
 	fl->keep_days = cfg->report.keep_days;
-	if (fleet_node(cfg, fl->node, why, whylen) < 0) {
+	if (report_fleet_node(cfg, fl->node, why, whylen) < 0) {
 		danests_report_fleet_close(fl);
 		return DANESTS_PERM;
 	}
@@ -372,7 +366,7 @@ danests_ctx_report_push(struct danests_ctx *ctx, size_t *npushed, char *why,
 	memset(&fl, 0, sizeof(fl));
 	fl.store = ctx->store;
 	fl.keep_days = ctx->cfg.report.keep_days;
-	if (fleet_node(&ctx->cfg, fl.node, why, whylen) < 0)
+	if (report_fleet_node(&ctx->cfg, fl.node, why, whylen) < 0)
 		return DANESTS_PERM;
 	/* yesterday (its last counts, after midnight), then today */
 	gmtime_r(&(time_t){ now - 86400 }, &tm);
@@ -386,6 +380,14 @@ danests_ctx_report_push(struct danests_ctx *ctx, size_t *npushed, char *why,
 	if (npushed != NULL)
 		*npushed = n + n2;
 	return st;
+}
+
+/* danests_ctx_push_interval - see danests-report.h */
+unsigned
+danests_ctx_push_interval(const struct danests_ctx *ctx)
+{
+	return ctx != NULL && ctx->store != NULL && ctx->cache != NULL &&
+	    ctx->cfg.report.enabled ? ctx->cfg.store_push_s : 0;
 }
 
 /* fleet_push - this node's counters of day (NULL: all) to the store */
@@ -420,17 +422,11 @@ fleet_push(struct danests_fleet *fl, struct cache *c, const char *day,
 
 /* ---- reading ---- */
 
-struct list {
-	char **v;
-	size_t n, max;
-	bool bad;
-};
-
 /* list_cb - store_read_each: keep a copy of each string */
 static int
 list_cb(void *arg, const char *s, size_t len)
 {
-	struct list *l = arg;
+	struct fleet_list *l = arg;
 	char **nv;
 
 	if (l->n >= l->max || memchr(s, '\0', len) != NULL ||
@@ -447,8 +443,9 @@ list_cb(void *arg, const char *s, size_t len)
 	return 0;
 }
 
-static void
-list_free(struct list *l)
+/* fleet_list_free - see danests-internal.h */
+void
+fleet_list_free(struct fleet_list *l)
 {
 	size_t i;
 
@@ -464,15 +461,16 @@ str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* read_list - the strings of a SMEMBERS or HGETALL of key */
-static danests_status
-read_list(struct danests_fleet *fl, const char *cmd, const char *name,
-    size_t max, struct list *l)
+/* fleet_read_list - see danests-internal.h */
+danests_status
+fleet_read_list(struct danests_fleet *fl, const char *cmd, const char *name,
+    const char *const *extra, size_t max, struct fleet_list *l)
 {
 	char key[FLEET_KEY_MAX];
-	const char *argv[2];
-	size_t lens[2];
+	const char *argv[4];
+	size_t lens[4];
 	danests_status st;
+	int argc = 2, i;
 
 	memset(l, 0, sizeof(*l));
 	l->max = max;
@@ -480,13 +478,17 @@ read_list(struct danests_fleet *fl, const char *cmd, const char *name,
 		return DANESTS_TEMP;
 	argv[0] = cmd;
 	argv[1] = key;
-	lens[0] = strlen(cmd);
-	lens[1] = strlen(key);
-	st = store_read_each(fl->store, 2, argv, lens, list_cb, l);
+	while (extra != NULL && extra[argc - 2] != NULL && argc < 4) {
+		argv[argc] = extra[argc - 2];
+		argc++;
+	}
+	for (i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	st = store_read_each(fl->store, argc, argv, lens, list_cb, l);
 	if (st == DANESTS_OK && l->bad)
 		st = DANESTS_TEMP;
 	if (st != DANESTS_OK)
-		list_free(l);
+		fleet_list_free(l);
 	return st;
 }
 
@@ -497,7 +499,7 @@ danests_report_fleet_domains(struct danests_fleet *fl, const char *day,
     size_t whylen)
 {
 	char name[FLEET_KEY_MAX];
-	struct list l;
+	struct fleet_list l;
 	size_t i;
 
 	if (fl == NULL || report_fleet_name(name,
@@ -505,7 +507,7 @@ danests_report_fleet_domains(struct danests_fleet *fl, const char *day,
 		why_set(why, whylen, "report: no store");
 		return DANESTS_NOTFOUND;
 	}
-	if (read_list(fl, "SMEMBERS", name, FLEET_DOMAINS_MAX, &l) !=
+	if (fleet_read_list(fl, "SMEMBERS", name, NULL, FLEET_DOMAINS_MAX, &l) !=
 	    DANESTS_OK) {
 		why_set(why, whylen, "report: the store is unreachable or "
 		    "holds more than %d domains for %s", FLEET_DOMAINS_MAX,
@@ -516,13 +518,13 @@ danests_report_fleet_domains(struct danests_fleet *fl, const char *day,
 	for (i = 0; i < l.n; i++)
 		if (fn(arg, l.v[i]) != 0)
 			break;
-	list_free(&l);
+	fleet_list_free(&l);
 	return DANESTS_OK;
 }
 
-/* field - the value of name in a HGETALL list, or NULL */
-static const char *
-field(const struct list *h, const char *name)
+/* fleet_field - see danests-internal.h */
+const char *
+fleet_field(const struct fleet_list *h, const char *name)
 {
 	size_t i;
 
@@ -535,7 +537,7 @@ field(const struct list *h, const char *name)
 /* node_sum - the sum of the fields "K:NODE" (saturating); -1 on a value
  * that is not a count */
 static int
-node_sum(const struct list *h, char k, uint64_t *out)
+node_sum(const struct fleet_list *h, char k, uint64_t *out)
 {
 	unsigned long long v;
 	size_t i;
@@ -589,7 +591,7 @@ danests_report_fleet_walk(struct danests_fleet *fl, const char *day,
 	struct danests_rpt_day rd;
 	struct danests_rpt_policy *pol = NULL;
 	struct danests_rpt_detail *det = NULL;
-	struct list mem, *h = NULL;
+	struct fleet_list mem, *h = NULL;
 	size_t i, j, np = 0, nd = 0, k;
 	danests_status st = DANESTS_TEMP;
 
@@ -598,7 +600,7 @@ danests_report_fleet_walk(struct danests_fleet *fl, const char *day,
 		why_set(why, whylen, "report: no store");
 		return DANESTS_NOTFOUND;
 	}
-	if (read_list(fl, "SMEMBERS", name, FLEET_MEMBERS_MAX, &mem) !=
+	if (fleet_read_list(fl, "SMEMBERS", name, NULL, FLEET_MEMBERS_MAX, &mem) !=
 	    DANESTS_OK) {
 		why_set(why, whylen, "report: %s %s: the store is unreachable",
 		    day, domain);
@@ -607,7 +609,7 @@ danests_report_fleet_walk(struct danests_fleet *fl, const char *day,
 	/* policies first ('P' > 'D': sorted, details come first) */
 	qsort(mem.v, mem.n, sizeof(*mem.v), str_cmp);
 	if (mem.n == 0) {
-		list_free(&mem);
+		fleet_list_free(&mem);
 		why_set(why, whylen, "report: %s %s: nothing in the store",
 		    day, domain);
 		return DANESTS_NOTFOUND;
@@ -620,7 +622,7 @@ danests_report_fleet_walk(struct danests_fleet *fl, const char *day,
 	}
 	for (i = 0; i < mem.n; i++)
 		if (report_fleet_name(name, sizeof(name), day, domain,
-		    mem.v[i]) < 0 || read_list(fl, "HGETALL", name,
+		    mem.v[i]) < 0 || fleet_read_list(fl, "HGETALL", name, NULL,
 		    2 * (16 + 2 * 1024), &h[i]) != DANESTS_OK) {
 			why_set(why, whylen, "report: %s %s: the store is "
 			    "unreachable", day, domain);
@@ -631,9 +633,9 @@ danests_report_fleet_walk(struct danests_fleet *fl, const char *day,
 	for (i = 0; i < mem.n; i++) {
 		if (mem.v[i][0] != 'P' || h[i].n == 0)
 			continue;	/* expired meanwhile */
-		pol[np].policy_type = policy_type(field(&h[i], "type"));
-		pol[np].policy_string = field(&h[i], "policy");
-		pol[np].mx_host = field(&h[i], "mx");
+		pol[np].policy_type = policy_type(fleet_field(&h[i], "type"));
+		pol[np].policy_string = fleet_field(&h[i], "policy");
+		pol[np].mx_host = fleet_field(&h[i], "mx");
 		if (pol[np].policy_type == 0 || pol[np].policy_string ==
 		    NULL || pol[np].mx_host == NULL || node_sum(&h[i], 's',
 		    &pol[np].success) < 0 || node_sum(&h[i], 'f',
@@ -642,16 +644,16 @@ danests_report_fleet_walk(struct danests_fleet *fl, const char *day,
 		pol[np].details = det + nd;
 		for (j = 0; j < mem.n; j++) {
 			const char *p = mem.v[j][0] == 'D' && h[j].n > 0 ?
-			    field(&h[j], "p") : NULL;
+			    fleet_field(&h[j], "p") : NULL;
 
 			if (p == NULL || strcmp(p, mem.v[i]) != 0)
 				continue;
-			det[nd].result_type = result_type(field(&h[j], "rt"));
-			det[nd].sending_mta_ip = field(&h[j], "ip");
-			det[nd].receiving_mx_hostname = field(&h[j], "mxh");
-			det[nd].receiving_mx_helo = field(&h[j], "helo");
-			det[nd].receiving_ip = field(&h[j], "rip");
-			det[nd].additional_info = field(&h[j], "info");
+			det[nd].result_type = result_type(fleet_field(&h[j], "rt"));
+			det[nd].sending_mta_ip = fleet_field(&h[j], "ip");
+			det[nd].receiving_mx_hostname = fleet_field(&h[j], "mxh");
+			det[nd].receiving_mx_helo = fleet_field(&h[j], "helo");
+			det[nd].receiving_ip = fleet_field(&h[j], "rip");
+			det[nd].additional_info = fleet_field(&h[j], "info");
 			if (det[nd].result_type == DANESTS_RT_NONE ||
 			    det[nd].sending_mta_ip == NULL ||
 			    det[nd].receiving_mx_hostname == NULL ||
@@ -684,11 +686,11 @@ corrupt:
 	st = DANESTS_TEMP;
 out:
 	for (k = 0; h != NULL && k < mem.n; k++)
-		list_free(&h[k]);
+		fleet_list_free(&h[k]);
 	free(h);
 	free(pol);
 	free(det);
-	list_free(&mem);
+	fleet_list_free(&mem);
 	return st;
 }
 
@@ -765,7 +767,7 @@ danests_report_fleet_final(struct danests_fleet *fl, const char *day,
 {
 	char name[FLEET_KEY_MAX];
 	unsigned long long v;
-	struct list h;
+	struct fleet_list h;
 	danests_status st = DANESTS_OK;
 	size_t i;
 
@@ -774,7 +776,7 @@ danests_report_fleet_final(struct danests_fleet *fl, const char *day,
 	if (fl == NULL || report_fleet_name(name, sizeof(name), day, "nodes",
 	    NULL) < 0)
 		return DANESTS_TEMP;
-	if (read_list(fl, "HGETALL", name, 2 * 10000, &h) != DANESTS_OK)
+	if (fleet_read_list(fl, "HGETALL", name, NULL, 2 * 10000, &h) != DANESTS_OK)
 		return DANESTS_TEMP;
 	for (i = 0; i + 1 < h.n; i += 2)
 		if (!danests_parse_uint(h.v[i + 1], 0, UINT64_MAX, &v) ||
@@ -783,6 +785,6 @@ danests_report_fleet_final(struct danests_fleet *fl, const char *day,
 				snprintf(late, latelen, "%s", h.v[i]);
 			st = DANESTS_NOTFOUND;
 		}
-	list_free(&h);
+	fleet_list_free(&h);
 	return st;
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dns_mock.h"
@@ -149,18 +150,24 @@ setup(struct fixture *f, bool with_cache)
 	    &f->ctx, why, sizeof(why)), DANESTS_OK);
 }
 
+/* rm_dir - remove a test's directory */
 static void
-teardown(struct fixture *f)
+rm_dir(const char *dir)
 {
 	char cmd[64];
 
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void
+teardown(struct fixture *f)
+{
 	danests_ctx_free(f->ctx);
 	event_base_free(f->base);
 	danests_config_free(f->cfg);
-	if (strchr(f->dir, 'X') == NULL) {
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-		assert_int_equal(system(cmd), 0);
-	}
+	if (strchr(f->dir, 'X') == NULL)
+		rm_dir(f->dir);
 }
 
 static void
@@ -418,6 +425,89 @@ test_store_none(void **state)
 	teardown(&f);
 }
 
+/* test_push_turn - the push of a fleet (metrics_fleet.c): one turn per
+ * interval per node, whoever asks; a clock set back never blocks it */
+static void
+test_push_turn(void **state)
+{
+	char dir[] = "/tmp/danests-turn-XXXXXX", why[256];
+	struct cache *c;
+	time_t t = 1700000000;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(cache_open(dir, &c, why, sizeof(why)), DANESTS_OK);
+	/* never pushed: due, and the stamp is taken */
+	assert_int_equal(fleet_due(c, 60, t, why, sizeof(why)), DANESTS_OK);
+	assert_int_equal(fleet_due(c, 60, t, why, sizeof(why)),
+	    DANESTS_NOTFOUND);
+	assert_int_equal(fleet_due(c, 60, t + 59, why, sizeof(why)),
+	    DANESTS_NOTFOUND);
+	assert_int_equal(fleet_due(c, 60, t + 60, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_int_equal(fleet_due(c, 60, t + 61, why, sizeof(why)),
+	    DANESTS_NOTFOUND);
+	/* the clock set back: due at once, not an hour later */
+	assert_int_equal(fleet_due(c, 60, t - 3600, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_int_equal(fleet_due(c, 60, t - 3599, why, sizeof(why)),
+	    DANESTS_NOTFOUND);
+	/* another process (its own environment on the same files) sees
+	 * the same stamp */
+	cache_close(c);
+	assert_int_equal(cache_open(dir, &c, why, sizeof(why)), DANESTS_OK);
+	assert_int_equal(fleet_due(c, 60, t - 3599, why, sizeof(why)),
+	    DANESTS_NOTFOUND);
+	assert_int_equal(fleet_due(c, 1, t - 3599, why, sizeof(why)),
+	    DANESTS_OK);
+	cache_close(c);
+	rm_dir(dir);
+}
+
+/* test_push_turn_race - 16 processes ask for the same turn at once: one
+ * gets it (compare-and-set in one write transaction) */
+static void
+test_push_turn_race(void **state)
+{
+	char dir[] = "/tmp/danests-race-XXXXXX", why[256];
+	struct cache *c;
+	int i, st, won = 0, fds[2];
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(cache_open(dir, &c, why, sizeof(why)), DANESTS_OK);
+	cache_close(c);
+	assert_int_equal(pipe(fds), 0);
+	for (i = 0; i < 16; i++) {
+		if ((pid = fork()) == 0) {
+			char b;
+			struct cache *cc;
+
+			close(fds[1]);
+			/* start together: when the parent closes the pipe */
+			(void)read(fds[0], &b, 1);
+			if (cache_open(dir, &cc, why, sizeof(why)) !=
+			    DANESTS_OK)
+				_exit(3);
+			st = fleet_due(cc, 60, 1700000000, why, sizeof(why));
+			cache_close(cc);
+			_exit(st == DANESTS_OK ? 0 : st == DANESTS_NOTFOUND ?
+			    1 : 2);
+		}
+		assert_true(pid > 0);
+	}
+	close(fds[0]);
+	close(fds[1]);
+	for (i = 0; i < 16; i++) {
+		assert_true(wait(&st) > 0);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) <= 1);
+		won += WEXITSTATUS(st) == 0;
+	}
+	assert_int_equal(won, 1);
+	rm_dir(dir);
+}
+
 int
 main(void)
 {
@@ -431,6 +521,8 @@ main(void)
 		cmocka_unit_test(test_shared),
 		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_store_none),
+		cmocka_unit_test(test_push_turn),
+		cmocka_unit_test(test_push_turn_race),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
