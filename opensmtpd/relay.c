@@ -54,6 +54,7 @@ static bool debug;
 
 static struct event_base *base;
 static struct event *ev_queue, *ev_tick;
+static struct dmn_push *pusher;		/* a fleet's report counts */
 static struct dmn_acceptor *acceptor;
 static struct danests_ctx *ctx;
 static struct dmn_retired retired;	/* contexts of earlier reloads */
@@ -373,6 +374,14 @@ accept_cb(int fd, void *arg)
 	close(fd);
 }
 
+/* push_ctx - the context whose report counts a fleet's push writes */
+static struct danests_ctx *
+push_ctx(void *arg)
+{
+	(void)arg;
+	return ctx;
+}
+
 /* tick_cb - free the contexts of earlier reloads once idle; reap ended
  * sessions; end the loop once a stop left no session open */
 static void
@@ -616,8 +625,9 @@ main(int argc, char **argv)
 	acceptor = dmn_acceptor_new(base, listener.fd, accept_cb, NULL, NULL);
 	ev_tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	sigs = dmn_signals_new(base, reload_cb, stop_cb, NULL);
+	pusher = dmn_push_new(base, push_ctx, NULL);
 	if (ev_queue == NULL || acceptor == NULL || ev_tick == NULL ||
-	    sigs == NULL || event_add(ev_tick, &tv) != 0 ||
+	    sigs == NULL || pusher == NULL || event_add(ev_tick, &tv) != 0 ||
 	    !dmn_http_listener_start(&metrics_listener, base,
 	    metrics_fill, NULL)) {
 		relay_log(LOG_ERR, "cannot set up events");
@@ -628,8 +638,11 @@ main(int argc, char **argv)
 	    DANESTS_VERSION, conf.tls_reports ? ", TLS reporting on" : "");
 	event_base_dispatch(base);
 	threads_join();
-	/* the results of the last deliveries still count */
+	/* the results of the last deliveries still count, in the fleet's
+	 * store too */
 	report_flush();
+	dmn_push_now(pusher);
+	dmn_push_free(pusher);
 	dmn_acceptor_free(acceptor);
 	dmn_listen_close(&listener);
 	dmn_http_listener_stop(&metrics_listener);

@@ -1,6 +1,7 @@
 /*
  * server.c - the daemon glue of danests-postfix: listeners, privileges,
- * pid file, core contexts, the refresh timer, reload and exit, on top of
+ * pid file, core contexts, the refresh timer, the push of a fleet's
+ * report counts, reload and exit, on top of
  * the daemon support shared with danests-relay (core/daemon).
  *
  * Start: bind every listener as the starting user (root), detach, become
@@ -29,6 +30,7 @@ static struct dmn_listen listens[MAX_LISTEN];
 static struct dmn_acceptor *acceptors[MAX_LISTEN];
 static size_t nlistens;
 static struct event *refresh_ev, *reap_ev, *sweep_ev;
+static struct dmn_push *pusher;	/* a fleet's report counts */
 static bool refresh_running;
 
 /* server_check - see danests-postfix.h */
@@ -125,11 +127,14 @@ refresh_policies(evutil_socket_t fd, short what, void *arg)
 		refresh_running = true;
 	else
 		dmn_log(LOG_WARNING, "refresh: %s", why);
-	/* a fleet: this node's TLS-report counts of yesterday and today to
-	 * the shared store (an outage is logged by the store, once) */
-	if (danests_ctx_report_push(ctx, NULL, why, sizeof(why)) ==
-	    DANESTS_PERM)
-		dmn_log(LOG_WARNING, "tls reports: %s", why);
+}
+
+/* push_ctx - the context whose report counts a fleet's push writes */
+static struct danests_ctx *
+push_ctx(void *arg)
+{
+	(void)arg;
+	return ctx;
 }
 
 /* sweep_cb - once a second: idle and slow clients */
@@ -155,6 +160,8 @@ timers_arm(void)
 		reap_ev = event_new(base, -1, EV_PERSIST, reap_cb, NULL);
 	if (sweep_ev == NULL)
 		sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, NULL);
+	if (pusher == NULL)
+		pusher = dmn_push_new(base, push_ctx, NULL);
 	if (refresh_ev != NULL) {
 		event_del(refresh_ev);
 		if (conf->refresh_interval_s > 0) {
@@ -259,6 +266,10 @@ shutdown_all(void)
 	}
 	conn_close_all();
 	collect_stop();
+	/* the counts recorded since the last tick */
+	dmn_push_now(pusher);
+	dmn_push_free(pusher);
+	pusher = NULL;
 	dmn_http_listener_stop(&metrics_listener);
 	/* Freeing a context cancels its lookups, whose callbacks find no
 	 * waiters left. */

@@ -4,8 +4,8 @@
  * and binding, the privilege drop, the pid file, logging, the descriptor
  * limit, an accept loop that pauses when descriptors run out, the
  * signals that reload and stop, the configuration keys every daemon has
- * (user), its -n check, the contexts a reload retires, and the metrics
- * listener (http.c).
+ * (user), its -n check, the contexts a reload retires, the metrics
+ * listener (http.c) and the push of a fleet's report counts (push.c).
  *
  * A small static library over libdanests, linked into the adapters'
  * programs only; libdanests knows nothing of it.  Every function runs on
@@ -268,5 +268,20 @@ bool dmn_http_listener_start(struct dmn_http_listener *,
     struct event_base *, dmn_http_fill_fn *fill, void *arg);
 /* dmn_http_listener_stop - close the listener and its clients */
 void dmn_http_listener_stop(struct dmn_http_listener *);
+
+/*
+ * A fleet (push.c): the node's TLS-report counts written to the shared
+ * store every store_push_interval seconds on the loop
+ * (danests_ctx_report_push; nothing without a store, a cache or
+ * tls_reports), with the context get returns at each tick (NULL: none
+ * now).  dmn_push_now pushes at once (at exit, after the last counts were
+ * recorded); each call blocks the loop at most the store's bounds.
+ */
+struct dmn_push;
+typedef struct danests_ctx *dmn_push_ctx_fn(void *arg);
+struct dmn_push *dmn_push_new(struct event_base *base, dmn_push_ctx_fn *get,
+    void *arg);
+void dmn_push_now(struct dmn_push *);
+void dmn_push_free(struct dmn_push *);
 
 #endif /* DANESTS_DAEMON_H */
