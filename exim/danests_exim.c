@@ -6,7 +6,12 @@
  * last argument, the path of a danests.conf(5) file (default
  * /etc/danests/danests.conf).  Its core keys and its [exim] section apply
  * ("metrics yes": each decision's counts are added to the cache, where
- * `danests stats` reads them); a file that cannot be read defers.
+ * `danests stats` reads them); a file that cannot be read defers.  With
+ * a shared store (store redis://...), the node's TLS-report counts and
+ * stored counters go to the store after a decision or a recorded result,
+ * at most once per store_push_interval per node (exim_push); an
+ * unreachable store costs at most store_timeout per call and fails
+ * nothing.
  *
  *   check DOMAIN [CONF]
  *	":defer: ..." for a tempfail verdict, ":fail: ..." for a permfail
@@ -229,6 +234,57 @@ exim_ctx_get(const char *conf, char *why, size_t whylen)
 	return exim_ctx;
 }
 
+#define EXIM_LOG_EVERY		60	/* seconds between two logged errors */
+
+/* exim_vlog_every - log "danests: WHAT: ..." unless *last says this was
+ * done less than EXIM_LOG_EVERY seconds ago */
+static void exim_vlog_every(time_t *last, const char *what, const char *fmt,
+    va_list ap) __attribute__((format(printf, 3, 0)));
+static void
+exim_vlog_every(time_t *last, const char *what, const char *fmt, va_list ap)
+{
+	char buf[EXIM_WHY_MAX];
+	time_t now = time(NULL);
+
+	if (*last != 0 && now >= *last && now - *last < EXIM_LOG_EVERY)
+		return;
+	*last = now;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	log_write(0, LOG_MAIN, "danests: %s: %s", what, buf);
+}
+
+/* exim_log_every - exim_vlog_every with arguments */
+static void exim_log_every(time_t *last, const char *what, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
+static void
+exim_log_every(time_t *last, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	exim_vlog_every(last, what, fmt, ap);
+	va_end(ap);
+}
+
+static time_t exim_push_logged;
+
+/* exim_push - a fleet (store in danests.conf): this node's TLS-report
+ * counts and, with metrics yes, its stored counters to the shared store,
+ * at most once per store_push_interval per node.  Each store call is
+ * bounded by store_timeout; a failure is logged (at most once a minute
+ * per process), never the caller's: the next push writes the totals. */
+static void
+exim_push(struct danests_ctx *ctx)
+{
+	char why[EXIM_WHY_MAX];
+	danests_status st;
+
+	st = danests_ctx_fleet_push(ctx, exim_metrics, why, sizeof(why));
+	if (st == DANESTS_TEMP || st == DANESTS_PERM)
+		exim_log_every(&exim_push_logged, "counts not pushed to the "
+		    "store", "%s", why);
+}
+
 /* exim_decide_flags - the decision for domain: from the context's
  * memory, the shared cache, or (unless flags has DANESTS_F_CACHE_ONLY) a
  * resolution bounded by decision_timeout.  The decision stays owned here
@@ -252,6 +308,9 @@ exim_decide_flags(const char *domain, const char *conf, unsigned flags,
 	    sizeof(mwhy)) != DANESTS_OK)
 		log_write(0, LOG_MAIN, "danests: metrics not stored: %s",
 		    mwhy);
+	/* a TLS event pushes after it recorded its result */
+	if ((flags & DANESTS_F_CACHE_ONLY) == 0)
+		exim_push(ctx);
 	if (st != DANESTS_OK || d == NULL) {
 		snprintf(why, whylen, "%.253s: no decision: %s", domain, dwhy);
 		return NULL;
@@ -675,7 +734,6 @@ permfail(uschar **yield, int argc, uschar *argv[])
  */
 #define EXIM_CERT_MAX		16384	/* base64 DER of a peer certificate */
 #define EXIM_INFO_MAX		200	/* failure-reason-code kept */
-#define EXIM_LOG_EVERY		60	/* seconds between two logged errors */
 /* Exim's errno values for a TLS failure (macros.h, 4.96 and later) */
 #define EXIM_ERRNO_TLSFAILURE	(-37)	/* failed to start TLS */
 #define EXIM_ERRNO_TLSREQUIRED	(-38)	/* mandatory TLS not started */
@@ -695,18 +753,11 @@ static void exim_tls_log(const char *fmt, ...)
 static void
 exim_tls_log(const char *fmt, ...)
 {
-	char buf[EXIM_WHY_MAX];
-	time_t now = time(NULL);
 	va_list ap;
 
-	if (exim_tls_logged != 0 && now >= exim_tls_logged &&
-	    now - exim_tls_logged < EXIM_LOG_EVERY)
-		return;
-	exim_tls_logged = now;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	exim_vlog_every(&exim_tls_logged, "TLS report not recorded", fmt, ap);
 	va_end(ap);
-	log_write(0, LOG_MAIN, "danests: TLS report not recorded: %s", buf);
 }
 
 /* exim_tls_conn - the state of the connection to addr; a new one when
@@ -868,6 +919,7 @@ exim_tls_record(const struct exim_session *s)
 	st = danests_ctx_report(ctx, &r, why, sizeof(why));
 	if (st != DANESTS_OK && st != DANESTS_NOTFOUND)
 		exim_tls_log("%s: %s", d->domain, why);
+	exim_push(ctx);
 }
 
 /* exim_defer_type - the result type of a msg:host:defer event whose

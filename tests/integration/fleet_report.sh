@@ -19,8 +19,16 @@
 #    included once, field by field;
 #  - without --now, a report waits (within report_window) until every
 #    node that counted the day pushed after the day ended;
-#  - danests-postfix writes its node's counts to the store at its
-#    refresh tick;
+#  - danests-postfix and danests-relay write their node's counts to the
+#    store every store_push_interval (the relay's from a real delivery);
+#  - the Exim module (driven through exim_dlfunc, as Exim's ${dlfunc}
+#    calls it) writes its node's report counts and metrics totals after
+#    its decisions, at most once per store_push_interval per node;
+#    `danests stats` prints the sum of the nodes (--node one of them,
+#    --prometheus checked by promtool); Redis stopped, or a store that
+#    never answers: decisions come within store_timeout, nothing is lost
+#    locally, stats falls back to the local cache, and the next push
+#    after the outage writes the totals;
 #  - without a store, each node sends its own counts (today's behaviour).
 # Every program run is bounded (timeout).
 # Usage: fleet_report.sh BUILD_DIR    Prints "ok N NAME" / "not ok N NAME".
@@ -281,9 +289,9 @@ check sent-once-every-node-pushed sh -c "test $rca = 0 -a $(posts) = 1 -a $(mail
     zcat '$tb/rua/'*.body | grep -q '\"total-successful-session-count\": *7' ||
     { cat '$tmp/wa.out'; zcat '$tb/rua/'*.body; false; }"
 
-# --- a daemon pushes its node's counts at its refresh tick ---
+# --- a daemon pushes its node's counts every store_push_interval ---
 # node d: counts in its cache only (not pushed), then danests-postfix
-# with refresh_interval 1 writes them to the store under node_id d
+# with store_push_interval 1 writes them to the store under node_id d
 conf d
 printf 'dane-ee.test tlsa ok mx=mx.dane-ee.test policy=%s count=5\n' $PD >"$tmp/d.in"
 timeout 30 "$inject" --cache-dir "$tmp/d.cache" "$tmp/d.in" >/dev/null 2>&1
@@ -291,10 +299,10 @@ chmod 755 "$tmp"
 chown -R nobody "$tmp/d.cache"
 dport=16482
 cat >>"$tmp/d.conf" <<EOC
+store_push_interval 1
 [postfix]
 user nobody
 listen inet:127.0.0.1:$dport
-refresh_interval 1
 EOC
 "$build/postfix-tlsproxy/danests-postfix" -d -c "$tmp/d.conf" 2>"$tmp/d.log" &
 dpid=$!
@@ -308,6 +316,191 @@ check daemon-tick-pushes-node-counts sh -c "test \"\$(timeout 5 redis-cli -p $po
     { cat '$tmp/d.log'; false; }"
 kill "$dpid" 2>/dev/null
 wait "$dpid" 2>/dev/null
+
+# --- danests-relay: a delivery's TLS result reaches the store by the
+# relay's push, no `report send` on its node ---
+relay=$build/opensmtpd/danests-relay
+rport=16483
+conf r
+mkdir -p "$tmp/r.cache" "$tmp/rtmp"
+chown nobody "$tmp/r.cache" "$tmp/rtmp"
+cat >>"$tmp/r.conf" <<EOC
+store_push_interval 1
+[relay]
+listen 127.0.0.1:$rport
+user nobody
+helo_name relay-it.test
+tmpdir $tmp/rtmp
+reply_gap 0
+EOC
+# nsum NODE DOMAIN F - the sum of field F:NODE over DOMAIN's policies
+nsum() {
+	local m s=0 v
+	for m in $(rcli smembers "danests:rpt:$T:$2" | grep '^P'); do
+		v=$(rcli hget "danests:rpt:$T:$2:$m" "$3:$1")
+		s=$((s + ${v:-0}))
+	done
+	echo $s
+}
+if [ -x "$relay" ]; then
+	"$relay" -d -c "$tmp/r.conf" 2>"$tmp/r.log" &
+	rlpid=$!
+	for _ in $(seq 100); do
+		ss -Hltn "src 127.0.0.1:$rport" | grep -q LISTEN && break
+		sleep 0.1
+	done
+	# one message to postmaster@dane-ee.test over LMTP
+	rreply=$(timeout 60 python3 - "$rport" <<'EOP'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=50)
+f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline().decode("latin1").rstrip("\r\n")
+        if len(l) < 4 or l[3] != "-":
+            return l
+reply()
+for c in ("LHLO it.test", "MAIL FROM:<s@relay-it.test>",
+          "RCPT TO:<postmaster@dane-ee.test>", "DATA"):
+    s.sendall(c.encode() + b"\r\n")
+    reply()
+s.sendall(b"Subject: fleet\r\n\r\nhello\r\n.\r\n")
+print(reply())
+s.sendall(b"QUIT\r\n")
+EOP
+)
+	for _ in $(seq 100); do
+		[ "$(nsum r dane-ee.test s)" = 1 ] && break
+		sleep 0.1
+	done
+	check relay-tick-pushes-node-counts sh -c "test \"$(nsum r dane-ee.test s)\" = 1 ||
+	    { echo '$rreply'; cat '$tmp/r.log'; false; }"
+	kill "$rlpid" 2>/dev/null
+	wait "$rlpid" 2>/dev/null
+else
+	echo "# no $relay: relay check not run"
+fi
+
+# --- the Exim module: its node's counts reach the store after its
+# decisions and recorded results, at most once per store_push_interval
+# per node; danests stats adds up the nodes ---
+SO=$build/exim/danests_exim.so
+dl=$build/tests/integration/exim_dlfunc
+# econf NODE INTERVAL [STORE-PORT] - an Exim node with metrics yes
+econf() {
+	conf "$1"
+	[ -n "${3:-}" ] && sed -i "s|^store redis://127.0.0.1:.*|store redis://127.0.0.1:$3|" "$tmp/$1.conf"
+	printf 'store_push_interval %s\n[exim]\nmetrics yes\n' "$2" >>"$tmp/$1.conf"
+}
+# ex NODE FUNC ARG... - one Exim process's call of the module on NODE
+ex() {
+	local node=$1
+	shift
+	timeout 30 "$dl" "$SO" "$@" "$tmp/$node.conf" 2>>"$tmp/$node.exlog"
+}
+# local_n NODE KEY - the node's own count of a counter (its cache)
+local_n() {
+	"$danests" stats --local --config "$tmp/$1.conf" |
+	    awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
+}
+# store_n NODE FIELD - the node's count in the store
+store_n() { v=$(rcli hget "danests:met:node:$1" "$2"); echo "${v:-0}"; }
+DK='danests_decisions_total{verdict="deliver"}'
+if [ -f "$SO" ] && [ -x "$dl" ]; then
+	econf ea 1
+	econf eb 1
+	for x in ea eb; do
+		ex $x decision dane-ee.test >"$tmp/$x.d1"
+		ex $x tls_event tcp:connect dane-ee.test mx.dane-ee.test 127.10.2.1 127.0.0.1 "" >/dev/null
+		ex $x tls_event smtp:ehlo dane-ee.test mx.dane-ee.test 127.10.2.1 127.0.0.1 1 >/dev/null
+	done
+	# the result was recorded within the interval of the decision's
+	# push: the next call past the interval brings it
+	sleep 1.1
+	ex ea decision dane-ee.test >/dev/null
+	ex eb decision dane-ee.test >/dev/null
+	check exim-pushes-report-counts sh -c "grep -q '^OK deliver' '$tmp/ea.d1' &&
+	    test \"$(nsum ea dane-ee.test s) $(nsum eb dane-ee.test s)\" = '1 1' ||
+	    { cat '$tmp/ea.d1' '$tmp/ea.exlog'; false; }"
+	la=$(local_n ea "$DK") lb=$(local_n eb "$DK")
+	check exim-pushes-metrics-totals sh -c "test $la -ge 3 -a $lb -ge 3 &&
+	    test \"$(store_n ea decisions/deliver) $(store_n eb decisions/deliver)\" = '$la $lb' &&
+	    test \"$(rcli zrange danests:met:nodes 0 -1 | grep -c '^e[ab]$')\" = 2 &&
+	    test \"$(rcli ttl danests:met:node:ea)\" -gt 600000 ||
+	    { echo local $la $lb; rcli hgetall danests:met:node:ea | head; false; }"
+	"$danests" stats --config "$tmp/ea.conf" >"$tmp/stats.out" 2>&1
+	rc=$?
+	check stats-sums-the-nodes sh -c "test $rc = 0 &&
+	    head -1 '$tmp/stats.out' | grep -qx '# the sum of 2 nodes (shared store)' &&
+	    grep -qxF '$DK $((la + lb))' '$tmp/stats.out' || { cat '$tmp/stats.out'; false; }"
+	"$danests" stats --config "$tmp/ea.conf" --node eb >"$tmp/stats-b.out" 2>&1
+	rc=$?
+	check stats-one-node sh -c "test $rc = 0 && grep -qxF '$DK $lb' '$tmp/stats-b.out' &&
+	    { '$danests' stats --config '$tmp/ea.conf' --node nosuch >/dev/null 2>&1; test \$? = 69; }"
+	"$danests" stats --config "$tmp/eb.conf" --prometheus >"$tmp/prom.out" 2>&1
+	rc=$?
+	lint=$(promtool check metrics <"$tmp/prom.out" 2>&1)
+	check stats-prometheus-fleet sh -c "test $rc = 0 -a -z '$lint' &&
+	    grep -qx 'danests_fleet_nodes 2' '$tmp/prom.out' &&
+	    grep -qxF '$DK $((la + lb))' '$tmp/prom.out' || { echo '$lint'; head -5 '$tmp/prom.out'; false; }"
+
+	# one push per interval per node, whatever the number of processes
+	econf ec 3600
+	for _ in 1 2 3; do ex ec decision dane-ee.test >/dev/null; done
+	check exim-push-once-per-interval sh -c "test \"$(store_n ec decisions/deliver)\" = 1 &&
+	    test \"$(local_n ec "$DK")\" = 3"
+
+	# Redis away: the decisions come in time, nothing is lost locally,
+	# and the next push after it returns writes the totals
+	redis_stop
+	sleep 1.1
+	t0=$(date +%s%N)
+	ex ea decision dane-ee.test >"$tmp/ea.d2"
+	t1=$(date +%s%N)
+	check exim-store-down-no-delay sh -c "grep -q '^OK deliver' '$tmp/ea.d2' &&
+	    test $(( (t1 - t0) / 1000000 )) -lt 2000 &&
+	    grep -q 'counts not pushed to the store' '$tmp/ea.exlog' &&
+	    test \"$(local_n ea "$DK")\" = $((la + 1)) ||
+	    { echo $(( (t1 - t0) / 1000000 )) ms; cat '$tmp/ea.d2'; tail -3 '$tmp/ea.exlog'; false; }"
+	"$danests" stats --config "$tmp/ea.conf" >"$tmp/stats-down.out" 2>"$tmp/stats-down.err"
+	rc=$?
+	check stats-store-down-local sh -c "test $rc = 0 &&
+	    grep -q 'the counters of this node.s cache only' '$tmp/stats-down.err' &&
+	    grep -qxF '$DK $((la + 1))' '$tmp/stats-down.out' ||
+	    { cat '$tmp/stats-down.err' '$tmp/stats-down.out'; false; }"
+	# a store that accepts and never answers: each call ends at
+	# store_timeout (500 ms)
+	python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 16399)); s.listen(16)
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c)
+' &
+bpid=$!
+	econf es 1 16399
+	# es: a copy of ea's cache (the decision is there), its turn due
+	mkdir -p "$tmp/es.cache"
+	cp -a "$tmp/ea.cache/." "$tmp/es.cache/"
+	sleep 1.1
+	t0=$(date +%s%N)
+	ex es decision dane-ee.test >"$tmp/es.d"
+	t1=$(date +%s%N)
+	kill $bpid 2>/dev/null
+	wait $bpid 2>/dev/null
+	check exim-store-silent-bounded sh -c "grep -q '^OK deliver' '$tmp/es.d' &&
+	    test $(( (t1 - t0) / 1000000 )) -lt 2500 &&
+	    grep -q 'counts not pushed to the store' '$tmp/es.exlog' ||
+	    { echo $(( (t1 - t0) / 1000000 )) ms; cat '$tmp/es.d'; tail -3 '$tmp/es.exlog'; false; }"
+	redis_start || notok redis-restart "no PONG"
+	sleep 1.1
+	ex ea decision dane-ee.test >/dev/null
+	check exim-push-after-outage-totals sh -c "test \"$(store_n ea decisions/deliver)\" = \"$(local_n ea "$DK")\" &&
+	    test \"$(store_n ea decisions/deliver)\" = $((la + 2))"
+else
+	echo "# no $SO or $dl: Exim module checks not run"
+fi
 
 # --- without a store: each node sends its own counts, as before ---
 "$rua" reset >/dev/null
