@@ -579,6 +579,10 @@ danests_status metrics_cache_read(struct cache *, struct danests_metrics *out,
  */
 danests_status fleet_due(struct cache *, unsigned interval_s, time_t now,
     char *why, size_t whylen);
+/* fleet_take - fleet_due without its first look (the compare-and-set
+ * alone) */
+danests_status fleet_take(struct cache *, unsigned interval_s, time_t now,
+    char *why, size_t whylen);
 /* metrics_timed - see metrics.c */
 void *metrics_timed(struct danests_ctx *, danests_decide_cb *cb, void *arg,
     danests_decide_cb **wcb);

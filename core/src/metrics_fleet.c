@@ -100,6 +100,20 @@ due_take(void *arg, struct cache_rtxn *t, char *why, size_t whylen)
 	    strlen(FLEET_PUSH_KEY), b, sizeof(b), why, whylen);
 }
 
+/* fleet_take - see danests-internal.h */
+danests_status
+fleet_take(struct cache *c, unsigned interval_s, time_t now, char *why,
+    size_t whylen)
+{
+	struct due_op o = { .interval = interval_s, .now = now };
+	danests_status st;
+
+	if ((st = cache_rpt_run(c, true, due_take, &o, why, whylen)) !=
+	    DANESTS_OK)
+		return st;
+	return o.due ? DANESTS_OK : DANESTS_NOTFOUND;
+}
+
 /* fleet_due - see danests-internal.h */
 danests_status
 fleet_due(struct cache *c, unsigned interval_s, time_t now, char *why,
@@ -108,15 +122,13 @@ fleet_due(struct cache *c, unsigned interval_s, time_t now, char *why,
 	struct due_op o = { .interval = interval_s, .now = now };
 	danests_status st;
 
+	/* the common case, not due, without the writers' lock */
 	if ((st = cache_rpt_run(c, false, due_read, &o, why, whylen)) !=
 	    DANESTS_OK)
 		return st;
 	if (!o.due)
 		return DANESTS_NOTFOUND;
-	if ((st = cache_rpt_run(c, true, due_take, &o, why, whylen)) !=
-	    DANESTS_OK)
-		return st;
-	return o.due ? DANESTS_OK : DANESTS_NOTFOUND;
+	return fleet_take(c, interval_s, now, why, whylen);
 }
 
 /* ---- pushing ---- */

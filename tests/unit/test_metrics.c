@@ -447,6 +447,13 @@ test_push_turn(void **state)
 	    DANESTS_OK);
 	assert_int_equal(fleet_due(c, 60, t + 61, why, sizeof(why)),
 	    DANESTS_NOTFOUND);
+	/* the compare-and-set alone: one turn per interval too */
+	assert_int_equal(fleet_take(c, 60, t + 61, why, sizeof(why)),
+	    DANESTS_NOTFOUND);
+	assert_int_equal(fleet_take(c, 60, t + 120, why, sizeof(why)),
+	    DANESTS_OK);
+	assert_int_equal(fleet_take(c, 60, t + 120, why, sizeof(why)),
+	    DANESTS_NOTFOUND);
 	/* the clock set back: due at once, not an hour later */
 	assert_int_equal(fleet_due(c, 60, t - 3600, why, sizeof(why)),
 	    DANESTS_OK);
@@ -464,47 +471,65 @@ test_push_turn(void **state)
 	rm_dir(dir);
 }
 
-/* test_push_turn_race - 16 processes ask for the same turn at once: one
- * gets it (compare-and-set in one write transaction) */
-static void
-test_push_turn_race(void **state)
+/* race_round - n processes, each with the cache open, take the turn of
+ * time t at the same moment (fleet_take); how many got it */
+static int
+race_round(const char *dir, int n, time_t t)
 {
-	char dir[] = "/tmp/danests-race-XXXXXX", why[256];
-	struct cache *c;
-	int i, st, won = 0, fds[2];
+	char why[256], b;
+	struct cache *cc;
+	int i, st, won = 0, go[2], ready[2];
 	pid_t pid;
 
-	(void)state;
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(cache_open(dir, &c, why, sizeof(why)), DANESTS_OK);
-	cache_close(c);
-	assert_int_equal(pipe(fds), 0);
-	for (i = 0; i < 16; i++) {
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	for (i = 0; i < n; i++) {
 		if ((pid = fork()) == 0) {
-			char b;
-			struct cache *cc;
-
-			close(fds[1]);
-			/* start together: when the parent closes the pipe */
-			(void)read(fds[0], &b, 1);
+			close(go[1]);
+			close(ready[0]);
 			if (cache_open(dir, &cc, why, sizeof(why)) !=
 			    DANESTS_OK)
 				_exit(3);
-			st = fleet_due(cc, 60, 1700000000, why, sizeof(why));
+			/* open, then wait for the others */
+			(void)write(ready[1], "r", 1);
+			(void)read(go[0], &b, 1);
+			st = fleet_take(cc, 60, t, why, sizeof(why));
 			cache_close(cc);
 			_exit(st == DANESTS_OK ? 0 : st == DANESTS_NOTFOUND ?
 			    1 : 2);
 		}
 		assert_true(pid > 0);
 	}
-	close(fds[0]);
-	close(fds[1]);
-	for (i = 0; i < 16; i++) {
+	close(go[0]);
+	close(ready[1]);
+	for (i = 0; i < n; i++)
+		assert_int_equal(read(ready[0], &b, 1), 1);
+	close(go[1]);	/* go */
+	close(ready[0]);
+	for (i = 0; i < n; i++) {
 		assert_true(wait(&st) > 0);
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) <= 1);
 		won += WEXITSTATUS(st) == 0;
 	}
-	assert_int_equal(won, 1);
+	return won;
+}
+
+/* test_push_turn_race - 16 processes, each past a first look that found
+ * the turn due, take it at once, 20 times: one gets it each time (the
+ * compare-and-set in one write transaction) */
+static void
+test_push_turn_race(void **state)
+{
+	char dir[] = "/tmp/danests-race-XXXXXX", why[256];
+	struct cache *c;
+	int k;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(cache_open(dir, &c, why, sizeof(why)), DANESTS_OK);
+	cache_close(c);
+	for (k = 0; k < 20; k++)
+		assert_int_equal(race_round(dir, 16, 1700000000 + 60 * k), 1);
 	rm_dir(dir);
 }
 
