@@ -427,7 +427,7 @@ if [ -f "$SO" ] && [ -x "$dl" ]; then
 	    test \"$(store_n ea decisions/deliver) $(store_n eb decisions/deliver)\" = '$la $lb' &&
 	    test \"$(rcli zrange danests:met:nodes 0 -1 | grep -c '^e[ab]$')\" = 2 &&
 	    test \"$(rcli ttl danests:met:node:ea)\" -gt 600000 ||
-	    { echo local $la $lb; timeout 5 redis-cli -p  hgetall danests:met:node:ea | head; false; }"
+	    { echo local $la $lb; timeout 5 redis-cli -p '$port' hgetall danests:met:node:ea | head; false; }"
 	"$danests" stats --config "$tmp/ea.conf" >"$tmp/stats.out" 2>&1
 	rc=$?
 	check stats-sums-the-nodes sh -c "test $rc = 0 &&
