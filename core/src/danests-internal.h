@@ -594,12 +594,21 @@ void *metrics_timed(struct danests_ctx *, danests_decide_cb *cb, void *arg,
  * failure the store is left alone a few seconds (calls fail at once).
  */
 #define STORE_TOKEN_LEN			32
+#define STORE_SENTINELS_MAX		5
 struct store_url {
 	char host[256];
 	unsigned port;		/* 6379 */
 	unsigned db;		/* 0 */
 	char password[256];	/* "" none */
 	bool tls;		/* rediss:// */
+	/* sentinel://: the sentinels and the master's name; host and port
+	 * are then the primary they last named ("" none yet) */
+	char master[64];
+	unsigned nsent;
+	struct {
+		char host[256];
+		unsigned port;
+	} sent[STORE_SENTINELS_MAX];
 };
 danests_status store_url_parse(const char *url, struct store_url *,
     char *why, size_t whylen);

@@ -22,6 +22,7 @@
 #include "danests-internal.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,15 +42,69 @@
 
 #define STORE_RETRY_S	5	/* an outage: calls fail fast this long */
 
-/* store_url_parse - redis[s]://[:PASSWORD@]HOST[:PORT][/DB]; HOST a name,
- * an IPv4 address or [IPv6]; PORT 1-65535 (6379), DB 0-15 (0); rediss://
- * (TLS) only in a build with hiredis_ssl */
+/* hostport - HOST[:PORT] of [p, end): HOST a name, an IPv4 address or
+ * [IPv6]; false when malformed (*bad names the part: "host" or "port") */
+static bool
+hostport(const char *p, const char *end, char *host, size_t hostlen,
+    unsigned *port, const char **bad)
+{
+	const char *hs, *he;
+	unsigned long long v;
+	char num[8];
+	size_t n;
+
+	*bad = "host";
+	if (*p == '[') {
+		hs = p + 1;
+		if ((he = memchr(hs, ']', (size_t)(end - hs))) == NULL)
+			return false;
+		p = he + 1;
+	} else {
+		hs = p;
+		he = memchr(p, ':', (size_t)(end - p));
+		if (he == NULL)
+			he = end;
+		p = he;
+	}
+	if (he == hs || (size_t)(he - hs) >= hostlen)
+		return false;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	for (n = 0; host[n] != '\0'; n++)
+		if (!isalnum((unsigned char)host[n]) &&
+		    strchr(".-_:", host[n]) == NULL)
+			return false;
+	if (p == end)
+		return true;
+	if (*p != ':')
+		return false;
+	*bad = "port";
+	p++;
+	n = (size_t)(end - p);
+	if (n == 0 || n >= sizeof(num))
+		return false;
+	memcpy(num, p, n);
+	num[n] = '\0';
+	if (!danests_parse_uint(num, 1, 65535, &v))
+		return false;
+	*port = (unsigned)v;
+	return true;
+}
+
+/*
+ * store_url_parse - one of
+ *   redis://[:PASSWORD@]HOST[:PORT][/DB]
+ *   rediss://...   the same over TLS (a build with hiredis_ssl only)
+ *   sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]
+ *                  the primary of MASTER as Redis Sentinels name it
+ * HOST a name, an IPv4 address or [IPv6]; PORT 1-65535 (6379; 26379 for
+ * a sentinel), DB 0-15 (0); the password is the data server's.
+ */
 danests_status
 store_url_parse(const char *s, struct store_url *u, char *why, size_t whylen)
 {
-	const char *p, *at, *end, *hs, *he;
+	const char *p, *at, *end, *next, *bad, *scheme;
 	unsigned long long v;
-	char num[8];
 	size_t n;
 
 	memset(u, 0, sizeof(*u));
@@ -61,20 +116,23 @@ store_url_parse(const char *s, struct store_url *u, char *why, size_t whylen)
 		return DANESTS_PERM;
 #endif
 		u->tls = true;
-		p = s + 9;
+		scheme = "rediss://";
 	} else if (strncmp(s, "redis://", 8) == 0)
-		p = s + 8;
+		scheme = "redis://";
+	else if (strncmp(s, "sentinel://", 11) == 0)
+		scheme = "sentinel://";
 	else {
 		why_set(why, whylen, "expected redis://[:PASSWORD@]HOST"
-		    "[:PORT][/DB]%s",
+		    "[:PORT][/DB]%s or sentinel://HOST[:PORT],.../MASTER",
 #ifdef HAVE_HIREDIS_SSL
-		    " or rediss:// (TLS)"
+		    ", rediss:// (TLS)"
 #else
 		    ""
 #endif
 		    );
 		return DANESTS_PERM;
 	}
+	p = s + strlen(scheme);
 	for (n = 0; s[n] != '\0'; n++)
 		if ((unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f) {
 			why_set(why, whylen, "control character, space or "
@@ -93,39 +151,57 @@ store_url_parse(const char *s, struct store_url *u, char *why, size_t whylen)
 		p = at + 1;
 	}
 	end = p + strcspn(p, "/");
-	if (*p == '[') {
-		hs = p + 1;
-		if ((he = memchr(hs, ']', (size_t)(end - hs))) == NULL)
-			goto badhost;
-		p = he + 1;
+	if (scheme[0] != 's') {
+		if (!hostport(p, end, u->host, sizeof(u->host), &u->port,
+		    &bad))
+			goto bad;
 	} else {
-		hs = p;
-		he = p + strcspn(p, ":/");
-		p = he;
-	}
-	if (he == hs || (size_t)(he - hs) >= sizeof(u->host))
-		goto badhost;
-	memcpy(u->host, hs, (size_t)(he - hs));
-	for (n = 0; u->host[n] != '\0'; n++)
-		if (!isalnum((unsigned char)u->host[n]) &&
-		    strchr(".-_:", u->host[n]) == NULL)
-			goto badhost;
-	if (*p == ':') {
-		p++;
-		n = (size_t)(end - p);
-		if (n == 0 || n >= sizeof(num))
-			goto badport;
-		memcpy(num, p, n);
-		num[n] = '\0';
-		if (!danests_parse_uint(num, 1, 65535, &v))
-			goto badport;
-		u->port = (unsigned)v;
+		for (; p < end; p = next + (next < end)) {
+			if ((next = memchr(p, ',', (size_t)(end - p))) == NULL)
+				next = end;
+			if (u->nsent == STORE_SENTINELS_MAX) {
+				why_set(why, whylen, "at most %d sentinels",
+				    STORE_SENTINELS_MAX);
+				return DANESTS_PERM;
+			}
+			u->sent[u->nsent].port = 26379;
+			bad = "host";
+			if (next == p || !hostport(p, next,
+			    u->sent[u->nsent].host,
+			    sizeof(u->sent[u->nsent].host),
+			    &u->sent[u->nsent].port, &bad))
+				goto bad;
+			u->nsent++;
+			if (next + 1 == end) {	/* a trailing ',' */
+				bad = "host";
+				goto bad;
+			}
+		}
+		if (u->nsent == 0) {
+			bad = "host";
+			goto bad;
+		}
+		/* /MASTER: the name the sentinels monitor */
 		p = end;
+		n = *p == '/' ? strcspn(p + 1, "/") : 0;
+		if (n == 0 || n >= sizeof(u->master)) {
+			why_set(why, whylen, "expected /MASTER (the name the "
+			    "sentinels know, at most %zu characters) after "
+			    "the sentinels", sizeof(u->master) - 1);
+			return DANESTS_PERM;
+		}
+		memcpy(u->master, p + 1, n);
+		for (at = u->master; *at != '\0'; at++)
+			if (!isalnum((unsigned char)*at) &&
+			    strchr(".-_", *at) == NULL) {
+				why_set(why, whylen, "expected letters, digits, "
+				    "'.', '-' and '_' in the master's name");
+				return DANESTS_PERM;
+			}
+		end = p + 1 + n;
 	}
-	if (p != end)
-		goto badhost;
-	if (*p == '/') {
-		if (!danests_parse_uint(p + 1, 0, 15, &v)) {
+	if (*end == '/') {
+		if (!danests_parse_uint(end + 1, 0, 15, &v)) {
 			why_set(why, whylen, "expected a database number from "
 			    "0 to 15 after /");
 			return DANESTS_PERM;
@@ -133,12 +209,13 @@ store_url_parse(const char *s, struct store_url *u, char *why, size_t whylen)
 		u->db = (unsigned)v;
 	}
 	return DANESTS_OK;
-badhost:
-	why_set(why, whylen, "expected a host name or address after "
-	    "redis%s://", u->tls ? "s" : "");
-	return DANESTS_PERM;
-badport:
-	why_set(why, whylen, "expected a port from 1 to 65535 after the host");
+bad:
+	if (strcmp(bad, "port") == 0)
+		why_set(why, whylen, "expected a port from 1 to 65535 after "
+		    "the host");
+	else
+		why_set(why, whylen, "expected a host name or address after "
+		    "%s", scheme);
 	return DANESTS_PERM;
 }
 
@@ -146,6 +223,9 @@ badport:
 
 struct store_conn {
 	struct store_url url;
+	char name[384];		/* for the log: HOST:PORT, or the master's
+				 * name and the primary's address */
+	unsigned sent_next;	/* the sentinel to ask first */
 	redisContext *rc;
 	time_t retry_at;	/* down until then */
 	bool down;		/* the outage was logged */
@@ -280,6 +360,21 @@ tls_start(struct store *s, struct store_conn *c, char *err, size_t errlen)
 }
 #endif /* HAVE_HIREDIS_SSL */
 
+/* conn_name - c's name in the log lines */
+static void
+conn_name(struct store_conn *c)
+{
+	if (c->url.nsent == 0)
+		snprintf(c->name, sizeof(c->name), "%s:%u", c->url.host,
+		    c->url.port);
+	else if (c->url.host[0] == '\0')
+		snprintf(c->name, sizeof(c->name), "%s (sentinel)",
+		    c->url.master);
+	else
+		snprintf(c->name, sizeof(c->name), "%s %s:%u (sentinel)",
+		    c->url.master, c->url.host, c->url.port);
+}
+
 /* store_new - the store of cfg (no connection yet); NULL out when none */
 danests_status
 store_new(const struct danests_config *cfg, struct store **out, char *why,
@@ -324,6 +419,14 @@ store_new(const struct danests_config *cfg, struct store **out, char *why,
 		return DANESTS_PERM;
 	}
 #endif
+	if (s->r.url.nsent > 0 && !s->same) {
+		why_set(why, whylen, "store_read takes a replica's address, "
+		    "not sentinel://");
+		free(s);
+		return DANESTS_PERM;
+	}
+	conn_name(&s->w);
+	conn_name(&s->r);
 	s->timeout_ms = cfg->store_timeout_ms;
 	s->unsynced = true;
 	s->w.unsynced = s->r.unsynced = &s->unsynced;
@@ -359,9 +462,100 @@ conn_fail(struct store_conn *c, const char *what)
 	c->retry_at = time(NULL) + STORE_RETRY_S;
 	*c->unsynced = true;
 	if (!c->down)
-		danests_log(LOG_WARNING, "store %s:%u: %.200s; serving from "
-		    "the local cache", c->url.host, c->url.port, what);
+		danests_log(LOG_WARNING, "store %s: %.200s; serving from "
+		    "the local cache", c->name, what);
 	c->down = true;
+}
+
+/* conn_call - a command of the connection's set-up on c->rc: the reply,
+ * or NULL with err filled (an error reply is freed) */
+static redisReply *
+conn_call(struct store_conn *c, char *err, size_t errlen, const char *what,
+    const char *fmt, ...)
+{
+	redisReply *r;
+	va_list ap;
+
+	va_start(ap, fmt);
+	r = redisvCommand(c->rc, fmt, ap);
+	va_end(ap);
+	if (r != NULL && r->type != REDIS_REPLY_ERROR)
+		return r;
+	snprintf(err, errlen, "%s: %s", what, r ? r->str : c->rc->errstr);
+	if (r != NULL)
+		freeReplyObject(r);
+	return NULL;
+}
+
+/*
+ * sentinel_ask - c's primary as a sentinel names it (SENTINEL
+ * get-master-addr-by-name), the sentinels asked in turn from the one that
+ * answered last, each bounded by tv; false (err filled) when none names
+ * one.  A new primary is logged.
+ */
+static bool
+sentinel_ask(struct store_conn *c, struct timeval tv, char *err,
+    size_t errlen)
+{
+	redisContext *sc;
+	redisReply *r;
+	unsigned long long port;
+	unsigned i, k;
+	char e[200];
+
+	snprintf(err, errlen, "no sentinel");
+	for (k = 0; k < c->url.nsent; k++) {
+		i = (c->sent_next + k) % c->url.nsent;
+		r = NULL;
+		sc = redisConnectWithTimeout(c->url.sent[i].host,
+		    (int)c->url.sent[i].port, tv);
+		if (sc == NULL || sc->err)
+			snprintf(e, sizeof(e), "%s", sc ? sc->errstr :
+			    "out of memory");
+		else if (redisSetTimeout(sc, tv) != REDIS_OK)
+			snprintf(e, sizeof(e), "cannot set the timeout");
+		else if ((r = redisCommand(sc, "SENTINEL "
+		    "get-master-addr-by-name %s", c->url.master)) == NULL)
+			snprintf(e, sizeof(e), "%s", sc->errstr);
+		else if (r->type == REDIS_REPLY_ERROR)
+			snprintf(e, sizeof(e), "%s", r->str);
+		else if (r->type != REDIS_REPLY_ARRAY)
+			snprintf(e, sizeof(e), "knows no master %s",
+			    c->url.master);
+		else if (r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[1]->type != REDIS_REPLY_STRING ||
+		    r->element[0]->len == 0 ||
+		    r->element[0]->len >= sizeof(c->url.host) ||
+		    strlen(r->element[0]->str) != r->element[0]->len ||
+		    !danests_parse_uint(r->element[1]->str, 1, 65535, &port))
+			snprintf(e, sizeof(e), "unexpected reply");
+		else {
+			if (strcmp(c->url.host, r->element[0]->str) != 0 ||
+			    c->url.port != port) {
+				strlcpy(c->url.host, r->element[0]->str,
+				    sizeof(c->url.host));
+				c->url.port = (unsigned)port;
+				danests_log(LOG_NOTICE, "store %s: sentinel "
+				    "%s:%u names %s:%u the primary",
+				    c->url.master, c->url.sent[i].host,
+				    c->url.sent[i].port, c->url.host,
+				    c->url.port);
+				conn_name(c);
+			}
+			c->sent_next = i;
+			freeReplyObject(r);
+			redisFree(sc);
+			return true;
+		}
+		snprintf(err, errlen, "sentinel %s:%u: %s", c->url.sent[i].host,
+		    c->url.sent[i].port, e);
+		if (r != NULL)
+			freeReplyObject(r);
+		if (sc != NULL)
+			redisFree(sc);
+	}
+	return false;
 }
 
 /* conn_get - a connected context for c, or NULL (down) */
@@ -378,6 +572,12 @@ conn_get(struct store *s, struct store_conn *c)
 		return NULL;
 	tv.tv_sec = s->timeout_ms / 1000;
 	tv.tv_usec = (s->timeout_ms % 1000) * 1000;
+	/* each connection asks the sentinels afresh: after a failover the
+	 * old primary is gone, or is a replica */
+	if (c->url.nsent > 0 && !sentinel_ask(c, tv, err, sizeof(err))) {
+		conn_fail(c, err);
+		return NULL;
+	}
 	c->rc = redisConnectWithTimeout(c->url.host, (int)c->url.port, tv);
 	if (c->rc == NULL || c->rc->err) {
 		snprintf(err, sizeof(err), "connect: %s",
@@ -397,32 +597,39 @@ conn_get(struct store *s, struct store_conn *c)
 	}
 #endif
 	if (c->url.password[0] != '\0') {
-		r = redisCommand(c->rc, "AUTH %s", c->url.password);
-		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-			snprintf(err, sizeof(err), "AUTH: %s", r ? r->str :
-			    c->rc->errstr);
-			if (r != NULL)
-				freeReplyObject(r);
+		if ((r = conn_call(c, err, sizeof(err), "AUTH", "AUTH %s",
+		    c->url.password)) == NULL) {
 			conn_fail(c, err);
 			return NULL;
 		}
 		freeReplyObject(r);
 	}
 	if (c->url.db != 0) {
-		r = redisCommand(c->rc, "SELECT %u", c->url.db);
-		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-			snprintf(err, sizeof(err), "SELECT: %s", r ? r->str :
-			    c->rc->errstr);
-			if (r != NULL)
-				freeReplyObject(r);
+		if ((r = conn_call(c, err, sizeof(err), "SELECT",
+		    "SELECT %u", c->url.db)) == NULL) {
 			conn_fail(c, err);
 			return NULL;
 		}
 		freeReplyObject(r);
 	}
+	/* what a sentinel names may be stale (a failover under way) */
+	if (c->url.nsent > 0) {
+		if ((r = conn_call(c, err, sizeof(err), "ROLE", "ROLE")) ==
+		    NULL) {
+			conn_fail(c, err);
+			return NULL;
+		}
+		if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    strcmp(r->element[0]->str, "master") != 0) {
+			freeReplyObject(r);
+			conn_fail(c, "not the primary (yet)");
+			return NULL;
+		}
+		freeReplyObject(r);
+	}
 	if (c->down)
-		danests_log(LOG_NOTICE, "store %s:%u: reachable again",
-		    c->url.host, c->url.port);
+		danests_log(LOG_NOTICE, "store %s: reachable again", c->name);
 	c->down = false;
 	return c->rc;
 }
@@ -670,8 +877,8 @@ store_pipeline(struct store *s, const struct store_cmd *cmds, size_t n)
 		if (r->type == REDIS_REPLY_ERROR && st == DANESTS_OK) {
 			snprintf(err, sizeof(err), "%s: %s", cmds[i].argv[0],
 			    r->str);
-			danests_log(LOG_WARNING, "store %s:%u: %.200s",
-			    s->w.url.host, s->w.url.port, err);
+			danests_log(LOG_WARNING, "store %s: %.200s",
+			    s->w.name, err);
 			st = DANESTS_TEMP;
 		}
 		freeReplyObject(r);

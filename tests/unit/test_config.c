@@ -590,6 +590,9 @@ struct url_row {
 	const char *host, *password;
 	unsigned port, db;
 	const char *why;	/* a substring of the error */
+	const char *master;	/* sentinel://: the master's name, */
+	unsigned nsent;		/* the count of sentinels, */
+	const char *sent_last;	/* and the last one as HOST:PORT */
 };
 
 static const struct url_row url_rows[] = {
@@ -610,6 +613,31 @@ static const struct url_row url_rows[] = {
 	    "no TLS to the store" },
 #endif
 	{ "other scheme", "http://h", false, NULL, NULL, 0, 0, "redis://" },
+	{ "sentinel", "sentinel://10.0.0.1/mymaster", true, "", "", 6379, 0,
+	    NULL, "mymaster", 1, "10.0.0.1:26379" },
+	{ "sentinels password db", "sentinel://:pw@s1:26380,[::1],"
+	    "s3.example:5000/m-1.x/4", true, "", "pw", 6379, 4, NULL, "m-1.x",
+	    3, "s3.example:5000" },
+	{ "sentinel five", "sentinel://a,b,c,d,e/m", true, "", "", 6379, 0,
+	    NULL, "m", 5, "e:26379" },
+	{ "sentinel six", "sentinel://a,b,c,d,e,f/m", false, NULL, NULL, 0, 0,
+	    "at most 5" },
+	{ "sentinel no master", "sentinel://a", false, NULL, NULL, 0, 0,
+	    "/MASTER" },
+	{ "sentinel empty master", "sentinel://a//0", false, NULL, NULL, 0,
+	    0, "/MASTER" },
+	{ "sentinel bad master", "sentinel://a/m:x", false, NULL, NULL, 0, 0,
+	    "master's name" },
+	{ "sentinel empty entry", "sentinel://a,,b/m", false, NULL, NULL, 0,
+	    0, "host" },
+	{ "sentinel trailing comma", "sentinel://a,/m", false, NULL, NULL, 0,
+	    0, "host" },
+	{ "sentinel no host", "sentinel:///m", false, NULL, NULL, 0, 0,
+	    "host" },
+	{ "sentinel bad port", "sentinel://a:0/m", false, NULL, NULL, 0, 0,
+	    "port" },
+	{ "sentinel bad db", "sentinel://a/m/16", false, NULL, NULL, 0, 0,
+	    "database" },
 	{ "no host", "redis://", false, NULL, NULL, 0, 0, "host" },
 	{ "no host before port", "redis://:6379", false, NULL, NULL, 0, 0,
 	    "host" },
@@ -653,6 +681,15 @@ run_url(void **state)
 	assert_int_equal(u.port, r->port);
 	assert_int_equal(u.db, r->db);
 	assert_int_equal(u.tls, strncmp(r->url, "rediss:", 7) == 0);
+	assert_string_equal(u.master, r->master ? r->master : "");
+	assert_int_equal(u.nsent, r->nsent);
+	if (r->nsent > 0) {
+		char last[300];
+
+		snprintf(last, sizeof(last), "%s:%u",
+		    u.sent[u.nsent - 1].host, u.sent[u.nsent - 1].port);
+		assert_string_equal(last, r->sent_last);
+	}
 }
 
 /* the store's keys: defaults, values, and the errors that name them */
