@@ -477,6 +477,14 @@ danests_status danests_cache_decision_get(struct danests_cache *,
  * *had_decision say what was there. */
 danests_status danests_cache_purge(struct danests_cache *, const char *domain,
     bool *had_policy, bool *had_decision, char *why, size_t whylen);
+/* danests_store_purge - the same in the shared store of cfg (`store`):
+ * domain's policy and decision deleted there, so that no node adopts
+ * them again (each node's own cache keeps its copy: purge there too).
+ * DANESTS_OK (also when cfg has no store), DANESTS_TEMP the store is
+ * unreachable, DANESTS_PERM its settings are wrong. */
+danests_status danests_store_purge(const struct danests_config *cfg,
+    const char *domain, bool *had_policy, bool *had_decision, char *why,
+    size_t whylen);
 
 /* danests_domain_normalize - lower-case a domain, drop one trailing dot,
  * check it is a syntactically valid host name (A-labels).  Writes into out

@@ -138,6 +138,30 @@ danests_cache_decision_get(struct danests_cache *dc, const char *domain,
 	    whylen);
 }
 
+/* danests_store_purge - see danests.h */
+danests_status
+danests_store_purge(const struct danests_config *cfg, const char *domain,
+    bool *had_policy, bool *had_decision, char *why, size_t whylen)
+{
+	struct store *s;
+	danests_status st, ps, ds;
+
+	*had_policy = *had_decision = false;
+	if ((st = store_new(cfg, &s, why, whylen)) != DANESTS_OK || s == NULL)
+		return st;
+	ps = store_del(s, "sts:", domain);
+	ds = ps == DANESTS_TEMP ? DANESTS_TEMP : store_del(s, "dec:", domain);
+	store_free(s);
+	if (ps == DANESTS_TEMP || ds == DANESTS_TEMP) {
+		why_set(why, whylen, "the shared store is unreachable (see "
+		    "the line above)");
+		return DANESTS_TEMP;
+	}
+	*had_policy = ps == DANESTS_OK;
+	*had_decision = ds == DANESTS_OK;
+	return DANESTS_OK;
+}
+
 /* danests_cache_purge - drop a domain's policy and decision and count up
  * the purge generation */
 danests_status

@@ -545,6 +545,7 @@ enum metrics_cache {
 	METRICS_CACHE_LMDB_DECISION,
 	METRICS_CACHE_LMDB_POLICY,
 	METRICS_CACHE_STORE_POLICY,	/* the shared store (store.c) */
+	METRICS_CACHE_STORE_DECISION,
 	METRICS_CACHE_N
 };
 void metrics_fetch(struct danests_ctx *, enum metrics_fetch);
@@ -645,6 +646,16 @@ danests_status store_pipeline(struct store *, const struct store_cmd *,
 danests_status store_read_each(struct store *, int argc, const char **argv,
     const size_t *lens, store_each_fn *fn, void *arg);
 danests_status store_exists(struct store *, const char *key);
+/* A decision of the fleet (its JSON) until it expires: DANESTS_OK (*json
+ * malloc'ed), DANESTS_NOTFOUND, DANESTS_TEMP */
+danests_status store_dec_get(struct store *, const char *domain,
+    char **json);
+danests_status store_dec_put(struct store *, const char *domain,
+    const char *json, time_t expires);
+/* store_del - delete PREFIX KIND DOMAIN: DANESTS_OK deleted,
+ * DANESTS_NOTFOUND none, DANESTS_TEMP */
+danests_status store_del(struct store *, const char *kind,
+    const char *domain);
 /* report.c: danests_report_walk of the internal cache */
 danests_status report_walk(struct cache *, const char *day,
     const char *domain, danests_report_fn *fn, void *arg, char *why,

@@ -377,6 +377,11 @@ finish(struct decide *q, bool timed_out)
 	    (json = danests_decision_to_json(d)) != NULL) {
 		(void)cache_decision_put(q->ctx->cache, d->domain, json,
 		    d->expires, why, sizeof(why));
+		/* the fleet's nodes reuse it (from_cache) */
+		if (q->ctx->store != NULL &&
+		    store_dec_put(q->ctx->store, d->domain, json,
+		    d->expires) != DANESTS_OK)
+			metrics_store_error(q->ctx);
 		free(json);
 	}
 	q->d = NULL;
@@ -425,7 +430,9 @@ cached_cb(evutil_socket_t fd, short what, void *arg)
 	req_unref(q);
 }
 
-/* from_cache - a reusable cached decision, or NULL */
+/* from_cache - a reusable cached decision, or NULL: the local cache's,
+ * else the fleet's (the shared store's, then kept in the local cache
+ * until it expires) */
 static struct danests_decision *
 from_cache(struct danests_ctx *ctx, const char *domain)
 {
@@ -433,18 +440,32 @@ from_cache(struct danests_ctx *ctx, const char *domain)
 	char *json = NULL, why[DANESTS_WHY_MAX];
 	time_t now = time(NULL);
 	danests_status st;
+	bool fleet = false;
 
 	st = cache_decision_get(ctx->cache, domain, now, &json, why,
 	    sizeof(why));
 	metrics_cache(ctx, METRICS_CACHE_LMDB_DECISION, st);
+	if (st == DANESTS_NOTFOUND && ctx->store != NULL) {
+		st = store_dec_get(ctx->store, domain, &json);
+		metrics_cache(ctx, METRICS_CACHE_STORE_DECISION, st);
+		if (st == DANESTS_TEMP)
+			metrics_store_error(ctx);
+		fleet = true;
+	}
 	if (st != DANESTS_OK)
 		return NULL;
+	/* (never a tempfail: the node that made one did not share it) */
 	if (danests_decision_from_json(json, &d) != DANESTS_OK ||
-	    d->expires <= now || strcmp(d->domain, domain) != 0) {
+	    d->expires <= now || strcmp(d->domain, domain) != 0 ||
+	    d->verdict == DANESTS_TEMPFAIL) {
 		danests_decision_free(d);
 		d = NULL;
-	} else
+	} else {
 		d->from_cache = true;
+		if (fleet)
+			(void)cache_decision_put(ctx->cache, domain, json,
+			    d->expires, why, sizeof(why));
+	}
 	free(json);
 	return d;
 }

@@ -45,6 +45,7 @@ static const char *const cache_labels[METRICS_CACHE_N][2] = {
 	[METRICS_CACHE_LMDB_DECISION] = { "lmdb", "decision" },
 	[METRICS_CACHE_LMDB_POLICY] = { "lmdb", "policy" },
 	[METRICS_CACHE_STORE_POLICY] = { "store", "policy" },
+	[METRICS_CACHE_STORE_DECISION] = { "store", "decision" },
 };
 static const char *const cache_results[3] = { "hit", "miss", "error" };
 

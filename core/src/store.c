@@ -41,6 +41,7 @@
 #endif
 
 #define STORE_RETRY_S	5	/* an outage: calls fail fast this long */
+#define STORE_DEC_MAX	(256 * 1024)	/* a decision's JSON in the store */
 
 /* hostport - HOST[:PORT] of [p, end): HOST a name, an IPv4 address or
  * [IPv6]; false when malformed (*bad names the part: "host" or "port") */
@@ -930,6 +931,92 @@ store_exists(struct store *s, const char *key)
 	return st;
 }
 
+/* store_dec_get - the fleet's decision for domain (its JSON, as the
+ * node that made it wrote it; the caller checks it) */
+danests_status
+store_dec_get(struct store *s, const char *domain, char **json)
+{
+	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
+	const char *argv[2];
+	size_t lens[2];
+	redisReply *r;
+	danests_status st = DANESTS_TEMP;
+
+	*json = NULL;
+	if (key_make(s, "dec:", domain, key, sizeof(key)) < 0)
+		return DANESTS_TEMP;
+	argv[0] = "GET";
+	argv[1] = key;
+	lens[0] = 3;
+	lens[1] = strlen(key);
+	if ((r = command(s, s->same ? &s->w : &s->r, 2, argv, lens)) ==
+	    NULL)
+		return DANESTS_TEMP;
+	if (r->type == REDIS_REPLY_NIL)
+		st = DANESTS_NOTFOUND;
+	else if (r->type == REDIS_REPLY_STRING && r->len > 0 &&
+	    r->len <= STORE_DEC_MAX && strlen(r->str) == r->len &&
+	    (*json = strdup(r->str)) != NULL)
+		st = DANESTS_OK;
+	freeReplyObject(r);
+	return st;
+}
+
+/* store_dec_put - a decision for the fleet until it expires (a key that
+ * Redis drops then); one that has expired is not written */
+danests_status
+store_dec_put(struct store *s, const char *domain, const char *json,
+    time_t expires)
+{
+	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8], px[24];
+	const char *argv[5];
+	size_t lens[5];
+	redisReply *r;
+	time_t now = time(NULL);
+	int i;
+
+	if (expires <= now || strlen(json) > STORE_DEC_MAX)
+		return DANESTS_OK;
+	if (key_make(s, "dec:", domain, key, sizeof(key)) < 0)
+		return DANESTS_TEMP;
+	snprintf(px, sizeof(px), "%lld", (long long)(expires - now) * 1000);
+	argv[0] = "SET";
+	argv[1] = key;
+	argv[2] = json;
+	argv[3] = "PX";
+	argv[4] = px;
+	for (i = 0; i < 5; i++)
+		lens[i] = strlen(argv[i]);
+	if ((r = command(s, &s->w, 5, argv, lens)) == NULL)
+		return DANESTS_TEMP;
+	freeReplyObject(r);
+	return DANESTS_OK;
+}
+
+/* store_del - see danests-internal.h */
+danests_status
+store_del(struct store *s, const char *kind, const char *domain)
+{
+	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
+	const char *argv[2];
+	size_t lens[2];
+	redisReply *r;
+	danests_status st;
+
+	if (key_make(s, kind, domain, key, sizeof(key)) < 0)
+		return DANESTS_TEMP;
+	argv[0] = "DEL";
+	argv[1] = key;
+	lens[0] = 3;
+	lens[1] = strlen(key);
+	if ((r = command(s, &s->w, 2, argv, lens)) == NULL)
+		return DANESTS_TEMP;
+	st = r->type != REDIS_REPLY_INTEGER ? DANESTS_TEMP :
+	    r->integer > 0 ? DANESTS_OK : DANESTS_NOTFOUND;
+	freeReplyObject(r);
+	return st;
+}
+
 #else /* !HAVE_HIREDIS: `store` is refused by the configuration */
 
 danests_status
@@ -1008,6 +1095,26 @@ store_read_each(struct store *s, int argc, const char **argv,
 
 danests_status
 store_exists(struct store *s, const char *key)
+{
+	return DANESTS_TEMP;
+}
+
+danests_status
+store_dec_get(struct store *s, const char *domain, char **json)
+{
+	*json = NULL;
+	return DANESTS_TEMP;
+}
+
+danests_status
+store_del(struct store *s, const char *kind, const char *domain)
+{
+	return DANESTS_TEMP;
+}
+
+danests_status
+store_dec_put(struct store *s, const char *domain, const char *json,
+    time_t expires)
 {
 	return DANESTS_TEMP;
 }

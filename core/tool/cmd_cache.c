@@ -3,7 +3,7 @@
  *
  *	danests cache [--cache-dir DIR] list [--json]
  *	danests cache [--cache-dir DIR] show DOMAIN [--json]
- *	danests cache [--cache-dir DIR] purge DOMAIN
+ *	danests cache [--cache-dir DIR] purge DOMAIN [--config FILE]
  *	danests cache [--cache-dir DIR] refresh ...
  *
  * Exit status: 0 success, 1 no entry (show, purge), 64 usage error, 75 the
@@ -15,6 +15,7 @@
 #include "cmds.h"
 
 #include <jansson.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +34,14 @@
 static const char cache_usage[] =
 "usage: danests cache [--cache-dir DIR] list [--json]\n"
 "       danests cache [--cache-dir DIR] show DOMAIN [--json]\n"
-"       danests cache [--cache-dir DIR] purge DOMAIN\n"
+"       danests cache [--cache-dir DIR] purge DOMAIN [--config FILE]\n"
 "       danests cache [--cache-dir DIR] refresh [OPTIONS]\n"
 "\n"
 "  list     every cached MTA-STS policy and decision\n"
 "  show     the cached policy and decision of DOMAIN\n"
-"  purge    delete the cached policy and decision of DOMAIN\n"
+"  purge    delete the cached policy and decision of DOMAIN; with a shared\n"
+"           store (store in FILE, default " DANESTS_DEFAULT_CONFIG "),\n"
+"           the store's too (other nodes keep their own caches' copies)\n"
 "  refresh  re-fetch policies that are due (see 'danests cache refresh -h')\n"
 "\n"
 "Exit status: 0 ok, 1 no entry (show, purge), 64 usage, 75 cache unusable.\n";
@@ -294,20 +297,42 @@ cache_show(struct danests_cache *c, const char *domain, bool json)
 }
 
 /* cache_purge - "cache purge DOMAIN": drop its policy and decision;
- * running programs drop what they keep in memory */
+ * running programs drop what they keep in memory; with a shared store
+ * (`store` in conf, when conf is not NULL) the fleet's copies too */
 static int
-cache_purge(struct danests_cache *c, const char *domain)
+cache_purge(struct danests_cache *c, const char *domain, const char *conf)
 {
 	char why[WHY_MAX] = "";
-	bool policy, decision;
+	struct danests_config *cfg;
+	bool policy, decision, spolicy = false, sdecision = false;
+	danests_status st;
 
 	if (danests_cache_purge(c, domain, &policy, &decision, why,
 	    sizeof(why)) != DANESTS_OK)
 		return why_err(EXIT_TEMPFAIL, why);
-	if (!policy && !decision)
+	if (conf != NULL) {
+		if ((cfg = danests_config_new()) == NULL)
+			return cache_err(EXIT_TEMPFAIL, "out of memory");
+		st = danests_config_load(cfg, conf, why, sizeof(why));
+		if (st == DANESTS_OK)
+			st = danests_store_purge(cfg, domain, &spolicy,
+			    &sdecision, why, sizeof(why));
+		danests_config_free(cfg);
+		if (st != DANESTS_OK) {
+			if (policy || decision)
+				printf("purged %s:%s%s\n", domain,
+				    policy ? " policy" : "",
+				    decision ? " decision" : "");
+			return why_err(st == DANESTS_PERM ? EXIT_USAGE :
+			    EXIT_TEMPFAIL, why);
+		}
+	}
+	if (!policy && !decision && !spolicy && !sdecision)
 		return cache_err(EXIT_NOTFOUND, "no entry for %s", domain);
-	printf("purged %s:%s%s\n", domain, policy ? " policy" : "",
-	    decision ? " decision" : "");
+	printf("purged %s:%s%s%s%s%s\n", domain, policy ? " policy" : "",
+	    decision ? " decision" : "", spolicy || sdecision ?
+	    "; shared store:" : "", spolicy ? " policy" : "",
+	    sdecision ? " decision" : "");
 	return 0;
 }
 
@@ -316,7 +341,8 @@ int
 cmd_cache(int argc, char **argv, const char *cache_dir)
 {
 	char why[WHY_MAX] = "", domain[DOMAIN_MAX];
-	const char *dir = cache_dir, *sub = NULL, *arg = NULL;
+	const char *dir = cache_dir, *sub = NULL, *arg = NULL, *conf = NULL;
+	struct stat sb;
 	struct danests_cache *c;
 	bool json = false;
 	int i, rc;
@@ -365,7 +391,10 @@ cmd_cache(int argc, char **argv, const char *cache_dir)
 				return cache_err(EXIT_USAGE, "purge takes no "
 				    "--json");
 			json = true;
-		} else if (argv[i][0] == '-')
+		} else if (strcmp(argv[i], "--config") == 0 &&
+		    strcmp(sub, "purge") == 0 && i + 1 < argc)
+			conf = argv[++i];
+		else if (argv[i][0] == '-')
 			return cache_err(EXIT_USAGE, "unknown option %s",
 			    argv[i]);
 		else if (arg == NULL)
@@ -403,8 +432,12 @@ cmd_cache(int argc, char **argv, const char *cache_dir)
 		rc = cache_list(c, json);
 	else if (strcmp(sub, "show") == 0)
 		rc = cache_show(c, domain, json);
-	else
-		rc = cache_purge(c, domain);
+	else {
+		/* the shared store named where the programs read it */
+		if (conf == NULL && stat(DANESTS_DEFAULT_CONFIG, &sb) == 0)
+			conf = DANESTS_DEFAULT_CONFIG;
+		rc = cache_purge(c, domain, conf);
+	}
 	danests_cache_close(c);
 	return rc;
 }

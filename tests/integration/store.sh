@@ -14,6 +14,8 @@
 #  - two nodes refreshing at once fetch the policy once (nginx's log);
 #  - a new TXT id met by two nodes at once: the new policy is fetched once,
 #    never replaced by the store's older policy;
+#  - decisions: one node's decision serves another until it expires (a
+#    tempfail never); `danests cache purge` deletes the store's copies;
 #  - first contact: a node meeting a new domain whose fetch lock another
 #    node holds waits (bounded by fetch_timeout) and adopts that node's
 #    policy; a lock released without a policy, or held too long, makes it
@@ -385,9 +387,56 @@ else
 	notok new-txt-id-old-policy-in-store-not-taken "D: $(jq -c .sts.id <<<"$jd"); A: $(jq -c '[.sts.id, .sts.source]' "$tmp/ia")"
 fi
 
+# --- decisions: one node's decision serves the others until it expires ---
+for node in e f; do
+	sed -e "s|cache-a|cache-$node|" -e 's/^decision_ttl 0/decision_ttl 300/' \
+	    "$tmp/a.conf" >"$tmp/$node.conf"
+done
+je=$(check e dane-ee.test)
+ttl=$(rcli pttl t:dec:dane-ee.test)
+jf=$(check f dane-ee.test)
+if jq -e '.verdict == "deliver" and .from_cache == false' <<<"$je" >/dev/null 2>&1 &&
+    [ "${ttl:-0}" -gt 0 ] && [ "$ttl" -le 300000 ] &&
+    jq -e --argjson e "$je" '.from_cache == true and .decided == $e.decided and
+	.hosts == $e.hosts' <<<"$jf" >/dev/null 2>&1; then
+	ok "decision-shared (node F answers node E's decision; TTL ${ttl} ms)"
+else
+	notok decision-shared "TTL $ttl; E: $(head -c 200 <<<"$je"); F: $(head -c 200 <<<"$jf")"
+fi
+# a tempfail is never shared
+j=$(check e bogus-mx.test)
+if jq -e '.verdict == "tempfail"' <<<"$j" >/dev/null 2>&1 &&
+    [ "$(rcli exists t:dec:bogus-mx.test)" = 0 ]; then
+	ok decision-tempfail-not-shared
+else
+	notok decision-tempfail-not-shared "$(rcli exists t:dec:bogus-mx.test): $(head -c 200 <<<"$j")"
+fi
+# purge with the store: the fleet's copies go too, so node F does not
+# take them back; node F's own cache keeps its copy until purged there
+printf 'store redis://127.0.0.1:%s\nstore_prefix t:\n' $port >"$tmp/purge.conf"
+out=$(timeout 30 "$danests" cache --cache-dir "$tmp/cache-e" purge dane-ee.test --config "$tmp/purge.conf" 2>&1)
+rc=$?
+timeout 30 "$danests" cache --cache-dir "$tmp/cache-f" purge dane-ee.test --config "$tmp/purge.conf" >/dev/null 2>&1
+jf=$(check f dane-ee.test)
+if [ $rc = 0 ] && [ "$out" = "purged dane-ee.test: decision; shared store: decision" ] &&
+    jq -e '.from_cache == false' <<<"$jf" >/dev/null 2>&1; then
+	ok "purge-with-store ($out)"
+else
+	notok purge-with-store "exit $rc: $out; F: $(head -c 200 <<<"$jf")"
+fi
+
 # Redis down: a new domain is fetched as without a store
 redis_stop
 j=$(check a sts-dane-insecure.test)
 expect redis-down-first-contact-fetches '.sts.source == "fetched"' "$j"
+# a purge cannot reach the store: the local one is done, exit 75
+out=$(timeout 30 "$danests" cache --cache-dir "$tmp/cache-a" purge sts-dane-insecure.test --config "$tmp/purge.conf" 2>&1)
+rc=$?
+if [ $rc = 75 ] && grep -q "^purged sts-dane-insecure.test: policy" <<<"$out" &&
+    grep -q "shared store is unreachable" <<<"$out"; then
+	ok "purge-store-down-exit-75"
+else
+	notok purge-store-down-exit-75 "exit $rc: $out"
+fi
 
 exit $status
