@@ -212,19 +212,22 @@ EOC
 }
 snode s1 $S1_PORT $S1_M && snode s2 $S2_PORT $S2_M ||
     notok store-nodes-start "$(tail -2 "$W/s1.log" "$W/s2.log")"
-sample_store() { echo "danests_cache_requests_total{layer=\"store\",kind=\"policy\",result=\"$1\"}"; }
+sample_store() { echo "danests_cache_requests_total{layer=\"store\",kind=\"${2:-policy}\",result=\"$1\"}"; }
 PF_PORT=$S1_PORT ask sts-enforce.test >/dev/null
 s1=$(scrape $S1_M)
 PF_PORT=$S2_PORT ask sts-enforce.test >/dev/null
 s2=$(scrape $S2_M)
 # a first contact reads the store more than once (before and after taking
-# the fetch lock): at least one miss on s1; s2 finds the policy at once
+# the fetch lock): at least one miss on s1, for the decision and for the
+# policy; s2 finds s1's decision at once (and so needs no policy)
 check store-miss-then-hit '[ "$(value "$s1" "$(sample_store miss)")" -ge 1 ] &&
+    [ "$(value "$s1" "$(sample_store miss decision)")" = 1 ] &&
     [ "$(value "$s1" "$(sample_store hit)")" = 0 ] &&
-    [ "$(value "$s2" "$(sample_store hit)")" = 1 ] &&
+    [ "$(value "$s2" "$(sample_store hit decision)")" = 1 ] &&
+    [ "$(value "$s2" "$(sample_store miss decision)")" = 0 ] &&
     [ "$(value "$s2" "$(sample_store miss)")" = 0 ] &&
     [ "$(value "$s1" danests_store_errors_total)" = 0 ]' \
-    "s1 miss $(value "$s1" "$(sample_store miss)"), s2 hit $(value "$s2" "$(sample_store hit)")"
+    "s1 miss $(value "$s1" "$(sample_store miss)")/$(value "$s1" "$(sample_store miss decision)"), s2 hit $(value "$s2" "$(sample_store hit decision)")"
 kill "$rpid"; wait "$rpid" 2>/dev/null
 a=$(PF_PORT=$S1_PORT ask sts-wild.test)
 s1=$(scrape $S1_M)
