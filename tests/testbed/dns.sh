@@ -101,10 +101,40 @@ render() {
 		print "@\tSOA\tns1.test. hostmaster.test. " serial " 60 30 600 5"
 		print "@\tNS\tns1.test."
 	}
+	# ";generate FROM-TO LINE": LINE once per number from FROM to TO,
+	# each "$" in it replaced by the number zero-padded to the width of
+	# FROM (e.g. 0001-1000); at most 10000 lines
+	/^;generate[ \t]/ {
+		l = $0
+		sub(/^;generate[ \t]+/, "", l)
+		rng = l; sub(/[ \t].*/, "", rng)
+		sub(/^[^ \t]+[ \t]+/, "", l)
+		if (rng !~ /^[0-9]+-[0-9]+$/ || l == "" || index(l, "$") == 0) {
+			printf "%s: bad ;generate line: %s\n", tmpl, $0 > "/dev/stderr"
+			bad = 1
+			exit 1
+		}
+		from = rng; sub(/-.*/, "", from)
+		to = rng; sub(/.*-/, "", to)
+		if (to - from >= 10000) {
+			printf "%s: ;generate: more than 10000 lines\n", tmpl > "/dev/stderr"
+			bad = 1
+			exit 1
+		}
+		l = subst(l)
+		for (g = from + 0; g <= to + 0; g++) {
+			x = l
+			gsub(/\$/, sprintf("%0" length(from) "d", g), x)
+			print x
+		}
+		next
+	}
 	/^[ \t]*;/ { next }
-	{
+	{ print subst($0) }
+	# subst - the line with every @NAME@ replaced by its value
+	function subst(line,   out, rest, i, tail, j, name) {
 		out = ""
-		rest = $0
+		rest = line
 		while ((i = index(rest, "@")) > 0) {
 			tail = substr(rest, i + 1)
 			j = index(tail, "@")
@@ -122,7 +152,7 @@ render() {
 				rest = tail
 			}
 		}
-		print out rest
+		return out rest
 	}
 	END { if (bad) exit 1 }' "$tmpl"
 }
@@ -497,6 +527,10 @@ server:
 	hide-version: yes
 	zonefiles-check: yes
 	zonefiles-write: 0
+	# a burst (1,000 new domains of bulk.test) sends unbound's queries
+	# by the hundred; the default buffer drops some, and unbound waits
+	# 10 s before it asks again (infra-cache-min-rtt below)
+	receive-buffer-size: 4194304
 remote-control:
 	control-enable: yes
 	control-interface: "$D/nsd.ctl"
@@ -531,6 +565,8 @@ server:
 	log-servfail: yes
 	num-threads: 1
 	so-reuseport: no
+	# room for a burst of clients' queries (see nsd.conf)
+	so-rcvbuf: 4m
 	module-config: "validator iterator"
 	trust-anchor-file: "$D/trust-anchor"
 	serve-expired: no

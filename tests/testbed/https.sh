@@ -3,7 +3,8 @@
 #
 # usage: https.sh up|down|status
 #
-# Needs the test CA made by pki.sh: $RUN/pki/ca.crt and ca.key.  Everything
+# Needs the test CA made by pki.sh: $RUN/pki/ca.crt and ca.key, and the
+# zone bulk.test rendered by dns.sh (its policy hosts).  Everything
 # else lives under $RUN/https: certificates (pki/), policies (www/<domain>/
 # .well-known/mta-sts.txt, which tests may edit or remove), nginx.conf,
 # nginx.pid, logs/.  Addresses: see tests/scenarios/list and
@@ -180,6 +181,15 @@ certs() {
 
 	echo mta-sts.wrong-name.test > "$p/wrongname.san"
 	leaf wrongname mta-sts.wrong-name.test "$CA_DIR/ca.crt" "$CA_DIR/ca.key"
+
+	# bulk.test: one certificate for its 1,000 policy hosts (a wildcard
+	# cannot name mta-sts.dNNNN.bulk.test), named after dns.sh's zone
+	z=$RUN/dns/zones/bulk.test
+	[ -f "$z" ] || die "no $z (run dns.sh up first)"
+	awk '$1 ~ /^mta-sts\./ && $2 == "A" { print $1 ".bulk.test" }' "$z" \
+	    > "$p/bulk.san"
+	[ -s "$p/bulk.san" ] || die "no policy host in $z"
+	leaf bulk mta-sts.d0001.bulk.test "$CA_DIR/ca.crt" "$CA_DIR/ca.key"
 
 	echo mta-sts.sts-expired.test > "$p/expired.san"
 	leaf expired mta-sts.sts-expired.test "$CA_DIR/ca.crt" "$CA_DIR/ca.key" \
