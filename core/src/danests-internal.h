@@ -618,9 +618,11 @@ struct store;
 danests_status store_new(const struct danests_config *, struct store **out,
     char *why, size_t whylen);
 void store_free(struct store *);
-/* DANESTS_OK (e filled), DANESTS_NOTFOUND, DANESTS_TEMP (unreachable) */
+/* DANESTS_OK (e filled), DANESTS_NOTFOUND, DANESTS_TEMP (unreachable);
+ * primary: read the write endpoint, not store_read (after taking a lock
+ * there, so that what the last holder wrote is seen) */
 danests_status store_sts_get(struct store *, const char *domain,
-    struct cache_sts *e);
+    struct cache_sts *e, bool primary);
 /* newest wins (fetched, then id); *written: e replaced what was stored */
 danests_status store_sts_put(struct store *, const char *domain,
     const struct cache_sts *e, bool *written);

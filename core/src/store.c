@@ -681,9 +681,14 @@ key_make(const struct store *s, const char *kind, const char *domain,
 
 /* store_sts_get - the stored policy of domain: DANESTS_OK (e filled, free
  * with cache_sts_clear), DANESTS_NOTFOUND, DANESTS_TEMP (unreachable or
- * an entry that does not decode) */
+ * an entry that does not decode).  Read from store_read, or from the
+ * write endpoint when primary: a node that has just taken a lock there
+ * must see what the lock's last holder wrote before releasing it, and a
+ * replica follows the primary with a delay (a miss there would fetch the
+ * policy a second time). */
 danests_status
-store_sts_get(struct store *s, const char *domain, struct cache_sts *e)
+store_sts_get(struct store *s, const char *domain, struct cache_sts *e,
+    bool primary)
 {
 	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
 	const char *argv[3];
@@ -700,8 +705,8 @@ store_sts_get(struct store *s, const char *domain, struct cache_sts *e)
 	lens[0] = 4;
 	lens[1] = strlen(key);
 	lens[2] = 5;
-	if ((r = command(s, s->same ? &s->w : &s->r, 3, argv, lens)) ==
-	    NULL)
+	if ((r = command(s, s->same || primary ? &s->w : &s->r, 3, argv,
+	    lens)) == NULL)
 		return DANESTS_TEMP;
 	if (r->type == REDIS_REPLY_NIL)
 		st = DANESTS_NOTFOUND;
@@ -1038,7 +1043,8 @@ store_free(struct store *s)
 }
 
 danests_status
-store_sts_get(struct store *s, const char *domain, struct cache_sts *e)
+store_sts_get(struct store *s, const char *domain, struct cache_sts *e,
+    bool primary)
 {
 	return DANESTS_TEMP;
 }

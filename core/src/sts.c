@@ -142,17 +142,19 @@ sts_newer(const struct cache_sts *a, const struct cache_sts *b)
  * one (or fills its place) when it is newer, expires after `after` and,
  * when want_id is not NULL, carries that TXT id; it is written to the
  * local cache.  True when adopted.  A store that cannot be read changes
- * nothing: the local cache answers.
+ * nothing: the local cache answers.  locked: the caller holds the
+ * domain's lock, so the write endpoint is read (see store_sts_get).
  */
 static bool
 store_adopt(struct danests_ctx *ctx, const char *domain,
-    struct cache_sts *local, bool *have, time_t after, const char *want_id)
+    struct cache_sts *local, bool *have, time_t after, const char *want_id,
+    bool locked)
 {
 	struct cache_sts r;
 	char cwhy[DANESTS_WHY_MAX];
 	danests_status st;
 
-	st = store_sts_get(ctx->store, domain, &r);
+	st = store_sts_get(ctx->store, domain, &r, locked);
 	metrics_cache(ctx, METRICS_CACHE_STORE_POLICY, st);
 	if (st == DANESTS_TEMP)
 		metrics_store_error(ctx);
@@ -513,7 +515,7 @@ fetch_claim(struct sts_req *q)
 	danests_status st;
 
 	if (store_adopt(q->ctx, q->domain, &q->cached, &q->have_cache,
-	    time(NULL), q->txt_id))
+	    time(NULL), q->txt_id, false))
 		return WAIT_ADOPTED;
 	snprintf(name, sizeof(name), "fetch:%s", q->domain);
 	st = store_lock(q->ctx->store, name, q->ctx->cfg.fetch_timeout_ms,
@@ -525,9 +527,10 @@ fetch_claim(struct sts_req *q)
 	if (st == DANESTS_NOTFOUND)
 		return WAIT_MORE;
 	q->locked = true;
-	/* written between our read and our lock: nothing to fetch */
+	/* written between our read and our lock (by the lock's last
+	 * holder, maybe not yet on the replica we read): nothing to fetch */
 	if (store_adopt(q->ctx, q->domain, &q->cached, &q->have_cache,
-	    time(NULL), q->txt_id)) {
+	    time(NULL), q->txt_id, true)) {
 		fetch_release(q);
 		return WAIT_ADOPTED;
 	}
@@ -763,7 +766,7 @@ sts_lookup_start(struct danests_ctx *ctx, const char *domain, unsigned flags,
 		    (!q->have_cache ||
 		    now - q->cached.last_check >= (time_t)ctx->cfg.sts_recheck_s))
 			(void)store_adopt(ctx, domain, &q->cached,
-			    &q->have_cache, now, NULL);
+			    &q->have_cache, now, NULL, false);
 	}
 	ctx->pending++;
 	q->outstanding = 1;
@@ -892,7 +895,7 @@ refresh_claim(struct refresh *r, size_t i)
 	have = cache_sts_get(r->ctx->cache, r->domains[i], &local, cwhy,
 	    sizeof(cwhy)) == DANESTS_OK;
 	if (store_adopt(r->ctx, r->domains[i], &local, &have, r->before,
-	    NULL)) {
+	    NULL, it->locked)) {
 		cache_sts_clear(&local);
 		refresh_release(r, i);
 		return CLAIM_ADOPTED;

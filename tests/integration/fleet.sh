@@ -13,7 +13,7 @@
 #    other requests meanwhile (the wait is a timer, not a sleep);
 #  - both nodes asked at the same moment about MTA-STS domains neither
 #    has seen fetch each policy once (requests counted in the policy
-#    host's access log);
+#    host's access log), also when node B's replica lags behind;
 #  - the store killed (primary and replica) while both nodes answer:
 #    every reply equals the reply given with the store up; the primary
 #    back: a policy fetched afterwards is written to it.
@@ -206,6 +206,34 @@ for d in $new; do
 done
 check "burst-one-fetch-per-policy ($(wc -w <<<"$new") domains, 2 nodes)" \
     '[ -z "$bad" ]' "$bad"
+
+# --- (b) node B's replica behind the primary: no second fetch ---
+# Node A fetches a policy while the replica has stopped following the
+# primary (so it lags for good); the policy is set aside and its fetch
+# lock taken, as if node A still fetched; node B, asked meanwhile, waits;
+# then the policy comes back and the lock goes, as a holder that is done.
+# Node B takes the free lock and must read the primary, not its replica,
+# before it fetches: it adopts node A's policy (one fetch in all).
+d=sts-dane-insecure-mitm.test
+f0=$(fetches "$d")
+rcli $RR replicaof no one >/dev/null
+r=$(ask $A_PORT $d)
+ra2=$(reply $A_PORT $d "$r")
+rcli $RP rename f:sts:$d f:aside >/dev/null
+rcli $RP set f:lock:fetch:$d other px 20000 >/dev/null
+ask $B_PORT $d >"$W/lagged" &
+wpid=$!
+sleep 0.5
+rcli $RP rename f:aside f:sts:$d >/dev/null
+rcli $RP del f:lock:fetch:$d >/dev/null
+wait $wpid
+rb2=$(reply $B_PORT $d "$(cat "$W/lagged")")
+c=$(( $(fetches "$d") - f0 ))
+check replica-behind-one-fetch '[[ "$ra2" == OK* ]] && [ "$rb2" = "$ra2" ] &&
+    [ "$c" = 1 ]' "fetches $c; A: $ra2; B: $rb2"
+rcli $RR replicaof 127.0.0.1 $RP >/dev/null
+e2e_wait 10 sh -c "redis-cli -p $RR info replication | grep -q master_link_status:up" ||
+    notok replica-rejoins "$(tail -3 "$W/rr/log")"
 
 # --- (c) the store killed while both nodes answer ---
 # shellcheck disable=SC2086
