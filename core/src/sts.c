@@ -492,17 +492,22 @@ start_fetch(struct sts_req *q)
  * Fleet first contact: a policy no node of the fleet holds yet (a domain
  * new to this node, or a TXT id other than the cached policy's) is
  * fetched by one node at a time.  The node that takes the domain's
- * fetch lock in the store (SET NX PX, bounded by fetch_timeout) fetches,
- * writes the policy to the store and releases the lock.  A node that
- * does not get it polls the store every STS_WAIT_POLL_MS from the event
- * loop (never blocking it) for at most fetch_timeout: it adopts the
- * policy the other node wrote, if it carries the TXT record's id (an
- * older policy in the store is never taken for the new one); when the
- * lock is released without a
- * policy (the other node's fetch failed) it takes the lock and fetches
- * itself, and so it does when the wait ends, so that a slow node never
- * turns into "no policy".  A store that does not answer leaves the fetch
- * to this node, as without a store.
+ * fetch lock in the store (SET NX PX) fetches, writes the policy to the
+ * store and releases the lock as its lookup ends.  Under the lock it
+ * looks up the policy host, waits its turn among max_fetches and then
+ * fetches (fetch_timeout from when the fetch runs): in a burst of new
+ * domains the queue alone outlasts fetch_timeout, so the lock lives as
+ * long as the holder's lookup may (decision_timeout); its expiry only
+ * frees the lock of a node that died.  A node that does not get it
+ * polls the store every STS_WAIT_POLL_MS from the event loop (never
+ * blocking it) for at most half its decision's time, the other half
+ * being for its own fetch: it adopts the policy the other node wrote, if
+ * it carries the TXT record's id (an older policy in the store is never
+ * taken for the new one); when the lock is released without a policy
+ * (the other node's fetch failed) it takes the lock and fetches itself,
+ * and so it does when the wait ends, so that a slow node never turns
+ * into "no policy".  A store that does not answer leaves the fetch to
+ * this node, as without a store.
  */
 
 enum wait_step { WAIT_ADOPTED, WAIT_FETCH, WAIT_MORE };
@@ -518,7 +523,7 @@ fetch_claim(struct sts_req *q)
 	    time(NULL), q->txt_id, false))
 		return WAIT_ADOPTED;
 	snprintf(name, sizeof(name), "fetch:%s", q->domain);
-	st = store_lock(q->ctx->store, name, q->ctx->cfg.fetch_timeout_ms,
+	st = store_lock(q->ctx->store, name, q->ctx->cfg.decision_timeout_ms,
 	    q->token);
 	if (st == DANESTS_TEMP) {
 		metrics_store_error(q->ctx);
@@ -584,7 +589,7 @@ fetch_wait_cb(evutil_socket_t fd, short what, void *arg)
 static void
 first_contact(struct sts_req *q)
 {
-	struct timeval now, tv, end;
+	struct timeval now, tv;
 	unsigned ms;
 	enum wait_step w = fetch_claim(q);
 
@@ -596,19 +601,13 @@ first_contact(struct sts_req *q)
 		start_fetch(q);
 		return;
 	}
-	/* at most fetch_timeout, and at most half the decision's budget:
-	 * the other half is for this node's own fetch */
+	/* at most half the decision's budget: the other half is for this
+	 * node's own fetch (the holder's lock outlives fetch_timeout) */
 	evutil_gettimeofday(&now, NULL);
-	ms = q->ctx->cfg.fetch_timeout_ms;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evutil_timeradd(&now, &tv, &q->wait_until);
 	ms = q->ctx->cfg.decision_timeout_ms / 2;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
-	evutil_timeradd(&q->started, &tv, &end);
-	if (evutil_timercmp(&end, &q->wait_until, <))
-		q->wait_until = end;
+	evutil_timeradd(&q->started, &tv, &q->wait_until);
 	if (!evutil_timercmp(&now, &q->wait_until, <)) {
 		start_fetch(q);
 		return;

@@ -13,7 +13,8 @@
 #    other requests meanwhile (the wait is a timer, not a sleep);
 #  - both nodes asked at the same moment about MTA-STS domains neither
 #    has seen fetch each policy once (requests counted in the policy
-#    host's access log), also when node B's replica lags behind;
+#    host's access log): 8 scenario domains; node B's replica lagging
+#    behind; then 1,000 domains (bulk.test) over 200 connections each;
 #  - the store killed (primary and replica) while both nodes answer:
 #    every reply equals the reply given with the store up; the primary
 #    back: a policy fetched afterwards is written to it.
@@ -81,10 +82,21 @@ store redis://127.0.0.1:$RP
 store_prefix f:
 store_timeout 1000
 fetch_timeout 3
+decision_timeout 30
 ${3:+store_read $3}
 [postfix]
 user nobody
 listen inet:127.0.0.1:$2
+# (b) at scale holds 200 connections per node at once (plus a few of
+# the other checks): max_clients must stay above that, or the daemon
+# closes clients to make room
+max_clients 1000
+# there each node has some 200 lookups running, queued behind one
+# another (DNS, max_fetches), for seconds; a node waits for the other's
+# fetch at most half of decision_timeout, so that is raised from 15 s
+# (then fetching the policy a second time would be right), and
+# lookup_timeout stays above it
+lookup_timeout 40
 EOC
 	"$pf" -d -c "$W/$1.conf" 2>"$W/$1.log" &
 	pids+=($!)
@@ -170,10 +182,11 @@ fi
 cp "$W/enforce.policy" "$pol"
 
 # --- a node waiting for another node's fetch keeps serving ---
-# (the fetch lock of a new domain held here: node A polls the store from
-# its event loop, up to fetch_timeout, 3 s, and answers the rest at once)
+# (the fetch lock of a new domain held here for 3 s, as by a node that
+# died: node A polls the store from its event loop until the lock
+# expires, then takes it and fetches, and answers the rest at once)
 msnow() { echo $(( $(date +%s%N) / 1000000 )); }
-rcli $RP set f:lock:fetch:sts-untrusted.test other px 20000 >/dev/null
+rcli $RP set f:lock:fetch:sts-untrusted.test other px 3000 >/dev/null
 t0=$(msnow)
 ask $A_PORT sts-untrusted.test >"$W/waited" &
 wpid=$!
@@ -234,6 +247,39 @@ check replica-behind-one-fetch '[[ "$ra2" == OK* ]] && [ "$rb2" = "$ra2" ] &&
 rcli $RR replicaof 127.0.0.1 $RP >/dev/null
 e2e_wait 10 sh -c "redis-cli -p $RR info replication | grep -q master_link_status:up" ||
     notok replica-rejoins "$(tail -3 "$W/rr/log")"
+
+# --- (b) the same at scale: 1,000 new domains at once ---
+# d0001 to d1000.bulk.test (tests/testbed/zones/bulk.test.zone), one
+# policy host each.  Both nodes are asked about every domain in the same
+# order over CONNS connections each (smfleet.py), so both meet each domain
+# at about the same moment; bounded: 2 x CONNS sockets, 120 s in all.
+BULK=1000 CONNS=200
+seq -f 'd%04g.bulk.test' 1 $BULK >"$W/bulk"
+l0=$(wc -l <"$log")
+"$PY" "$top/tests/integration/smfleet.py" "$A_PORT,$B_PORT" postfix \
+    $CONNS 120 "$W/bulk" >"$W/bulk.out" 2>&1
+secs=$(sed -n 's/^# seconds=//p' "$W/bulk.out")
+# requests for each policy host in nginx's log since the burst began
+tail -n +$((l0 + 1)) "$log" | awk '$3 ~ /^mta-sts\.d[0-9]+\.bulk\.test$/ &&
+    /mta-sts\.txt/ { print substr($3, 9) }' | sort | uniq -c >"$W/bulk.fetches"
+# every domain: fetched once; A's reply and B's equal, and a policy's
+bad=$(awk -v a="$A_PORT" -v b="$B_PORT" '
+	FILENAME ~ /fetches$/ { f[$2] = $1; next }
+	FILENAME ~ /out$/ {
+		if ($1 != a && $1 != b) next
+		p = $1; d = $2; $1 = $2 = ""; sub(/^ +/, ""); r[p, d] = $0; next
+	}
+	{
+		d = $1; x = r[a, d]; y = r[b, d]
+		if (f[d] != 1) { nf++; if (nb++ < 8) printf " %s:fetched-%d", d, f[d] }
+		if (x == "" || x != y || x !~ /^OK /) {
+			nr++; if (nb++ < 8) printf " %s:[%s|%s]", d, x, y
+		}
+	}
+	END { if (nf + nr) printf " (%d not fetched once, %d replies bad)", nf, nr }
+	' "$W/bulk.fetches" "$W/bulk.out" "$W/bulk")
+check "burst-$BULK-domains-one-fetch-each (2 nodes, $CONNS connections each, ${secs:-?} s)" \
+    '[ -z "$bad" ] && [ -n "$secs" ]' "$bad"
 
 # --- (c) the store killed while both nodes answer ---
 # shellcheck disable=SC2086
