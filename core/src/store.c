@@ -30,10 +30,11 @@
 #include <time.h>
 
 #ifdef HAVE_HIREDIS
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <hiredis/hiredis.h>
 #endif
 #ifdef HAVE_HIREDIS_SSL
-#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -489,6 +490,90 @@ conn_call(struct store_conn *c, char *err, size_t errlen, const char *what,
 }
 
 /*
+ * addr_of - a numeric address of host, within ms milliseconds: host
+ * itself when it is one, else the first address the system's resolver
+ * gives.  getaddrinfo_a, so that a resolver that does not answer holds
+ * the caller no longer than the store's timeout (getaddrinfo would wait
+ * as long as resolv.conf's timeouts and attempts say).  A lookup still
+ * running at the end is cancelled, or, when the resolver's thread holds
+ * it, left to that thread: its memory is then not freed.
+ */
+static bool
+addr_of(const char *host, unsigned ms, char *out, size_t outlen, char *err,
+    size_t errlen)
+{
+	struct lookup {
+		struct gaicb cb;
+		struct addrinfo hints;
+		char name[256];
+	} *l;
+	struct gaicb *list[1];
+	struct timespec end, now, ts;
+	unsigned char a[sizeof(struct in6_addr)];
+	long long left;
+	int rc;
+
+	if (inet_pton(AF_INET, host, a) == 1 ||
+	    inet_pton(AF_INET6, host, a) == 1) {
+		strlcpy(out, host, outlen);
+		return true;
+	}
+	if ((l = xcalloc(1, sizeof(*l))) == NULL) {
+		snprintf(err, errlen, "resolving %s: out of memory", host);
+		return false;
+	}
+	strlcpy(l->name, host, sizeof(l->name));
+	l->hints.ai_socktype = SOCK_STREAM;
+	l->cb.ar_name = l->name;
+	l->cb.ar_request = &l->hints;
+	list[0] = &l->cb;
+	if ((rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL)) != 0) {
+		snprintf(err, errlen, "resolving %s: %s", host,
+		    gai_strerror(rc));
+		free(l);
+		return false;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (end.tv_nsec >= 1000000000) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000;
+	}
+	while ((rc = gai_error(&l->cb)) == EAI_INPROGRESS) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = (long long)(end.tv_sec - now.tv_sec) * 1000000000LL +
+		    (end.tv_nsec - now.tv_nsec);
+		if (left <= 0)
+			break;
+		ts.tv_sec = (time_t)(left / 1000000000LL);
+		ts.tv_nsec = (long)(left % 1000000000LL);
+		(void)gai_suspend((const struct gaicb *const *)list, 1, &ts);
+	}
+	if (rc == EAI_INPROGRESS) {
+		snprintf(err, errlen, "resolving %s: no answer within %u ms",
+		    host, ms);
+		if (gai_cancel(&l->cb) == EAI_CANCELED)
+			free(l);
+		/* else the resolver's thread still writes to it: leak */
+		return false;
+	}
+	if (rc != 0 || l->cb.ar_result == NULL ||
+	    getnameinfo(l->cb.ar_result->ai_addr, l->cb.ar_result->ai_addrlen,
+	    out, (socklen_t)outlen, NULL, 0, NI_NUMERICHOST) != 0) {
+		snprintf(err, errlen, "resolving %s: %s", host,
+		    rc != 0 ? gai_strerror(rc) : "no address");
+		if (l->cb.ar_result != NULL)
+			freeaddrinfo(l->cb.ar_result);
+		free(l);
+		return false;
+	}
+	freeaddrinfo(l->cb.ar_result);
+	free(l);
+	return true;
+}
+
+/*
  * sentinel_ask - c's primary as a sentinel names it (SENTINEL
  * get-master-addr-by-name), the sentinels asked in turn from the one that
  * answered last, each bounded by tv; false (err filled) when none names
@@ -502,14 +587,21 @@ sentinel_ask(struct store_conn *c, struct timeval tv, char *err,
 	redisReply *r;
 	unsigned long long port;
 	unsigned i, k;
-	char e[200];
+	char e[200], addr[INET6_ADDRSTRLEN];
 
 	snprintf(err, errlen, "no sentinel");
 	for (k = 0; k < c->url.nsent; k++) {
 		i = (c->sent_next + k) % c->url.nsent;
 		r = NULL;
-		sc = redisConnectWithTimeout(c->url.sent[i].host,
-		    (int)c->url.sent[i].port, tv);
+		sc = NULL;
+		if (!addr_of(c->url.sent[i].host, (unsigned)(tv.tv_sec * 1000 +
+		    tv.tv_usec / 1000), addr, sizeof(addr), e, sizeof(e))) {
+			snprintf(err, errlen, "sentinel %s:%u: %s",
+			    c->url.sent[i].host, c->url.sent[i].port, e);
+			continue;
+		}
+		sc = redisConnectWithTimeout(addr, (int)c->url.sent[i].port,
+		    tv);
 		if (sc == NULL || sc->err)
 			snprintf(e, sizeof(e), "%s", sc ? sc->errstr :
 			    "out of memory");
@@ -565,7 +657,7 @@ conn_get(struct store *s, struct store_conn *c)
 {
 	struct timeval tv;
 	redisReply *r;
-	char err[256];
+	char err[256], addr[INET6_ADDRSTRLEN];
 
 	if (c->rc != NULL)
 		return c->rc;
@@ -579,7 +671,12 @@ conn_get(struct store *s, struct store_conn *c)
 		conn_fail(c, err);
 		return NULL;
 	}
-	c->rc = redisConnectWithTimeout(c->url.host, (int)c->url.port, tv);
+	if (!addr_of(c->url.host, s->timeout_ms, addr, sizeof(addr), err,
+	    sizeof(err))) {
+		conn_fail(c, err);
+		return NULL;
+	}
+	c->rc = redisConnectWithTimeout(addr, (int)c->url.port, tv);
 	if (c->rc == NULL || c->rc->err) {
 		snprintf(err, sizeof(err), "connect: %s",
 		    c->rc ? c->rc->errstr : "out of memory");

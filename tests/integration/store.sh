@@ -14,6 +14,7 @@
 #  - two nodes refreshing at once fetch the policy once (nginx's log);
 #  - a new TXT id met by two nodes at once: the new policy is fetched once,
 #    never replaced by the store's older policy;
+#  - a store's host name is resolved within store_timeout;
 #  - decisions: one node's decision serves another until it expires (a
 #    tempfail never); `danests cache purge` deletes the store's copies;
 #  - first contact: a node meeting a new domain whose fetch lock another
@@ -423,6 +424,23 @@ if [ $rc = 0 ] && [ "$out" = "purged dane-ee.test: decision; shared store: decis
 	ok "purge-with-store ($out)"
 else
 	notok purge-with-store "exit $rc: $out; F: $(head -c 200 <<<"$jf")"
+fi
+
+# a store named by a host name whose resolver never answers (the test
+# bed's sink, with resolv.conf's own timeouts of 5 s x 2): the lookup is
+# bounded by store_timeout (500 ms), logged, and the decision made
+printf 'nameserver 127.10.0.3\noptions timeout:5 attempts:2\n' >"$tmp/resolv.sink"
+sed -e "s|cache-a|cache-g|" -e "s|^store redis://.*|store redis://store.example:$port|" \
+    -e 's/^store_timeout .*/store_timeout 500/' "$tmp/a.conf" >"$tmp/g.conf"
+t0=$(date +%s%N)
+j=$(unshare -m sh -c "mount --bind '$tmp/resolv.sink' /etc/resolv.conf &&
+    exec timeout 60 '$danests' check --json --config '$tmp/g.conf' dane-ee.test" 2>"$tmp/err-g")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if jq -e '.verdict == "deliver"' <<<"$j" >/dev/null 2>&1 && [ $ms -lt 4000 ] &&
+    grep -q "store store.example:$port: resolving store.example: no answer within 500 ms" "$tmp/err-g"; then
+	ok "store-name-resolution-bounded (${ms} ms)"
+else
+	notok store-name-resolution-bounded "${ms} ms: $(head -c 300 "$tmp/err-g"); $(head -c 100 <<<"$j")"
 fi
 
 # Redis down: a new domain is fetched as without a store
