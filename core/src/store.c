@@ -766,6 +766,26 @@ command(struct store *s, struct store_conn *c, int argc, const char **argv,
 	return r;
 }
 
+/* commandv - command() of the NULL-terminated text arguments that
+ * follow c (at most STORE_CMD_ARGS) */
+static redisReply *
+commandv(struct store *s, struct store_conn *c, ...)
+{
+	const char *argv[STORE_CMD_ARGS];
+	size_t lens[STORE_CMD_ARGS];
+	va_list ap;
+	int n = 0;
+
+	va_start(ap, c);
+	while (n < STORE_CMD_ARGS &&
+	    (argv[n] = va_arg(ap, const char *)) != NULL) {
+		lens[n] = strlen(argv[n]);
+		n++;
+	}
+	va_end(ap);
+	return command(s, c, n, argv, lens);
+}
+
 /* key_make - PREFIX KIND DOMAIN */
 static int
 key_make(const struct store *s, const char *kind, const char *domain,
@@ -788,22 +808,14 @@ store_sts_get(struct store *s, const char *domain, struct cache_sts *e,
     bool primary)
 {
 	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
-	const char *argv[3];
-	size_t lens[3];
 	redisReply *r;
 	const char *err;
 	danests_status st = DANESTS_TEMP;
 
 	if (key_make(s, "sts:", domain, key, sizeof(key)) < 0)
 		return DANESTS_TEMP;
-	argv[0] = "HGET";
-	argv[1] = key;
-	argv[2] = "entry";
-	lens[0] = 4;
-	lens[1] = strlen(key);
-	lens[2] = 5;
-	if ((r = command(s, s->same || primary ? &s->w : &s->r, 3, argv,
-	    lens)) == NULL)
+	if ((r = commandv(s, s->same || primary ? &s->w : &s->r, "HGET", key,
+	    "entry", NULL)) == NULL)
 		return DANESTS_TEMP;
 	if (r->type == REDIS_REPLY_NIL)
 		st = DANESTS_NOTFOUND;
@@ -822,13 +834,10 @@ store_sts_put(struct store *s, const char *domain, const struct cache_sts *e,
 {
 	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
 	char fetched[24], ttl[24];
-	const char *argv[8];
-	size_t lens[8];
 	redisReply *r;
 	char *json;
 	time_t now = time(NULL);
 	long long ms;
-	int i;
 
 	*written = false;
 	if (key_make(s, "sts:", domain, key, sizeof(key)) < 0 ||
@@ -839,17 +848,8 @@ store_sts_put(struct store *s, const char *domain, const struct cache_sts *e,
 	ms = e->expires > now ? (long long)(e->expires - now) * 1000 : 1000;
 	snprintf(fetched, sizeof(fetched), "%lld", (long long)e->fetched);
 	snprintf(ttl, sizeof(ttl), "%lld", ms);
-	argv[0] = "EVAL";
-	argv[1] = put_script;
-	argv[2] = "1";
-	argv[3] = key;
-	argv[4] = fetched;
-	argv[5] = e->id;
-	argv[6] = json;
-	argv[7] = ttl;
-	for (i = 0; i < 8; i++)
-		lens[i] = strlen(argv[i]);
-	r = command(s, &s->w, 8, argv, lens);
+	r = commandv(s, &s->w, "EVAL", put_script, "1", key, fetched, e->id,
+	    json, ttl, NULL);
 	free(json);
 	if (r == NULL)
 		return DANESTS_TEMP;
@@ -868,8 +868,6 @@ store_lock(struct store *s, const char *name, unsigned ms,
 	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
 	unsigned char rnd[STORE_TOKEN_LEN / 2];
 	char px[16];
-	const char *argv[6];
-	size_t lens[6];
 	redisReply *r;
 	danests_status st;
 	size_t i;
@@ -880,15 +878,8 @@ store_lock(struct store *s, const char *name, unsigned ms,
 	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
 	snprintf(px, sizeof(px), "%u", ms ? ms : 1);
-	argv[0] = "SET";
-	argv[1] = key;
-	argv[2] = token;
-	argv[3] = "NX";
-	argv[4] = "PX";
-	argv[5] = px;
-	for (i = 0; i < 6; i++)
-		lens[i] = strlen(argv[i]);
-	if ((r = command(s, &s->w, 6, argv, lens)) == NULL)
+	if ((r = commandv(s, &s->w, "SET", key, token, "NX", "PX", px,
+	    NULL)) == NULL)
 		return DANESTS_TEMP;
 	st = r->type == REDIS_REPLY_STATUS ? DANESTS_OK : DANESTS_NOTFOUND;
 	freeReplyObject(r);
@@ -900,21 +891,12 @@ void
 store_unlock(struct store *s, const char *name, const char *token)
 {
 	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
-	const char *argv[5];
-	size_t lens[5];
 	redisReply *r;
-	int i;
 
 	if (key_make(s, "lock:", name, key, sizeof(key)) < 0)
 		return;
-	argv[0] = "EVAL";
-	argv[1] = unlock_script;
-	argv[2] = "1";
-	argv[3] = key;
-	argv[4] = token;
-	for (i = 0; i < 5; i++)
-		lens[i] = strlen(argv[i]);
-	if ((r = command(s, &s->w, 5, argv, lens)) != NULL)
+	if ((r = commandv(s, &s->w, "EVAL", unlock_script, "1", key, token,
+	    NULL)) != NULL)
 		freeReplyObject(r);
 }
 
@@ -1020,12 +1002,10 @@ store_read_each(struct store *s, int argc, const char **argv,
 danests_status
 store_exists(struct store *s, const char *key)
 {
-	const char *argv[2] = { "EXISTS", key };
-	size_t lens[2] = { 6, strlen(key) };
 	redisReply *r;
 	danests_status st;
 
-	if ((r = command(s, &s->w, 2, argv, lens)) == NULL)
+	if ((r = commandv(s, &s->w, "EXISTS", key, NULL)) == NULL)
 		return DANESTS_TEMP;
 	st = r->type == REDIS_REPLY_INTEGER ? (r->integer > 0 ? DANESTS_OK :
 	    DANESTS_NOTFOUND) : DANESTS_TEMP;
@@ -1039,19 +1019,13 @@ danests_status
 store_dec_get(struct store *s, const char *domain, char **json)
 {
 	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
-	const char *argv[2];
-	size_t lens[2];
 	redisReply *r;
 	danests_status st = DANESTS_TEMP;
 
 	*json = NULL;
 	if (key_make(s, "dec:", domain, key, sizeof(key)) < 0)
 		return DANESTS_TEMP;
-	argv[0] = "GET";
-	argv[1] = key;
-	lens[0] = 3;
-	lens[1] = strlen(key);
-	if ((r = command(s, s->same ? &s->w : &s->r, 2, argv, lens)) ==
+	if ((r = commandv(s, s->same ? &s->w : &s->r, "GET", key, NULL)) ==
 	    NULL)
 		return DANESTS_TEMP;
 	if (r->type == REDIS_REPLY_NIL)
@@ -1071,25 +1045,16 @@ store_dec_put(struct store *s, const char *domain, const char *json,
     time_t expires)
 {
 	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8], px[24];
-	const char *argv[5];
-	size_t lens[5];
 	redisReply *r;
 	time_t now = time(NULL);
-	int i;
 
 	if (expires <= now || strlen(json) > STORE_DEC_MAX)
 		return DANESTS_OK;
 	if (key_make(s, "dec:", domain, key, sizeof(key)) < 0)
 		return DANESTS_TEMP;
 	snprintf(px, sizeof(px), "%lld", (long long)(expires - now) * 1000);
-	argv[0] = "SET";
-	argv[1] = key;
-	argv[2] = json;
-	argv[3] = "PX";
-	argv[4] = px;
-	for (i = 0; i < 5; i++)
-		lens[i] = strlen(argv[i]);
-	if ((r = command(s, &s->w, 5, argv, lens)) == NULL)
+	if ((r = commandv(s, &s->w, "SET", key, json, "PX", px, NULL)) ==
+	    NULL)
 		return DANESTS_TEMP;
 	freeReplyObject(r);
 	return DANESTS_OK;
@@ -1100,18 +1065,12 @@ danests_status
 store_del(struct store *s, const char *kind, const char *domain)
 {
 	char key[DANESTS_NAME_MAX + DANESTS_STORE_PREFIX_MAX + 8];
-	const char *argv[2];
-	size_t lens[2];
 	redisReply *r;
 	danests_status st;
 
 	if (key_make(s, kind, domain, key, sizeof(key)) < 0)
 		return DANESTS_TEMP;
-	argv[0] = "DEL";
-	argv[1] = key;
-	lens[0] = 3;
-	lens[1] = strlen(key);
-	if ((r = command(s, &s->w, 2, argv, lens)) == NULL)
+	if ((r = commandv(s, &s->w, "DEL", key, NULL)) == NULL)
 		return DANESTS_TEMP;
 	st = r->type != REDIS_REPLY_INTEGER ? DANESTS_TEMP :
 	    r->integer > 0 ? DANESTS_OK : DANESTS_NOTFOUND;
