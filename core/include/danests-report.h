@@ -200,11 +200,16 @@ danests_status danests_report_id(const struct danests_rpt_day *,
  * its run of failures, so that a target that keeps failing is suppressed
  * for a while.
  */
+#define DANESTS_RPT_TOOK_MAX	8	/* targets remembered per report */
 struct danests_rpt_state {
 	unsigned attempts;	/* sending attempts so far */
 	time_t next_try;	/* not before this (0: any time) */
 	time_t sent;		/* when every target took it (0: not yet) */
 	char last_error[256];	/* "" when none */
+	/* the targets that took it in an attempt that failed elsewhere:
+	 * a retry leaves them out (digests of their URIs) */
+	unsigned ntook;
+	uint64_t took[DANESTS_RPT_TOOK_MAX];
 };
 
 danests_status danests_report_state_get(struct danests_cache *,
@@ -213,6 +218,11 @@ danests_status danests_report_state_get(struct danests_cache *,
 danests_status danests_report_state_put(struct danests_cache *,
     const char *day, const char *domain, const struct danests_rpt_state *,
     char *why, size_t whylen);
+/* danests_report_state_took - uri took this report already;
+ * danests_report_state_mark - remember that it did */
+bool danests_report_state_took(const struct danests_rpt_state *,
+    const char *uri);
+void danests_report_state_mark(struct danests_rpt_state *, const char *uri);
 
 struct danests_rpt_target {
 	unsigned failures;	/* consecutive failed sends */

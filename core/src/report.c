@@ -1454,15 +1454,58 @@ danests_report_state_get(struct danests_cache *dc, const char *day,
 	out->next_try = (time_t)dec_u(&d, 8);
 	out->sent = (time_t)dec_u(&d, 8);
 	n = (size_t)dec_u(&d, 2);
-	if (d.bad || n >= sizeof(out->last_error) || n != d.len - d.off) {
-		memset(out, 0, sizeof(*out));
-		why_set(why, whylen, "cache: corrupt report state for %s %s",
-		    day, domain);
-		return DANESTS_TEMP;
-	}
+	if (d.bad || n >= sizeof(out->last_error) || n > d.len - d.off)
+		goto corrupt;
 	memcpy(out->last_error, a.rec + d.off, n);
 	out->last_error[n] = '\0';
+	d.off += n;
+	/* the targets that took it (absent in older records) */
+	if (d.off < d.len) {
+		out->ntook = (unsigned)dec_u(&d, 1);
+		if (out->ntook > DANESTS_RPT_TOOK_MAX)
+			goto corrupt;
+		for (n = 0; n < out->ntook; n++)
+			out->took[n] = dec_u(&d, 8);
+	}
+	if (d.bad || d.off != d.len)
+		goto corrupt;
 	return DANESTS_OK;
+corrupt:
+	memset(out, 0, sizeof(*out));
+	why_set(why, whylen, "cache: corrupt report state for %s %s", day,
+	    domain);
+	return DANESTS_TEMP;
+}
+
+/* took_digest - a target's digest in the sending state */
+static uint64_t
+took_digest(const char *uri)
+{
+	return hash64(0, &uri, 1, 'U');
+}
+
+/* danests_report_state_took - see danests-report.h */
+bool
+danests_report_state_took(const struct danests_rpt_state *s,
+    const char *uri)
+{
+	uint64_t h = took_digest(uri);
+	unsigned i;
+
+	for (i = 0; i < s->ntook && i < DANESTS_RPT_TOOK_MAX; i++)
+		if (s->took[i] == h)
+			return true;
+	return false;
+}
+
+/* danests_report_state_mark - see danests-report.h (beyond
+ * DANESTS_RPT_TOOK_MAX targets, the rest are sent again) */
+void
+danests_report_state_mark(struct danests_rpt_state *s, const char *uri)
+{
+	if (!danests_report_state_took(s, uri) &&
+	    s->ntook < DANESTS_RPT_TOOK_MAX)
+		s->took[s->ntook++] = took_digest(uri);
 }
 
 /* danests_report_state_put - see danests-report.h */
@@ -1497,6 +1540,12 @@ danests_report_state_put(struct danests_cache *dc, const char *day,
 	enc_u(&e, (uint64_t)s->sent, 8);
 	enc_u(&e, n, 2);
 	enc_bytes(&e, s->last_error, n);
+	if (s->ntook > 0) {
+		enc_u(&e, s->ntook <= DANESTS_RPT_TOOK_MAX ? s->ntook :
+		    DANESTS_RPT_TOOK_MAX, 1);
+		for (n = 0; n < s->ntook && n < DANESTS_RPT_TOOK_MAX; n++)
+			enc_u(&e, s->took[n], 8);
+	}
 	a.len = e.len;
 	a.put = true;
 	return cache_rpt_run(cache_view_inner(dc), true, state_txn, &a, why,

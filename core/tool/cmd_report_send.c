@@ -21,6 +21,8 @@
  *    multipart/report (RFC 8460 5.3), https: as a POST (5.4);
  *  - a failed attempt is tried again with exponential backoff (30 min,
  *    doubling, at most 12 h) up to report_attempts times, then given up;
+ *    a target that took the report in a failed attempt is not sent it
+ *    again;
  *  - a target failing SUPPRESS_AFTER times in a row is suppressed for
  *    SUPPRESS_DAYS days (its reports are not attempted meanwhile).
  * Everything is logged on stderr, one line per event, with the reason.
@@ -507,6 +509,12 @@ pair_send(struct run *r, const struct pair *p, time_t midnight)
 	for (i = 0; i < rec.nrua; i++) {
 		const char *uri = rec.rua[i];
 
+		if (danests_report_state_took(&s, uri)) {
+			/* an earlier attempt reached it; same report id */
+			if (r->dry_run)
+				printf("  %s (took it already)\n", uri);
+			continue;
+		}
 		if (!target_usable(r, uri)) {
 			if (r->dry_run)
 				printf("  %s (suppressed)\n", uri);
@@ -528,6 +536,7 @@ pair_send(struct run *r, const struct pair *p, time_t midnight)
 		}
 		if (n > 0) {
 			ok++;
+			danests_report_state_mark(&s, uri);
 			say("%s %s: sent to %s (%zu bytes gzip)", p->day,
 			    p->domain, uri, gzlen);
 		} else {
@@ -541,7 +550,7 @@ pair_send(struct run *r, const struct pair *p, time_t midnight)
 	}
 	if (r->dry_run)
 		goto out;
-	if (tried == 0) {
+	if (tried == 0 && s.ntook == 0) {
 		attempt_failed(r, p, &s, "no usable target (all suppressed "
 		    "or unsupported)");
 		goto out;

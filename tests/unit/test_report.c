@@ -598,6 +598,25 @@ test_state(void **state)
 	    &got, why, sizeof(why)), DANESTS_OK);
 	assert_int_equal(got.sent, DAY1 + 7200);
 	assert_string_equal(got.last_error, "");
+	assert_int_equal(got.ntook, 0);
+	/* the targets that took it, with the last error kept beside */
+	strcpy(st.last_error, "https://r.example/tlsrpt: HTTP status 500");
+	danests_report_state_mark(&st, "mailto:a@r.example");
+	danests_report_state_mark(&st, "mailto:b@r.example");
+	danests_report_state_mark(&st, "mailto:a@r.example");
+	assert_int_equal(st.ntook, 2);
+	assert_int_equal(danests_report_state_put(fx->c, D28, "a.example",
+	    &st, why, sizeof(why)), DANESTS_OK);
+	assert_int_equal(danests_report_state_get(fx->c, D28, "a.example",
+	    &got, why, sizeof(why)), DANESTS_OK);
+	assert_int_equal(got.ntook, 2);
+	assert_string_equal(got.last_error, st.last_error);
+	assert_true(danests_report_state_took(&got, "mailto:a@r.example"));
+	assert_true(danests_report_state_took(&got, "mailto:b@r.example"));
+	assert_false(danests_report_state_took(&got,
+	    "https://r.example/tlsrpt"));
+	st.ntook = 0;
+	st.last_error[0] = '\0';
 	/* other days and domains are apart */
 	assert_int_equal(danests_report_state_get(fx->c, D29, "a.example",
 	    &got, why, sizeof(why)), DANESTS_NOTFOUND);
