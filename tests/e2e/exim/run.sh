@@ -20,6 +20,9 @@
 # (a cache of its own), the counts of "danests report show" must be the
 # TLS sessions those deliveries made, per domain, policy type and result
 # type; a result that cannot be recorded is logged, delays nothing.
+# With [exim] metrics yes the decisions' counts go to the cache; two
+# nodes with a shared store (a redis-server on loopback) push theirs to
+# Redis by themselves, and `danests stats` prints the sum of both.
 # Then the module is broken on
 # purpose (unusable cache, bad configuration, a configuration path that is
 # a directory or missing, dead resolver): every
@@ -454,6 +457,33 @@ if [ $? = 0 ] && [ -z "$lint" ]; then
 else
 	e2e_notok metrics-stats-prometheus "$(head -c 300 <<<"$lint")"
 fi
+
+# ---- a fleet: with store, Exim's counts reach Redis without any command --
+# Two nodes (a cache and a node_id each) share a redis-server on loopback;
+# one decision each, then `danests stats` on either prints both.
+RP=16395
+redis-server --port $RP --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$RUN" --logfile "$RUN/redis.log" --daemonize yes \
+    --pidfile "$RUN/redis.pid" >/dev/null 2>&1
+e2e_wait 5 sh -c "[ \"\$(redis-cli -p $RP ping 2>/dev/null)\" = PONG ]"
+for x in 1 2; do
+	mkdir -p "$RUN/fcache$x"
+	{ sed "s|^cache_dir .*|cache_dir $RUN/fcache$x|" "$RUN/danests.conf"
+	  printf 'store redis://127.0.0.1:%s\nnode_id e2e-%s\n' $RP $x
+	  printf '[exim]\nmetrics yes\n'; } >"$RUN/fleet$x.conf"
+	ex -be "\${dlfunc{$SO}{decision}{dane-ee.test}{$RUN/fleet$x.conf}}" >/dev/null 2>&1
+done
+n1=$(redis-cli -p $RP hget danests:met:node:e2e-1 decisions/deliver)
+n2=$(redis-cli -p $RP hget danests:met:node:e2e-2 decisions/deliver)
+out=$("$BUILD/core/danests" stats --config "$RUN/fleet2.conf" 2>&1)
+if [ "$n1 $n2" = "1 1" ] &&
+    [ "$(head -1 <<<"$out")" = "# the sum of 2 nodes (shared store)" ] &&
+    grep -qx 'danests_decisions_total{verdict="deliver"} 2' <<<"$out"; then
+	e2e_ok metrics-fleet-in-redis
+else
+	e2e_notok metrics-fleet-in-redis "redis $n1 $n2; $(tr '\n' ' ' <<<"$out" | cut -c1-300)"
+fi
+kill "$(cat "$RUN/redis.pid" 2>/dev/null)" 2>/dev/null
 
 # ---- fail closed: the module broken on purpose ---------------------------
 for broken in broken-cache bad-key dead-resolver conf-dir no-conf; do
