@@ -22,8 +22,15 @@
 # (tests/testbed/up.sh), redis-server, and the postfix-mta-sts-resolver
 # package installed beforehand (outside the test bed's network namespace:
 # apt-get install postfix-mta-sts-resolver).  Prints queries per second
-# and p50/p99 latency at 1, 16 and 64 clients.  A benchmark, not a test:
-# run by hand; not part of tests/run.sh.
+# and p50/p99 latency at 1, 16 and 64 clients.
+# Then fetches per domain across 2 and 4 nodes: N (each of FLEET_N,
+# default "200 1000") new domains of the test bed's bulk.test asked of every node at once,
+# FLEET_CONNS (100) connections per node, FLEET_DEADLINE (300) seconds at
+# most per run; 2 and 4 danests-postfix sharing the store, then 2 and 4
+# mta-sts-daemon (each with its internal cache when its Redis cache does
+# not start); the policy host's requests per domain (mean, max), the
+# replies and the time.  A benchmark, not a test: run by hand; not part
+# of tests/run.sh.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../e2e/lib.sh
@@ -34,21 +41,33 @@ PY=/usr/bin/python3
 LM_PORT=18475 RD_PORT=18476 PEER_PORT=18477 RPORT=16399
 work=$(mktemp -d /tmp/danests-fleetbench.XXXXXX)
 pids=()
+fpids=()
 smbench=$build/tests/bench/postfix/smbench
 daemon=$build/postfix-tlsproxy/danests-postfix
 
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
+# stop PID... - stop these processes and their children, bounded waits: a
+# server started in the background through e2e_in_testbed (a shell
+# function, so a subshell) is a child of the pid $! names
+stop() {
+	local p all=()
+	for p; do
+		all+=($(ps -o pid= --ppid "$p" 2>/dev/null) "$p")
+	done
+	for p in "${all[@]}"; do
 		kill "$p" 2>/dev/null
 	done
-	for p in "${pids[@]}"; do
+	for p in "${all[@]}"; do
 		for _ in $(seq 50); do
-			kill -0 "$p" 2>/dev/null || break
+			# gone, or a zombie nobody reaps
+			ps -o stat= -p "$p" 2>/dev/null | grep -qv Z || break
 			sleep 0.1
 		done
 		kill -9 "$p" 2>/dev/null
 	done
+}
+
+cleanup() {
+	stop "${pids[@]}" "${fpids[@]}"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -103,7 +122,7 @@ peer=peer-redis
 if ! peer_start redis "url: \"redis://127.0.0.1:$RPORT/1\""; then
 	echo "# mta-sts-daemon with cache: redis did not start:" \
 	    "$(grep -m1 Error "$work/peer.log")"
-	kill "$peer_pid" 2>/dev/null
+	stop "$peer_pid"
 	peer=peer-internal
 	peer_start internal "cache_size: 10000" ||
 	    die "mta-sts-daemon did not start: $(tail -n 3 "$work/peer.log")"
@@ -167,3 +186,135 @@ for c in 1 16 64; do
 done
 echo "# Redis reads by danests-redis (HGET calls): $(redis-cli -p $RPORT info commandstats |
     tr -d '\r' | sed -n 's/^cmdstat_hget:calls=\([0-9]*\),.*/\1/p')"
+
+# --- fetches per domain across 2 and 4 nodes -------------------------------
+# N new domains of the test bed's bulk.test (d0001.bulk.test ...; N each
+# of FLEET_N, default 200 and 1,000) asked of every node of a fleet at
+# once, in the same order, FLEET_CONNS connections per node
+# (tests/integration/smfleet.py, FLEET_DEADLINE seconds at most); the
+# policy host's requests counted per domain in nginx's access log.
+#   danests: 2, then 4 danests-postfix on the redis-server above (a fresh
+#     database, fresh local caches): the fetch lock makes one node fetch;
+#   peer: 2, then 4 mta-sts-daemon with the cache the peer ran with above
+#     (Redis when its backend started, else each its internal cache).
+# The domains are new to every run: each run's nodes start empty.
+FNS=${FLEET_N:-200 1000} FC=${FLEET_CONNS:-100} FD=${FLEET_DEADLINE:-300}
+for FN in $FNS; do
+	[ "$FN" -ge 1 ] && [ "$FN" -le 1000 ] ||
+	    die "FLEET_N: numbers from 1 to 1000 (bulk.test)"
+done
+www_log=$E2E_RUN/https/logs/access.log
+[ -f "$www_log" ] && dig +short @"$E2E_RESOLVER" TXT _mta-sts.d0001.bulk.test |
+    grep -q STSv1 || die "no bulk.test in the test bed (tests/testbed/up.sh)"
+fleet_stop() {
+	stop "${fpids[@]}"
+	fpids=()
+}
+# fleet_run WHO K PORTS - ask, count, print a row
+fleet_run() {
+	local who=$1 k=$2 ports=$3 l0 out
+	l0=$(wc -l <"$www_log")
+	"$PY" "$E2E_TOP/tests/integration/smfleet.py" "$ports" postfix "$FC" \
+	    "$FD" "$work/bulk" >"$work/fleet.out" 2>&1
+	tail -n +$((l0 + 1)) "$www_log" | awk '$3 ~ /^mta-sts\.d[0-9]+\.bulk\.test$/ &&
+	    /mta-sts\.txt/ { print substr($3, 9) }' | sort | uniq -c >"$work/fleet.fetches"
+	out=$(awk -v n="$FN" '
+		FILENAME ~ /fetches$/ { f[$2] = $1; t += $1; next }
+		/^# seconds=/ { sub(/^# seconds=/, ""); s = $0; next }
+		{ r = $3; sub(/ .*/, "", r); if (r == "OK") ok++; else bad++ }
+		END {
+			for (d in f) if (f[d] > m) m = f[d]
+			printf "%.2f %d %d %d %s", t / n, m + 0, ok + 0, bad + 0, s
+		}' "$work/fleet.fetches" "$work/fleet.out")
+	set -- $out
+	printf '%-16s %5s %6s %9s %9s %8s %8s %9s\n' "$who" "$k" "$FN" "$1" "$2" \
+	    "$3" "$4" "$5"
+	# what the other replies were (first word and reason), per node
+	[ "$4" = 0 ] || awk '!/^#/ && $3 != "OK" { r = $3; if (NF > 4) r = r " " $5
+		n[$1 " " r]++ } END { for (k in n) printf "#   port %s: %d\n", k, n[k] }' \
+	    "$work/fleet.out" | sort | head -n 8
+}
+mkdir -p "$work/fleet"
+chown nobody "$work/fleet"
+echo
+echo "# fetches per domain: N new domains (bulk.test) asked of every node at once,"
+echo "# $FC connections per node; fetches counted at the policy host"
+case $peer in
+peer-internal) echo "# peer: mta-sts-daemon's Redis cache does not start here (see above): each" \
+    "instance keeps its internal cache; the peer has no fetch lock in any case" ;;
+*) echo "# peer: mta-sts-daemon instances share one Redis cache (no fetch lock)" ;;
+esac
+printf '%-16s %5s %6s %9s %9s %8s %8s %9s\n' server nodes domains \
+    fetch_mean fetch_max ok_replies other seconds
+for FN in $FNS; do
+	seq -f 'd%04g.bulk.test' 1 "$FN" >"$work/bulk"
+	for k in 2 4; do
+		redis-cli -p $RPORT -n 3 flushdb >/dev/null
+		ports=
+		for i in $(seq "$k"); do
+			p=$((18480 + i))
+			rm -rf "$work/fleet/$i" && mkdir "$work/fleet/$i" &&
+			    chown nobody "$work/fleet/$i" || die "cache directory"
+			# a node of the fleet: decisions kept nowhere, policies shared
+			# through the store; each node has about FLEET_CONNS lookups
+			# queued behind one another, so a node waits for another's
+			# fetch up to half of decision_timeout (30 s here, not 15 s),
+			# and lookup_timeout stays above it
+			cat >"$work/fleet/$i.conf" <<CONF
+resolver $E2E_RESOLVER
+ca_file $E2E_CA
+cache_dir $work/fleet/$i
+decision_memory_ttl 0
+decision_ttl 0
+decision_timeout 30
+store redis://127.0.0.1:$RPORT/3
+store_timeout 1000
+
+[postfix]
+listen inet:127.0.0.1:$p
+user nobody
+lookup_timeout 40
+CONF
+			E2E_CA_BUNDLE=1 e2e_in_testbed "$daemon" -d -c "$work/fleet/$i.conf" \
+			    >"$work/fleet/$i.log" 2>&1 &
+			fpids+=($!)
+			ports=$ports${ports:+,}$p
+		done
+		e2e_wait 20 sh -c "for p in $(echo "$ports" | tr , ' '); do ss -Hltn | grep -q \"127.0.0.1:\$p \" || exit 1; done" ||
+		    die "danests-postfix nodes did not start: $(tail -n 3 "$work"/fleet/*.log)"
+		fleet_run danests "$k" "$ports"
+		fleet_stop
+	done
+	for k in 2 4; do
+		redis-cli -p $RPORT -n 4 flushdb >/dev/null
+		ports=
+		for i in $(seq "$k"); do
+			p=$((18490 + i))
+			case $peer in
+			peer-redis) ctype=redis
+				copt="url: \"redis://127.0.0.1:$RPORT/4\"" ;;
+			*) ctype=internal copt="cache_size: 10000" ;;
+			esac
+			cat >"$work/fleet/peer$i.yml" <<YML
+host: 127.0.0.1
+port: $p
+shutdown_timeout: 1
+cache:
+  type: $ctype
+  options:
+    $copt
+default_zone:
+  strict_testing: false
+  timeout: 4
+YML
+			E2E_CA_BUNDLE=1 e2e_in_testbed mta-sts-daemon -v warn \
+			    -c "$work/fleet/peer$i.yml" >"$work/fleet/peer$i.log" 2>&1 &
+			fpids+=($!)
+			ports=$ports${ports:+,}$p
+		done
+		e2e_wait 20 sh -c "for p in $(echo "$ports" | tr , ' '); do ss -Hltn | grep -q \"127.0.0.1:\$p \" || exit 1; done" ||
+		    die "mta-sts-daemon instances did not start: $(tail -n 3 "$work"/fleet/peer*.log)"
+		fleet_run "$peer" "$k" "$ports"
+		fleet_stop
+	done
+done
