@@ -14,7 +14,8 @@
 #  - both nodes asked at the same moment about MTA-STS domains neither
 #    has seen fetch each policy once (requests counted in the policy
 #    host's access log): 8 scenario domains; node B's replica lagging
-#    behind; then 1,000 domains (bulk.test) over 200 connections each;
+#    behind (a first contact, and a refresh by danests cache refresh);
+#    then 1,000 domains (bulk.test) over 200 connections each;
 #  - the store killed (primary and replica) while both nodes answer:
 #    every reply equals the reply given with the store up; the primary
 #    back: a policy fetched afterwards is written to it.
@@ -41,7 +42,7 @@ check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-}"; fi; }
 [ -x "$pf" ] || { echo "not ok 1 build # no $pf"; exit 1; }
 [ -f "$E2E_CA" ] || { echo "skip fleet (test bed not up)"; exit 0; }
 [ "$(id -u)" = 0 ] || { echo "skip fleet (needs root)"; exit 0; }
-for p in redis-server redis-cli; do
+for p in redis-server redis-cli jq; do
 	command -v $p >/dev/null || { echo "not ok 1 $p # tests/setup.sh installs redis-server"; exit 1; }
 done
 rm -rf "$W"
@@ -244,6 +245,34 @@ rb2=$(reply $B_PORT $d "$(cat "$W/lagged")")
 c=$(( $(fetches "$d") - f0 ))
 check replica-behind-one-fetch '[[ "$ra2" == OK* ]] && [ "$rb2" = "$ra2" ] &&
     [ "$c" = 1 ]' "fetches $c; A: $ra2; B: $rb2"
+# The same for a refresh (danests cache refresh, two more caches of the
+# fleet, R2 reading the lagging replica): R1 and R2 learn a policy while
+# the replica follows; later R1 refreshes it (a newer fetch, on the
+# primary only); R2's refresh then takes the free lock and must adopt
+# R1's policy from the primary, not fetch it again.
+rcli $RR replicaof 127.0.0.1 $RP >/dev/null
+e2e_wait 10 sh -c "redis-cli -p $RR info replication | grep -q master_link_status:up"
+d=sts-certbad.test
+for r in r1 r2; do
+	sed -e "s|^cache_dir .*|cache_dir $W/$r|" -e '/^\[postfix\]/,$d' \
+	    "$W/$([ $r = r1 ] && echo a || echo b).conf" >"$W/$r.conf"
+done
+rcheck() { timeout 30 "$build/core/danests" check --json --config "$W/$1.conf" "$d" 2>&1; }
+rrefresh() { timeout 30 "$build/core/danests" cache --cache-dir "$W/$1" refresh \
+    --config "$W/$1.conf" --window 86396 2>&1; }
+f0=$(fetches "$d")
+rcheck r1 >/dev/null
+e2e_wait 5 sh -c "[ \"\$(redis-cli -p $RR exists f:sts:$d)\" = 1 ]"
+j2=$(rcheck r2)
+rcli $RR replicaof no one >/dev/null
+sleep 5			# both copies due within the window; a new fetch not
+x1=$(rrefresh r1)
+f1=$(fetches "$d")
+x2=$(rrefresh r2)
+f2=$(fetches "$d")
+check replica-behind-refresh-adopts '[ $((f1 - f0)) = 2 ] && [ "$f2" = "$f1" ] &&
+    jq -e ".sts.source != \"fetched\"" <<<"$j2" >/dev/null' \
+    "fetches: first contact and R1 $((f1 - f0)) (2), R2 $((f2 - f1)) (0); R1: $x1; R2: $x2; $(head -c 200 <<<"$j2")"
 rcli $RR replicaof 127.0.0.1 $RP >/dev/null
 e2e_wait 10 sh -c "redis-cli -p $RR info replication | grep -q master_link_status:up" ||
     notok replica-rejoins "$(tail -3 "$W/rr/log")"
