@@ -51,6 +51,7 @@ daemon=$build/postfix-tlsproxy/danests-postfix
 stop() {
 	local p all=()
 	for p; do
+		# shellcheck disable=SC2207 # pids, one word each
 		all+=($(ps -o pid= --ppid "$p" 2>/dev/null) "$p")
 	done
 	for p in "${all[@]}"; do
@@ -226,6 +227,7 @@ fleet_run() {
 			for (d in f) if (f[d] > m) m = f[d]
 			printf "%.2f %d %d %d %s", t / n, m + 0, ok + 0, bad + 0, s
 		}' "$work/fleet.fetches" "$work/fleet.out")
+	# shellcheck disable=SC2086 # five numbers
 	set -- $out
 	printf '%-16s %5s %6s %9s %9s %8s %8s %9s\n' "$who" "$k" "$FN" "$1" "$2" \
 	    "$3" "$4" "$5"

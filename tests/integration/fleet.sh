@@ -229,7 +229,7 @@ check "burst-one-fetch-per-policy ($(wc -w <<<"$new") domains, 2 nodes)" \
 # Node B takes the free lock and must read the primary, not its replica,
 # before it fetches: it adopts node A's policy (one fetch in all).
 d=sts-dane-insecure-mitm.test
-f0=$(fetches "$d")
+g0=$(fetches "$d")
 rcli $RR replicaof no one >/dev/null
 r=$(ask $A_PORT $d)
 ra2=$(reply $A_PORT $d "$r")
@@ -242,7 +242,7 @@ rcli $RP rename f:aside f:sts:$d >/dev/null
 rcli $RP del f:lock:fetch:$d >/dev/null
 wait $wpid
 rb2=$(reply $B_PORT $d "$(cat "$W/lagged")")
-c=$(( $(fetches "$d") - f0 ))
+c=$(( $(fetches "$d") - g0 ))
 check replica-behind-one-fetch '[[ "$ra2" == OK* ]] && [ "$rb2" = "$ra2" ] &&
     [ "$c" = 1 ]' "fetches $c; A: $ra2; B: $rb2"
 # The same for a refresh (danests cache refresh, two more caches of the
@@ -253,14 +253,14 @@ check replica-behind-one-fetch '[[ "$ra2" == OK* ]] && [ "$rb2" = "$ra2" ] &&
 rcli $RR replicaof 127.0.0.1 $RP >/dev/null
 e2e_wait 10 sh -c "redis-cli -p $RR info replication | grep -q master_link_status:up"
 d=sts-certbad.test
-for r in r1 r2; do
-	sed -e "s|^cache_dir .*|cache_dir $W/$r|" -e '/^\[postfix\]/,$d' \
-	    "$W/$([ $r = r1 ] && echo a || echo b).conf" >"$W/$r.conf"
+for rn in r1 r2; do
+	sed -e "s|^cache_dir .*|cache_dir $W/$rn|" -e '/^\[postfix\]/,$d' \
+	    "$W/$([ $rn = r1 ] && echo a || echo b).conf" >"$W/$rn.conf"
 done
 rcheck() { timeout 30 "$build/core/danests" check --json --config "$W/$1.conf" "$d" 2>&1; }
 rrefresh() { timeout 30 "$build/core/danests" cache --cache-dir "$W/$1" refresh \
     --config "$W/$1.conf" --window 86396 2>&1; }
-f0=$(fetches "$d")
+g0=$(fetches "$d")
 rcheck r1 >/dev/null
 e2e_wait 5 sh -c "[ \"\$(redis-cli -p $RR exists f:sts:$d)\" = 1 ]"
 j2=$(rcheck r2)
@@ -270,9 +270,9 @@ x1=$(rrefresh r1)
 f1=$(fetches "$d")
 x2=$(rrefresh r2)
 f2=$(fetches "$d")
-check replica-behind-refresh-adopts '[ $((f1 - f0)) = 2 ] && [ "$f2" = "$f1" ] &&
+check replica-behind-refresh-adopts '[ $((f1 - g0)) = 2 ] && [ "$f2" = "$f1" ] &&
     jq -e ".sts.source != \"fetched\"" <<<"$j2" >/dev/null' \
-    "fetches: first contact and R1 $((f1 - f0)) (2), R2 $((f2 - f1)) (0); R1: $x1; R2: $x2; $(head -c 200 <<<"$j2")"
+    "fetches: first contact and R1 $((f1 - g0)) (2), R2 $((f2 - f1)) (0); R1: $x1; R2: $x2; $(head -c 200 <<<"$j2")"
 rcli $RR replicaof 127.0.0.1 $RP >/dev/null
 e2e_wait 10 sh -c "redis-cli -p $RR info replication | grep -q master_link_status:up" ||
     notok replica-rejoins "$(tail -3 "$W/rr/log")"
