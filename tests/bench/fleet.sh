@@ -10,10 +10,14 @@
 #   danests-lmdb   danests-postfix, local cache only;
 #   danests-redis  danests-postfix with store redis://...: every decision
 #                  reads the local cache and the store;
-#   peer-redis     mta-sts-daemon, cache: redis; when that backend does
-#                  not start (Debian 12's python3-aioredis 1.3 lacks the
-#                  from_url its Redis cache calls), cache: internal, and
-#                  the table says peer-internal.
+#   peer-redis     mta-sts-daemon, cache: redis: Debian 13's
+#                  postfix-mta-sts-resolver (1.5) with its python3-redis,
+#                  run from a throw-away Debian 13 root
+#                  (tests/packages/overlay.sh, the cached build root of
+#                  the package suite; PEER_ROOT=none runs Debian 12's
+#                  instead); when the Redis cache does not start (Debian
+#                  12's python3-aioredis 1.3 lacks the from_url it calls),
+#                  cache: internal, and the table says peer-internal.
 # danests-postfix keeps no decision here (decision_memory_ttl 0,
 # decision_ttl 0) and rechecks the TXT id every time (sts_recheck 0),
 # both servers alike, so each request is a whole decision (MX, TLSA and
@@ -33,6 +37,10 @@
 # of tests/run.sh.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+# the peer's root is an overlay mount: a mount namespace of its own
+if [ "${PEER_ROOT:-}" != none ] && [ "${FLEETBENCH_NS:-}" != 1 ]; then
+	FLEETBENCH_NS=1 exec unshare -m --propagation private "$0" "$@"
+fi
 # shellcheck source=../e2e/lib.sh
 . "$here/../e2e/lib.sh"
 build=$(cd "${1:-$E2E_TOP/build}" && pwd)
@@ -69,6 +77,7 @@ stop() {
 
 cleanup() {
 	stop "${pids[@]}" "${fpids[@]}"
+	[ -n "${peer_root:-}" ] && umount -R -l "$peer_root" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -80,9 +89,42 @@ die() {
 
 [ -x "$smbench" ] && [ -x "$daemon" ] || die "build first ($build)"
 ss -Hlun | grep -q "$E2E_RESOLVER:53" || die "test bed not up"
-command -v mta-sts-daemon >/dev/null ||
-    die "install postfix-mta-sts-resolver first (outside the network namespace)"
 command -v redis-server >/dev/null || die "no redis-server"
+
+# the peer: Debian 13's, in a root of its own (the test CA trusted, the
+# test bed's resolver), else Debian 12's installed one
+peer_root=
+if [ "${PEER_ROOT:-}" != none ]; then
+	mkdir -p "$work/peer13"
+	if peer_root=$("$E2E_TOP/tests/packages/overlay.sh" trixie "$work/peer13" \
+	    postfix-mta-sts-resolver python3-redis 2>"$work/peer13.log"); then
+		mkdir -p "$peer_root/usr/local/share/ca-certificates"
+		cp "$E2E_CA" "$peer_root/usr/local/share/ca-certificates/danests-test-ca.crt"
+		chroot "$peer_root" update-ca-certificates >/dev/null 2>&1
+		rm -f "$peer_root/etc/resolv.conf"
+		printf 'nameserver %s\n' "$E2E_RESOLVER" >"$peer_root/etc/resolv.conf"
+		echo "# peer: postfix-mta-sts-resolver" \
+		    "$(chroot "$peer_root" dpkg-query -W -f '${Version}' postfix-mta-sts-resolver) (Debian 13)"
+	else
+		echo "# no Debian 13 root for the peer: $(tail -n 2 "$work/peer13.log" | tr '\n' ' ')"
+		peer_root=
+	fi
+fi
+if [ -z "$peer_root" ]; then
+	command -v mta-sts-daemon >/dev/null ||
+	    die "install postfix-mta-sts-resolver first (outside the network namespace)"
+	echo "# peer: postfix-mta-sts-resolver" \
+	    "$(dpkg-query -W -f '${Version}' postfix-mta-sts-resolver) (Debian 12)"
+fi
+# peer_exec YML - mta-sts-daemon with that configuration, in the foreground
+peer_exec() {
+	if [ -n "$peer_root" ]; then
+		cp "$1" "$peer_root/tmp/" &&
+		    exec chroot "$peer_root" mta-sts-daemon -v warn -c "/tmp/${1##*/}"
+	else
+		E2E_CA_BUNDLE=1 e2e_in_testbed mta-sts-daemon -v warn -c "$1"
+	fi
+}
 
 # the domains: every scenario domain with a valid MTA-STS policy that
 # does not expire during the run (as tests/bench/postfix/run.sh)
@@ -113,8 +155,7 @@ default_zone:
   strict_testing: false
   timeout: 4
 YML
-	E2E_CA_BUNDLE=1 e2e_in_testbed mta-sts-daemon -v warn \
-	    -c "$work/peer.yml" >"$work/peer.log" 2>&1 &
+	(peer_exec "$work/peer.yml") >"$work/peer.log" 2>&1 &
 	peer_pid=$!
 	pids+=($!)
 	e2e_wait 10 sh -c "ss -Hltn | grep -q '127.0.0.1:$PEER_PORT '"
@@ -309,8 +350,7 @@ default_zone:
   strict_testing: false
   timeout: 4
 YML
-			E2E_CA_BUNDLE=1 e2e_in_testbed mta-sts-daemon -v warn \
-			    -c "$work/fleet/peer$i.yml" >"$work/fleet/peer$i.log" 2>&1 &
+			(peer_exec "$work/fleet/peer$i.yml") >"$work/fleet/peer$i.log" 2>&1 &
 			fpids+=($!)
 			ports=$ports${ports:+,}$p
 		done
