@@ -531,6 +531,12 @@ server:
 	# by the hundred; the default buffer drops some, and unbound waits
 	# 10 s before it asks again (infra-cache-min-rtt below)
 	receive-buffer-size: 4194304
+	# nor may nsd's response rate limiting (200 a second per source by
+	# default) throttle the test bed's own resolver: unbound's queries
+	# would be dropped or truncated, its request list fill up, and the
+	# clients' queries time out
+	rrl-ratelimit: 0
+	rrl-whitelist-ratelimit: 0
 remote-control:
 	control-enable: yes
 	control-interface: "$D/nsd.ctl"
