@@ -18,11 +18,7 @@ W=$build/daemons-it
 # shellcheck source=lib.sh
 . "$top/tests/integration/lib.sh"
 CLIENTS=$top/tests/integration/slowclients.py
-n=0 fails=0
 
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $1${2:+ # $2}"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-}"; fi; }
 
 [ -x "$pf" ] || { echo "not ok 1 build # no $pf"; exit 1; }
 [ -f "$E2E_CA" ] || { echo "skip daemons (test bed not up)"; exit 0; }

@@ -30,14 +30,10 @@ relay=$build/opensmtpd/danests-relay
 W=$build/fleet-it
 # shellcheck source=lib.sh
 . "$top/tests/integration/lib.sh"
-n=0 fails=0
 RP=16395 RR=16396 A_PORT=18490 B_PORT=18491 C_PORT=18492 C_M=18493
 www=$E2E_RUN/https/www
 log=$E2E_RUN/https/logs/access.log
 
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $1${2:+ # $2}"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-}"; fi; }
 
 [ -x "$pf" ] || { echo "not ok 1 build # no $pf"; exit 1; }
 [ -f "$E2E_CA" ] || { echo "skip fleet (test bed not up)"; exit 0; }
@@ -56,15 +52,6 @@ fleet_end() {
 }
 trap fleet_end EXIT
 
-rcli() { timeout 5 redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
-# redis PORT DIR [ARGS] - a redis-server without persistence; its pid in rpid
-redis() {
-	redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no \
-	    --dir "$2" --logfile "$2/log" "${@:3}" &
-	rpid=$!
-	pids+=("$rpid")
-	e2e_wait 5 sh -c "[ \"\$(redis-cli -p $1 ping 2>/dev/null)\" = PONG ]"
-}
 redis $RP "$W/rp" && rp_pid=$rpid &&
     redis $RR "$W/rr" --replicaof 127.0.0.1 $RP && rr_pid=$rpid &&
     e2e_wait 10 sh -c "redis-cli -p $RR info replication | grep -q master_link_status:up" ||

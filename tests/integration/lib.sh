@@ -1,7 +1,8 @@
 # tests/integration/lib.sh - what the integration scripts that start
 # daemons share: the e2e library (test bed settings, e2e_wait, e2e_ok,
-# mail counts), the daemons a script started and their end, waiting for a
-# listener, and LMTP dialogues with danests-relay.
+# mail counts), numbered TAP lines, the daemons a script started and their
+# end, redis-servers, waiting for a listener, and LMTP dialogues with
+# danests-relay.
 #
 # Source it once top (the source tree) and W (the work directory) are
 # set.  A script adds the pid of each daemon it starts to pids; they are
@@ -24,6 +25,25 @@ cleanup() {
 	pids=()
 }
 trap cleanup EXIT
+
+# ok NAME, notok NAME [WHY], check NAME EXPR [WHY] - one numbered TAP line
+# each (check evaluates EXPR); fails counts the "not ok"
+n=0 fails=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $1${2:+ # $2}"; }
+check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-}"; fi; }
+
+# redis PORT DIR [ARGS] - a redis-server on 127.0.0.1:PORT without
+# persistence (ARGS first: a configuration file may lead), a daemon of
+# the script; its pid in rpid; rcli PORT ARGS - redis-cli, bounded
+redis() {
+	redis-server "${@:3}" --port "$1" --bind 127.0.0.1 --save '' \
+	    --appendonly no --dir "$2" --logfile "$2/log" &
+	rpid=$!
+	pids+=("$rpid")
+	e2e_wait 5 sh -c "[ \"\$(redis-cli -p $1 ping 2>/dev/null)\" = PONG ]"
+}
+rcli() { timeout 5 redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
 
 # listening ADDR:PORT... - within 10 s, each TCP ADDR:PORT listens
 listening() {

@@ -23,12 +23,8 @@ relay=$build/opensmtpd/danests-relay
 W=$build/metrics-it
 # shellcheck source=lib.sh
 . "$top/tests/integration/lib.sh"
-n=0 fails=0
 PF_PORT=18480 PF_M=18481 RELAY_PORT=18482 RELAY_M=18483
 
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $1${2:+ # $2}"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-}"; fi; }
 
 [ -x "$pf" ] || { echo "not ok 1 build # no $pf"; exit 1; }
 [ -f "$E2E_CA" ] || { echo "skip metrics (test bed not up)"; exit 0; }

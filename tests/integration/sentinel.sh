@@ -21,12 +21,8 @@ danests=$build/core/danests
 W=$build/sentinel-it
 # shellcheck source=lib.sh
 . "$top/tests/integration/lib.sh"
-n=0 fails=0
 RP=16421 RR=16422 RS=26421 DEAD=26499 PORT=18495
 
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n $1${2:+ # $2}"; }
-check() { if eval "$2"; then ok "$1"; else notok "$1" "${3:-}"; fi; }
 
 [ -x "$pf" ] || { echo "not ok 1 build # no $pf"; exit 1; }
 [ -f "$E2E_CA" ] || { echo "skip sentinel (test bed not up)"; exit 0; }
@@ -38,15 +34,6 @@ rm -rf "$W"
 mkdir -p "$W/cache" "$W/rp" "$W/rr" "$W/rs"
 chown nobody "$W/cache"
 
-rcli() { timeout 5 redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
-# redis PORT DIR [ARGS] - a redis-server without persistence; pid in rpid
-redis() {
-	redis-server "${@:3}" --port "$1" --bind 127.0.0.1 --save '' \
-	    --appendonly no --dir "$2" --logfile "$2/log" &
-	rpid=$!
-	pids+=("$rpid")
-	e2e_wait 5 sh -c "[ \"\$(redis-cli -p $1 ping 2>/dev/null)\" = PONG ]"
-}
 # (a sentinel rewrites its configuration file: one of its own)
 cat >"$W/rs/sentinel.conf" <<EOC
 sentinel monitor tm 127.0.0.1 $RP 1
