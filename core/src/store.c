@@ -285,7 +285,7 @@ tls_new(const struct danests_config *cfg, char *why, size_t whylen)
 {
 	SSL_CTX *t;
 	unsigned long e;
-	const char *what;
+	const char *what, *file, *reason;
 
 	if ((t = SSL_CTX_new(TLS_client_method())) == NULL) {
 		why_set(why, whylen, "store: cannot make a TLS context");
@@ -295,31 +295,31 @@ tls_new(const struct danests_config *cfg, char *why, size_t whylen)
 	SSL_CTX_set_verify(t, SSL_VERIFY_PEER, NULL);
 	ERR_clear_error();
 	what = "store_ca_file";
-	if (cfg->store_ca_file[0] != '\0' ? SSL_CTX_load_verify_locations(t,
-	    cfg->store_ca_file, NULL) != 1 :
-	    SSL_CTX_set_default_verify_paths(t) != 1)
+	file = cfg->store_ca_file;
+	if (file[0] != '\0' ? SSL_CTX_load_verify_locations(t, file, NULL) !=
+	    1 : SSL_CTX_set_default_verify_paths(t) != 1)
 		goto fail;
 	what = "store_cert_file";
-	if (cfg->store_cert_file[0] != '\0' &&
-	    SSL_CTX_use_certificate_chain_file(t, cfg->store_cert_file) != 1)
+	file = cfg->store_cert_file;
+	if (file[0] != '\0' &&
+	    SSL_CTX_use_certificate_chain_file(t, file) != 1)
 		goto fail;
 	what = "store_key_file";
-	if (cfg->store_key_file[0] != '\0' &&
-	    (SSL_CTX_use_PrivateKey_file(t, cfg->store_key_file,
+	file = cfg->store_key_file;
+	if (file[0] != '\0' && (SSL_CTX_use_PrivateKey_file(t, file,
 	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(t) != 1))
 		goto fail;
 	return t;
 fail:
+	/* (only the CA step runs with no file: the system's CAs) */
 	e = ERR_peek_last_error();
-	why_set(why, whylen, "%s %s: %s", what,
-	    strcmp(what, "store_ca_file") == 0 ? cfg->store_ca_file :
-	    strcmp(what, "store_cert_file") == 0 ? cfg->store_cert_file :
-	    cfg->store_key_file, e != 0 ? ERR_reason_error_string(e) :
-	    "cannot be read");
-	if (strcmp(what, "store_ca_file") == 0 && cfg->store_ca_file[0] ==
-	    '\0')
+	reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+	if (file[0] == '\0')
 		why_set(why, whylen, "store: the system's CA certificates "
 		    "cannot be loaded; give store_ca_file");
+	else
+		why_set(why, whylen, "%s %s: %s", what, file,
+		    reason != NULL ? reason : "cannot be read");
 	ERR_clear_error();
 	SSL_CTX_free(t);
 	return NULL;

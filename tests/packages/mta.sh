@@ -526,6 +526,16 @@ if [ $tlsrpt = 1 ]; then
 	else
 		notok "store-tls-config-$name" "exit $rc: $e"
 	fi
+	# a CA file that holds no certificate: an error naming key and file
+	sed 's|^store_ca_file .*|store_ca_file /etc/danests/store/node.key|' \
+	    "$r/etc/danests/store-16380.conf" >"$r/etc/danests/store-badca.conf"
+	e=$(in_root timeout 30 danests check --config /etc/danests/store-badca.conf sts-testing.test 2>&1 >/dev/null)
+	rc=$?
+	if [ $rc != 0 ] && grep -q "store_ca_file /etc/danests/store/node.key: " <<<"$e"; then
+		ok "store-tls-bad-ca-$name (exit $rc: $e)"
+	else
+		notok "store-tls-bad-ca-$name" "exit $rc: $e"
+	fi
 fi
 
 case $svc in
